@@ -1,0 +1,310 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrClosed is returned by Publish on a closed [Bus].
+var ErrClosed = errors.New("bus: closed")
+
+// Handler applies what the bus receives. Its methods are called one at a
+// time, from the bus's receive goroutine, in the order things happened; they
+// must not block for long and must not call back into the bus's Close.
+type Handler interface {
+	// Apply applies an invalidation from another node (never this node's
+	// own messages).
+	Apply(m Message)
+	// Lost says that messages may be missed from now on (the subscription
+	// failed). The cache flushes its L1 and serves only young entries
+	// until Restored.
+	Lost(reason error)
+	// Restored says that the subscription is confirmed again: messages
+	// published from now on arrive. The cache flushes once more.
+	Restored()
+	// Gap says that a message of origin went missing while the
+	// subscription was up. The cache flushes.
+	Gap(origin NodeID)
+}
+
+// Options configures a [Bus]. The zero value of every field but Client,
+// Channel and Handler is its documented default.
+type Options struct {
+	// Client publishes and subscribes. It must not have go-redis's
+	// client-side caching enabled (such a client refuses SUBSCRIBE).
+	Client redis.UniversalClient
+	// Channel is the pub/sub channel of the namespace.
+	Channel string
+	// Node is this node's ID. Default: a random one.
+	Node NodeID
+	// Handler receives what arrives.
+	Handler Handler
+	// MaxMessageBytes bounds one message; a larger invalidation is sent
+	// as several. Default: 64 KiB.
+	MaxMessageBytes int
+	// Heartbeat is how often the node publishes its last sequence number.
+	// A node that hears nothing, not even its own heartbeat, for three
+	// heartbeats counts its subscription as lost. Default: 1s.
+	Heartbeat time.Duration
+	// PingInterval is how long the receive loop waits for a message before
+	// it pings the server; an unanswered ping by the next interval counts
+	// the subscription as lost. Default: Heartbeat/2.
+	PingInterval time.Duration
+	// Timeout bounds one PUBLISH. Default: 250ms.
+	Timeout time.Duration
+	// Logger receives losses, gaps and malformed messages. Default:
+	// discard.
+	Logger *slog.Logger
+	// Observe, if set, receives every [Event]; it is called on the bus's
+	// goroutines and must be fast.
+	Observe func(Event)
+	// Publish, if set, replaces PUBLISH on Client for sending one encoded
+	// message (to use sharded pub/sub, or to inject faults in tests).
+	// Default: Client.Publish(ctx, Channel, payload).
+	Publish func(ctx context.Context, payload []byte) error
+}
+
+// EventKind says what an [Event] reports.
+type EventKind uint8
+
+// The events a bus reports through Options.Observe.
+const (
+	EventSent         EventKind = iota + 1 // a message was published (N items)
+	EventReceived                          // a message from another node was applied (N items, Lag)
+	EventLost                              // the subscription was lost (Err)
+	EventRestored                          // the subscription is confirmed (again)
+	EventGap                               // a sender's message went missing
+	EventMalformed                         // a message could not be decoded (Err)
+	EventPublishError                      // a PUBLISH failed (Err)
+)
+
+// Event is one thing that happened on a bus.
+type Event struct {
+	Kind EventKind
+	N    int           // items sent or received
+	Lag  time.Duration // EventReceived: receive time minus send time
+	Err  error
+}
+
+// Bus is one node's connection to the invalidation channel. It is safe for
+// concurrent use; Close stops its goroutines.
+type Bus struct {
+	opts Options
+	reqs chan pubReq
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu      sync.Mutex // protects healthy, waiters and sub
+	healthy bool
+	waiters []chan struct{}
+	sub     *redis.PubSub // the current subscription, closed by Close to end a blocked read
+}
+
+// New starts a bus: one goroutine subscribes and receives, one publishes.
+// The subscription starts lost: the handler hears Restored once it is
+// confirmed ([Bus.WaitHealthy] waits for that).
+func New(opts Options) (*Bus, error) {
+	if opts.Client == nil || opts.Channel == "" || opts.Handler == nil {
+		return nil, errors.New("bus: Client, Channel and Handler are required")
+	}
+	if opts.MaxMessageBytes < 0 || opts.Heartbeat < 0 || opts.PingInterval < 0 || opts.Timeout < 0 {
+		return nil, errors.New("bus: negative option")
+	}
+	if opts.Node == (NodeID{}) {
+		opts.Node = NewNodeID()
+	}
+	if opts.MaxMessageBytes == 0 {
+		opts.MaxMessageBytes = 64 << 10
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = time.Second
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = opts.Heartbeat / 2
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 250 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Publish == nil {
+		client, channel := opts.Client, opts.Channel
+		opts.Publish = func(ctx context.Context, payload []byte) error {
+			return client.Publish(ctx, channel, payload).Err()
+		}
+	}
+	if err := checkClient(opts.Client); err != nil {
+		return nil, err
+	}
+	b := &Bus{opts: opts, reqs: make(chan pubReq)}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.wg.Add(2)
+	go b.publishLoop()
+	go b.receiveLoop()
+	return b, nil
+}
+
+// checkClient refuses a client with go-redis's client-side caching on: it
+// refuses SUBSCRIBE.
+func checkClient(c redis.UniversalClient) error {
+	if rc, ok := c.(*redis.Client); ok {
+		o := rc.Options()
+		if o.ClientSideCacheConfig != nil || o.ClientSideCache != nil {
+			return errors.New("bus: the redis client has client-side caching enabled, which refuses SUBSCRIBE: give the cache a client without it")
+		}
+	}
+	return nil
+}
+
+// Node returns this node's ID.
+func (b *Bus) Node() NodeID { return b.opts.Node }
+
+// Healthy reports whether the subscription is confirmed and no loss has been
+// seen since.
+func (b *Bus) Healthy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.healthy
+}
+
+// WaitHealthy blocks until the subscription is confirmed, ctx is done, or
+// the bus is closed.
+func (b *Bus) WaitHealthy(ctx context.Context) error {
+	b.mu.Lock()
+	if b.healthy {
+		b.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	b.waiters = append(b.waiters, ch)
+	b.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.ctx.Done():
+		return ErrClosed
+	}
+}
+
+func (b *Bus) setHealthy(h bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.healthy = h
+	if h {
+		for _, ch := range b.waiters {
+			close(ch)
+		}
+		b.waiters = nil
+	}
+}
+
+// Close stops the bus's goroutines and waits for them. It is idempotent.
+func (b *Bus) Close() error {
+	b.once.Do(func() {
+		b.cancel()
+		b.mu.Lock()
+		if b.sub != nil {
+			b.sub.Close()
+		}
+		b.mu.Unlock()
+		b.wg.Wait()
+	})
+	return nil
+}
+
+func (b *Bus) observe(e Event) {
+	if b.opts.Observe != nil {
+		b.opts.Observe(e)
+	}
+}
+
+// pubReq asks the publishing goroutine to send one invalidation.
+type pubReq struct {
+	kind  Kind
+	items []string
+	done  chan error
+}
+
+// Publish sends an invalidation of kind (KindKeys, KindPatterns or
+// KindFlush) to every other node, split into messages of at most
+// MaxMessageBytes. It returns when every part was published or one failed
+// (a failed part's sequence number is still used up, so receivers see a gap
+// and flush), or when ctx is done.
+func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
+	if kind != KindKeys && kind != KindPatterns && kind != KindFlush {
+		return fmt.Errorf("bus: cannot publish kind %d", kind)
+	}
+	r := pubReq{kind: kind, items: items, done: make(chan error, 1)}
+	select {
+	case b.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.ctx.Done():
+		return ErrClosed
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// publishLoop is the one goroutine that publishes: it numbers this node's
+// messages and sends a heartbeat every Heartbeat.
+func (b *Bus) publishLoop() {
+	defer b.wg.Done()
+	var seq uint64
+	hb := time.NewTicker(b.opts.Heartbeat)
+	defer hb.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-hb.C:
+			b.send(Message{Kind: KindHeartbeat, Seq: seq})
+		case r := <-b.reqs:
+			var firstErr error
+			batches := split(r.items, b.opts.MaxMessageBytes)
+			if len(batches) == 0 {
+				batches = [][]string{nil}
+			}
+			for _, items := range batches {
+				seq++
+				if err := b.send(Message{Kind: r.kind, Seq: seq, Items: items}); err != nil && firstErr == nil {
+					firstErr = err
+				}
+			}
+			r.done <- firstErr
+		}
+	}
+}
+
+func (b *Bus) send(m Message) error {
+	m.Origin = b.opts.Node
+	m.Sent = time.Now().UnixNano()
+	ctx, cancel := context.WithTimeout(b.ctx, b.opts.Timeout)
+	defer cancel()
+	if err := b.opts.Publish(ctx, Encode(m)); err != nil {
+		b.observe(Event{Kind: EventPublishError, Err: err})
+		return fmt.Errorf("bus: publish: %w", err)
+	}
+	if m.Kind != KindHeartbeat {
+		b.observe(Event{Kind: EventSent, N: len(m.Items)})
+	}
+	return nil
+}

@@ -1,0 +1,19 @@
+// Package bus carries invalidations between the processes that share one
+// namespace, over Redis pub/sub, and tells each process when it may have
+// missed some.
+//
+// Redis pub/sub is at-most-once: a message published while a subscriber is
+// reconnecting is lost. The bus therefore runs its own receive loop (with
+// ReceiveTimeout and Ping, not PubSub.Channel, which hides errors and drops
+// messages) and reports every way a message can go missing to its
+// [Handler]: a receive error, a failed or unanswered ping, a server-side
+// unsubscribe, a gap in a sender's sequence numbers, a heartbeat that
+// carries a sequence number this node never received, and the absence of
+// this node's own heartbeats. The handler (the cache) flushes its L1 when the
+// subscription is lost and again when it is back.
+//
+// Every message carries a version byte, the origin node's random 128-bit ID,
+// a per-origin sequence number, the time it was sent, and keys or patterns.
+// One publishing goroutine assigns the sequence numbers, so one sender's
+// messages arrive in order.
+package bus

@@ -1,0 +1,4 @@
+package redistest
+
+// MissingAction exposes missingAction to the tests.
+var MissingAction = missingAction

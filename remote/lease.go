@@ -1,0 +1,226 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Lease is the right to fill one key, held by the node that took it until it
+// fills, releases, or the lease expires.
+type Lease struct {
+	Key   string
+	Token uint64
+}
+
+// Acquire takes the lease on key for ttl in one atomic step (SET NX PX
+// inside a script that first reads the key): either the key was missing and
+// the caller now holds the lease (won), or the key holds something and Acquire
+// returns it (a value filled meanwhile, another node's lease, a foreign or
+// corrupt envelope) without changing it.
+func (s *Store) Acquire(ctx context.Context, key string, ttl time.Duration) (Lease, bool, Record, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	l := Lease{Key: key, Token: NewToken()}
+	env := encode(Record{Kind: KindLease, Token: l.Token, Expire: time.Now().Add(ttl).UnixMilli()})
+	raw, err := acquireScript.Run(ctx, s.rdb, []string{s.prefix + key}, env, pxArg(ttl)).Text()
+	if err == redis.Nil {
+		return l, true, Record{}, nil
+	}
+	if err != nil {
+		return Lease{}, false, Record{}, fmt.Errorf("remote: acquire: %w", err)
+	}
+	return Lease{}, false, decode([]byte(raw)), nil
+}
+
+// Acquired is the outcome of one key of [Store.AcquireMany].
+type Acquired struct {
+	Lease Lease  // the lease taken, when Won
+	Won   bool   // the caller holds the lease
+	Found Record // what the key held when not Won
+}
+
+// AcquireMany is [Store.Acquire] for many keys in one pipeline (one script
+// call per key, so nothing crosses slots). The results are in the order of
+// keys.
+func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duration) ([]Acquired, error) {
+	out := make([]Acquired, len(keys))
+	args := make([][]any, len(keys))
+	exp := time.Now().Add(ttl).UnixMilli()
+	for i, k := range keys {
+		out[i].Lease = Lease{Key: k, Token: NewToken()}
+		env := encode(Record{Kind: KindLease, Token: out[i].Lease.Token, Expire: exp})
+		args[i] = []any{env, pxArg(ttl)}
+	}
+	cmds, err := s.runMany(ctx, acquireScript, keys, args)
+	if err != nil {
+		return nil, fmt.Errorf("remote: acquire many: %w", err)
+	}
+	for i, c := range cmds {
+		raw, err := c.Text()
+		switch {
+		case err == redis.Nil:
+			out[i].Won = true
+		case err != nil:
+			return nil, fmt.Errorf("remote: acquire many: %w", err)
+		default:
+			out[i].Lease = Lease{}
+			out[i].Found = decode([]byte(raw))
+		}
+	}
+	return out, nil
+}
+
+// Fill replaces the lease l with rec for ttl, only while the key still holds
+// exactly that lease (compare-and-set). It reports false, and writes nothing,
+// when an invalidation removed the lease, another write replaced it, or it
+// expired.
+func (s *Store) Fill(ctx context.Context, l Lease, rec Record, ttl time.Duration) (bool, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + l.Key},
+		identity(KindLease, l.Token), encode(rec), pxArg(ttl)).Int()
+	if err != nil {
+		return false, fmt.Errorf("remote: fill: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Fill is one key of [Store.FillMany].
+type Fill struct {
+	Lease  Lease
+	Record Record
+	TTL    time.Duration
+}
+
+// FillMany is [Store.Fill] for many leases in one pipeline. The results are
+// in the order of fills.
+func (s *Store) FillMany(ctx context.Context, fills []Fill) ([]bool, error) {
+	keys := make([]string, len(fills))
+	args := make([][]any, len(fills))
+	for i, f := range fills {
+		keys[i] = f.Lease.Key
+		args[i] = []any{identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL)}
+	}
+	cmds, err := s.runMany(ctx, fillScript, keys, args)
+	if err != nil {
+		return nil, fmt.Errorf("remote: fill many: %w", err)
+	}
+	ok := make([]bool, len(fills))
+	for i, c := range cmds {
+		n, err := c.Int()
+		if err != nil {
+			return nil, fmt.Errorf("remote: fill many: %w", err)
+		}
+		ok[i] = n == 1
+	}
+	return ok, nil
+}
+
+// Release gives the lease l up (compare-and-delete): the key is removed only
+// while it still holds exactly that lease. It reports whether it removed it.
+func (s *Store) Release(ctx context.Context, l Lease) (bool, error) {
+	return s.leaseOp(ctx, releaseScript, l, "release")
+}
+
+// Renew extends the lease l to ttl from now, only while the key still holds
+// it. False means the lease is lost: the fill will fail.
+func (s *Store) Renew(ctx context.Context, l Lease, ttl time.Duration) (bool, error) {
+	return s.leaseOp(ctx, renewScript, l, "renew", pxArg(ttl))
+}
+
+func (s *Store) leaseOp(ctx context.Context, sc *redis.Script, l Lease, op string, extra ...any) (bool, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	args := append([]any{identity(KindLease, l.Token)}, extra...)
+	n, err := sc.Run(ctx, s.rdb, []string{s.prefix + l.Key}, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("remote: %s: %w", op, err)
+	}
+	return n == 1, nil
+}
+
+// runMany runs sc once per key in one pipeline of EVALSHAs. A script inside
+// a pipeline is not retried after NOSCRIPT (a restarted or failed-over
+// server has an empty script cache), so the calls that report NOSCRIPT, and
+// only those (the others ran), are sent once more after SCRIPT LOAD, which a
+// cluster client sends to every master.
+func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, args [][]any) ([]*redis.Cmd, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	cmds := make([]*redis.Cmd, len(keys))
+	todo := make([]int, len(keys))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; ; attempt++ {
+		if err := s.pipeScript(ctx, sc, keys, args, todo, cmds); err != nil {
+			return nil, err
+		}
+		todo = todo[:0]
+		for i, c := range cmds {
+			if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+				todo = append(todo, i)
+			}
+		}
+		if len(todo) == 0 || attempt == 1 {
+			return cmds, nil
+		}
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// pipeScript sends sc for the keys at the indexes todo, storing each call in
+// cmds. It returns an error only when the pipeline itself failed (a
+// connection error), not for a call's own error reply.
+func (s *Store) pipeScript(ctx context.Context, sc *redis.Script, keys []string, args [][]any, todo []int, cmds []*redis.Cmd) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range todo {
+			cmds[i] = sc.EvalSha(ctx, p, []string{s.prefix + keys[i]}, args[i]...)
+		}
+		return nil
+	})
+	if err == nil || err == redis.Nil {
+		return nil
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		return nil // a reply error of one call: each cmd carries its own
+	}
+	return err
+}
+
+func pxArg(ttl time.Duration) string {
+	return strconv.FormatInt(pxDuration(ttl).Milliseconds(), 10)
+}
+
+// ReleaseMany is [Store.Release] for many leases in one pipeline.
+func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	keys := make([]string, len(leases))
+	args := make([][]any, len(leases))
+	for i, l := range leases {
+		keys[i] = l.Key
+		args[i] = []any{identity(KindLease, l.Token)}
+	}
+	cmds, err := s.runMany(ctx, releaseScript, keys, args)
+	if err == nil {
+		for _, c := range cmds {
+			if err = c.Err(); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("remote: release many: %w", err)
+	}
+	return nil
+}

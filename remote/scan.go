@@ -1,0 +1,94 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/glob"
+)
+
+// scanCount is the COUNT hint of each SCAN call.
+const scanCount = 1000
+
+// DeletePattern removes every key of the namespace whose local key (the
+// part after "Namespace:") matches the glob pattern, with Redis's own
+// matching semantics. It SCANs from cursor 0 until the cursor is 0 again,
+// sending as MATCH only the namespace and the pattern's literal prefix
+// (escaped), filters every key exactly with the pattern, and UNLINKs each
+// batch with single-key commands. On a cluster client it does so on every
+// master. It returns how many keys it removed.
+//
+// SCAN guarantees every key present for the whole scan is returned; a key
+// written during the scan may or may not be. The leases of such keys are
+// removed like any other key, so a load in flight will not fill.
+func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) {
+	prefix, _ := glob.LiteralPrefix(pattern)
+	match := glob.Escape(s.prefix+prefix) + "*"
+	m := glob.Compile(pattern)
+	scanOne := func(ctx context.Context, c *redis.Client) (int, error) {
+		return s.scanDelete(ctx, c, match, m)
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		var total atomic.Int64
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			n, err := scanOne(ctx, c)
+			total.Add(int64(n))
+			return err
+		})
+		return int(total.Load()), err
+	}
+	if c, ok := s.rdb.(*redis.Client); ok {
+		return scanOne(ctx, c)
+	}
+	return 0, fmt.Errorf("remote: delete pattern: unsupported client %T", s.rdb)
+}
+
+func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m *glob.Matcher) (int, error) {
+	var cursor uint64
+	removed := 0
+	for {
+		sctx, cancel := s.ctx(ctx)
+		keys, next, err := c.Scan(sctx, cursor, match, scanCount).Result()
+		cancel()
+		if err != nil {
+			return removed, fmt.Errorf("remote: scan: %w", err)
+		}
+		var batch []string
+		for _, k := range keys {
+			if local, ok := s.LocalKey(k); ok && m.Match(local) {
+				batch = append(batch, local)
+			}
+		}
+		if err := s.unlinkOn(ctx, c, batch); err != nil {
+			return removed, err
+		}
+		removed += len(batch)
+		if next == 0 {
+			return removed, nil
+		}
+		cursor = next
+	}
+}
+
+// unlinkOn removes keys (local keys) through c, one UNLINK per key in one
+// pipeline.
+func (s *Store) unlinkOn(ctx context.Context, c redis.Cmdable, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Unlink(ctx, s.prefix+k)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remote: unlink: %w", err)
+	}
+	return nil
+}

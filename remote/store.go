@@ -1,0 +1,198 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrClosed is returned by every call on a closed [Store].
+var ErrClosed = errors.New("remote: store closed")
+
+// Options configures a [Store]. The zero value of every field is its
+// documented default.
+type Options struct {
+	// Namespace prefixes every key: key k is stored as "Namespace:k". It must
+	// be 1 to 64 bytes of [A-Za-z0-9_.-]. Default: "tiercache".
+	Namespace string
+	// Timeout bounds every Redis call (it is applied with
+	// context.WithTimeout; go-redis honours it on sockets only with
+	// ContextTimeoutEnabled). Default: 250ms.
+	Timeout time.Duration
+}
+
+// DefaultNamespace is the namespace of a [Store] whose Options leave it empty.
+const DefaultNamespace = "tiercache"
+
+// DefaultTimeout is the per-call timeout of a [Store] whose Options leave it
+// zero.
+const DefaultTimeout = 250 * time.Millisecond
+
+// Store reads and writes envelopes in one namespace of a Redis deployment. It
+// is safe for concurrent use. It does not own the client: Close does not
+// close it.
+type Store struct {
+	rdb     redis.UniversalClient
+	prefix  string // Namespace + ":"
+	timeout time.Duration
+}
+
+// New returns a Store on rdb. It does no I/O.
+func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("remote: nil redis client")
+	}
+	ns := opts.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	if err := ValidateNamespace(ns); err != nil {
+		return nil, err
+	}
+	if opts.Timeout < 0 {
+		return nil, fmt.Errorf("remote: negative timeout %v", opts.Timeout)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	return &Store{rdb: rdb, prefix: ns + ":", timeout: opts.Timeout}, nil
+}
+
+// ValidateNamespace reports whether ns can be a namespace: 1 to 64 bytes of
+// [A-Za-z0-9_.-], so that it holds no glob metacharacter and no separator.
+func ValidateNamespace(ns string) error {
+	if len(ns) == 0 || len(ns) > 64 {
+		return fmt.Errorf("remote: namespace %q must be 1 to 64 bytes", ns)
+	}
+	for i := 0; i < len(ns); i++ {
+		c := ns[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '_' || c == '.' || c == '-'
+		if !ok {
+			return fmt.Errorf("remote: namespace %q: byte %q not in [A-Za-z0-9_.-]", ns, c)
+		}
+	}
+	return nil
+}
+
+// Prefix returns "Namespace:", the prefix of every Redis key of the store.
+func (s *Store) Prefix() string { return s.prefix }
+
+// Client returns the client the store uses.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// RedisKey returns the Redis key that holds key.
+func (s *Store) RedisKey(key string) string { return s.prefix + key }
+
+// LocalKey returns the key held in Redis key rkey, and false when rkey is
+// not in the namespace.
+func (s *Store) LocalKey(rkey string) (string, bool) {
+	return strings.CutPrefix(rkey, s.prefix)
+}
+
+// NewToken returns a random non-zero write token.
+func NewToken() uint64 {
+	for {
+		if t := rand.Uint64(); t != 0 {
+			return t
+		}
+	}
+}
+
+func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// Get reads key. A missing key is a Record of KindMiss and a nil error; the
+// error is non-nil only when Redis could not be asked or answered with an
+// error.
+func (s *Store) Get(ctx context.Context, key string) (Record, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	raw, err := s.rdb.Get(ctx, s.prefix+key).Bytes()
+	if err == redis.Nil {
+		return Record{}, nil
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("remote: get: %w", err)
+	}
+	return decode(raw), nil
+}
+
+// GetMany reads keys with one pipeline of single-key GETs (on a cluster,
+// go-redis sends each node its own part; no multi-key command crosses
+// slots). The records are in the order of keys.
+func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, s.prefix+k)
+		}
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("remote: get many: %w", err)
+	}
+	recs := make([]Record, len(keys))
+	for i, c := range cmds {
+		raw, err := c.Bytes()
+		switch {
+		case err == redis.Nil:
+		case err != nil:
+			return nil, fmt.Errorf("remote: get many: %w", err)
+		default:
+			recs[i] = decode(raw)
+		}
+	}
+	return recs, nil
+}
+
+// Set writes rec under key with a TTL of ttl (rounded down to whole
+// milliseconds, at least 1ms), in one SET ... PX. It overwrites whatever the
+// key held, a lease included: a load in flight then fails its [Store.Fill].
+func (s *Store) Set(ctx context.Context, key string, rec Record, ttl time.Duration) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if err := s.rdb.Set(ctx, s.prefix+key, encode(rec), pxDuration(ttl)).Err(); err != nil {
+		return fmt.Errorf("remote: set: %w", err)
+	}
+	return nil
+}
+
+// Unlink removes keys (leases included) with pipelined single-key UNLINKs.
+func (s *Store) Unlink(ctx context.Context, keys ...string) error {
+	return s.unlinkOn(ctx, s.rdb, keys)
+}
+
+// Discard removes key only while it still holds exactly rec.Raw (a
+// compare-and-delete): a corrupt value goes, a newer value stays. It reports
+// whether it removed the key.
+func (s *Store) Discard(ctx context.Context, key string, rec Record) (bool, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	n, err := discardScript.Run(ctx, s.rdb, []string{s.prefix + key}, rec.Raw).Int()
+	if err != nil {
+		return false, fmt.Errorf("remote: discard: %w", err)
+	}
+	return n == 1, nil
+}
+
+// pxDuration rounds d down to whole milliseconds, at least 1ms (go-redis
+// sends PX for a duration that is a whole number of milliseconds).
+func pxDuration(d time.Duration) time.Duration {
+	d = d.Truncate(time.Millisecond)
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	return d
+}
