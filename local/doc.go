@@ -1,0 +1,17 @@
+// Package local is the L1 tier of tiercache: decoded values in Ristretto v2,
+// plus what Ristretto lacks.
+//
+//   - An exact key index (Ristretto keeps only hashes), so that keys can be
+//     invalidated by glob pattern ([Cache.DeleteMatching]).
+//   - Validity checked on every read: an [Entry] carries its own expiry
+//     (compared against a cheap [Clock], never the wall clock), the epoch it
+//     was installed in, and a dead mark. [Cache.Flush] bumps the epoch, which
+//     is safe under live traffic where ristretto.Clear is not.
+//   - Invalidation generations: a load takes a [Token] before it reads L2,
+//     and [Cache.SetIf] installs its result only if no invalidation of the
+//     key (a Delete, a Set, a Flush, a matching pattern) happened since.
+//
+// Correctness never depends on Ristretto admitting a Set: a Set that is
+// dropped, rejected or lands late can only make a key miss, never serve a
+// value that was invalidated.
+package local

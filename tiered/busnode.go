@@ -1,0 +1,93 @@
+package tiered
+
+import (
+	"time"
+
+	"github.com/tiercache/tiercache/bus"
+)
+
+// busHandler applies what the bus delivers to the cache's L1. Its methods
+// run on the bus's receive goroutine.
+type busHandler struct{ c *Cache }
+
+var _ bus.Handler = busHandler{}
+
+// Apply removes the keys another node invalidated.
+func (h busHandler) Apply(m bus.Message) {
+	c := h.c
+	switch m.Kind {
+	case bus.KindKeys:
+		c.applyLocal(m.Items, nil)
+	case bus.KindPatterns:
+		c.applyLocal(nil, m.Items)
+	case bus.KindFlush:
+		c.flushL1()
+	}
+	lag := time.Duration(time.Now().UnixNano() - m.Sent)
+	c.stats.record(c.rec, Event{Kind: EventInvalidationReceived, Duration: lag})
+}
+
+// Lost flushes L1 and, until Restored, serves only entries younger than
+// DegradedL1TTL: an invalidation published from now on may never arrive.
+func (h busHandler) Lost(err error) {
+	c := h.c
+	c.stats.record(c.rec, Event{Kind: EventBusLost, Err: err})
+	if c.noFlush.Load() {
+		return
+	}
+	c.degrade()
+	c.flushL1()
+}
+
+// Restored flushes L1 once more (anything loaded during the outage may
+// have missed its invalidation) and serves L1 normally again.
+func (h busHandler) Restored() {
+	c := h.c
+	c.stats.record(c.rec, Event{Kind: EventBusRestored})
+	if c.noFlush.Load() {
+		return
+	}
+	c.flushL1()
+	if c.l1 != nil {
+		c.l1.ClearDegraded()
+	}
+}
+
+// Gap flushes L1: a message went missing.
+func (h busHandler) Gap(bus.NodeID) {
+	c := h.c
+	c.stats.record(c.rec, Event{Kind: EventBusGap})
+	if !c.noFlush.Load() {
+		c.flushL1()
+	}
+}
+
+// degrade makes L1 serve only entries younger than DegradedL1TTL (none with
+// DisableDegradedL1).
+func (c *Cache) degrade() {
+	if c.l1 == nil {
+		return
+	}
+	if c.opts.DisableDegradedL1 {
+		c.l1.SetDegraded(0)
+		return
+	}
+	c.l1.SetDegraded(c.opts.DegradedL1TTL)
+}
+
+func (c *Cache) flushL1() {
+	if c.l1 != nil {
+		c.l1.Flush()
+		c.stats.record(c.rec, Event{Kind: EventFlush})
+	}
+}
+
+// observeBus turns the bus's own events into cache events.
+func (c *Cache) observeBus(e bus.Event) {
+	switch e.Kind {
+	case bus.EventMalformed:
+		c.stats.record(c.rec, Event{Kind: EventBusMalformed, Err: e.Err})
+	case bus.EventPublishError:
+		c.stats.record(c.rec, Event{Kind: EventRedisError, Err: e.Err})
+	}
+}

@@ -1,0 +1,239 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// ErrClosed is returned by every call on a closed [Cache] or its groups.
+var ErrClosed = errors.New("tiered: cache closed")
+
+// ErrNotFound is returned by [Group.Get] when the id is in no tier.
+var ErrNotFound = errors.New("tiered: not found")
+
+// Cache is a two-tier cache: an in-process L1 in front of a shared Redis L2.
+// Values are read and written through typed groups ([NewGroup]). A Cache is
+// safe for concurrent use; Close releases it.
+type Cache struct {
+	opts       Options
+	l1         *local.Cache[any] // nil with DisableL1
+	clock      local.Clock
+	tick       int64         // the clock's resolution in ns: subtracted from L1 expiries
+	store      *remote.Store // nil without Redis
+	bus        *bus.Bus      // nil without Redis or with DisableBus
+	retries    *retryQueue
+	longestTTL atomic.Int64 // the longest TTL of any group, in ns: how long a failed invalidation is retried
+	log        *slog.Logger
+	rec        Recorder
+	flights    flights
+	stats      counters // events that belong to no group
+
+	groupsMu sync.Mutex // protects groups
+	groups   map[string]groupStats
+
+	closing   context.Context // done when Close begins; ends in-flight loads
+	stop      context.CancelFunc
+	clockStop func()
+	closeOnce sync.Once
+	bg        sync.WaitGroup // the retry goroutine
+
+	// noCAS replaces every compare-and-set fill by a plain write. Tests set
+	// it to show that the stale-fill tests catch the bug the compare-and-set
+	// prevents; nothing else may.
+	noCAS bool
+	// noFlush switches off the flush on a lost subscription and the
+	// degraded L1 that follows, for the same purpose.
+	noFlush atomic.Bool
+	// dropNext makes the next bus message vanish after its sequence number
+	// was used, as a message lost on the way would; for tests only.
+	dropNext atomic.Bool
+}
+
+// groupStats is what the Cache keeps of each group: its counters.
+type groupStats interface{ statsSnapshot() Stats }
+
+// New returns a Cache configured by opts. It does no I/O: an unreachable
+// Redis shows up in the first calls (reads fall back to the loader). It
+// fails, and starts nothing, when opts are invalid.
+func New(opts Options) (*Cache, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{opts: o, log: o.Logger, rec: o.Recorder, groups: make(map[string]groupStats)}
+	if o.Redis != nil {
+		c.store, err = remote.New(o.Redis, remote.Options{Namespace: o.Namespace, Timeout: o.RedisTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("tiered: %w", err)
+		}
+		if on, known := contextTimeouts(o.Redis); known && !on {
+			c.log.Warn("tiered: the redis client has ContextTimeoutEnabled off: go-redis will not apply RedisTimeout to its sockets, so a hung server blocks calls for the client's ReadTimeout",
+				"redis_timeout", o.RedisTimeout)
+		}
+	}
+	clock := local.NewTickingClock(0)
+	c.clock, c.tick = clock, int64(clock.Resolution())
+	if !o.DisableL1 {
+		c.l1, err = local.New[any](local.Options{
+			MaxCost:  o.L1MaxBytes,
+			Clock:    c.clock,
+			OnReject: func(string) { c.stats.record(c.rec, Event{Kind: EventL1Rejected}) },
+			OnEvict:  func(string) { c.stats.record(c.rec, Event{Kind: EventL1Evicted}) },
+		})
+		if err != nil {
+			clock.Stop()
+			return nil, fmt.Errorf("tiered: %w", err)
+		}
+	}
+	c.closing, c.stop = context.WithCancel(context.Background())
+	c.flights.onPanic = func(key string, p *PanicError) {
+		c.log.Error("tiered: loader panicked", "key", key, "panic", p.Value, "stack", string(p.Stack))
+	}
+	c.clockStop = clock.Stop
+	c.retries = newRetryQueue()
+	c.longestTTL.Store(int64(o.TTL))
+	if o.Redis != nil && !o.DisableBus {
+		c.degrade() // until the subscription is confirmed
+		c.bus, err = bus.New(bus.Options{
+			Client: o.Redis, Channel: c.busChannel(), Handler: busHandler{c},
+			Heartbeat: o.Heartbeat, Timeout: o.RedisTimeout, Logger: c.log, Observe: c.observeBus,
+			Publish: c.publishMessage,
+		})
+		if err != nil {
+			c.stop()
+			if c.l1 != nil {
+				c.l1.Close()
+			}
+			clock.Stop()
+			return nil, fmt.Errorf("tiered: %w", err)
+		}
+	}
+	c.bg.Add(1)
+	go c.retryLoop()
+	return c, nil
+}
+
+// Close cancels the loads in progress (their loaders' ctx is cancelled),
+// waits for them to end, and releases the L1. Later calls return ErrClosed.
+// It does not close the Redis client. Close is idempotent and always
+// returns nil.
+func (c *Cache) Close() error {
+	c.closeOnce.Do(func() {
+		c.stop()
+		if c.bus != nil {
+			c.bus.Close()
+		}
+		c.bg.Wait()
+		c.flights.close()
+		if c.l1 != nil {
+			c.l1.Close()
+		}
+		c.clockStop()
+	})
+	return nil
+}
+
+// Stats returns the counters of the whole cache: every group's, summed, and
+// the cache-wide L1 counters.
+func (c *Cache) Stats() Stats {
+	s := c.stats.snapshot()
+	c.groupsMu.Lock()
+	defer c.groupsMu.Unlock()
+	for _, g := range c.groups {
+		s.add(g.statsSnapshot())
+	}
+	return s
+}
+
+// WaitL1 blocks until the L1 fills made so far are visible to reads (the L1
+// applies new entries asynchronously). Tests and warm-up code use it; the
+// read path never needs it.
+func (c *Cache) WaitL1() {
+	if c.l1 != nil {
+		c.l1.Wait()
+	}
+}
+
+// jitter draws a TTL uniformly from [ttl*(1-Jitter), ttl] in whole
+// milliseconds (Redis keeps milliseconds), so that no key outlives ttl.
+func (c *Cache) jitter(ttl time.Duration) time.Duration {
+	ms := ttl.Milliseconds()
+	if c.opts.Jitter == 0 || ms <= 1 {
+		return ttl
+	}
+	lo := int64(math.Ceil(float64(ms) * (1 - c.opts.Jitter)))
+	if lo >= ms {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return time.Duration(lo+rand.Int64N(ms-lo+1)) * time.Millisecond
+}
+
+// leaseTTL is how long a lease lives: a node that dies while loading holds
+// the key no longer.
+func (c *Cache) leaseTTL() time.Duration { return c.opts.LoadTimeout + c.opts.RedisTimeout }
+
+// loadContext returns the context a loader runs with: the values of ctx
+// without its cancellation, bounded by LoadTimeout, and cancelled by Close.
+func (c *Cache) loadContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
+	stop := context.AfterFunc(c.closing, cancel)
+	return lctx, func() { stop(); cancel() }
+}
+
+// l1Expiry returns the L1 expiry (clock nanoseconds) of an entry that
+// expires in Redis at l2Expire (unix ms; 0 = no L2): the earlier of that and
+// a jittered L1TTL (or degraded L1 TTL) from now, less one clock tick so the
+// entry is never served after it expired in Redis.
+func (c *Cache) l1Expiry(l2Expire int64, degraded bool) int64 {
+	now := time.Now().UnixNano()
+	exp := now + int64(c.jitter(c.opts.L1TTL))
+	if degraded {
+		exp = now + int64(c.jitter(c.opts.DegradedL1TTL))
+	}
+	if l2Expire > 0 {
+		exp = min(exp, l2Expire*int64(time.Millisecond))
+	}
+	return exp - c.tick
+}
+
+// redisFailed records a failed Redis call that a read absorbed.
+func (c *Cache) redisFailed(st *counters, group, op, key string, err error) {
+	st.record(c.rec, Event{Kind: EventRedisError, Group: group, Err: err})
+	c.log.Warn("tiered: redis call failed; serving from the loader", "op", op, "group", group, "key", key, "err", err)
+}
+
+// WaitBus blocks until this node's bus subscription is confirmed (at once
+// without a bus), ctx is done, or the cache is closed. Until then L1 serves
+// only entries younger than DegradedL1TTL.
+func (c *Cache) WaitBus(ctx context.Context) error {
+	if c.bus == nil {
+		return nil
+	}
+	return c.bus.WaitHealthy(ctx)
+}
+
+// maxTTL is how long a failed invalidation is retried: the longest TTL of
+// any group, after which every value it was meant to remove has expired.
+func (c *Cache) maxTTL() time.Duration { return time.Duration(c.longestTTL.Load()) }
+
+// publishMessage sends one encoded bus message on the namespace's channel.
+func (c *Cache) publishMessage(ctx context.Context, payload []byte) error {
+	if c.dropNext.CompareAndSwap(true, false) {
+		return nil
+	}
+	return c.opts.Redis.Publish(ctx, c.busChannel(), payload).Err()
+}
+
+// busChannel is the pub/sub channel of the namespace.
+func (c *Cache) busChannel() string { return c.opts.Namespace + ":tiercache:bus" }

@@ -1,0 +1,14 @@
+package tiered
+
+// SetNoCAS switches the compare-and-set fills off (true) or on, so that a
+// test can show it catches the stale fill they prevent.
+func SetNoCAS(c *Cache, off bool) { c.noCAS = off }
+
+// SetNoFlush switches off (true) the L1 flush and degraded mode that follow
+// a lost bus subscription, so that a test can show it catches the stale
+// reads they prevent.
+func SetNoFlush(c *Cache, off bool) { c.noFlush.Store(off) }
+
+// DropNextPublish makes the next bus message vanish after it used up its
+// sequence number, as a message lost on the way would.
+func DropNextPublish(c *Cache) { c.dropNext.Store(true) }

@@ -1,0 +1,229 @@
+package tiered_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// fleetNode is one node of a test fleet: its own client, cache and group,
+// and a channel of the events the test waits for.
+type fleetNode struct {
+	rdb    *redis.Client
+	cache  *tiered.Cache
+	group  *tiered.Group[string]
+	events chan tiered.Event
+	mu     sync.Mutex // protects lags
+	lags   []time.Duration
+}
+
+var waitedEvents = []tiered.EventKind{
+	tiered.EventInvalidationReceived, tiered.EventBusLost, tiered.EventBusRestored, tiered.EventBusGap,
+}
+
+func newFleetNode(t *testing.T, addr string, o tiered.Options) *fleetNode {
+	t.Helper()
+	n := &fleetNode{events: make(chan tiered.Event, 4096)}
+	n.rdb = redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { n.rdb.Close() })
+	o.Redis = n.rdb
+	if o.Namespace == "" {
+		o.Namespace = "fleet"
+	}
+	o.Recorder = tiered.RecorderFunc(func(e tiered.Event) {
+		if !slices.Contains(waitedEvents, e.Kind) {
+			return
+		}
+		if e.Kind == tiered.EventInvalidationReceived {
+			n.mu.Lock()
+			n.lags = append(n.lags, e.Duration)
+			n.mu.Unlock()
+		}
+		n.events <- e
+	})
+	n.cache = newCache(t, o)
+	n.group = newGroup[string](t, n.cache, "post", tiered.GroupOptions{})
+	if err := n.cache.WaitBus(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n.expect(t, tiered.EventBusRestored)
+	return n
+}
+
+// expect waits for the node's next awaited event and fails unless it is of
+// kind want.
+func (n *fleetNode) expect(t *testing.T, want tiered.EventKind) tiered.Event {
+	t.Helper()
+	select {
+	case e := <-n.events:
+		if e.Kind != want {
+			t.Fatalf("event = %v; want %v", e.Kind, want)
+		}
+		return e
+	case <-time.After(10 * time.Second): // a hang guard, not a synchronization
+		t.Fatalf("no %v within 10s", want)
+	}
+	return tiered.Event{}
+}
+
+func constLoader(v string) tiered.LoaderFunc[string] {
+	return func(context.Context, string) (string, error) { return v, nil }
+}
+
+// inL1 reports whether the node's L1 alone serves id (Redis is not asked:
+// the loader would say "L2 or loader").
+func (n *fleetNode) inL1(t *testing.T, id string) bool {
+	t.Helper()
+	before := n.group.Stats().L1Hits
+	if _, err := n.group.Fetch(context.Background(), id, constLoader("reloaded")); err != nil {
+		t.Fatal(err)
+	}
+	return n.group.Stats().L1Hits > before
+}
+
+func TestInvalidationReachesEveryNode(t *testing.T) {
+	rdb := newReal(t)
+	addr := rdb.Options().Addr
+	nodes := []*fleetNode{newFleetNode(t, addr, tiered.Options{}), newFleetNode(t, addr, tiered.Options{}), newFleetNode(t, addr, tiered.Options{})}
+	ctx := context.Background()
+	ids := []string{"user_1_posts", "user_1_profile", "user_10_posts", "other", "solo"}
+	for _, n := range nodes {
+		for _, id := range ids {
+			if _, err := n.group.Fetch(ctx, id, constLoader("v1")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n.cache.WaitL1()
+		for _, id := range ids {
+			if !n.inL1(t, id) {
+				t.Fatalf("%s not in L1 after Fetch", id)
+			}
+		}
+	}
+	if err := nodes[0].group.Delete(ctx, "solo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].cache.InvalidatePattern(ctx, "post:user_1_*"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		n.expect(t, tiered.EventInvalidationReceived)
+		n.expect(t, tiered.EventInvalidationReceived)
+	}
+	for i, n := range nodes {
+		for _, id := range ids {
+			want := !slices.Contains([]string{"solo", "user_1_posts", "user_1_profile"}, id)
+			if got := n.inL1(t, id); got != want {
+				t.Errorf("node %d: %s in L1 = %v; want %v", i, id, got, want)
+			}
+		}
+	}
+	for _, id := range []string{"solo", "user_1_posts", "user_1_profile"} {
+		if rdb.Exists(ctx, "fleet:post:"+id).Val() != 0 && !nodes[0].inL1(t, id) {
+			t.Errorf("%s still in Redis", id)
+		}
+	}
+	t.Logf("propagation lag: %v", nodes[1].lags)
+}
+
+// TestNoStaleReadAfterCut: node B's subscription is cut; node A updates a
+// value meanwhile; B, which held the old value in L1, must not serve it,
+// during the cut or after it. With the flush rule switched off, B serves
+// the old value: the test catches the bug the rule prevents.
+func TestNoStaleReadAfterCut(t *testing.T) {
+	for _, protected := range []bool{true, false} {
+		t.Run(fmt.Sprintf("flush=%v", protected), func(t *testing.T) {
+			staleSeen := cutScenario(t, protected)
+			if protected && staleSeen {
+				t.Fatal("node B served the value invalidated while its subscription was cut")
+			}
+			if !protected && !staleSeen {
+				t.Fatal("without the flush rule B should have served the stale value; the test cannot catch the bug")
+			}
+		})
+	}
+}
+
+func cutScenario(t *testing.T, flush bool) (staleSeen bool) {
+	srv := startServer(t)
+	proxy := newProxy(t, srv)
+	ctx := context.Background()
+	a := newFleetNode(t, srv, tiered.Options{})
+	b := newFleetNode(t, proxy.Addr(), tiered.Options{})
+	tiered.SetNoFlush(b.cache, !flush)
+	if _, err := b.group.Fetch(ctx, "1", constLoader("old")); err != nil {
+		t.Fatal(err)
+	}
+	b.cache.WaitL1()
+	proxy.Cut()
+	b.expect(t, tiered.EventBusLost)
+	if err := a.group.Set(ctx, "1", "new"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := b.group.Fetch(ctx, "1", constLoader("new")) // Redis unreachable: L1 or loader
+	if err != nil {
+		t.Fatal(err)
+	}
+	staleSeen = v == "old"
+	proxy.Heal()
+	b.expect(t, tiered.EventBusRestored)
+	v, err = b.group.Fetch(ctx, "1", constLoader("loaded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return staleSeen || v == "old"
+}
+
+func TestRedisRestartFlushes(t *testing.T) {
+	srv := startRedis(t)
+	ctx := context.Background()
+	b := newFleetNode(t, srv.Addr(), tiered.Options{})
+	if _, err := b.group.Fetch(ctx, "1", constLoader("old")); err != nil {
+		t.Fatal(err)
+	}
+	b.cache.WaitL1()
+	srv.Kill()
+	b.expect(t, tiered.EventBusLost)
+	srv.Restart()
+	b.expect(t, tiered.EventBusRestored)
+	if b.inL1(t, "1") {
+		t.Fatal("an entry from before the restart is still served from L1")
+	}
+	if s := b.cache.Stats(); s.Flushes < 2 {
+		t.Fatalf("Flushes = %d; want a flush on the loss and one on the recovery", s.Flushes)
+	}
+}
+
+// TestLostLastMessageCaughtByHeartbeat: a message is published with the bus
+// bypassed (as if it were lost), and only the sender's heartbeat, which
+// carries its last sequence number, tells the receiver.
+func TestLostLastMessageCaughtByHeartbeat(t *testing.T) {
+	rdb := newReal(t)
+	addr := rdb.Options().Addr
+	ctx := context.Background()
+	a := newFleetNode(t, addr, tiered.Options{Heartbeat: 50 * time.Millisecond})
+	b := newFleetNode(t, addr, tiered.Options{Heartbeat: 50 * time.Millisecond})
+	if err := a.group.Delete(ctx, "x"); err != nil { // b learns a's sequence
+		t.Fatal(err)
+	}
+	b.expect(t, tiered.EventInvalidationReceived)
+	if _, err := b.group.Fetch(ctx, "1", constLoader("old")); err != nil {
+		t.Fatal(err)
+	}
+	b.cache.WaitL1()
+	tiered.DropNextPublish(a.cache) // the next message is "lost" on the way
+	if err := a.group.Set(ctx, "1", "new"); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(t, tiered.EventBusGap) // a's next heartbeat carries the lost number
+	if b.inL1(t, "1") {
+		t.Fatal("b still serves the entry whose invalidation was lost")
+	}
+}

@@ -1,0 +1,298 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// LoaderFunc loads the value of one id from the source of truth. ctx carries
+// the caller's values (not its cancellation) and the cache's LoadTimeout.
+// Returning an error caches nothing.
+type LoaderFunc[V any] func(ctx context.Context, id string) (V, error)
+
+// GroupOptions configures a [Group]. The zero value of every field is its
+// documented default.
+type GroupOptions struct {
+	// TTL is how long a value lives in Redis (jittered, see
+	// [Options.Jitter]). Default: the cache's [Options.TTL].
+	TTL time.Duration
+	// Codec encodes values for Redis. Default: [JSON].
+	Codec Codec
+}
+
+// Group is a typed view of a [Cache]: the values of one kind under one key
+// prefix, like the decorator's key_prefix. The value of id in the group
+// named name is kept under the key name+":"+id (the name with every ":" and
+// "%" percent-encoded, so that no two (name, id) pairs share a key; the id
+// is kept as it is). A Group is safe for concurrent use.
+//
+// Values served from L1 are shared by every caller that reads them: treat
+// them as read-only.
+type Group[V any] struct {
+	c      *Cache
+	name   string
+	prefix string // the encoded name and ":"
+	ttl    time.Duration
+	codec  Codec
+	st     counters
+}
+
+// NewGroup returns the group named name (the key prefix) of c. The name must
+// be non-empty and not used by another group of c.
+func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error) {
+	if name == "" {
+		return nil, errors.New("tiered: empty group name")
+	}
+	if opts.TTL < 0 {
+		return nil, fmt.Errorf("tiered: group %q: negative TTL %v", name, opts.TTL)
+	}
+	if opts.TTL == 0 {
+		opts.TTL = c.opts.TTL
+	}
+	if opts.Codec == nil {
+		opts.Codec = JSON{}
+	}
+	g := &Group[V]{c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL, codec: opts.Codec}
+	c.groupsMu.Lock()
+	defer c.groupsMu.Unlock()
+	if _, dup := c.groups[name]; dup {
+		return nil, fmt.Errorf("tiered: group %q already exists", name)
+	}
+	c.groups[name] = g
+	if int64(opts.TTL) > c.longestTTL.Load() {
+		c.longestTTL.Store(int64(opts.TTL))
+	}
+	return g, nil
+}
+
+// EncodeName returns a group name as it appears in keys: "%" becomes "%25"
+// and ":" becomes "%3A", so the first ":" of a key always ends the name.
+func EncodeName(name string) string {
+	if !strings.ContainsAny(name, "%:") {
+		return name
+	}
+	return strings.NewReplacer("%", "%25", ":", "%3A").Replace(name)
+}
+
+// Name returns the group's name.
+func (g *Group[V]) Name() string { return g.name }
+
+// Key returns the key (within the namespace) that holds id: the encoded name,
+// ":", then id. Patterns match against it.
+func (g *Group[V]) Key(id string) string { return g.prefix + id }
+
+// Stats returns the group's counters.
+func (g *Group[V]) Stats() Stats { return g.st.snapshot() }
+
+func (g *Group[V]) statsSnapshot() Stats { return g.st.snapshot() }
+
+var (
+	errEmptyID   = errors.New("tiered: empty id")
+	errNilLoader = errors.New("tiered: nil loader")
+)
+
+// Fetch returns the value of id: from L1, else from Redis, else from load,
+// whose result is then kept in both tiers. Concurrent Fetches of one id in
+// this process share one load; a caller whose ctx ends returns ctx.Err() at
+// once while the load goes on for the others. A loader error is returned to
+// every caller sharing the load and is not cached; a loader panic reaches
+// every caller sharing the load as a panic with a *[PanicError].
+//
+// A load that began before an invalidation of id (a Delete, a Set) never
+// installs its result, in either tier; its callers still receive it. When
+// Redis fails, Fetch serves from the loader and returns no error for it.
+//
+// An L1 hit reads no clock, decodes nothing and allocates nothing, provided
+// load itself is not a closure allocated per call.
+func (g *Group[V]) Fetch(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
+	if l1 := g.c.l1; l1 != nil {
+		if e, ok := l1.Lookup(g.prefix, id); ok {
+			g.l1Hit()
+			v, _ := e.Value.(V)
+			return v, nil
+		}
+	}
+	return g.fetchSlow(ctx, id, load)
+}
+
+func (g *Group[V]) l1Hit() {
+	g.st.l1Hits.inc()
+	if r := g.c.rec; r != nil {
+		r.Record(Event{Kind: EventHit, Group: g.name, Tier: TierL1})
+	}
+}
+
+func (g *Group[V]) record(e Event) {
+	e.Group = g.name
+	g.st.record(g.c.rec, e)
+}
+
+func (g *Group[V]) fetchSlow(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
+	var zero V
+	if id == "" {
+		return zero, errEmptyID
+	}
+	if load == nil {
+		return zero, errNilLoader
+	}
+	if g.c.l1 != nil {
+		g.record(Event{Kind: EventMiss, Tier: TierL1})
+	}
+	key := g.prefix + id
+	fl, joined, err := g.c.flights.join(key, func() (any, error) {
+		lctx, cancel := g.c.loadContext(ctx)
+		defer cancel()
+		return g.load(lctx, key, id, load)
+	})
+	if err != nil {
+		return zero, err
+	}
+	if joined {
+		g.record(Event{Kind: EventCollapsed})
+	}
+	v, err := fl.wait(ctx)
+	if err != nil {
+		return zero, err
+	}
+	r, _ := v.(V)
+	return r, nil
+}
+
+// Get returns the value of id from L1 or Redis, without loading it: a value
+// in no tier is [ErrNotFound]. A Redis failure is returned as an error.
+func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
+	var zero V
+	if g.c.l1 != nil {
+		if e, ok := g.c.l1.Lookup(g.prefix, id); ok {
+			g.l1Hit()
+			v, _ := e.Value.(V)
+			return v, nil
+		}
+		g.record(Event{Kind: EventMiss, Tier: TierL1})
+	}
+	if err := g.c.checkOpen(); err != nil {
+		return zero, err
+	}
+	if id == "" {
+		return zero, errEmptyID
+	}
+	if g.c.store == nil {
+		return zero, ErrNotFound
+	}
+	key := g.prefix + id
+	tok := g.c.begin()
+	rec, err := g.c.store.Get(ctx, key)
+	if err != nil {
+		g.record(Event{Kind: EventRedisError, Err: err})
+		return zero, fmt.Errorf("tiered: get %q: %w", key, err)
+	}
+	if v, ok := g.fromRecord(ctx, key, rec, tok); ok {
+		return v, nil
+	}
+	return zero, ErrNotFound
+}
+
+// Set writes v as the value of id: to Redis (with a fresh jittered TTL,
+// replacing whatever the key held, a lease included, so a load in flight
+// will not overwrite it), then to this process's L1. A load of id that
+// began before Set never installs its result. If Redis fails, Set returns
+// the error and removes id from this process's L1.
+func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
+	if err := g.c.checkOpen(); err != nil {
+		return err
+	}
+	if id == "" {
+		return errEmptyID
+	}
+	key := g.prefix + id
+	payload, err := g.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("tiered: encode %q: %w", key, err)
+	}
+	ttl := g.c.jitter(g.ttl)
+	exp := time.Now().Add(ttl).UnixMilli()
+	if g.c.store != nil {
+		rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: exp, Payload: payload}
+		if err := g.c.store.Set(ctx, key, rec, ttl); err != nil {
+			g.c.l1Delete(key)
+			g.record(Event{Kind: EventRedisError, Err: err})
+			return fmt.Errorf("tiered: set %q: %w", key, err)
+		}
+	}
+	if g.c.l1 != nil {
+		g.c.l1.Set(key, g.c.l1Item(v, len(payload), exp))
+	}
+	if g.c.bus != nil {
+		if err := g.c.bus.Publish(ctx, bus.KindKeys, key); err != nil {
+			g.c.retries.add(invalidation{keys: []string{key}}, g.ttl)
+			return fmt.Errorf("tiered: set %q: the other nodes were not told: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// Delete invalidates ids: it removes them from Redis (leases included, so
+// loads in flight will not fill), from this node's L1, and from every other
+// node's L1 through the bus, as [Cache.Invalidate] does with errors and
+// retries alike.
+func (g *Group[V]) Delete(ctx context.Context, ids ...string) error {
+	if err := g.c.checkOpen(); err != nil {
+		return err
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		if id == "" {
+			return errEmptyID
+		}
+		keys[i] = g.prefix + id
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return g.c.invalidate(ctx, invalidation{keys: keys}, true)
+}
+
+// Invalidate is [Group.Delete], named for the write path: call it after the
+// source of truth changed.
+func (g *Group[V]) Invalidate(ctx context.Context, ids ...string) error {
+	return g.Delete(ctx, ids...)
+}
+
+func (c *Cache) l1Delete(keys ...string) {
+	if c.l1 != nil {
+		c.l1.Delete(keys...)
+	}
+}
+
+func (c *Cache) checkOpen() error {
+	if c.closing.Err() != nil {
+		return ErrClosed
+	}
+	return nil
+}
+
+// begin records the invalidation state before a load reads Redis.
+func (c *Cache) begin() local.Token {
+	if c.l1 == nil {
+		return local.Token{}
+	}
+	return c.l1.Begin()
+}
+
+// l1Item is the L1 entry of a value of encoded size n that expires in Redis
+// at l2Expire (unix ms).
+func (c *Cache) l1Item(v any, n int, l2Expire int64) local.Item[any] {
+	if c.store == nil {
+		return local.Item[any]{Value: v, Cost: cost(n), Expire: l2Expire*int64(time.Millisecond) - c.tick}
+	}
+	return local.Item[any]{Value: v, Cost: cost(n), Expire: c.l1Expiry(l2Expire, false)}
+}
+
+func cost(n int) int64 { return int64(max(n, 1)) }

@@ -1,0 +1,143 @@
+package tiered_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/tiercache/tiercache/tiered"
+)
+
+const benchKeys = 1024
+
+func benchIDs() []string {
+	ids := make([]string, benchKeys)
+	for i := range ids {
+		ids[i] = fmt.Sprint(i)
+	}
+	return ids
+}
+
+func benchLoad(_ context.Context, id string) (*Profile, error) {
+	return &Profile{ID: id, Name: "user " + id}, nil
+}
+
+// BenchmarkL1Hit compares an L1 hit through Group.Fetch, as a user calls it,
+// with a raw Ristretto v2 Get (no TTL on its items) of the same value type
+// and keys, in the same run. Run it with -cpu 1,2.
+func BenchmarkL1Hit(b *testing.B) {
+	ids := benchIDs()
+	b.Run("tiered", func(b *testing.B) {
+		c := newCache(b, tiered.Options{})
+		g := newGroup[*Profile](b, c, "user_profile", tiered.GroupOptions{})
+		ctx := context.Background()
+		for _, id := range ids {
+			if _, err := g.Fetch(ctx, id, benchLoad); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.WaitL1()
+		if s := g.Stats(); s.Loads != benchKeys {
+			b.Fatalf("loads = %d", s.Loads)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, err := g.Fetch(ctx, ids[i%benchKeys], benchLoad); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+		b.StopTimer()
+		if s := g.Stats(); s.Loads != benchKeys {
+			b.Fatalf("the benchmark loaded: %+v", s)
+		}
+	})
+	b.Run("ristretto", func(b *testing.B) {
+		rc, err := ristretto.NewCache(&ristretto.Config[string, *Profile]{
+			NumCounters: 10 * benchKeys * 10, MaxCost: 64 << 20, BufferItems: 64, IgnoreInternalCost: true,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rc.Close()
+		keys := make([]string, benchKeys)
+		for i, id := range ids {
+			keys[i] = "user_profile:" + id
+			v, _ := benchLoad(context.Background(), id)
+			rc.Set(keys[i], v, 16)
+		}
+		rc.Wait()
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, ok := rc.Get(keys[i%benchKeys]); !ok {
+					b.Fatal("miss")
+				}
+				i++
+			}
+		})
+	})
+}
+
+// BenchmarkL2Hit compares an L2 hit through Group.Fetch with L1 disabled
+// with a raw go-redis GET plus JSON decode, against the same real server in
+// the same run.
+func BenchmarkL2Hit(b *testing.B) {
+	rdb := newReal(b)
+	ids := benchIDs()
+	ctx := context.Background()
+	b.Run("tiered", func(b *testing.B) {
+		c := newCache(b, tiered.Options{Redis: rdb, Namespace: "bench", DisableL1: true})
+		g := newGroup[Profile](b, c, "user_profile", tiered.GroupOptions{})
+		load := func(ctx context.Context, id string) (Profile, error) {
+			p, err := benchLoad(ctx, id)
+			return *p, err
+		}
+		for _, id := range ids {
+			if _, err := g.Fetch(ctx, id, load); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := g.Fetch(ctx, ids[i%benchKeys], load); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		if s := g.Stats(); s.Loads != benchKeys {
+			b.Fatalf("the benchmark loaded: %+v", s)
+		}
+	})
+	b.Run("goredis", func(b *testing.B) {
+		keys := make([]string, benchKeys)
+		for i, id := range ids {
+			keys[i] = "raw:user_profile:" + id
+			p, _ := benchLoad(ctx, id)
+			data, _ := json.Marshal(p)
+			rdb.Set(ctx, keys[i], data, 0)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			data, err := rdb.Get(ctx, keys[i%benchKeys]).Bytes()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var p Profile
+			if err := json.Unmarshal(data, &p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
