@@ -2,12 +2,12 @@ package local
 
 import (
 	"errors"
+	"hash/maphash"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/ristretto/v2"
 )
 
@@ -57,8 +57,13 @@ type Entry[V any] struct {
 	Absent  bool  // the caller caches "known not to exist"
 
 	epoch uint64
+	hash  uint64
 	dead  atomic.Bool
 }
+
+// Hash returns the entry's key hash: callers may use its bits to spread
+// per-hit work (counters) without hashing again.
+func (e *Entry[V]) Hash() uint64 { return e.hash }
 
 // Item is what a caller installs; see [Entry] for the fields.
 type Item[V any] struct {
@@ -80,10 +85,25 @@ const stripeCount = 256 // a power of two
 
 // stripe is one part of the key index.
 type stripe[V any] struct {
-	mu      sync.Mutex // protects idx and lastInv
+	mu      sync.Mutex // protects idx, keys and lastInv
 	idx     map[string]*Entry[V]
-	lastInv uint64 // the sequence number of the last invalidation of a key of this stripe
-	_       [32]byte
+	keys    ordered // the keys of idx, in order, for prefix scans
+	lastInv uint64  // the sequence number of the last invalidation of a key of this stripe
+}
+
+// put and del keep idx and keys in step; the caller holds mu.
+func (s *stripe[V]) put(e *Entry[V]) {
+	if _, ok := s.idx[e.Key]; !ok {
+		s.keys.insert(e.Key)
+	}
+	s.idx[e.Key] = e
+}
+
+func (s *stripe[V]) del(key string) {
+	if _, ok := s.idx[key]; ok {
+		delete(s.idx, key)
+		s.keys.remove(key)
+	}
 }
 
 // Cache is an L1 of decoded values. It is safe for concurrent use.
@@ -95,6 +115,7 @@ type Cache[V any] struct {
 	seq     atomic.Uint64 // invalidation sequence
 	epoch   atomic.Uint64
 	maxAge  atomic.Int64 // < 0: not degraded; else entries older than this (ns) are not served
+	seed    maphash.Seed
 	pats    patternRing
 	closed  atomic.Bool
 	opts    Options
@@ -115,10 +136,11 @@ func New[V any](opts Options) (*Cache[V], error) {
 	if opts.BufferItems == 0 {
 		opts.BufferItems = DefaultBufferItems
 	}
-	c := &Cache[V]{clock: opts.Clock, opts: opts}
+	c := &Cache[V]{clock: opts.Clock, opts: opts, seed: maphash.MakeSeed()}
 	c.maxAge.Store(-1)
 	for i := range c.stripes {
 		c.stripes[i].idx = make(map[string]*Entry[V])
+		c.stripes[i].keys.init()
 	}
 	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *Entry[V]]{
 		NumCounters:        opts.NumCounters,
@@ -140,13 +162,17 @@ func New[V any](opts Options) (*Cache[V], error) {
 }
 
 // hash is the Ristretto key of a+b (both parts streamed, nothing
-// concatenated).
-func hash(a, b string) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	_, _ = d.WriteString(a)
-	_, _ = d.WriteString(b)
-	return d.Sum64()
+// concatenated): maphash's result depends only on the bytes written, so
+// hash(a, b) == hash(a+b, "").
+func (c *Cache[V]) hash(a, b string) uint64 {
+	if b == "" {
+		return maphash.String(c.seed, a)
+	}
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(a)
+	h.WriteString(b)
+	return h.Sum64()
 }
 
 func (c *Cache[V]) stripe(h uint64) *stripe[V] { return &c.stripes[h&(stripeCount-1)] }
@@ -157,7 +183,7 @@ func (c *Cache[V]) stripe(h uint64) *stripe[V] { return &c.stripes[h&(stripeCoun
 // the degraded maximum age. It allocates nothing, takes no lock of the
 // cache's, and reads no wall clock.
 func (c *Cache[V]) Lookup(prefix, suffix string) (*Entry[V], bool) {
-	e, ok := c.rc.Get(hash(prefix, suffix))
+	e, ok := c.rc.Get(c.hash(prefix, suffix))
 	if !ok || len(e.Key) != len(prefix)+len(suffix) || e.Key[:len(prefix)] != prefix || e.Key[len(prefix):] != suffix {
 		return nil, false
 	}
@@ -201,9 +227,9 @@ func (c *Cache[V]) SetIf(key string, tok Token, it Item[V]) bool {
 	if c.closed.Load() {
 		return false
 	}
-	h := hash(key, "")
+	h := c.hash(key, "")
 	s := c.stripe(h)
-	e := c.newEntry(key, it, tok.epoch)
+	e := c.newEntry(key, h, it, tok.epoch)
 	s.mu.Lock()
 	if s.lastInv > tok.seq || tok.epoch != c.epoch.Load() || c.pats.vetoes(key, tok.seq) {
 		s.mu.Unlock()
@@ -221,9 +247,9 @@ func (c *Cache[V]) Set(key string, it Item[V]) {
 	if c.closed.Load() {
 		return
 	}
-	h := hash(key, "")
+	h := c.hash(key, "")
 	s := c.stripe(h)
-	e := c.newEntry(key, it, c.epoch.Load())
+	e := c.newEntry(key, h, it, c.epoch.Load())
 	s.mu.Lock()
 	s.lastInv = c.seq.Add(1)
 	c.installLocked(s, e)
@@ -231,10 +257,10 @@ func (c *Cache[V]) Set(key string, it Item[V]) {
 	c.store(s, h, e, it.Cost)
 }
 
-func (c *Cache[V]) newEntry(key string, it Item[V], epoch uint64) *Entry[V] {
+func (c *Cache[V]) newEntry(key string, h uint64, it Item[V], epoch uint64) *Entry[V] {
 	return &Entry[V]{
 		Value: it.Value, Key: key, Expire: it.Expire, Born: c.clock.Now(),
-		Refresh: it.Refresh, Absent: it.Absent, epoch: epoch,
+		Refresh: it.Refresh, Absent: it.Absent, epoch: epoch, hash: h,
 	}
 }
 
@@ -247,7 +273,7 @@ func (c *Cache[V]) installLocked(s *stripe[V], e *Entry[V]) {
 	if old := s.idx[e.Key]; old != nil {
 		old.dead.Store(true)
 	}
-	s.idx[e.Key] = e
+	s.put(e)
 }
 
 // store hands e to Ristretto, outside the stripe lock (Ristretto's goroutine
@@ -259,7 +285,7 @@ func (c *Cache[V]) store(s *stripe[V], h uint64, e *Entry[V], cost int64) {
 	}
 	s.mu.Lock()
 	if s.idx[e.Key] == e {
-		delete(s.idx, e.Key)
+		s.del(e.Key)
 	}
 	s.mu.Unlock()
 }
@@ -274,7 +300,7 @@ func (c *Cache[V]) dropped(it *ristretto.Item[*Entry[V]], hook func(string)) {
 	s := c.stripe(it.Key)
 	s.mu.Lock()
 	if s.idx[e.Key] == e {
-		delete(s.idx, e.Key)
+		s.del(e.Key)
 	}
 	s.mu.Unlock()
 	if hook != nil {
@@ -288,14 +314,14 @@ func (c *Cache[V]) dropped(it *ristretto.Item[*Entry[V]], hook func(string)) {
 // deleted from Ristretto. It returns how many entries it removed.
 func (c *Cache[V]) Delete(keys ...string) (removed int) {
 	for _, key := range keys {
-		h := hash(key, "")
+		h := c.hash(key, "")
 		s := c.stripe(h)
 		s.mu.Lock()
 		s.lastInv = c.seq.Add(1)
 		e := s.idx[key]
 		if e != nil {
 			e.dead.Store(true)
-			delete(s.idx, key)
+			s.del(key)
 		}
 		s.mu.Unlock()
 		if e != nil {
@@ -311,26 +337,39 @@ func (c *Cache[V]) Delete(keys ...string) (removed int) {
 // DeleteMatching invalidates every key for which match returns true, like
 // Delete: it records match (in a bounded ring of recent patterns) so that
 // loads that began earlier and fill later are vetoed, then removes the
-// matching index entries. match must be safe for concurrent use and must
-// not call back into the cache. It scans the whole index.
-func (c *Cache[V]) DeleteMatching(match func(key string) bool) (removed int) {
+// matching index entries. Only keys that start with prefix are considered
+// (match must be false for any other key): with a non-empty prefix the cost
+// grows with the keys that share it, not with the size of the cache. match
+// must be safe for concurrent use and must not call back into the cache.
+func (c *Cache[V]) DeleteMatching(prefix string, match func(key string) bool) (removed int) {
 	c.pats.record(func() uint64 { return c.seq.Add(1) }, match)
+	var hits []string
 	for i := range c.stripes {
 		s := &c.stripes[i]
-		var hs []uint64
+		hits = hits[:0]
 		s.mu.Lock()
-		for k, e := range s.idx {
+		collect := func(k string) bool {
 			if match(k) {
-				e.dead.Store(true)
-				delete(s.idx, k)
-				hs = append(hs, hash(k, ""))
+				hits = append(hits, k)
 			}
+			return true
+		}
+		if prefix == "" {
+			for k := range s.idx {
+				collect(k)
+			}
+		} else {
+			s.keys.ascendPrefix(prefix, collect)
+		}
+		for _, k := range hits {
+			s.idx[k].dead.Store(true)
+			s.del(k)
 		}
 		s.mu.Unlock()
-		removed += len(hs)
+		removed += len(hits)
 		if !c.closed.Load() {
-			for _, h := range hs {
-				c.rc.Del(h)
+			for _, k := range hits {
+				c.rc.Del(c.hash(k, ""))
 			}
 		}
 	}

@@ -4,7 +4,8 @@ package local
 // as a hash collision between key and e.Key would.
 func InjectRaw[V any](c *Cache[V], key string, e *Entry[V]) {
 	e.epoch = c.epoch.Load()
-	c.rc.Set(hash(key, ""), e, 1)
+	e.hash = c.hash(key, "")
+	c.rc.Set(e.hash, e, 1)
 }
 
 // Dead reports whether e is marked dead.

@@ -69,10 +69,10 @@ func TestValidity(t *testing.T) {
 		{"flushed", func(c *local.Cache[string], _ *local.ManualClock) { c.Flush() }, false},
 		{"deleted", func(c *local.Cache[string], _ *local.ManualClock) { c.Delete("k") }, false},
 		{"pattern", func(c *local.Cache[string], _ *local.ManualClock) {
-			c.DeleteMatching(func(k string) bool { return k == "k" })
+			c.DeleteMatching("", func(k string) bool { return k == "k" })
 		}, false},
 		{"other pattern", func(c *local.Cache[string], _ *local.ManualClock) {
-			c.DeleteMatching(func(k string) bool { return k == "x" })
+			c.DeleteMatching("", func(k string) bool { return k == "x" })
 		}, true},
 		{"degraded, young", func(c *local.Cache[string], clk *local.ManualClock) {
 			clk.Add(time.Second - 1)
@@ -138,9 +138,9 @@ func TestSetIfVetoedByInvalidation(t *testing.T) {
 		{"set", func(c *local.Cache[string]) { c.Set("k", item("newer", time.Minute)) }, true},
 		{"flush", func(c *local.Cache[string]) { c.Flush() }, true},
 		{"matching pattern", func(c *local.Cache[string]) {
-			c.DeleteMatching(func(k string) bool { return strings.HasPrefix(k, "k") })
+			c.DeleteMatching("", func(k string) bool { return strings.HasPrefix(k, "k") })
 		}, true},
-		{"other pattern", func(c *local.Cache[string]) { c.DeleteMatching(func(k string) bool { return k == "z" }) }, false},
+		{"other pattern", func(c *local.Cache[string]) { c.DeleteMatching("", func(k string) bool { return k == "z" }) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := newCache(t, local.Options{})
@@ -165,14 +165,14 @@ func TestPatternRingOverflowIsConservative(t *testing.T) {
 	c, _ := newCache(t, local.Options{})
 	tok := c.Begin()
 	for i := 0; i < 1000; i++ {
-		c.DeleteMatching(func(k string) bool { return k == "nothing" })
+		c.DeleteMatching("", func(k string) bool { return k == "nothing" })
 	}
 	if !c.SetIf("k", tok, item("v", time.Minute)) {
 		t.Fatal("SetIf vetoed by 1,000 non-matching patterns the ring still holds")
 	}
 	tok = c.Begin()
 	for i := 0; i < 1025; i++ {
-		c.DeleteMatching(func(k string) bool { return k == "nothing" })
+		c.DeleteMatching("", func(k string) bool { return k == "nothing" })
 	}
 	if c.SetIf("k2", tok, item("v", time.Minute)) {
 		t.Fatal("SetIf allowed although patterns recorded after its token were dropped from the ring")
@@ -226,7 +226,7 @@ func TestTwoQueuedSetsOfOneNewKey(t *testing.T) {
 			t.Fatalf("Get = %q; the replaced value is served", v)
 		}
 		// Whatever Ristretto kept, a pattern must remove it.
-		c.DeleteMatching(func(k string) bool { return k == "k" })
+		c.DeleteMatching("", func(k string) bool { return k == "k" })
 		c.Wait()
 		if v, ok := get(c, "k"); ok {
 			t.Fatalf("Get after the pattern = %q; a live entry escaped the index", v)
@@ -251,7 +251,7 @@ func TestConcurrentOperations(t *testing.T) {
 				case 1:
 					c.Set(k, item("set", time.Minute))
 				case 2:
-					c.DeleteMatching(func(key string) bool { return key == k })
+					c.DeleteMatching("", func(key string) bool { return key == k })
 				case 3:
 					if i%200 == 0 {
 						c.Flush()
@@ -296,7 +296,7 @@ func TestCloseIsIdempotentAndSafe(t *testing.T) {
 	c.Set("k", item("v", time.Minute))
 	c.SetIf("k", c.Begin(), item("v", time.Minute))
 	c.Delete("k")
-	c.DeleteMatching(func(string) bool { return true })
+	c.DeleteMatching("", func(string) bool { return true })
 	c.Flush()
 	c.Wait()
 }
@@ -309,4 +309,26 @@ func TestTickingClock(t *testing.T) {
 	}
 	clk.Stop()
 	clk.Stop()
+}
+
+// TestDeleteMatchingPrefixEqualsScan: the prefix path removes exactly what a
+// full scan with the same match removes.
+func TestDeleteMatchingPrefixEqualsScan(t *testing.T) {
+	keys := []string{"user_4_a", "user_42_a", "user_42_b", "user_43_a", "user_42", "post_42_a", "user_42_\xff"}
+	match := func(k string) bool { return strings.HasPrefix(k, "user_42_") }
+	for _, prefix := range []string{"", "user_", "user_42_"} {
+		c, _ := newCache(t, local.Options{})
+		for _, k := range keys {
+			c.Set(k, item("v", time.Minute))
+		}
+		c.Wait()
+		if n := c.DeleteMatching(prefix, match); n != 3 {
+			t.Errorf("DeleteMatching(%q) removed %d; want 3", prefix, n)
+		}
+		for _, k := range keys {
+			if _, ok := get(c, k); ok == match(k) {
+				t.Errorf("prefix %q: %s served = %v", prefix, k, ok)
+			}
+		}
+	}
 }

@@ -114,7 +114,7 @@ var (
 func (g *Group[V]) Fetch(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
 	if l1 := g.c.l1; l1 != nil {
 		if e, ok := l1.Lookup(g.prefix, id); ok {
-			g.l1Hit()
+			g.l1Hit(e.Hash())
 			v, _ := e.Value.(V)
 			return v, nil
 		}
@@ -122,8 +122,8 @@ func (g *Group[V]) Fetch(ctx context.Context, id string, load LoaderFunc[V]) (V,
 	return g.fetchSlow(ctx, id, load)
 }
 
-func (g *Group[V]) l1Hit() {
-	g.st.l1Hits.inc()
+func (g *Group[V]) l1Hit(h uint64) {
+	g.st.l1Hits.incAt(h)
 	if r := g.c.rec; r != nil {
 		r.Record(Event{Kind: EventHit, Group: g.name, Tier: TierL1})
 	}
@@ -171,7 +171,7 @@ func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 	var zero V
 	if g.c.l1 != nil {
 		if e, ok := g.c.l1.Lookup(g.prefix, id); ok {
-			g.l1Hit()
+			g.l1Hit(e.Hash())
 			v, _ := e.Value.(V)
 			return v, nil
 		}

@@ -128,7 +128,8 @@ func (c *Cache) applyLocal(keys, patterns []string) {
 		removed += c.l1.Delete(keys...)
 	}
 	for _, p := range patterns {
-		removed += c.l1.DeleteMatching(glob.Compile(p).Match)
+		prefix, _ := glob.LiteralPrefix(p)
+		removed += c.l1.DeleteMatching(prefix, glob.Compile(p).Match)
 		c.stats.record(c.rec, Event{Kind: EventPatternApplied})
 	}
 	if removed > 0 {

@@ -57,7 +57,7 @@ func (g *Group[V]) lookupMany(ids []string, out map[string]V) ([]string, error) 
 		seen[id] = struct{}{}
 		if g.c.l1 != nil {
 			if e, ok := g.c.l1.Lookup(g.prefix, id); ok {
-				g.l1Hit()
+				g.l1Hit(e.Hash())
 				out[id], _ = e.Value.(V)
 				continue
 			}

@@ -161,15 +161,24 @@ type paddedCounter struct {
 	_ [56]byte // one cache line each
 }
 
-// stripedCounter is a counter for the hit path.
-type stripedCounter [stripes]paddedCounter
+// stripedCounter is a counter for the hit path. The padding keeps its
+// stripes off the cache lines of the fields around it, which the hit path
+// reads.
+type stripedCounter struct {
+	_ [64]byte
+	c [stripes]paddedCounter
+}
 
-func (c *stripedCounter) inc() { c[rand.Uint32()%stripes].n.Add(1) }
+func (c *stripedCounter) inc() { c.c[rand.Uint32()%stripes].n.Add(1) }
+
+// incAt adds one to the stripe that h selects: the hit path passes the
+// entry's key hash, which costs nothing, where inc draws a random number.
+func (c *stripedCounter) incAt(h uint64) { c.c[h%stripes].n.Add(1) }
 
 func (c *stripedCounter) load() uint64 {
 	var n uint64
-	for i := range c {
-		n += c[i].n.Load()
+	for i := range c.c {
+		n += c.c[i].n.Load()
 	}
 	return n
 }
@@ -177,6 +186,7 @@ func (c *stripedCounter) load() uint64 {
 // counters are the [Stats] of one group, or of the cache itself.
 type counters struct {
 	l1Hits, l1Misses stripedCounter
+	_                [64]byte
 	l2Hits, l2Misses atomic.Uint64
 	loads, loadErrs  atomic.Uint64
 	collapsed        atomic.Uint64
