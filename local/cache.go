@@ -85,16 +85,32 @@ const stripeCount = 256 // a power of two
 
 // stripe is one part of the key index.
 type stripe[V any] struct {
-	mu      sync.Mutex // protects idx, keys and lastInv
+	mu      sync.Mutex // protects idx and lastInv
 	idx     map[string]*Entry[V]
-	keys    ordered // the keys of idx, in order, for prefix scans
-	lastInv uint64  // the sequence number of the last invalidation of a key of this stripe
+	lastInv uint64 // the sequence number of the last invalidation of a key of this stripe
+	keys    *orderedShard
 }
 
-// put and del keep idx and keys in step; the caller holds mu.
+// orderedShards is how many ordered indexes the stripes share: few enough
+// that a prefix scan seeks few times, many enough that fills rarely
+// contend.
+const orderedShards = 16
+
+// orderedShard holds the keys of stripeCount/orderedShards stripes in
+// order, for prefix scans. Lock order: a stripe's mu, then its shard's mu.
+type orderedShard struct {
+	mu   sync.Mutex // protects keys
+	keys ordered
+	_    [40]byte
+}
+
+// put and del keep idx and the ordered index in step; the caller holds
+// s.mu.
 func (s *stripe[V]) put(e *Entry[V]) {
 	if _, ok := s.idx[e.Key]; !ok {
-		s.keys.insert(e.Key)
+		s.keys.mu.Lock()
+		s.keys.keys.insert(e.Key)
+		s.keys.mu.Unlock()
 	}
 	s.idx[e.Key] = e
 }
@@ -102,7 +118,9 @@ func (s *stripe[V]) put(e *Entry[V]) {
 func (s *stripe[V]) del(key string) {
 	if _, ok := s.idx[key]; ok {
 		delete(s.idx, key)
-		s.keys.remove(key)
+		s.keys.mu.Lock()
+		s.keys.keys.remove(key)
+		s.keys.mu.Unlock()
 	}
 }
 
@@ -112,6 +130,7 @@ type Cache[V any] struct {
 	clock   Clock
 	ownClk  *TickingClock // stopped by Close, when the cache made its clock
 	stripes [stripeCount]stripe[V]
+	ordered [orderedShards]orderedShard
 	seq     atomic.Uint64 // invalidation sequence
 	epoch   atomic.Uint64
 	maxAge  atomic.Int64 // < 0: not degraded; else entries older than this (ns) are not served
@@ -140,7 +159,10 @@ func New[V any](opts Options) (*Cache[V], error) {
 	c.maxAge.Store(-1)
 	for i := range c.stripes {
 		c.stripes[i].idx = make(map[string]*Entry[V])
-		c.stripes[i].keys.init()
+		c.stripes[i].keys = &c.ordered[i%orderedShards]
+	}
+	for i := range c.ordered {
+		c.ordered[i].keys.init()
 	}
 	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *Entry[V]]{
 		NumCounters:        opts.NumCounters,
@@ -343,37 +365,57 @@ func (c *Cache[V]) Delete(keys ...string) (removed int) {
 // must be safe for concurrent use and must not call back into the cache.
 func (c *Cache[V]) DeleteMatching(prefix string, match func(key string) bool) (removed int) {
 	c.pats.record(func() uint64 { return c.seq.Add(1) }, match)
-	var hits []string
-	for i := range c.stripes {
-		s := &c.stripes[i]
-		hits = hits[:0]
-		s.mu.Lock()
-		collect := func(k string) bool {
+	if prefix == "" {
+		for i := range c.stripes {
+			removed += c.deleteInStripe(&c.stripes[i], func(yield func(string) bool) {
+				for k := range c.stripes[i].idx {
+					if !yield(k) {
+						return
+					}
+				}
+			}, match)
+		}
+		return removed
+	}
+	var keys []string
+	for i := range c.ordered {
+		o := &c.ordered[i]
+		o.mu.Lock()
+		o.keys.ascendPrefix(prefix, func(k string) bool {
 			if match(k) {
-				hits = append(hits, k)
+				keys = append(keys, k)
 			}
 			return true
-		}
-		if prefix == "" {
-			for k := range s.idx {
-				collect(k)
-			}
-		} else {
-			s.keys.ascendPrefix(prefix, collect)
-		}
-		for _, k := range hits {
-			s.idx[k].dead.Store(true)
-			s.del(k)
-		}
-		s.mu.Unlock()
-		removed += len(hits)
-		if !c.closed.Load() {
-			for _, k := range hits {
-				c.rc.Del(c.hash(k, ""))
-			}
-		}
+		})
+		o.mu.Unlock()
+	}
+	for _, k := range keys {
+		removed += c.Delete(k)
 	}
 	return removed
+}
+
+// deleteInStripe marks dead and removes the keys of s that keys yields and
+// match accepts.
+func (c *Cache[V]) deleteInStripe(s *stripe[V], keys func(yield func(string) bool), match func(string) bool) int {
+	var hits []string
+	s.mu.Lock()
+	for k := range keys {
+		if match(k) {
+			hits = append(hits, k)
+		}
+	}
+	for _, k := range hits {
+		s.idx[k].dead.Store(true)
+		s.del(k)
+	}
+	s.mu.Unlock()
+	if !c.closed.Load() {
+		for _, k := range hits {
+			c.rc.Del(c.hash(k, ""))
+		}
+	}
+	return len(hits)
 }
 
 // Flush invalidates every entry at once by bumping the epoch: current
