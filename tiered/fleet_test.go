@@ -2,6 +2,7 @@ package tiered_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -77,12 +78,12 @@ func constLoader(v string) tiered.LoaderFunc[string] {
 	return func(context.Context, string) (string, error) { return v, nil }
 }
 
-// inL1 reports whether the node's L1 alone serves id (Redis is not asked:
-// the loader would say "L2 or loader").
+// inL1 reports whether the node's L1 serves id. It loads nothing (Get), so
+// it writes nothing to Redis.
 func (n *fleetNode) inL1(t *testing.T, id string) bool {
 	t.Helper()
 	before := n.group.Stats().L1Hits
-	if _, err := n.group.Fetch(context.Background(), id, constLoader("reloaded")); err != nil {
+	if _, err := n.group.Get(context.Background(), id); err != nil && !errors.Is(err, tiered.ErrNotFound) {
 		t.Fatal(err)
 	}
 	return n.group.Stats().L1Hits > before
