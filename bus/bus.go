@@ -96,7 +96,9 @@ type Event struct {
 // concurrent use; Close stops its goroutines.
 type Bus struct {
 	opts Options
-	reqs chan pubReq
+
+	pubMu sync.Mutex // serializes publishing; protects seq
+	seq   uint64     // the last sequence number used
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -109,7 +111,8 @@ type Bus struct {
 	sub     *redis.PubSub // the current subscription, closed by Close to end a blocked read
 }
 
-// New starts a bus: one goroutine subscribes and receives, one publishes.
+// New starts a bus: one goroutine subscribes and receives, one sends
+// heartbeats.
 // The subscription starts lost: the handler hears Restored once it is
 // confirmed ([Bus.WaitHealthy] waits for that).
 func New(opts Options) (*Bus, error) {
@@ -146,10 +149,10 @@ func New(opts Options) (*Bus, error) {
 	if err := checkClient(opts.Client); err != nil {
 		return nil, err
 	}
-	b := &Bus{opts: opts, reqs: make(chan pubReq)}
+	b := &Bus{opts: opts}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.wg.Add(2)
-	go b.publishLoop()
+	go b.heartbeatLoop()
 	go b.receiveLoop()
 	return b, nil
 }
@@ -230,45 +233,39 @@ func (b *Bus) observe(e Event) {
 	}
 }
 
-// pubReq asks the publishing goroutine to send one invalidation.
-type pubReq struct {
-	kind  Kind
-	items []string
-	done  chan error
-}
-
 // Publish sends an invalidation of kind (KindKeys, KindPatterns or
 // KindFlush) to every other node, split into messages of at most
 // MaxMessageBytes. It returns when every part was published or one failed
 // (a failed part's sequence number is still used up, so receivers see a gap
-// and flush), or when ctx is done.
+// and flush). Publishes are serialized, so one node's sequence numbers
+// reach Redis, and every subscriber, in order; ctx bounds each PUBLISH.
 func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
 	if kind != KindKeys && kind != KindPatterns && kind != KindFlush {
 		return fmt.Errorf("bus: cannot publish kind %d", kind)
 	}
-	r := pubReq{kind: kind, items: items, done: make(chan error, 1)}
-	select {
-	case b.reqs <- r:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-b.ctx.Done():
+	if b.ctx.Err() != nil {
 		return ErrClosed
 	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-b.ctx.Done():
-		return ErrClosed
+	batches := split(items, b.opts.MaxMessageBytes)
+	if len(batches) == 0 {
+		batches = [][]string{nil}
 	}
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	var firstErr error
+	for _, part := range batches {
+		b.seq++
+		if err := b.send(ctx, Message{Kind: kind, Seq: b.seq, Items: part}); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
 }
 
-// publishLoop is the one goroutine that publishes: it numbers this node's
-// messages and sends a heartbeat every Heartbeat.
-func (b *Bus) publishLoop() {
+// heartbeatLoop publishes this node's last sequence number every
+// Heartbeat, until Close.
+func (b *Bus) heartbeatLoop() {
 	defer b.wg.Done()
-	var seq uint64
 	hb := time.NewTicker(b.opts.Heartbeat)
 	defer hb.Stop()
 	for {
@@ -276,28 +273,17 @@ func (b *Bus) publishLoop() {
 		case <-b.ctx.Done():
 			return
 		case <-hb.C:
-			b.send(Message{Kind: KindHeartbeat, Seq: seq})
-		case r := <-b.reqs:
-			var firstErr error
-			batches := split(r.items, b.opts.MaxMessageBytes)
-			if len(batches) == 0 {
-				batches = [][]string{nil}
-			}
-			for _, items := range batches {
-				seq++
-				if err := b.send(Message{Kind: r.kind, Seq: seq, Items: items}); err != nil && firstErr == nil {
-					firstErr = err
-				}
-			}
-			r.done <- firstErr
+			b.pubMu.Lock()
+			_ = b.send(b.ctx, Message{Kind: KindHeartbeat, Seq: b.seq})
+			b.pubMu.Unlock()
 		}
 	}
 }
 
-func (b *Bus) send(m Message) error {
+func (b *Bus) send(ctx context.Context, m Message) error {
 	m.Origin = b.opts.Node
 	m.Sent = time.Now().UnixNano()
-	ctx, cancel := context.WithTimeout(b.ctx, b.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
 	defer cancel()
 	if err := b.opts.Publish(ctx, Encode(m)); err != nil {
 		b.observe(Event{Kind: EventPublishError, Err: err})

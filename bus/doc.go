@@ -14,6 +14,6 @@
 //
 // Every message carries a version byte, the origin node's random 128-bit ID,
 // a per-origin sequence number, the time it was sent, and keys or patterns.
-// One publishing goroutine assigns the sequence numbers, so one sender's
-// messages arrive in order.
+// Publishing is serialized per node and assigns the sequence numbers, so one
+// sender's messages arrive in order.
 package bus
