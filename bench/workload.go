@@ -86,6 +86,9 @@ func newTiered(e *env, d *db, noL1 bool) (node, error) {
 		return nil, err
 	}
 	g, err := tiered.NewGroup[value](c, "v", tiered.GroupOptions{TTL: time.Minute})
+	if err == nil {
+		err = c.WaitBus(context.Background())
+	}
 	if err != nil {
 		c.Close()
 		rdb.Close()
@@ -184,7 +187,7 @@ func runZipf(ctx context.Context, e *env, sut system, cfg config) (result, error
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.loads = d.loads.Load()
-	if tn, ok := nodes[0].(*tieredNode); ok {
+	if _, ok := nodes[0].(*tieredNode); ok {
 		var s tiered.Stats
 		for _, n := range nodes {
 			st := n.(*tieredNode).c.Stats()
@@ -193,7 +196,6 @@ func runZipf(ctx context.Context, e *env, sut system, cfg config) (result, error
 			s.L2Hits += st.L2Hits
 			s.L2Misses += st.L2Misses
 		}
-		_ = tn
 		res.stats = &s
 	}
 	return res, nil

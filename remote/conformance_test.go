@@ -47,6 +47,11 @@ func RunConformance(t *testing.T, newClient backend) {
 		{"MissIsNotAnError", testMiss},
 		{"SetGetRoundTrip", testRoundTrip},
 		{"AcquireIsExclusive", testAcquire},
+		{"AcquireIsExclusiveWithScript", func(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
+			remote.UseLeaseScript(s)
+			testAcquire(t, s, rdb)
+			testMany(t, s, rdb)
+		}},
 		{"FillNeedsTheLease", testFill},
 		{"FillAfterUnlinkWritesNothing", testFillAfterUnlink},
 		{"FillAfterSetKeepsTheSet", testFillAfterSet},

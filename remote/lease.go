@@ -17,24 +17,17 @@ type Lease struct {
 	Token uint64
 }
 
-// Acquire takes the lease on key for ttl in one atomic step (SET NX PX
-// inside a script that first reads the key): either the key was missing and
-// the caller now holds the lease (won), or the key holds something and Acquire
-// returns it (a value filled meanwhile, another node's lease, a foreign or
-// corrupt envelope) without changing it.
+// Acquire takes the lease on key for ttl in one atomic step (SET NX PX GET
+// on Redis 7.0 and later, a script that reads then sets on older servers):
+// either the key was missing and the caller now holds the lease (won), or
+// the key holds something and Acquire returns it (a value filled meanwhile,
+// another node's lease, a foreign or corrupt envelope) without changing it.
 func (s *Store) Acquire(ctx context.Context, key string, ttl time.Duration) (Lease, bool, Record, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	l := Lease{Key: key, Token: NewToken()}
-	env := encode(Record{Kind: KindLease, Token: l.Token, Expire: time.Now().Add(ttl).UnixMilli()})
-	raw, err := acquireScript.Run(ctx, s.rdb, []string{s.prefix + key}, env, pxArg(ttl)).Text()
-	if err == redis.Nil {
-		return l, true, Record{}, nil
-	}
+	acq, err := s.AcquireMany(ctx, []string{key}, ttl)
 	if err != nil {
 		return Lease{}, false, Record{}, fmt.Errorf("remote: acquire: %w", err)
 	}
-	return Lease{}, false, decode([]byte(raw)), nil
+	return acq[0].Lease, acq[0].Won, acq[0].Found, nil
 }
 
 // Acquired is the outcome of one key of [Store.AcquireMany].
@@ -44,19 +37,32 @@ type Acquired struct {
 	Found Record // what the key held when not Won
 }
 
-// AcquireMany is [Store.Acquire] for many keys in one pipeline (one script
-// call per key, so nothing crosses slots). The results are in the order of
-// keys.
+// AcquireMany is [Store.Acquire] for many keys in one pipeline (one
+// single-key command per key, so nothing crosses slots). The results are in
+// the order of keys.
 func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duration) ([]Acquired, error) {
 	out := make([]Acquired, len(keys))
-	args := make([][]any, len(keys))
+	envs := make([][]byte, len(keys))
 	exp := time.Now().Add(ttl).UnixMilli()
 	for i, k := range keys {
 		out[i].Lease = Lease{Key: k, Token: NewToken()}
-		env := encode(Record{Kind: KindLease, Token: out[i].Lease.Token, Expire: exp})
-		args[i] = []any{env, pxArg(ttl)}
+		envs[i] = encode(Record{Kind: KindLease, Token: out[i].Lease.Token, Expire: exp})
 	}
-	cmds, err := s.runMany(ctx, acquireScript, keys, args)
+	var cmds []*redis.Cmd
+	var err error
+	if !s.noSetGet.Load() {
+		cmds, err = s.setNXGet(ctx, keys, envs, ttl)
+		if err != nil && redis.HasErrorPrefix(err, "ERR syntax error") {
+			s.noSetGet.Store(true) // a server older than 7.0: NX and GET do not combine
+		}
+	}
+	if s.noSetGet.Load() {
+		args := make([][]any, len(keys))
+		for i := range keys {
+			args[i] = []any{envs[i], pxArg(ttl)}
+		}
+		cmds, err = s.runMany(ctx, acquireScript, keys, args)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("remote: acquire many: %w", err)
 	}
@@ -73,6 +79,24 @@ func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		}
 	}
 	return out, nil
+}
+
+// setNXGet sends SET key env PX ttl NX GET for every key in one pipeline.
+// It returns the first reply error too (a syntax error on old servers).
+func (s *Store) setNXGet(ctx context.Context, keys []string, envs [][]byte, ttl time.Duration) ([]*redis.Cmd, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	cmds := make([]*redis.Cmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Do(ctx, "set", s.prefix+k, envs[i], "px", pxArg(ttl), "nx", "get")
+		}
+		return nil
+	})
+	if err == redis.Nil {
+		err = nil
+	}
+	return cmds, err
 }
 
 // Fill replaces the lease l with rec for ttl, only while the key still holds

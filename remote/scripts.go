@@ -8,7 +8,8 @@ import "github.com/redis/go-redis/v9"
 
 // acquireScript returns the key's current string, or takes the lease
 // (ARGV[1] = lease envelope, ARGV[2] = PX) and returns nil: reading and
-// taking are one atomic step.
+// taking are one atomic step. It stands in for SET NX PX GET on servers
+// older than Redis 7.0.
 var acquireScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then return v end

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,9 +38,10 @@ const DefaultTimeout = 250 * time.Millisecond
 // is safe for concurrent use. It does not own the client: Close does not
 // close it.
 type Store struct {
-	rdb     redis.UniversalClient
-	prefix  string // Namespace + ":"
-	timeout time.Duration
+	rdb      redis.UniversalClient
+	prefix   string // Namespace + ":"
+	timeout  time.Duration
+	noSetGet atomic.Bool // the server rejects SET NX GET (Redis < 7.0): take leases with a script
 }
 
 // New returns a Store on rdb. It does no I/O.
