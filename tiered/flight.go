@@ -55,10 +55,10 @@ type flights struct {
 	onPanic func(key string, p *PanicError)
 }
 
-// join returns the load of key in progress, or starts fn on a new goroutine
-// as that load, and reports whether it joined one. The caller then waits
-// for the outcome with wait.
-func (f *flights) join(key string, fn func() (any, error)) (fl *flight, joined bool, err error) {
+// join returns the load of key in progress and joined = true, or registers
+// a new one that the caller leads (joined = false): the leader must then
+// call either start or finish exactly once.
+func (f *flights) join(key string) (fl *flight, joined bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -73,8 +73,26 @@ func (f *flights) join(key string, fn func() (any, error)) (fl *flight, joined b
 	fl = &flight{done: make(chan struct{})}
 	f.m[key] = fl
 	f.running.Add(1)
-	go f.run(key, fl, fn)
 	return fl, false, nil
+}
+
+// start runs fn on a new goroutine as the rest of the load fl leads.
+func (f *flights) start(key string, fl *flight, fn func() (any, error)) {
+	go f.run(key, fl, fn)
+}
+
+// finish ends the load fl with an outcome the leader already has.
+func (f *flights) finish(key string, fl *flight, v any, err error) {
+	fl.val, fl.err = v, err
+	f.end(key, fl)
+}
+
+func (f *flights) end(key string, fl *flight) {
+	f.mu.Lock()
+	delete(f.m, key)
+	f.mu.Unlock()
+	close(fl.done)
+	f.running.Done()
 }
 
 // wait returns the outcome of the load, or ctx.Err() as soon as ctx is done
@@ -107,11 +125,7 @@ func (f *flights) run(key string, fl *flight, fn func() (any, error)) {
 				fl.err = errGoexit
 			}
 		}
-		f.mu.Lock()
-		delete(f.m, key)
-		f.mu.Unlock()
-		close(fl.done)
-		f.running.Done()
+		f.end(key, fl)
 	}()
 	fl.val, fl.err = fn()
 	returned = true

@@ -146,16 +146,14 @@ func (g *Group[V]) fetchSlow(ctx context.Context, id string, load LoaderFunc[V])
 		g.record(Event{Kind: EventMiss, Tier: TierL1})
 	}
 	key := g.prefix + id
-	fl, joined, err := g.c.flights.join(key, func() (any, error) {
-		lctx, cancel := g.c.loadContext(ctx)
-		defer cancel()
-		return g.load(lctx, key, id, load)
-	})
+	fl, joined, err := g.c.flights.join(key)
 	if err != nil {
 		return zero, err
 	}
 	if joined {
 		g.record(Event{Kind: EventCollapsed})
+	} else if v, ok := g.leadL2Read(ctx, key, fl, load); ok {
+		return v, nil
 	}
 	v, err := fl.wait(ctx)
 	if err != nil {

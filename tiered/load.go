@@ -9,11 +9,12 @@ import (
 	"github.com/tiercache/tiercache/remote"
 )
 
-// load is the miss path of Fetch, run once per key by the flight:
+// load is the miss path of Fetch after Redis was read (leadL2Read), run
+// once per key by the flight:
 //
-//  1. record the invalidation state (before anything is read);
-//  2. read Redis: a value is decoded, kept in L1 and returned;
-//  3. on a miss, take the lease in one atomic step; if the key was filled
+//  1. the invalidation state was recorded before Redis was read (tok);
+//  2. Redis did not have a value;
+//  3. take the lease in one atomic step; if the key was filled
 //     meanwhile, use that value; if another node holds the lease, load
 //     without filling anything;
 //  4. as the lease holder, load, then compare-and-set the value into Redis
@@ -23,9 +24,8 @@ import (
 //     the callers and cached nowhere. A loader error releases the lease.
 //
 // Without Redis, or when Redis fails, the value comes from the loader.
-func (g *Group[V]) load(ctx context.Context, key, id string, load LoaderFunc[V]) (any, error) {
+func (g *Group[V]) load(ctx context.Context, key, id string, tok local.Token, load LoaderFunc[V]) (any, error) {
 	c := g.c
-	tok := c.begin()
 	if c.store == nil {
 		v, _, err := g.callLoader(ctx, id, load)
 		if err != nil {
@@ -33,14 +33,6 @@ func (g *Group[V]) load(ctx context.Context, key, id string, load LoaderFunc[V])
 		}
 		exp := time.Now().Add(c.jitter(g.ttl)).UnixMilli()
 		c.fillL1(key, tok, c.l1Item(v, g.size(v), exp))
-		return v, nil
-	}
-	rec, err := c.store.Get(ctx, key)
-	if err != nil {
-		c.redisFailed(&g.st, g.name, "get", key, err)
-		return g.loadDegraded(ctx, key, id, tok, load)
-	}
-	if v, ok := g.fromRecord(ctx, key, rec, tok); ok {
 		return v, nil
 	}
 	lease, won, found, err := c.store.Acquire(ctx, key, c.leaseTTL())
@@ -58,6 +50,45 @@ func (g *Group[V]) load(ctx context.Context, key, id string, load LoaderFunc[V])
 	}
 	g.record(Event{Kind: EventLeaseWon})
 	return g.loadAndFill(ctx, lease, id, tok, load)
+}
+
+// leadL2Read is the first part of a load, run by the caller that leads it,
+// on its own goroutine: it takes the token and reads Redis. On a hit it
+// ends the load with the value (no goroutine is started: an L2 hit costs
+// one GET); otherwise it starts the rest of the load (lease, loader, fill)
+// on a new goroutine and reports false. The read is bounded by
+// RedisTimeout and does not observe ctx's cancellation, which the caller's
+// wait then reports.
+func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load LoaderFunc[V]) (v V, hit bool) {
+	c := g.c
+	tok := c.begin()
+	var l2err error
+	if c.store != nil {
+		defer func() {
+			if r := recover(); r != nil { // a codec panic: hand it to every waiter
+				c.flights.start(key, fl, func() (any, error) { panic(r) })
+			}
+		}()
+		rec, err := c.store.Get(context.WithoutCancel(ctx), key)
+		if err == nil {
+			if v, ok := g.fromRecord(ctx, key, rec, tok); ok {
+				c.flights.finish(key, fl, v, nil)
+				return v, true
+			}
+		}
+		l2err = err
+	}
+	id := key[len(g.prefix):]
+	c.flights.start(key, fl, func() (any, error) {
+		lctx, cancel := c.loadContext(ctx)
+		defer cancel()
+		if l2err != nil {
+			c.redisFailed(&g.st, g.name, "get", key, l2err)
+			return g.loadDegraded(lctx, key, id, tok, load)
+		}
+		return g.load(lctx, key, id, tok, load)
+	})
+	return v, false
 }
 
 // loadAndFill runs the loader as the holder of lease and fills both tiers.
