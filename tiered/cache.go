@@ -84,6 +84,9 @@ func New(opts Options) (*Cache, error) {
 	}
 	clock := local.NewTickingClock(0)
 	c.clock, c.tick = clock, int64(clock.Resolution())
+	if o.clock != nil {
+		c.clock = o.clock
+	}
 	if !o.DisableL1 {
 		c.l1, err = local.New[any](local.Options{
 			MaxCost:  o.L1MaxBytes,

@@ -1,5 +1,7 @@
 package tiered
 
+import "github.com/tiercache/tiercache/local"
+
 // SetNoCAS switches the compare-and-set fills off (true) or on, so that a
 // test can show it catches the stale fill they prevent.
 func SetNoCAS(c *Cache, off bool) { c.noCAS = off }
@@ -12,3 +14,6 @@ func SetNoFlush(c *Cache, off bool) { c.noFlush.Store(off) }
 // DropNextPublish makes the next bus message vanish after it used up its
 // sequence number, as a message lost on the way would.
 func DropNextPublish(c *Cache) { c.dropNext.Store(true) }
+
+// WithClock returns o with the L1 checking entries against clk.
+func WithClock(o Options, clk local.Clock) Options { o.clock = clk; return o }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -97,6 +98,9 @@ type Options struct {
 	// the hit path, so it must be cheap and safe for concurrent use.
 	// Default: none.
 	Recorder Recorder
+
+	// clock replaces the L1's ticking clock; tests set it.
+	clock local.Clock
 }
 
 // withDefaults validates o and fills in its defaults.
