@@ -78,9 +78,9 @@ func (b *Bus) session(ps *redis.PubSub) (confirmed bool, err error) {
 	if s, ok := msg.(*redis.Subscription); !ok || s.Kind != "subscribe" {
 		return false, fmt.Errorf("%w: %T", errUnexpectedFirst, msg)
 	}
+	b.opts.Handler.Restored() // first: WaitHealthy returns only once the handler has acted
 	b.setHealthy(true)
 	b.observe(Event{Kind: EventRestored})
-	b.opts.Handler.Restored()
 	return true, r.run(ps)
 }
 

@@ -31,35 +31,33 @@ func (h busHandler) Apply(m bus.Message) {
 // DegradedL1TTL: an invalidation published from now on may never arrive.
 func (h busHandler) Lost(err error) {
 	c := h.c
-	c.stats.record(c.rec, Event{Kind: EventBusLost, Err: err})
-	if c.noFlush.Load() {
-		return
+	if !c.noFlush.Load() {
+		c.degrade()
+		c.flushL1()
 	}
-	c.degrade()
-	c.flushL1()
+	c.stats.record(c.rec, Event{Kind: EventBusLost, Err: err}) // after acting: observers see the new state
 }
 
 // Restored flushes L1 once more (anything loaded during the outage may
 // have missed its invalidation) and serves L1 normally again.
 func (h busHandler) Restored() {
 	c := h.c
+	if !c.noFlush.Load() {
+		c.flushL1()
+		if c.l1 != nil {
+			c.l1.ClearDegraded()
+		}
+	}
 	c.stats.record(c.rec, Event{Kind: EventBusRestored})
-	if c.noFlush.Load() {
-		return
-	}
-	c.flushL1()
-	if c.l1 != nil {
-		c.l1.ClearDegraded()
-	}
 }
 
 // Gap flushes L1: a message went missing.
 func (h busHandler) Gap(bus.NodeID) {
 	c := h.c
-	c.stats.record(c.rec, Event{Kind: EventBusGap})
 	if !c.noFlush.Load() {
 		c.flushL1()
 	}
+	c.stats.record(c.rec, Event{Kind: EventBusGap})
 }
 
 // degrade makes L1 serve only entries younger than DegradedL1TTL (none with

@@ -193,6 +193,7 @@ func TestDegradedDuringCut(t *testing.T) {
 	b := newFleetNode(t, proxy.Addr(), tiered.WithClock(tiered.Options{DegradedL1TTL: time.Second}, clk))
 	proxy.Cut()
 	b.expect(t, tiered.EventBusLost)
+	clk.Set(time.Now())
 	if _, err := b.group.Fetch(context.Background(), "2", constLoader("during")); err != nil {
 		t.Fatal(err)
 	}
