@@ -10,9 +10,13 @@
 // [github.com/tiercache/tiercache/tiered]:
 //
 //   - [github.com/tiercache/tiercache/tiered] wires the tiers: Cache, Options,
-//     typed groups, Fetch, FetchMany, Set, Delete, Stats.
+//     typed groups, Fetch, FetchMany, Set, Delete, Invalidate,
+//     InvalidatePattern, templates, Stats.
 //   - [github.com/tiercache/tiercache/local] is the L1: Ristretto plus a key
 //     index, epochs and invalidation generations.
 //   - [github.com/tiercache/tiercache/remote] is the L2: the envelope format,
 //     leases and compare-and-set fills on a go-redis UniversalClient.
+//   - [github.com/tiercache/tiercache/bus] carries key and pattern
+//     invalidations between processes over Redis pub/sub and reports every
+//     way a message can be missed, so that a process flushes its L1.
 package tiercache
