@@ -109,3 +109,33 @@ func ExampleGroup_FetchMany() {
 	// 2 user 2
 	// 3 user 3
 }
+
+func ExampleCache_InvalidatePattern() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "blog"})
+	defer c.Close()
+	lists, _ := tiered.NewGroup[[]string](c, "posts", tiered.GroupOptions{})
+	ctx := context.Background()
+	_ = c.WaitBus(ctx)
+	for _, id := range []string{"user_5_page_1", "user_5_page_2", "user_50_page_1"} {
+		_ = lists.Set(ctx, id, []string{"a post"})
+	}
+
+	// The decorator's pattern_to_invalidate_extra, with a value from the
+	// request: the value is escaped, and nothing is appended behind it.
+	tmpl := tiered.MustParsePattern("posts:user_{user_id}_*")
+	pattern, _ := tmpl.ExpandMap(map[string]string{"user_id": "5"})
+	fmt.Println(pattern)
+	_ = c.InvalidatePattern(ctx, pattern)
+	fmt.Println(mr.Exists("blog:posts:user_5_page_1"), mr.Exists("blog:posts:user_5_page_2"), mr.Exists("blog:posts:user_50_page_1"))
+
+	evil, _ := tmpl.ExpandMap(map[string]string{"user_id": "*"})
+	fmt.Println(evil)
+	// Output:
+	// posts:user_5_*
+	// false false true
+	// posts:user_\*_*
+}
