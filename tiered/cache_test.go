@@ -1,13 +1,17 @@
 package tiered_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -332,6 +336,20 @@ func TestRecorderSeesEvents(t *testing.T) {
 	for _, want := range []string{"user/miss/l1", "user/load/unknown", "user/hit/l1"} {
 		if seen[want] != 1 {
 			t.Errorf("events[%q] = %d; want 1 (all: %v)", want, seen[want], seen)
+		}
+	}
+}
+
+func TestNewWarnsWithoutContextTimeouts(t *testing.T) {
+	_, m := newMini(t)
+	for _, enabled := range []bool{false, true} {
+		rdb := redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: enabled})
+		var buf bytes.Buffer
+		c := newCache(t, tiered.Options{Redis: rdb, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+		c.Close()
+		rdb.Close()
+		if warned := strings.Contains(buf.String(), "ContextTimeoutEnabled"); warned == enabled {
+			t.Errorf("ContextTimeoutEnabled=%v: warned = %v", enabled, warned)
 		}
 	}
 }
