@@ -86,12 +86,9 @@ func TestStormLoadsOnce(t *testing.T) {
 	}
 	vals, errs, _, wg := s.run(load, cancelled)
 	<-s.joined
-	var early sync.WaitGroup
-	for i := range cancelled {
-		early.Add(1)
-		go func() { defer early.Done(); cancels[i/10]() }()
+	for _, cancel := range cancels {
+		cancel()
 	}
-	early.Wait()
 	close(release)
 	wg.Wait()
 	if n := calls.Load(); n != 1 {

@@ -3,8 +3,8 @@ package tiered_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
