@@ -1,8 +1,19 @@
-// Package redistest starts real redis-server processes for tests, on free
-// loopback ports, and puts a fault-injecting TCP proxy in front of them.
+// Package redistest gives tests real redis-server processes on free loopback
+// ports, and a fault-injecting TCP proxy to put in front of them.
 //
-// A test that needs Redis calls [Start]; when the redis-server binary is
-// missing the test is skipped with a clear message, unless the environment
-// sets TIERCACHE_REQUIRE_REDIS=1 (as CI does), in which case it fails.
-// Servers never touch the Redis a machine may already run on port 6379.
+// [Start] runs a [Server] with persistence off in a temporary directory and
+// stops it when the test ends; [Server.Kill], [Server.Stop] and
+// [Server.Restart] take it down and bring it back on the same address. When
+// the redis-server binary is not on PATH, the test is skipped with a clear
+// message, unless the environment sets TIERCACHE_REQUIRE_REDIS=1 (as CI
+// does), in which case it fails ([RequireRedis], [Binary]).
+//
+// [NewProxy] forwards TCP traffic to an address and injects faults on
+// demand: latency ([Proxy.SetLatency]), resets ([Proxy.Reset]), an
+// unreachable server ([Proxy.Cut]) and a hung one ([Proxy.Blackhole]).
+// [Proxy.Wait] and [Proxy.WaitConns] let a test wait for connections to
+// come and go without sleeping.
+//
+// Nothing here ever connects to a port it did not pick itself, so a Redis
+// that a machine already runs on 6379 is never touched.
 package redistest

@@ -2,97 +2,150 @@ package redistest
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
 	"time"
 )
 
-// Proxy is a TCP proxy in front of a server that injects faults on demand:
-// latency, resets, refusal and silence. Its methods are safe for concurrent
-// use.
+// dialTimeout bounds the proxy's dial to its target.
+const dialTimeout = time.Second
+
+// ErrClosed is returned by [Proxy.Wait] and [Proxy.WaitConns] once the
+// proxy is closed.
+var ErrClosed = errors.New("redistest: proxy closed")
+
+// Proxy is a TCP proxy in front of an address, that injects faults when a
+// test asks: latency, resets, an unreachable or a hung server. Faults apply
+// the moment the method returns, and last until changed. Its methods are
+// safe for concurrent use.
 type Proxy struct {
 	target string
 	ln     net.Listener
+	stop   context.CancelFunc // cancels the context of every goroutine
+	wg     sync.WaitGroup     // counts the accept loop and the pipes
 
-	mu       sync.Mutex // protects every field below
+	closeOnce sync.Once
+	closeErr  error
+
+	mu       sync.Mutex // protects the fields below
 	mode     mode
 	latency  time.Duration
+	gen      uint64 // incremented by Reset: connections accepted before are not added
 	conns    map[*pconn]struct{}
 	accepted int
-	changed  chan struct{} // closed and replaced whenever conns changes
+	changed  chan struct{} // closed and replaced on every change of the fields above
 	closed   bool
-
-	wg sync.WaitGroup
 }
 
+// mode is what the proxy does with connections and bytes.
 type mode uint8
 
 const (
-	forward   mode = iota // normal
-	refuse                // accept, then close at once
-	blackhole             // accept, keep open, forward nothing
+	forward   mode = iota // forward bytes, after the latency
+	refuse                // close new connections at once
+	blackhole             // hold bytes until the mode changes
 )
 
 // pconn is one proxied connection: the client side and the server side.
 type pconn struct {
 	client, server net.Conn
+	once           sync.Once
+	dead           chan struct{} // closed by close
 }
 
-// NewProxy starts a proxy on a free loopback port that forwards to target.
-// It is closed when the test ends.
+// close resets both sides, once, and wakes the pipes that wait to write.
+func (c *pconn) close() {
+	c.once.Do(func() {
+		resetConn(c.client)
+		resetConn(c.server)
+		close(c.dead)
+	})
+}
+
+// resetConn closes c with a TCP RST where possible, so the peer sees
+// ECONNRESET rather than an orderly EOF.
+func resetConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// NewProxy starts a proxy on a free 127.0.0.1 port that forwards every
+// connection to target, dialled once per accepted connection. It fails the
+// test if it cannot listen, and is closed when the test ends (see
+// [Proxy.Close]).
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("redistest: proxy listen: %v", err)
+		t.Fatalf("redistest: proxy: %v", err)
 	}
-	p := &Proxy{target: target, ln: ln, conns: make(map[*pconn]struct{}), changed: make(chan struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	p := &Proxy{
+		target:  target,
+		ln:      ln,
+		stop:    stop,
+		conns:   make(map[*pconn]struct{}),
+		changed: make(chan struct{}),
+	}
 	p.wg.Add(1)
-	go p.acceptLoop()
-	t.Cleanup(func() { p.Close() })
+	go p.acceptLoop(ctx)
+	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 
-// Addr returns the address clients connect to.
+// Addr returns the address clients connect to, "127.0.0.1:PORT".
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *Proxy) acceptLoop() {
+// acceptLoop accepts connections until the listener is closed.
+func (p *Proxy) acceptLoop(ctx context.Context) {
 	defer p.wg.Done()
+	d := net.Dialer{Timeout: dialTimeout}
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
-			return
+			return // closed
 		}
-		p.mu.Lock()
-		p.accepted++
-		m := p.mode
-		p.mu.Unlock()
+		m, gen := p.accept()
 		if m == refuse {
 			resetConn(c)
 			continue
 		}
-		s, err := net.DialTimeout("tcp", p.target, time.Second)
+		s, err := d.DialContext(ctx, "tcp", p.target)
 		if err != nil {
-			resetConn(c)
+			resetConn(c) // the target is down: so is the proxied server
 			continue
 		}
-		pc := &pconn{client: c, server: s}
-		if !p.add(pc) {
-			resetConn(c)
-			s.Close()
-			return
+		pc := &pconn{client: c, server: s, dead: make(chan struct{})}
+		if !p.add(pc, gen) {
+			pc.close() // reset or closed since it was accepted
+			continue
 		}
 		p.wg.Add(2)
-		go p.pipe(pc, c, s)
-		go p.pipe(pc, s, c)
+		go p.pipe(ctx, pc, c, s)
+		go p.pipe(ctx, pc, s, c)
 	}
 }
 
-func (p *Proxy) add(pc *pconn) bool {
+// accept counts a new connection and returns the mode and generation it
+// was accepted under.
+func (p *Proxy) accept() (mode, uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	p.accepted++
+	p.notifyLocked()
+	return p.mode, p.gen
+}
+
+// add registers pc unless the proxy was reset or closed since generation
+// gen; it reports whether it did.
+func (p *Proxy) add(pc *pconn, gen uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.gen != gen {
 		return false
 	}
 	p.conns[pc] = struct{}{}
@@ -100,13 +153,15 @@ func (p *Proxy) add(pc *pconn) bool {
 	return true
 }
 
-func (p *Proxy) remove(pc *pconn) {
+// drop unregisters and closes pc.
+func (p *Proxy) drop(pc *pconn) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if _, ok := p.conns[pc]; ok {
 		delete(p.conns, pc)
 		p.notifyLocked()
 	}
+	p.mu.Unlock()
+	pc.close()
 }
 
 func (p *Proxy) notifyLocked() {
@@ -114,30 +169,16 @@ func (p *Proxy) notifyLocked() {
 	p.changed = make(chan struct{})
 }
 
-// pipe copies from src to dst, applying the current mode and latency to
-// every chunk, until either side fails; then it closes the connection.
-func (p *Proxy) pipe(pc *pconn, src, dst net.Conn) {
+// pipe copies from src to dst until either side fails or pc is closed;
+// then it closes pc, so that both directions end together.
+func (p *Proxy) pipe(ctx context.Context, pc *pconn, src, dst net.Conn) {
 	defer p.wg.Done()
-	defer func() {
-		p.remove(pc)
-		resetConn(pc.client)
-		pc.server.Close()
-	}()
+	defer p.drop(pc)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			m, lat := p.mode, p.latency
-			p.mu.Unlock()
-			if lat > 0 {
-				time.Sleep(lat)
-			}
-			if m != blackhole {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
+		if n > 0 && !p.deliver(ctx, pc, dst, buf[:n]) {
+			return
 		}
 		if err != nil {
 			return // io.EOF or a reset: either way the connection is over
@@ -145,102 +186,71 @@ func (p *Proxy) pipe(pc *pconn, src, dst net.Conn) {
 	}
 }
 
-// resetConn closes c with a TCP RST where possible.
-func resetConn(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	c.Close()
-}
-
-// SetLatency delays every chunk forwarded from now on, in both directions,
-// by d.
-func (p *Proxy) SetLatency(d time.Duration) {
+// deliver writes b to dst after the current latency, once no black hole
+// holds it back. It reports false if pc or the proxy was closed meanwhile,
+// or the write failed.
+func (p *Proxy) deliver(ctx context.Context, pc *pconn, dst net.Conn, b []byte) bool {
 	p.mu.Lock()
-	p.latency = d
+	lat := p.latency
 	p.mu.Unlock()
-}
-
-// Reset closes every open connection with a TCP RST. New connections are
-// still accepted and forwarded (unless the proxy is cut).
-func (p *Proxy) Reset() {
-	p.mu.Lock()
-	conns := make([]*pconn, 0, len(p.conns))
-	for pc := range p.conns {
-		conns = append(conns, pc)
+	if lat > 0 && !pause(ctx, pc, lat) {
+		return false
 	}
-	p.mu.Unlock()
-	for _, pc := range conns {
-		resetConn(pc.client)
-		pc.server.Close()
+	if !p.waitOpen(ctx, pc) {
+		return false
 	}
+	_, err := dst.Write(b)
+	return err == nil
 }
 
-// Cut resets every open connection and, until Heal, closes every new one
-// at once: the server is unreachable.
-func (p *Proxy) Cut() {
-	p.setMode(refuse)
-	p.Reset()
+// pause waits for d, or until pc or the proxy is closed; it reports
+// whether d elapsed.
+func pause(ctx context.Context, pc *pconn, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-pc.dead:
+	case <-ctx.Done():
+	}
+	return false
 }
 
-// Blackhole keeps every connection, open and new, open but forwards no
-// byte in either direction until Heal: a hung server, which clients notice
-// only through their timeouts. Bytes sent meanwhile are dropped.
-func (p *Proxy) Blackhole() { p.setMode(blackhole) }
-
-// Heal returns to normal forwarding. Connections reset or closed meanwhile
-// stay closed; clients reconnect.
-func (p *Proxy) Heal() { p.setMode(forward) }
-
-func (p *Proxy) setMode(m mode) {
-	p.mu.Lock()
-	p.mode = m
-	p.mu.Unlock()
-}
-
-// Conns returns the number of open proxied connections.
-func (p *Proxy) Conns() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
-}
-
-// Accepted returns how many connections the proxy has accepted so far.
-func (p *Proxy) Accepted() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.accepted
-}
-
-// WaitConns blocks until at least n connections are open, or ctx is done.
-func (p *Proxy) WaitConns(ctx context.Context, n int) error {
+// waitOpen waits while the proxy is a black hole; it reports false if pc
+// or the proxy was closed meanwhile.
+func (p *Proxy) waitOpen(ctx context.Context, pc *pconn) bool {
 	for {
 		p.mu.Lock()
-		ok, ch := len(p.conns) >= n, p.changed
+		m, changed := p.mode, p.changed
 		p.mu.Unlock()
-		if ok {
-			return nil
+		if m != blackhole {
+			return true
 		}
 		select {
-		case <-ch:
+		case <-changed:
+		case <-pc.dead:
+			return false
 		case <-ctx.Done():
-			return ctx.Err()
+			return false
 		}
 	}
 }
 
-// Close stops the proxy: it closes the listener and every connection and
-// waits for its goroutines. It is idempotent.
+// Close stops the proxy: it closes the listener, resets every connection
+// and waits for every goroutine of the proxy to return. It returns the
+// error of closing the listener. Later calls wait for the first to finish
+// and return the same error; the test's cleanup calls it too.
 func (p *Proxy) Close() error {
-	p.mu.Lock()
-	if p.closed {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.notifyLocked()
 		p.mu.Unlock()
-		return nil
-	}
-	p.closed = true
-	p.mu.Unlock()
-	err := p.ln.Close()
-	p.Reset()
-	p.wg.Wait()
-	return err
+		p.closeErr = p.ln.Close()
+		p.stop()
+		p.Reset()
+		p.wg.Wait()
+	})
+	return p.closeErr
 }

@@ -1,13 +1,9 @@
 package redistest
 
 import (
-	"bytes"
-	"context"
+	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,39 +12,16 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// RequireEnv is the environment variable that turns a missing redis-server
-// from a skip into a failure.
-const RequireEnv = "TIERCACHE_REQUIRE_REDIS"
-
-// RequireRedis reports whether the environment requires a real Redis
-// (TIERCACHE_REQUIRE_REDIS=1).
-func RequireRedis() bool { return os.Getenv(RequireEnv) == "1" }
-
-// missingAction says what to do when the binary is missing: "" (found),
-// "skip" or "fail".
-func missingAction(found bool, env string) string {
-	switch {
-	case found:
-		return ""
-	case env == "1":
-		return "fail"
-	}
-	return "skip"
-}
-
-// Binary returns the path of redis-server, or skips (fails, when
-// TIERCACHE_REQUIRE_REDIS=1) the test when there is none on PATH.
-func Binary(t testing.TB) string {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	switch missingAction(err == nil, os.Getenv(RequireEnv)) {
-	case "fail":
-		t.Fatalf("redis-server not found on PATH and %s=1: install it (Debian: apt-get install redis-server)", RequireEnv)
-	case "skip":
-		t.Skipf("redis-server not found on PATH: skipping (install it, e.g. apt-get install redis-server; set %s=1 to fail instead)", RequireEnv)
-	}
-	return path
-}
+const (
+	// startAttempts bounds how many ports Start tries.
+	startAttempts = 10
+	// restartTimeout bounds how long Restart waits for its port to be
+	// free again.
+	restartTimeout = 5 * time.Second
+	// stopTimeout bounds how long Stop waits for a graceful exit before
+	// it kills the process.
+	stopTimeout = 10 * time.Second
+)
 
 // Option configures [Start].
 type Option func(*config)
@@ -58,179 +31,148 @@ type config struct {
 	maxPort int
 }
 
-// Args adds arguments to the redis-server command line.
-func Args(args ...string) Option { return func(c *config) { c.args = append(c.args, args...) } }
+// Args adds arguments to the redis-server command line, after the ones
+// Start passes itself, so they may override them (for example "--save",
+// "60 1" turns persistence on). Start fails the test if the server does not
+// accept them.
+func Args(args ...string) Option {
+	return func(c *config) { c.args = append(c.args, args...) }
+}
 
-// MaxPort makes Start pick a port no higher than p (a Redis Cluster needs
-// port+10000 to be a valid port too).
-func MaxPort(p int) Option { return func(c *config) { c.maxPort = p } }
+// MaxPort makes Start pick a port no higher than port, which must be in
+// [10000, 65535]; a Redis Cluster node, for example, also needs port+10000
+// for its bus. Default: any free port.
+func MaxPort(port int) Option {
+	return func(c *config) { c.maxPort = port }
+}
 
-// Server is a real redis-server process started for a test. Its methods
-// are safe for concurrent use.
+func newConfig(opts []Option) (config, error) {
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.maxPort != 0 && (c.maxPort < lowestPort || c.maxPort > 65535) {
+		return c, fmt.Errorf("redistest: MaxPort(%d) outside [%d, 65535]", c.maxPort, lowestPort)
+	}
+	return c, nil
+}
+
+// Server is a real redis-server process started for a test by [Start]. Its
+// methods are safe for concurrent use; Kill, Stop and Restart run one at a
+// time.
 type Server struct {
 	t    testing.TB
 	bin  string
 	dir  string
-	port int
 	args []string
+	port int
 
-	mu   sync.Mutex // protects cmd and done
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited and been waited for
+	mu   sync.Mutex // serializes Kill, Stop and Restart; protects proc
+	proc *process   // the running process; nil after Kill or Stop
 }
 
-// Start starts a redis-server on a free 127.0.0.1 port (retrying with
-// another port when one is taken), with persistence off and its files in a
-// temporary directory, and waits until it answers PING. The server is
-// killed when the test ends.
+// Start starts a redis-server on a free 127.0.0.1 port, with persistence
+// off ("--save", "", "--appendonly", "no") and its directory and output
+// (redis.log) in a directory from t.TempDir, and returns once it answers
+// commands. When the port it picked is taken meanwhile, it retries with
+// another one. The server is killed when the test ends.
+//
+// When redis-server is not on PATH, Start skips the test, or fails it when
+// [RequireRedis] holds (see [Binary]). When the server does not come up,
+// Start fails the test with the end of the server's output. Like t.Fatal,
+// it must be called from the goroutine running the test.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	var cfg config
-	for _, o := range opts {
-		o(&cfg)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		t.Fatal(err)
 	}
 	s := &Server{t: t, bin: Binary(t), dir: t.TempDir(), args: cfg.args}
 	t.Cleanup(s.Kill)
-	var lastErr error
-	for attempt := 0; attempt < 10; attempt++ {
-		port, err := freePort(cfg.maxPort)
-		if err != nil {
-			lastErr = err
-			continue
+	for range startAttempts {
+		if s.port, err = freePort(cfg.maxPort); err != nil {
+			break
 		}
-		s.port = port
-		if lastErr = s.start(); lastErr == nil {
+		var p *process
+		if p, err = s.launch(); err == nil {
+			s.proc = p
 			return s
 		}
+		if !errors.Is(err, errPortInUse) {
+			break
+		}
 	}
-	t.Fatalf("redistest: cannot start redis-server: %v", lastErr)
+	t.Fatalf("redistest: cannot start redis-server: %v", err)
 	return nil
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(max int) (int, error) {
-	for i := 0; i < 100; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if max == 0 || port <= max {
-			return port, nil
-		}
-		if port > max {
-			// The kernel hands out high ports: pick one at random below max.
-			p := 20000 + int(time.Now().UnixNano()%int64(max-20000))
-			if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
-				l.Close()
-				return p, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("no free port <= %d", max)
-}
-
-// start runs the process and waits for PING; on failure it kills it and
-// returns an error with the end of its log.
-func (s *Server) start() error {
-	args := append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--logfile", s.logPath(), "--protected-mode", "no",
-	}, s.args...)
-	cmd := exec.Command(s.bin, args...)
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		exited <- cmd.Wait()
-		close(done)
-	}()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
-	if err := s.waitReady(exited); err != nil {
-		s.Kill()
-		return fmt.Errorf("%w\n%s", err, s.logTail())
-	}
-	return nil
-}
-
-// waitReady polls PING until the server answers (a bounded start-up wait,
-// not a test synchronization).
-func (s *Server) waitReady(exited <-chan error) error {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("redis-server exited: %v", err)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("redis-server on port %d did not answer PING within 10s", s.port)
-}
-
-func (s *Server) logPath() string { return filepath.Join(s.dir, "redis.log") }
-
-func (s *Server) logTail() string {
-	b, _ := os.ReadFile(s.logPath())
-	if i := len(b) - 2000; i > 0 {
-		b = b[i:]
-	}
-	return string(bytes.TrimSpace(b))
-}
-
-// Addr returns the server's address, "127.0.0.1:PORT".
-func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+// Addr returns the server's address, "127.0.0.1:PORT". It does not change
+// across Kill and Restart.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
 // Port returns the server's port.
 func (s *Server) Port() int { return s.port }
 
-// Kill sends SIGKILL to the server and waits until it is gone. Killing a
+// Kill sends SIGKILL to the server and returns once the process has exited.
+// Clients see their connections fail, and new ones refused. Killing a
 // server that is not running does nothing.
 func (s *Server) Kill() {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.kill()
+		s.proc = nil
 	}
-	_ = cmd.Process.Kill()
-	<-done
 }
 
-// Restart starts the server again on the same port (after Kill), with an
-// empty dataset, and waits until it answers PING. The port may be
-// briefly unavailable after a kill, so it retries for up to 10s.
+// Stop shuts the server down gracefully (SIGTERM), and returns once the
+// process has exited; if it has not within 10s, Stop kills it. Stopping a
+// server that is not running does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.stop(stopTimeout)
+		s.proc = nil
+	}
+}
+
+// Restart starts the server again on the same address, with the same
+// arguments and directory, and returns once it answers commands. A running
+// server is killed first. Persistence being off, the new server starts
+// empty. A port just freed by a kill may be refused for a moment, so
+// Restart retries for up to 5s; it fails the test of [Start] if the server
+// does not come up (for example because another process took the port
+// meanwhile), so it must be called from that test's goroutine.
 func (s *Server) Restart() {
 	s.t.Helper()
-	var err error
-	for i := 0; i < 50; i++ {
-		if err = s.start(); err == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.kill()
+		s.proc = nil
+	}
+	deadline := time.Now().Add(restartTimeout)
+	for {
+		p, err := s.launch()
+		if err == nil {
+			s.proc = p
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		if !errors.Is(err, errPortInUse) || time.Now().After(deadline) {
+			s.t.Fatalf("redistest: cannot restart redis-server on %s: %v", s.Addr(), err)
+		}
+		// A bounded wait for the port to be released, not a test interleaving.
+		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("redistest: cannot restart redis-server on port %d: %v", s.port, err)
 }
 
-// Client returns a go-redis client for the server (ContextTimeoutEnabled,
-// no retries), closed when the test ends.
+// Client returns a new go-redis client for the server, closed when t's test
+// ends. Its options are go-redis defaults (including retries) but for
+// ContextTimeoutEnabled: a ctx deadline bounds every command. The client
+// follows the server across Kill and Restart, since the address stays.
 func (s *Server) Client(t testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
