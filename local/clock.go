@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// Clock is the cheap clock entries are checked against. Now returns unix
-// nanoseconds; it must be safe for concurrent use and fast (it is read on
-// every hit).
+// Clock is the cheap clock entries are checked against: Now returns unix
+// nanoseconds. It is read on every hit, so it must be fast and safe for
+// concurrent use. The cache reads a [TickingClock] or a [ManualClock] with
+// one atomic load, without calling Now.
 type Clock interface {
 	Now() int64
 }
@@ -16,10 +17,12 @@ type Clock interface {
 // DefaultResolution is the resolution of a [TickingClock] made with 0.
 const DefaultResolution = time.Millisecond
 
-// TickingClock is a [Clock] that one goroutine updates every resolution
-// with time.Now, so that reading it is one atomic load, never a wall-clock
-// read. It lags real time by at most its resolution: subtract
-// [TickingClock.Resolution] from an expiry that must not be overrun.
+// TickingClock is a [Clock] that one goroutine sets to time.Now every
+// resolution, so that reading it is one atomic load, never a wall-clock
+// read. It lags real time by up to its resolution (more if its goroutine
+// is starved): a caller computing an expiry that must not be overrun
+// subtracts [TickingClock.Resolution] from it. It is safe for concurrent
+// use.
 type TickingClock struct {
 	now  atomic.Int64
 	res  time.Duration
@@ -28,8 +31,8 @@ type TickingClock struct {
 	once sync.Once
 }
 
-// NewTickingClock starts a clock of the given resolution (0 means
-// [DefaultResolution]). Stop stops its goroutine.
+// NewTickingClock starts a clock of the given resolution (0 or less means
+// [DefaultResolution]). The caller must Stop it.
 func NewTickingClock(resolution time.Duration) *TickingClock {
 	if resolution <= 0 {
 		resolution = DefaultResolution
@@ -57,17 +60,18 @@ func (c *TickingClock) run() {
 // Now returns the time of the last tick, in unix nanoseconds.
 func (c *TickingClock) Now() int64 { return c.now.Load() }
 
-// Resolution returns how far the clock may lag real time.
+// Resolution returns the clock's tick: how far it may lag real time.
 func (c *TickingClock) Resolution() time.Duration { return c.res }
 
-// Stop stops the clock's goroutine and waits for it; Now keeps returning
-// the last tick. It is idempotent.
+// Stop stops the clock's goroutine and waits for it to end; Now keeps
+// returning the last tick. It is idempotent.
 func (c *TickingClock) Stop() {
 	c.once.Do(func() { close(c.stop) })
 	<-c.done
 }
 
-// ManualClock is a [Clock] that moves only when told, for tests.
+// ManualClock is a [Clock] that moves only when told, for tests. Its zero
+// value reads 0 (the unix epoch). It is safe for concurrent use.
 type ManualClock struct{ now atomic.Int64 }
 
 // NewManualClock returns a clock that reads t.
@@ -80,8 +84,15 @@ func NewManualClock(t time.Time) *ManualClock {
 // Now returns the clock's time in unix nanoseconds.
 func (c *ManualClock) Now() int64 { return c.now.Load() }
 
-// Add moves the clock by d.
+// Add moves the clock by d (backwards if d is negative).
 func (c *ManualClock) Add(d time.Duration) { c.now.Add(int64(d)) }
 
 // Set sets the clock to t.
 func (c *ManualClock) Set(t time.Time) { c.now.Store(t.UnixNano()) }
+
+// addressedClock is a clock whose time the cache may load directly,
+// saving an interface call per hit.
+type addressedClock interface{ nowAddr() *atomic.Int64 }
+
+func (c *TickingClock) nowAddr() *atomic.Int64 { return &c.now }
+func (c *ManualClock) nowAddr() *atomic.Int64  { return &c.now }

@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,79 +12,129 @@ import (
 	"github.com/tiercache/tiercache/local"
 )
 
-// BenchmarkLookup is an L1 hit next to a raw Ristretto Get (no TTL on its
-// items) of the same keys in the same run.
-func BenchmarkLookup(b *testing.B) {
-	const n = 1024
-	ids := make([]string, n)
+// The hit benchmarks read benchKeys keys "user:<id>" from a cache that
+// holds them all; each goroutine starts at its own offset, as real traffic
+// does. BenchmarkLookup and BenchmarkRistrettoGet run the same keys through
+// the same Ristretto configuration (no TTL on its items): compare them.
+const benchKeys = 1024
+
+func benchIDs() []string {
+	ids := make([]string, benchKeys)
 	for i := range ids {
-		ids[i] = fmt.Sprint(i)
+		ids[i] = fmt.Sprint(i * 7919)
 	}
-	b.Run("local", func(b *testing.B) {
-		c, err := local.New[*string](local.Options{MaxCost: 1 << 20})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		exp := time.Now().Add(time.Hour).UnixNano()
-		for _, id := range ids {
-			v := id
-			c.Set("user:"+id, local.Item[*string]{Value: &v, Cost: 1, Expire: exp})
-		}
-		c.Wait()
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				if _, ok := c.Lookup("user:", ids[i%n]); !ok {
-					b.Fatal("miss")
-				}
-				i++
+	return ids
+}
+
+type benchValue struct{ s string }
+
+func benchCache(b *testing.B, ids []string) *local.Cache[*benchValue] {
+	c, err := local.New[*benchValue](local.Options{MaxCost: 1 << 20, Split: splitColon})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	exp := time.Now().Add(time.Hour).UnixNano()
+	for _, id := range ids {
+		c.Set("user:"+id, local.Item[*benchValue]{Value: &benchValue{id}, Cost: 1, Expire: exp})
+	}
+	c.Wait()
+	return c
+}
+
+// parallel runs hit(i) for i walking the keys, on b.RunParallel.
+func parallel(b *testing.B, hit func(i int) bool) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	var start atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(start.Add(397))
+		for pb.Next() {
+			if !hit(i % benchKeys) {
+				b.Fatal("miss")
 			}
-		})
-	})
-	b.Run("ristretto", func(b *testing.B) {
-		rc, err := ristretto.NewCache(&ristretto.Config[string, *string]{NumCounters: 1e5, MaxCost: 1 << 20, BufferItems: 64, IgnoreInternalCost: true})
-		if err != nil {
-			b.Fatal(err)
+			i++
 		}
-		defer rc.Close()
-		keys := make([]string, n)
-		for i, id := range ids {
-			v := id
-			keys[i] = "user:" + id
-			rc.Set(keys[i], &v, 1)
-		}
-		rc.Wait()
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				if _, ok := rc.Get(keys[i%n]); !ok {
-					b.Fatal("miss")
-				}
-				i++
-			}
-		})
 	})
 }
 
-// BenchmarkInvalidatePatternL1 invalidates a pattern that matches 100 keys of
-// an L1 that holds 1,000,000: through the ordered index from the pattern's
+// BenchmarkLookup is an L1 hit: LookupPrefix with a Prefix made once.
+func BenchmarkLookup(b *testing.B) {
+	ids := benchIDs()
+	c := benchCache(b, ids)
+	p := c.Prefix("user:")
+	parallel(b, func(i int) bool {
+		_, ok := c.LookupPrefix(p, ids[i])
+		return ok
+	})
+}
+
+// BenchmarkGet is an L1 hit with the key in one part (split and both parts
+// hashed on every call).
+func BenchmarkGet(b *testing.B) {
+	ids := benchIDs()
+	c := benchCache(b, ids)
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = "user:" + id
+	}
+	parallel(b, func(i int) bool {
+		_, ok := c.Get(keys[i])
+		return ok
+	})
+}
+
+// BenchmarkRistrettoGet is the baseline: a raw Ristretto v2 Get of the
+// same keys, configured as local configures it, with no TTL on its items.
+func BenchmarkRistrettoGet(b *testing.B) {
+	ids := benchIDs()
+	rc, err := ristretto.NewCache(&ristretto.Config[string, *benchValue]{
+		NumCounters: 1 << 20 / 256 * 10, MaxCost: 1 << 20, BufferItems: 64, IgnoreInternalCost: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rc.Close()
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = "user:" + id
+		rc.Set(keys[i], &benchValue{id}, 1)
+	}
+	rc.Wait()
+	parallel(b, func(i int) bool {
+		_, ok := rc.Get(keys[i])
+		return ok
+	})
+}
+
+// BenchmarkSetIf is a fill of a key already cached (the common refill).
+func BenchmarkSetIf(b *testing.B) {
+	ids := benchIDs()
+	c := benchCache(b, ids)
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = "user:" + id
+	}
+	exp := time.Now().Add(time.Hour).UnixNano()
+	v := &benchValue{"v"}
+	parallel(b, func(i int) bool {
+		return c.SetIf(keys[i], c.Begin(), local.Item[*benchValue]{Value: v, Cost: 1, Expire: exp})
+	})
+}
+
+// BenchmarkDeleteMatching invalidates a pattern that matches 100 keys of an
+// L1 that holds 1,000,000: through the ordered index from the pattern's
 // literal prefix, and by scanning the whole index. The 100 keys are put
 // back with the timer stopped.
-func BenchmarkInvalidatePatternL1(b *testing.B) {
+func BenchmarkDeleteMatching(b *testing.B) {
 	const total, matching = 1_000_000, 100
 	c, err := local.New[int](local.Options{MaxCost: 4 * total, NumCounters: 10 * total})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	exp := time.Now().Add(time.Hour).UnixNano()
-	it := local.Item[int]{Cost: 1, Expire: exp}
-	for i := 0; i < total-matching; i++ {
+	it := local.Item[int]{Cost: 1, Expire: time.Now().Add(time.Hour).UnixNano()}
+	for i := range total - matching {
 		c.Set(fmt.Sprintf("user_%d_post:%d", i%50000+100, i), it)
 	}
 	hot := make([]string, matching)
@@ -93,14 +144,14 @@ func BenchmarkInvalidatePatternL1(b *testing.B) {
 	}
 	c.Wait()
 	if n := c.Len(); n < total*99/100 {
-		b.Fatalf("L1 holds %d keys; want about %d", n, total)
+		b.Fatalf("the L1 holds %d keys; want about %d", n, total)
 	}
 	const pattern = "user_42_*"
 	m := glob.Compile(pattern)
 	prefix, _ := glob.LiteralPrefix(pattern)
 	for _, bc := range []struct{ name, prefix string }{{"prefix", prefix}, {"scan", ""}} {
 		b.Run(bc.name, func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
+			for b.Loop() {
 				if n := c.DeleteMatching(bc.prefix, m.Match); n != matching {
 					b.Fatalf("removed %d; want %d", n, matching)
 				}

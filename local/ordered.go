@@ -4,13 +4,13 @@ import "math/rand/v2"
 
 // ordered is a skip list of keys in byte order, so that the keys sharing a
 // prefix can be visited without scanning the rest. It is not safe for
-// concurrent use: each index stripe guards its own.
+// concurrent use: each orderedShard guards its own.
 type ordered struct {
 	head  node
 	level int
 }
 
-const maxLevel = 24 // enough for 16M keys per stripe at p = 1/4
+const maxLevel = 24 // enough for 2^48 keys per set at p = 1/4
 
 type node struct {
 	key  string

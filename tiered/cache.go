@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,7 @@ func New(opts Options) (*Cache, error) {
 			Clock:    c.clock,
 			OnReject: func(string) { c.stats.record(c.rec, Event{Kind: EventL1Rejected}) },
 			OnEvict:  func(string) { c.stats.record(c.rec, Event{Kind: EventL1Evicted}) },
+			Split:    splitKey,
 		})
 		if err != nil {
 			clock.Stop()
@@ -128,9 +130,15 @@ func New(opts Options) (*Cache, error) {
 }
 
 // Close cancels the loads in progress (their loaders' ctx is cancelled),
-// waits for them to end, and releases the L1. Later calls return ErrClosed.
-// It does not close the Redis client. Close is idempotent and always
-// returns nil.
+// waits for them to end, stops the bus and the background retries, and
+// releases the L1. Calls that start after Close returns get ErrClosed. It
+// does not close the Redis client. Close is idempotent and always returns
+// nil.
+//
+// Close must not run concurrently with other calls on the cache or its
+// groups: stop serving traffic first. (The L1 hit path takes no lock, and
+// Ristretto's Close is not safe against a concurrent Get; guarding every
+// hit would cost two atomic writes per hit.)
 func (c *Cache) Close() error {
 	c.closeOnce.Do(func() {
 		c.stop()
@@ -240,3 +248,7 @@ func (c *Cache) publishMessage(ctx context.Context, payload []byte) error {
 
 // busChannel is the pub/sub channel of the namespace.
 func (c *Cache) busChannel() string { return c.opts.Namespace + ":tiercache:bus" }
+
+// splitKey returns where a key's group part ends: after its first ":"
+// (group names are encoded without one).
+func splitKey(key string) int { return strings.IndexByte(key, ':') + 1 }

@@ -39,6 +39,7 @@ type Group[V any] struct {
 	c      *Cache
 	name   string
 	prefix string // the encoded name and ":"
+	pfx    local.Prefix
 	ttl    time.Duration
 	codec  Codec
 	st     counters
@@ -60,6 +61,9 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 		opts.Codec = JSON{}
 	}
 	g := &Group[V]{c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL, codec: opts.Codec}
+	if c.l1 != nil {
+		g.pfx = c.l1.Prefix(g.prefix)
+	}
 	c.groupsMu.Lock()
 	defer c.groupsMu.Unlock()
 	if _, dup := c.groups[name]; dup {
@@ -113,7 +117,7 @@ var (
 // load itself is not a closure allocated per call.
 func (g *Group[V]) Fetch(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
 	if l1 := g.c.l1; l1 != nil {
-		if e, ok := l1.Lookup(g.prefix, id); ok {
+		if e, ok := l1.LookupPrefix(g.pfx, id); ok {
 			g.l1Hit(e.Hash())
 			v, _ := e.Value.(V)
 			return v, nil
@@ -168,7 +172,7 @@ func (g *Group[V]) fetchSlow(ctx context.Context, id string, load LoaderFunc[V])
 func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 	var zero V
 	if g.c.l1 != nil {
-		if e, ok := g.c.l1.Lookup(g.prefix, id); ok {
+		if e, ok := g.c.l1.LookupPrefix(g.pfx, id); ok {
 			g.l1Hit(e.Hash())
 			v, _ := e.Value.(V)
 			return v, nil

@@ -56,7 +56,7 @@ func (g *Group[V]) lookupMany(ids []string, out map[string]V) ([]string, error) 
 		}
 		seen[id] = struct{}{}
 		if g.c.l1 != nil {
-			if e, ok := g.c.l1.Lookup(g.prefix, id); ok {
+			if e, ok := g.c.l1.LookupPrefix(g.pfx, id); ok {
 				g.l1Hit(e.Hash())
 				out[id], _ = e.Value.(V)
 				continue

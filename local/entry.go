@@ -1,0 +1,53 @@
+package local
+
+import "sync/atomic"
+
+// Entry is one value in the cache, as [Cache.LookupPrefix] and [Cache.Get] return it. It is
+// immutable once installed, except for its dead mark, and shared by every
+// caller that reads it: treat it, and Value, as read-only.
+type Entry[V any] struct {
+	Value V
+	// Key is the entry's full key. A lookup checks it, so that a hash
+	// collision is a miss, never another key's value.
+	Key string
+	// Expire is the Clock time (unix ns) from which the entry is invalid.
+	Expire int64
+	// Born is the Clock time at which the entry was installed.
+	Born int64
+	// Refresh is the caller's early-refresh deadline, 0 for none. The
+	// cache does not interpret it.
+	Refresh int64
+	// Absent records that the caller cached "known not to exist".
+	Absent bool
+
+	epoch uint64      // the cache's epoch the entry belongs to
+	hash  uint64      // the Ristretto key
+	dead  atomic.Bool // set, under its stripe's lock, when the index lets go of it
+}
+
+// Hash returns the entry's key hash (the same for every entry of a key).
+// Callers may use its bits to spread per-hit work, such as striped
+// counters, without hashing again.
+func (e *Entry[V]) Hash() uint64 { return e.hash }
+
+// Item is what a caller installs with [Cache.SetIf] or [Cache.Set]; see
+// [Entry] for the fields.
+type Item[V any] struct {
+	Value V
+	// Cost is the entry's share of MaxCost, in the caller's unit (tiercache
+	// uses the encoded length in bytes). Costs below 1 count as 1.
+	Cost    int64
+	Expire  int64
+	Refresh int64
+	Absent  bool
+}
+
+// Token records the cache's invalidation state at the moment a load began;
+// see [Cache.Begin]. It is a small value, meaningful only to the cache that
+// issued it. The zero Token predates every invalidation: a SetIf with it
+// fails once the key's bucket has seen any invalidation or the cache any
+// Flush or pattern.
+type Token struct {
+	seq   uint64 // the invalidation sequence number
+	epoch uint64
+}

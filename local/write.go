@@ -1,0 +1,209 @@
+package local
+
+import "iter"
+
+// SetIf installs it under key unless an invalidation of key happened since
+// tok was taken ([Cache.Begin]): a Delete or Set of key, a Flush, or a
+// DeleteMatching whose match accepts key. It reports whether it installed.
+//
+// It errs only on the side of not installing: an invalidation of another
+// key that shares key's hash bucket (1 key in 4096) also vetoes it, and so
+// does running out of the ring of recent patterns (more than 1024
+// DeleteMatching calls since tok). Ristretto may still refuse the entry
+// (admission, a full Set buffer); that is not reported: L1 is advisory.
+func (c *Cache[V]) SetIf(key string, tok Token, it Item[V]) bool {
+	e := c.installIf(key, tok, it)
+	if e == nil {
+		return false
+	}
+	c.store(e, it.Cost)
+	return true
+}
+
+// installIf is SetIf's index half: it installs an entry for it unless an
+// invalidation of key happened since tok, and returns it (nil if not).
+func (c *Cache[V]) installIf(key string, tok Token, it Item[V]) *Entry[V] {
+	if c.closed.Load() {
+		return nil
+	}
+	h := c.keyHash(key)
+	s := c.stripe(h)
+	e := c.newEntry(key, h, it, tok.epoch)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Reserve the key in the ordered set before the checks: a
+	// DeleteMatching that the checks miss has not recorded its pattern
+	// yet, so its scan, which comes after, finds the key.
+	indexed := s.reserveLocked(key)
+	if s.inv[bucket(h)] > tok.seq || tok.epoch != c.epoch.Load() || c.pats.vetoes(key, tok.seq) {
+		s.unreserveLocked(key, indexed)
+		return nil
+	}
+	if c.afterCheck != nil {
+		c.afterCheck()
+	}
+	s.installLocked(e)
+	return e
+}
+
+// Set installs it under key unconditionally. It counts as an invalidation
+// of key: a load of key that began earlier will not overwrite it with an
+// older value. After Close it does nothing.
+//
+// Like any install, it may not be visible at once (Ristretto applies a Set
+// of a new key asynchronously; see [Cache.Wait]) and may be refused; a Set
+// replacing a stored entry is visible at once. If two installs of one new
+// key are pending together, Ristretto keeps the first, which is dead
+// (replaced), and refuses the second: the key then misses until its next
+// install, and is never served the older value.
+func (c *Cache[V]) Set(key string, it Item[V]) {
+	c.set(key, c.keyHash(key), it)
+}
+
+// set is Set with the key's hash given (tests force collisions with it).
+func (c *Cache[V]) set(key string, h uint64, it Item[V]) {
+	if c.closed.Load() {
+		return
+	}
+	s := c.stripe(h)
+	e := c.newEntry(key, h, it, c.epoch.Load())
+	s.mu.Lock()
+	s.inv[bucket(h)] = c.seq.Add(1)
+	s.reserveLocked(key)
+	s.installLocked(e)
+	s.mu.Unlock()
+	c.store(e, it.Cost)
+}
+
+func (c *Cache[V]) newEntry(key string, h uint64, it Item[V], epoch uint64) *Entry[V] {
+	return &Entry[V]{
+		Value: it.Value, Key: key, Expire: it.Expire, Born: c.clock.Now(),
+		Refresh: it.Refresh, Absent: it.Absent, epoch: epoch, hash: h,
+	}
+}
+
+// store hands an installed entry to Ristretto, outside the stripe lock
+// (Ristretto's goroutine takes stripe locks in its callbacks, and a Set of
+// a stored hash calls OnExit on the caller's goroutine). A Set that
+// Ristretto drops at once calls no callback: the index lets go here.
+func (c *Cache[V]) store(e *Entry[V], cost int64) {
+	c.closeMu.RLock()
+	ok := !c.closed.Load() && c.rc.Set(e.hash, e, max(cost, 1))
+	c.closeMu.RUnlock()
+	if !ok {
+		c.stripe(e.hash).forget(e)
+	}
+}
+
+// Delete invalidates keys: loads of them that began earlier will not fill
+// (their SetIf fails), and their entries are marked dead (so that a
+// Ristretto Set landing late cannot resurrect them), removed from the
+// index and deleted from Ristretto. It returns how many entries it
+// removed from the index. After Close it removes nothing.
+func (c *Cache[V]) Delete(keys ...string) (removed int) {
+	for _, key := range keys {
+		if c.remove(key, true) {
+			removed++
+		}
+	}
+	return removed
+}
+
+// remove kills key's indexed entry, if any, and deletes it from Ristretto;
+// with bump, it also vetoes the fills of key whose token predates it.
+func (c *Cache[V]) remove(key string, bump bool) bool {
+	h := c.keyHash(key)
+	s := c.stripe(h)
+	s.mu.Lock()
+	if bump {
+		s.inv[bucket(h)] = c.seq.Add(1)
+	}
+	e := s.idx[key]
+	if e != nil {
+		s.killLocked(e)
+	}
+	s.mu.Unlock()
+	if e == nil {
+		return false
+	}
+	c.del(e)
+	return true
+}
+
+// del deletes a killed entry from Ristretto, to free its room at once.
+func (c *Cache[V]) del(e *Entry[V]) {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if !c.closed.Load() {
+		c.rc.Del(e.hash)
+	}
+}
+
+// DeleteMatching invalidates every key that match accepts, like Delete:
+// it records match in a bounded ring of recent patterns, so that loads
+// that began earlier and fill later are vetoed, then removes the matching
+// entries from the index and Ristretto. It returns how many it removed.
+//
+// Only the indexed keys that start with prefix are offered to match, so
+// match must reject every key without it ("" offers every key); with a
+// non-empty prefix the cost grows with the keys that share it, not with
+// the size of the cache. match is called under the cache's locks, from
+// this call and from later SetIf calls: it must be safe for concurrent
+// use, must not panic and must not call the cache.
+func (c *Cache[V]) DeleteMatching(prefix string, match func(key string) bool) (removed int) {
+	for _, key := range c.collect(prefix, match) {
+		// No generation bump: the ring vetoes the fills of these keys.
+		if c.remove(key, false) {
+			removed++
+		}
+	}
+	return removed
+}
+
+// collect is DeleteMatching's first half: it records the pattern, then
+// collects the matching keys. The order matters: a fill reserves its key
+// in the ordered set before its checks, so either its checks see this
+// record (and veto it), or its key is in the ordered set before this scan
+// starts (and is removed).
+func (c *Cache[V]) collect(prefix string, match func(string) bool) []string {
+	c.pats.record(&c.seq, match)
+	var keys []string
+	for i := range c.ordered {
+		keys = c.ordered[i].collect(prefix, match, keys)
+	}
+	return keys
+}
+
+// Len returns the number of entries in the key index: the entries
+// Ristretto holds or is about to apply, including those no longer valid
+// (expired, or of an earlier epoch) that were not yet replaced, deleted or
+// evicted.
+func (c *Cache[V]) Len() int {
+	n := 0
+	for i := range c.stripes {
+		s := &c.stripes[i]
+		s.mu.Lock()
+		n += len(s.idx)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// All returns an iterator over the key index: each indexed key and its
+// entry, valid or not (Get tells), in no particular order. It copies one
+// stripe at a time and holds no lock while it yields, so the loop body
+// may call the cache; an entry installed or removed meanwhile may or may
+// not be seen.
+func (c *Cache[V]) All() iter.Seq2[string, *Entry[V]] {
+	return func(yield func(string, *Entry[V]) bool) {
+		var buf []*Entry[V]
+		for i := range c.stripes {
+			buf = c.stripes[i].snapshot(buf[:0])
+			for _, e := range buf {
+				if !yield(e.Key, e) {
+					return
+				}
+			}
+		}
+	}
+}
