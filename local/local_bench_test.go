@@ -126,7 +126,7 @@ func BenchmarkSetIf(b *testing.B) {
 // L1 that holds 1,000,000: through the ordered index from the pattern's
 // literal prefix, and by scanning the whole index. The 100 keys are put
 // back with the timer stopped.
-func BenchmarkDeleteMatching(b *testing.B) {
+func BenchmarkInvalidatePatternL1(b *testing.B) {
 	const total, matching = 1_000_000, 100
 	c, err := local.New[int](local.Options{MaxCost: 4 * total, NumCounters: 10 * total})
 	if err != nil {
