@@ -122,7 +122,7 @@ func BenchmarkSetIf(b *testing.B) {
 	})
 }
 
-// BenchmarkDeleteMatching invalidates a pattern that matches 100 keys of an
+// BenchmarkInvalidatePatternL1 invalidates a pattern that matches 100 keys of an
 // L1 that holds 1,000,000: through the ordered index from the pattern's
 // literal prefix, and by scanning the whole index. The 100 keys are put
 // back with the timer stopped.
