@@ -266,3 +266,48 @@ func TestLostLastMessageCaughtByHeartbeat(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedInvalidationIsRetried: an invalidation that cannot reach Redis
+// returns its error, waits in the retry queue, and is applied in Redis once
+// Redis is reachable again.
+func TestFailedInvalidationIsRetried(t *testing.T) {
+	srv := startServer(t)
+	proxy := newProxy(t, srv)
+	ctx := context.Background()
+	retried := make(chan struct{}, 1)
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	c := newCache(t, tiered.Options{Redis: rdb, Namespace: "retry", Recorder: tiered.RecorderFunc(func(e tiered.Event) {
+		if e.Kind == tiered.EventInvalidationRetried {
+			retried <- struct{}{}
+		}
+	})})
+	g := newGroup[string](t, c, "post", tiered.GroupOptions{})
+	if err := g.Set(ctx, "1", "old"); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	if err := g.Delete(ctx, "1"); err == nil {
+		t.Fatal("Delete with Redis unreachable returned no error")
+	}
+	if n := c.PendingInvalidations(); n != 1 {
+		t.Fatalf("PendingInvalidations = %d; want 1", n)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: srv})
+	t.Cleanup(func() { direct.Close() })
+	if direct.Exists(ctx, "retry:post:1").Val() != 1 {
+		t.Fatal("the key left Redis although Redis was unreachable")
+	}
+	proxy.Heal()
+	select {
+	case <-retried:
+	case <-time.After(30 * time.Second): // a hang guard, not a synchronization
+		t.Fatal("the invalidation was not retried within 30s")
+	}
+	if direct.Exists(ctx, "retry:post:1").Val() != 0 {
+		t.Fatal("the retried invalidation did not remove the key from Redis")
+	}
+	if n := c.PendingInvalidations(); n != 0 {
+		t.Fatalf("PendingInvalidations after the retry = %d; want 0", n)
+	}
+}

@@ -233,7 +233,7 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	}
 	if g.c.bus != nil {
 		if err := g.c.bus.Publish(ctx, bus.KindKeys, key); err != nil {
-			g.c.retries.add(invalidation{keys: []string{key}}, g.ttl)
+			g.c.queueRetry(invalidation{keys: []string{key}}, g.ttl)
 			return fmt.Errorf("tiered: set %q: the other nodes were not told: %w", key, err)
 		}
 	}

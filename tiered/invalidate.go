@@ -86,7 +86,7 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 	err := errors.Join(errs...)
 	c.stats.record(c.rec, Event{Kind: EventRedisError, Err: err})
 	if retry {
-		c.retries.add(inv, c.maxTTL())
+		c.queueRetry(inv, c.maxTTL())
 	}
 	return fmt.Errorf("tiered: invalidate: %w", err)
 }

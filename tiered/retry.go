@@ -12,24 +12,19 @@ const maxRetries = 10000
 
 // retryQueue holds invalidations that did not reach Redis or the bus.
 type retryQueue struct {
-	mu    sync.Mutex // protects items
+	mu    sync.Mutex // protects items and busy
 	items []invalidation
+	busy  int // taken by the retry loop and not yet settled
 	wake  chan struct{}
 }
 
 func newRetryQueue() *retryQueue { return &retryQueue{wake: make(chan struct{}, 1)} }
 
 // add queues inv until now+ttl: after that, every value it was meant to
-// remove has expired anyway.
+// remove has expired anyway. It wakes the retry loop.
 func (q *retryQueue) add(inv invalidation, ttl time.Duration) (dropped bool) {
 	inv.deadline = time.Now().Add(ttl)
-	q.mu.Lock()
-	if len(q.items) >= maxRetries {
-		q.items = q.items[1:]
-		dropped = true
-	}
-	q.items = append(q.items, inv)
-	q.mu.Unlock()
+	dropped = q.push(inv)
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -37,18 +32,53 @@ func (q *retryQueue) add(inv invalidation, ttl time.Duration) (dropped bool) {
 	return dropped
 }
 
+// push queues inv, dropping the oldest invalidation past maxRetries.
+func (q *retryQueue) push(inv invalidation) (dropped bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) >= maxRetries {
+		q.items = q.items[1:]
+		dropped = true
+	}
+	q.items = append(q.items, inv)
+	return dropped
+}
+
+// queueRetry queues inv for a background retry until ttl has passed,
+// logging when the queue is full and the oldest invalidation is dropped.
+func (c *Cache) queueRetry(inv invalidation, ttl time.Duration) {
+	if c.retries.add(inv, ttl) {
+		c.log.Error("tiered: retry queue full; dropped the oldest failed invalidation", "max", maxRetries)
+	}
+}
+
+// take hands every queued invalidation to the retry loop, which settles
+// each with retried or failed.
 func (q *retryQueue) take() []invalidation {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	items := q.items
 	q.items = nil
+	q.busy = len(items)
 	return items
 }
 
+// settled ends one taken invalidation: done, or queued again (no wake: the
+// loop backs off before the next try).
+func (q *retryQueue) settled(inv invalidation, again bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.busy--
+	if again && len(q.items) < maxRetries {
+		q.items = append(q.items, inv)
+	}
+}
+
+// len counts the invalidations waiting, those being retried included.
 func (q *retryQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items)
+	return len(q.items) + q.busy
 }
 
 // retryLoop retries queued invalidations with a growing backoff until Close.
@@ -81,25 +111,19 @@ func (c *Cache) retryOnce() bool {
 	now := time.Now()
 	for _, inv := range c.retries.take() {
 		if now.After(inv.deadline) {
+			c.retries.settled(inv, false)
 			c.log.Warn("tiered: giving up an invalidation: the values it removes have expired", "keys", inv.keys, "patterns", inv.patterns)
 			continue
 		}
 		ctx, cancel := context.WithTimeout(c.closing, c.opts.RedisTimeout*4)
 		err := c.invalidate(ctx, inv, false)
 		cancel()
-		if err != nil {
-			c.requeue(inv)
-			continue
+		c.retries.settled(inv, err != nil)
+		if err == nil {
+			c.stats.record(c.rec, Event{Kind: EventInvalidationRetried})
 		}
-		c.stats.record(c.rec, Event{Kind: EventInvalidationRetried})
 	}
 	return c.retries.len() == 0
-}
-
-func (c *Cache) requeue(inv invalidation) {
-	c.retries.mu.Lock()
-	c.retries.items = append(c.retries.items, inv)
-	c.retries.mu.Unlock()
 }
 
 // PendingInvalidations returns how many failed invalidations wait for a
