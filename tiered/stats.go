@@ -52,6 +52,12 @@ const (
 	EventBusGap               // a message from another node went missing: L1 flushed
 	EventBusMalformed         // a bus message could not be decoded (Err)
 	EventFlush                // the whole L1 was invalidated
+
+	EventLeaseWaited  // a miss waited for another node's lease: Duration; Err nil when the value arrived
+	EventLeaseRenewed // a slow load extended its lease
+	EventRefresh      // an early (XFetch) refresh ended: Duration, Err (nil on success)
+	EventBreakerOpen  // Redis failed too often: calls stop for a cool-down (Err: the last failure)
+	EventBreakerClose // a probe succeeded: calls to Redis resume
 )
 
 var eventNames = [...]string{
@@ -63,6 +69,8 @@ var eventNames = [...]string{
 	EventInvalidationRetried: "invalidation_retried", EventPatternApplied: "pattern_applied",
 	EventBusLost: "bus_lost", EventBusRestored: "bus_restored", EventBusGap: "bus_gap",
 	EventBusMalformed: "bus_malformed", EventFlush: "flush",
+	EventLeaseWaited: "lease_waited", EventLeaseRenewed: "lease_renewed", EventRefresh: "refresh",
+	EventBreakerOpen: "breaker_open", EventBreakerClose: "breaker_close",
 }
 
 // String returns the event's snake_case name.
@@ -106,7 +114,13 @@ type Stats struct {
 	Collapsed        uint64 // callers that joined a load already in flight instead of starting one
 	LeasesWon        uint64 // leases taken
 	LeasesBusy       uint64 // misses that found another node's lease
-	LeasesLost       uint64 // fills whose compare-and-set failed
+	LeasesLost       uint64 // fills whose compare-and-set failed, and slow loads whose lease expired
+	LeasesWaited     uint64 // misses that waited for another node's lease instead of loading
+	LeasesRenewed    uint64 // lease extensions of slow loads
+	Refreshes        uint64 // early refreshes run (XFetch)
+	RefreshErrors    uint64 // early refreshes that failed (the old value stayed)
+	BreakerOpens     uint64 // times the Redis breaker opened
+	BreakerCloses    uint64 // times the Redis breaker closed again
 	DecodeErrors     uint64 // values in Redis that did not decode (and were removed)
 	RedisErrors      uint64 // failed Redis calls
 	L1Rejected       uint64 // L1 fills dropped by admission (cache-wide, not per group)
@@ -136,6 +150,12 @@ func (s *Stats) add(o Stats) {
 	s.LeasesWon += o.LeasesWon
 	s.LeasesBusy += o.LeasesBusy
 	s.LeasesLost += o.LeasesLost
+	s.LeasesWaited += o.LeasesWaited
+	s.LeasesRenewed += o.LeasesRenewed
+	s.Refreshes += o.Refreshes
+	s.RefreshErrors += o.RefreshErrors
+	s.BreakerOpens += o.BreakerOpens
+	s.BreakerCloses += o.BreakerCloses
 	s.DecodeErrors += o.DecodeErrors
 	s.RedisErrors += o.RedisErrors
 	s.L1Rejected += o.L1Rejected
@@ -193,6 +213,12 @@ type counters struct {
 	leaseWon         atomic.Uint64
 	leaseBusy        atomic.Uint64
 	leaseLost        atomic.Uint64
+	leaseWaited      atomic.Uint64
+	leaseRenewed     atomic.Uint64
+	refreshes        atomic.Uint64
+	refreshErrs      atomic.Uint64
+	breakerOpens     atomic.Uint64
+	breakerCloses    atomic.Uint64
 	decodeErrs       atomic.Uint64
 	redisErrs        atomic.Uint64
 	l1Rejected       atomic.Uint64
@@ -216,6 +242,9 @@ func (c *counters) snapshot() Stats {
 		Loads: c.loads.Load(), LoadErrors: c.loadErrs.Load(),
 		Collapsed: c.collapsed.Load(),
 		LeasesWon: c.leaseWon.Load(), LeasesBusy: c.leaseBusy.Load(), LeasesLost: c.leaseLost.Load(),
+		LeasesWaited: c.leaseWaited.Load(), LeasesRenewed: c.leaseRenewed.Load(),
+		Refreshes: c.refreshes.Load(), RefreshErrors: c.refreshErrs.Load(),
+		BreakerOpens: c.breakerOpens.Load(), BreakerCloses: c.breakerCloses.Load(),
 		DecodeErrors: c.decodeErrs.Load(), RedisErrors: c.redisErrs.Load(),
 		L1Rejected: c.l1Rejected.Load(), L1Evicted: c.l1Evicted.Load(),
 		InvalidationsSent: c.invSent.Load(), InvalidationsReceived: c.invReceived.Load(),
@@ -244,6 +273,11 @@ func (c *counters) record(r Recorder, e Event) {
 		c.loads.Add(1)
 		if e.Err != nil {
 			c.loadErrs.Add(1)
+		}
+	case EventRefresh:
+		c.refreshes.Add(1)
+		if e.Err != nil {
+			c.refreshErrs.Add(1)
 		}
 	default:
 		c.count(e.Kind).Add(1)
@@ -287,6 +321,14 @@ func (c *counters) count(k EventKind) *atomic.Uint64 {
 		return &c.busGaps
 	case EventBusMalformed:
 		return &c.busMalformed
+	case EventLeaseWaited:
+		return &c.leaseWaited
+	case EventLeaseRenewed:
+		return &c.leaseRenewed
+	case EventBreakerOpen:
+		return &c.breakerOpens
+	case EventBreakerClose:
+		return &c.breakerCloses
 	}
 	return &c.flushes
 }
