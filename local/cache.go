@@ -149,6 +149,16 @@ func (c *Cache[V]) valid(e *Entry[V]) bool {
 	return age < 0 || uint64(now-e.Born) < uint64(age)
 }
 
+// Now returns the cache's Clock time (unix ns), the time entries are
+// checked against: callers compare their own deadlines (such as
+// Entry.Refresh) with it, at the cost of one atomic load.
+func (c *Cache[V]) Now() int64 {
+	if c.now != nil {
+		return c.now.Load()
+	}
+	return c.clock.Now()
+}
+
 // Begin returns the token a load takes before it reads anything (before
 // L2): [Cache.SetIf] with it installs the load's result only if no
 // invalidation of the key happened since.

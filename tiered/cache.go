@@ -20,8 +20,13 @@ import (
 // ErrClosed is returned by every call on a closed [Cache] or its groups.
 var ErrClosed = errors.New("tiered: cache closed")
 
-// ErrNotFound is returned by [Group.Get] when the id is in no tier.
+// ErrNotFound says that an id does not exist. A loader returns it (or an
+// error wrapping it) to say so; [Group.Fetch] and [Group.Get] return it for
+// an id cached as not existing (see GroupOptions.NegativeTTL).
 var ErrNotFound = errors.New("tiered: not found")
+
+// ErrNotCached is returned by [Group.Get] when the id is in no tier.
+var ErrNotCached = errors.New("tiered: not cached")
 
 // Cache is a two-tier cache: an in-process L1 in front of a shared Redis L2.
 // Values are read and written through typed groups ([NewGroup]). A Cache is
@@ -38,6 +43,8 @@ type Cache struct {
 	log        *slog.Logger
 	rec        Recorder
 	flights    flights
+	refreshes  flights  // early refreshes in progress, one per key
+	random     func() float64
 	stats      counters // events that belong to no group
 
 	groupsMu sync.Mutex // protects groups
@@ -72,7 +79,10 @@ func New(opts Options) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{opts: o, log: o.Logger, rec: o.Recorder, groups: make(map[string]groupStats)}
+	c := &Cache{opts: o, log: o.Logger, rec: o.Recorder, groups: make(map[string]groupStats), random: rand.Float64}
+	if o.random != nil {
+		c.random = o.random
+	}
 	if o.Redis != nil {
 		c.store, err = remote.New(o.Redis, remote.Options{Namespace: o.Namespace, Timeout: o.RedisTimeout})
 		if err != nil {
@@ -105,6 +115,7 @@ func New(opts Options) (*Cache, error) {
 	c.flights.onPanic = func(key string, p *PanicError) {
 		c.log.Error("tiered: loader panicked", "key", key, "panic", p.Value, "stack", string(p.Stack))
 	}
+	c.refreshes.onPanic = c.flights.onPanic
 	c.clockStop = clock.Stop
 	c.retries = newRetryQueue()
 	c.longestTTL.Store(int64(o.TTL))
@@ -146,6 +157,7 @@ func (c *Cache) Close() error {
 			c.bus.Close()
 		}
 		c.bg.Wait()
+		c.refreshes.close()
 		c.flights.close()
 		if c.l1 != nil {
 			c.l1.Close()
@@ -190,24 +202,12 @@ func (c *Cache) jitter(ttl time.Duration) time.Duration {
 	return time.Duration(lo+rand.Int64N(ms-lo+1)) * time.Millisecond
 }
 
-// leaseTTL is how long a lease lives: a node that dies while loading holds
-// the key no longer.
-func (c *Cache) leaseTTL() time.Duration { return c.opts.LoadTimeout + c.opts.RedisTimeout }
-
-// loadContext returns the context a loader runs with: the values of ctx
-// without its cancellation, bounded by LoadTimeout, and cancelled by Close.
-func (c *Cache) loadContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
-	stop := context.AfterFunc(c.closing, cancel)
-	return lctx, func() { stop(); cancel() }
-}
-
 // l1Expiry returns the L1 expiry (clock nanoseconds) of an entry that
 // expires in Redis at l2Expire (unix ms; 0 = no L2): the earlier of that and
 // a jittered L1TTL (or degraded L1 TTL) from now, less one clock tick so the
 // entry is never served after it expired in Redis.
 func (c *Cache) l1Expiry(l2Expire int64, degraded bool) int64 {
-	now := time.Now().UnixNano()
+	now := c.clock.Now()
 	exp := now + int64(c.jitter(c.opts.L1TTL))
 	if degraded {
 		exp = now + int64(c.jitter(c.opts.DegradedL1TTL))

@@ -142,8 +142,8 @@ func TestGetSetDelete(t *testing.T) {
 	ctx := context.Background()
 	c := newCache(t, tiered.Options{Redis: rdb, Namespace: "app"})
 	g := newGroup[User](t, c, "user", tiered.GroupOptions{TTL: time.Hour})
-	if _, err := g.Get(ctx, "1"); !errors.Is(err, tiered.ErrNotFound) {
-		t.Fatalf("Get(missing) error = %v; want ErrNotFound", err)
+	if _, err := g.Get(ctx, "1"); !errors.Is(err, tiered.ErrNotCached) {
+		t.Fatalf("Get(missing) error = %v; want ErrNotCached", err)
 	}
 	if err := g.Set(ctx, "1", User{ID: "1", Name: "Ann"}); err != nil {
 		t.Fatal(err)
@@ -165,8 +165,8 @@ func TestGetSetDelete(t *testing.T) {
 	if m.Exists("app:user:1") {
 		t.Fatal("Delete left the key in Redis")
 	}
-	if _, err := g.Get(ctx, "1"); !errors.Is(err, tiered.ErrNotFound) {
-		t.Fatalf("Get after Delete error = %v; want ErrNotFound", err)
+	if _, err := g.Get(ctx, "1"); !errors.Is(err, tiered.ErrNotCached) {
+		t.Fatalf("Get after Delete error = %v; want ErrNotCached", err)
 	}
 }
 

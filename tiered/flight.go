@@ -81,6 +81,49 @@ func (f *flights) start(key string, fl *flight, fn func() (any, error)) {
 	go f.run(key, fl, fn)
 }
 
+// startMany runs fn on a new goroutine as the rest of the loads fls (of
+// keys), which one caller leads together. fn calls finish(i, ...) for the
+// load fls[i], once each, on its own goroutine; a load fn leaves
+// unfinished ends with errNotLoaded, or with fn's panic.
+func (f *flights) startMany(keys []string, fls []*flight, fn func(finish func(i int, v any, err error))) {
+	go func() {
+		ended := make([]bool, len(fls))
+		finish := func(i int, v any, err error) {
+			if !ended[i] {
+				ended[i] = true
+				f.finish(keys[i], fls[i], v, err)
+			}
+		}
+		returned := false
+		defer func() {
+			var pe *PanicError
+			err := errNotLoaded
+			if !returned {
+				if r := recover(); r != nil {
+					pe = &PanicError{Value: r, Stack: debug.Stack()}
+					if f.onPanic != nil {
+						f.onPanic(keys[0], pe)
+					}
+				} else {
+					err = errGoexit
+				}
+			}
+			for i, fl := range fls {
+				if !ended[i] {
+					ended[i] = true
+					fl.panic = pe
+					f.finish(keys[i], fl, nil, err)
+				}
+			}
+		}()
+		fn(finish)
+		returned = true
+	}()
+}
+
+// errNotLoaded ends a load that its batch left without an outcome.
+var errNotLoaded = errors.New("tiered: the batch ended without loading this id")
+
 // finish ends the load fl with an outcome the leader already has.
 func (f *flights) finish(key string, fl *flight, v any, err error) {
 	fl.val, fl.err = v, err

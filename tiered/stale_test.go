@@ -50,7 +50,7 @@ func staleFill(t *testing.T, rdb redis.UniversalClient, invalidate func(*tiered.
 	rdb.Del(ctx, "stale:post:1")
 	v, err := g.Get(ctx, "1")
 	inL1 = err == nil && v == "v1"
-	if err != nil && !errors.Is(err, tiered.ErrNotFound) {
+	if err != nil && !errors.Is(err, tiered.ErrNotCached) {
 		t.Fatal(err)
 	}
 	return inL2, inL1
