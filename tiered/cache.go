@@ -43,7 +43,7 @@ type Cache struct {
 	log        *slog.Logger
 	rec        Recorder
 	flights    flights
-	refreshes  flights  // early refreshes in progress, one per key
+	refreshes  flights // early refreshes in progress, one per key
 	random     func() float64
 	stats      counters // events that belong to no group
 
