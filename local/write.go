@@ -20,6 +20,17 @@ func (c *Cache[V]) SetIf(key string, tok Token, it Item[V]) bool {
 	return true
 }
 
+// Invalidated reports whether an invalidation of key happened since tok was
+// taken: whether SetIf with tok would refuse to install key (with the same
+// conservative errors).
+func (c *Cache[V]) Invalidated(key string, tok Token) bool {
+	h := c.keyHash(key)
+	s := c.stripe(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inv[bucket(h)] > tok.seq || tok.epoch != c.epoch.Load() || c.pats.vetoes(key, tok.seq)
+}
+
 // installIf is SetIf's index half: it installs an entry for it unless an
 // invalidation of key happened since tok, and returns it (nil if not).
 func (c *Cache[V]) installIf(key string, tok Token, it Item[V]) *Entry[V] {

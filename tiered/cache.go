@@ -63,6 +63,12 @@ type Cache struct {
 	// noFlush switches off the flush on a lost subscription and the
 	// degraded L1 that follows, for the same purpose.
 	noFlush atomic.Bool
+	// hook, if set, runs at named points of a load (see Cache.at); tests
+	// use it to land an invalidation exactly there.
+	hook func(point string)
+	// holdPublish, if set, runs before a bus message is sent and may block
+	// it: tests use it to keep a message in flight.
+	holdPublish func()
 	// dropNext makes the next bus message vanish after its sequence number
 	// was used, as a message lost on the way would; for tests only.
 	dropNext atomic.Bool
@@ -240,6 +246,9 @@ func (c *Cache) maxTTL() time.Duration { return time.Duration(c.longestTTL.Load(
 
 // publishMessage sends one encoded bus message on the namespace's channel.
 func (c *Cache) publishMessage(ctx context.Context, payload []byte) error {
+	if c.holdPublish != nil {
+		c.holdPublish()
+	}
 	if c.dropNext.CompareAndSwap(true, false) {
 		return nil
 	}

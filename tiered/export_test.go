@@ -17,3 +17,28 @@ func DropNextPublish(c *Cache) { c.dropNext.Store(true) }
 
 // WithClock returns o with the L1 checking entries against clk.
 func WithClock(o Options, clk local.Clock) Options { o.clock = clk; return o }
+
+// SetHook makes c call f at the named points of its loads ("read",
+// "read-done", "filled"), on the loading goroutine.
+func SetHook(c *Cache, f func(point string)) { c.hook = f }
+
+// SetHoldPublish makes c call f before it sends each bus message; f may
+// block to keep the message in flight.
+func SetHoldPublish(c *Cache, f func()) { c.holdPublish = f }
+
+// WithRandom returns o with early refresh drawing its uniform numbers from
+// f.
+func WithRandom(o Options, f func() float64) Options { o.random = f; return o }
+
+// WaitRefreshes blocks until the early refreshes in progress have ended.
+func WaitRefreshes(c *Cache) {
+	c.refreshes.mu.Lock()
+	fls := make([]*flight, 0, len(c.refreshes.m))
+	for _, fl := range c.refreshes.m {
+		fls = append(fls, fl)
+	}
+	c.refreshes.mu.Unlock()
+	for _, fl := range fls {
+		<-fl.done
+	}
+}

@@ -28,8 +28,10 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 				c.flights.start(key, fl, func() (any, error) { panic(r) })
 			}
 		}()
+		c.at(hookRead)
 		rec, rerr := c.store.Get(context.WithoutCancel(ctx), key)
 		if rerr == nil {
+			c.at(hookReadDone)
 			switch v, st := g.fromRecord(ctx, key, rec, tok, load); st {
 			case foundValue:
 				c.flights.finish(key, fl, v, nil)
@@ -168,8 +170,26 @@ func (g *Group[V]) size(v V) int {
 // fillL1 installs it under key unless an invalidation of key happened since
 // tok was taken.
 func (c *Cache) fillL1(key string, tok local.Token, it local.Item[any]) {
-	if c.l1 != nil {
+	switch {
+	case c.l1 == nil:
+	case c.noCAS:
+		c.l1.Set(key, it)
+	default:
 		c.l1.SetIf(key, tok, it)
+	}
+}
+
+// Points of a load where tests stop it (Cache.hook).
+const (
+	hookRead     = "read"      // the token is taken; Redis is about to be read
+	hookReadDone = "read-done" // Redis answered; nothing is in L1 yet
+	hookFilled   = "filled"    // the compare-and-set into Redis succeeded; L1 is next
+)
+
+// at runs the test hook, if any, at point.
+func (c *Cache) at(point string) {
+	if c.hook != nil {
+		c.hook(point)
 	}
 }
 

@@ -318,6 +318,14 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		if lost[id] {
 			continue
 		}
+		if c.l1 != nil && !c.noCAS && c.l1.Invalidated(l.Key, r.tok) {
+			// An invalidation of the key reached this node after the load
+			// began, possibly before the lease was taken: the lease cannot
+			// tell, so the value is not written.
+			g.record(Event{Kind: EventLeaseLost})
+			unused = append(unused, l)
+			continue
+		}
 		v, ok := vals[id]
 		rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took}
 		var ttl time.Duration
@@ -364,6 +372,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			g.record(Event{Kind: EventLeaseLost})
 			continue
 		}
+		c.at(hookFilled)
 		c.fillL1(fills[i].Lease.Key, r.tok, items[i])
 	}
 }
