@@ -385,6 +385,7 @@ func (r *run[V]) fillWithoutCAS(fills []remote.Fill, items []local.Item[any]) {
 		if err := c.store.Set(r.ctx, f.Lease.Key, f.Record, f.TTL); err != nil {
 			continue
 		}
+		c.at(hookFilled)
 		if c.l1 != nil {
 			c.l1.Set(f.Lease.Key, items[i])
 		}
