@@ -224,6 +224,18 @@ func (c *Cache) l1Expiry(l2Expire int64, degraded bool) int64 {
 	return exp - c.tick
 }
 
+// stopwatch starts timing a load: the returned func reports the time
+// since. Load times go into the envelope, for early refresh; tests that
+// inject a clock time loads with it.
+func (c *Cache) stopwatch() func() time.Duration {
+	if c.opts.clock != nil {
+		start := c.clock.Now()
+		return func() time.Duration { return time.Duration(c.clock.Now() - start) }
+	}
+	start := time.Now()
+	return func() time.Duration { return time.Since(start) }
+}
+
 // redisFailed records a failed Redis call that a read absorbed.
 func (c *Cache) redisFailed(st *counters, group, op, key string, err error) {
 	st.record(c.rec, Event{Kind: EventRedisError, Group: group, Err: err})

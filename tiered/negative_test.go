@@ -192,3 +192,33 @@ func TestFetchManyNoStaleFill(t *testing.T) {
 		})
 	}
 }
+
+// TestFailClosed: with Redis down, Fetch serves the loader's value and no
+// error by default, and returns the Redis error with FailClosed.
+func TestFailClosed(t *testing.T) {
+	for _, closed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("FailClosed=%v", closed), func(t *testing.T) {
+			rdb, m := newMini(t)
+			c := newCache(t, tiered.Options{Redis: rdb, Namespace: "fc", FailClosed: closed, DisableBus: true})
+			g := newGroup[string](t, c, "u", tiered.GroupOptions{})
+			m.Close()
+			var calls atomic.Int64
+			v, err := g.Fetch(context.Background(), "1", func(context.Context, string) (string, error) { calls.Add(1); return "v", nil })
+			if closed {
+				if err == nil || calls.Load() != 0 {
+					t.Fatalf("Fetch = %q, %v with %d loads; want the Redis error and no load", v, err, calls.Load())
+				}
+				return
+			}
+			if err != nil || v != "v" {
+				t.Fatalf("Fetch = %q, %v; want the loader's value", v, err)
+			}
+			got, err := g.FetchMany(context.Background(), []string{"2"}, func(_ context.Context, ids []string) (map[string]string, error) {
+				return map[string]string{"2": "w"}, nil
+			})
+			if err != nil || got["2"] != "w" {
+				t.Fatalf("FetchMany = %v, %v", got, err)
+			}
+		})
+	}
+}

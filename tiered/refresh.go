@@ -71,9 +71,9 @@ func (g *Group[V]) refresh(ctx context.Context, key string, version uint64, load
 	}
 	lctx, cancel := context.WithTimeout(ctx, c.opts.LoadTimeout)
 	defer cancel()
-	start := time.Now()
+	start := c.stopwatch()
 	v, err := load(lctx, key[len(g.prefix):])
-	took := time.Since(start)
+	took := start()
 	g.record(Event{Kind: EventLoad, Duration: took, Err: err})
 	if err == nil {
 		err = g.replace(ctx, key, old, v, took, tok)

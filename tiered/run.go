@@ -402,11 +402,11 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 	g := r.g
 	ctx, cancel := context.WithTimeout(r.ctx, g.c.opts.LoadTimeout)
 	defer cancel()
-	start := time.Now()
+	start := g.c.stopwatch()
 	var vals map[string]V
 	var err error
 	defer func() {
-		took := time.Since(start)
+		took := start()
 		if p := recover(); p != nil {
 			g.record(Event{Kind: EventLoad, Duration: took, Err: fmt.Errorf("tiered: loader panicked: %v", p)})
 			panic(p)
@@ -418,7 +418,7 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 		g.record(Event{Kind: EventLoad, Duration: took, Err: err})
 	}()
 	vals, err = r.load(ctx, ids)
-	took := time.Since(start)
+	took := start()
 	if err != nil {
 		return nil, took, err
 	}
