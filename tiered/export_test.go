@@ -39,6 +39,6 @@ func WaitRefreshes(c *Cache) {
 	}
 	c.refreshes.mu.Unlock()
 	for _, fl := range fls {
-		<-fl.done
+		<-c.refreshes.doneChan(fl)
 	}
 }

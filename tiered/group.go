@@ -212,7 +212,7 @@ func (g *Group[V]) fetchSlow(ctx context.Context, id string, load LoaderFunc[V])
 	} else if v, err, done := g.leadL2Read(ctx, key, fl, load); done {
 		return v, err
 	}
-	v, err := fl.wait(ctx)
+	v, err := g.c.flights.wait(ctx, fl)
 	if err != nil {
 		return zero, err
 	}

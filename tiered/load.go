@@ -29,12 +29,18 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 			}
 		}()
 		c.at(hookRead)
-		rec, rerr := c.store.Get(context.WithoutCancel(ctx), key)
+		rctx := ctx
+		if ctx.Done() != nil {
+			rctx = context.WithoutCancel(ctx)
+		}
+		rec, rerr := c.store.Get(rctx, key)
 		if rerr == nil {
 			c.at(hookReadDone)
 			switch v, st := g.fromRecord(ctx, key, rec, tok, load); st {
 			case foundValue:
-				c.flights.finish(key, fl, v, nil)
+				if !c.flights.endUnwaited(key, fl) {
+					c.flights.finish(key, fl, v, nil)
+				}
 				return v, nil, true
 			case foundAbsent:
 				c.flights.finish(key, fl, nil, ErrNotFound)
@@ -125,13 +131,15 @@ func (g *Group[V]) fromRecord(ctx context.Context, key string, rec remote.Record
 		return v, foundNone
 	}
 	g.record(Event{Kind: EventHit, Tier: TierL2})
-	it := c.l1Item(v, len(rec.Payload), rec.Expire)
-	it.Version = rec.Token
-	it.Refresh = g.refreshAt(rec)
-	if it.Refresh != 0 && it.Refresh <= now && load != nil {
+	refresh := g.refreshAt(rec)
+	if refresh != 0 && refresh <= now && load != nil {
 		g.startRefresh(ctx, key, rec.Token, load)
 	}
-	c.fillL1(key, tok, it)
+	if c.l1 != nil {
+		it := c.l1Item(v, len(rec.Payload), rec.Expire)
+		it.Version, it.Refresh = rec.Token, refresh
+		c.fillL1(key, tok, it)
+	}
 	return v, foundValue
 }
 

@@ -55,7 +55,7 @@ func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoader
 	}
 	var first error
 	for i, fl := range fls {
-		v, err := fl.wait(ctx)
+		v, err := g.c.flights.wait(ctx, fl)
 		switch {
 		case err == nil:
 			out[miss[i]], _ = v.(V)
