@@ -139,7 +139,7 @@ func (f *flights) finish(key string, fl *flight, v any, err error) {
 
 func (f *flights) end(key string, fl *flight) {
 	f.mu.Lock()
-	delete(f.m, key)
+	f.detachLocked(key, fl)
 	fl.ended = true
 	done := fl.done
 	f.mu.Unlock()
@@ -159,11 +159,43 @@ func (f *flights) endUnwaited(key string, fl *flight) bool {
 		f.mu.Unlock()
 		return false
 	}
-	delete(f.m, key)
+	f.detachLocked(key, fl)
 	f.mu.Unlock()
 	f.running.Done()
 	flightPool.Put(fl)
 	return true
+}
+
+// detachLocked removes fl from the map, if it is still there (an
+// invalidation may have detached it already). f.mu must be held.
+func (f *flights) detachLocked(key string, fl *flight) {
+	if f.m[key] == fl {
+		delete(f.m, key)
+	}
+}
+
+// forget detaches the loads of keys in progress: they run on for the
+// callers already waiting, but a new caller starts a new load.
+func (f *flights) forget(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		delete(f.m, k)
+	}
+}
+
+// forgetMatching detaches the loads in progress whose key match accepts.
+func (f *flights) forgetMatching(match func(string) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.m {
+		if match(k) {
+			delete(f.m, k)
+		}
+	}
 }
 
 // doneLocked returns fl's done channel, making it if needed (closed if the

@@ -69,6 +69,12 @@ type invalidation struct {
 func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) error {
 	var errs []error
 	if c.store != nil {
+		// This node first stops serving the keys, so that no read here
+		// returns the old value once the invalidation has begun (a read
+		// that then misses L1 finds Redis either still holding the value,
+		// before the UNLINK, or not); loads starting meanwhile are vetoed
+		// by the second pass, after Redis.
+		c.applyLocal(inv.keys, inv.patterns)
 		if err := c.deleteRemote(ctx, inv); err != nil {
 			errs = append(errs, err)
 		}
@@ -118,8 +124,14 @@ func (c *Cache) publish(ctx context.Context, inv invalidation) error {
 }
 
 // applyLocal removes keys and the keys matching patterns from this node's
-// L1, and makes the loads of them in flight here not fill it.
+// L1, makes the loads of them in flight here not fill it, and detaches
+// those loads so that a read starting from now on starts a new load
+// instead of joining one that may return the old value.
 func (c *Cache) applyLocal(keys, patterns []string) {
+	c.flights.forget(keys)
+	for _, p := range patterns {
+		c.flights.forgetMatching(glob.Compile(p).Match)
+	}
 	if c.l1 == nil {
 		return
 	}
