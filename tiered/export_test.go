@@ -1,6 +1,11 @@
 package tiered
 
-import "github.com/tiercache/tiercache/local"
+import (
+	"context"
+
+	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/local"
+)
 
 // SetNoCAS switches the compare-and-set fills off (true) or on, so that a
 // test can show it catches the stale fill they prevent.
@@ -41,4 +46,21 @@ func WaitRefreshes(c *Cache) {
 	for _, fl := range fls {
 		<-c.refreshes.doneChan(fl)
 	}
+}
+
+// DeleteSkippingL1 is [Group.Delete] without its local step: it removes ids
+// from Redis and tells the other nodes, but leaves this node's L1 as it is,
+// so that a test can show it catches the stale read that step prevents.
+func DeleteSkippingL1[V any](ctx context.Context, g *Group[V], ids ...string) error {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = g.Key(id)
+	}
+	if err := g.c.store.Unlink(ctx, keys...); err != nil {
+		return err
+	}
+	if g.c.bus == nil {
+		return nil
+	}
+	return g.c.bus.Publish(ctx, bus.KindKeys, keys...)
 }

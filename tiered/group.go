@@ -284,11 +284,12 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	// The old value leaves this node before Redis changes, and the new one
 	// enters L1 only if no other write or invalidation of the key came in
 	// between (which would otherwise leave L1 and Redis disagreeing).
-	g.c.applyLocal([]string{key}, nil)
+	keys := []string{key}
+	g.c.hold(keys)
 	tok := g.c.begin()
 	if g.c.store != nil {
 		if err := g.c.store.Set(ctx, key, rec, ttl); err != nil {
-			g.c.l1Delete(key)
+			g.c.release(keys)
 			g.record(Event{Kind: EventRedisError, Err: err})
 			return fmt.Errorf("tiered: set %q: %w", key, err)
 		}
@@ -296,7 +297,7 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	if g.c.l1 != nil {
 		it := g.c.l1Item(v, len(payload), rec.Expire)
 		it.Version = rec.Token
-		g.c.l1.SetIf(key, tok, it)
+		g.c.l1.ReleaseSet(key, tok, it)
 	}
 	if g.c.bus != nil {
 		if err := g.c.bus.Publish(ctx, bus.KindKeys, key); err != nil {

@@ -69,17 +69,23 @@ type invalidation struct {
 func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) error {
 	var errs []error
 	if c.store != nil {
-		// This node first stops serving the keys, so that no read here
-		// returns the old value once the invalidation has begun (a read
-		// that then misses L1 finds Redis either still holding the value,
-		// before the UNLINK, or not); loads starting meanwhile are vetoed
-		// by the second pass, after Redis.
-		c.applyLocal(inv.keys, inv.patterns)
+		// This node stops serving the keys before Redis changes, so that no
+		// read here returns the old value once the invalidation has begun
+		// (a read that misses L1 finds Redis either still holding the
+		// value, before the UNLINK, or not). The keys are held meanwhile:
+		// a read that got the old value from Redis cannot put it in L1.
+		// Patterns are cleared before and after (a load that began in
+		// between is vetoed by the second pass).
+		c.hold(inv.keys)
+		c.applyLocal(nil, inv.patterns)
 		if err := c.deleteRemote(ctx, inv); err != nil {
 			errs = append(errs, err)
 		}
+		c.release(inv.keys)
+		c.applyLocal(nil, inv.patterns)
+	} else {
+		c.applyLocal(inv.keys, inv.patterns)
 	}
-	c.applyLocal(inv.keys, inv.patterns)
 	if c.bus != nil {
 		if err := c.publish(ctx, inv); err != nil {
 			errs = append(errs, err)
@@ -121,6 +127,24 @@ func (c *Cache) publish(ctx context.Context, inv invalidation) error {
 		return c.bus.Publish(ctx, bus.KindPatterns, inv.patterns...)
 	}
 	return nil
+}
+
+// hold begins the local part of invalidating keys (see local.Cache.Hold):
+// their entries go, their loads in flight are detached and will not fill,
+// and no fill of them is installed until release.
+func (c *Cache) hold(keys []string) {
+	c.flights.forget(keys)
+	if c.l1 != nil && len(keys) > 0 {
+		c.stats.l1Removed.Add(uint64(c.l1.Hold(keys...)))
+	}
+}
+
+// release ends hold.
+func (c *Cache) release(keys []string) {
+	c.flights.forget(keys)
+	if c.l1 != nil && len(keys) > 0 {
+		c.stats.l1Removed.Add(uint64(c.l1.Release(keys...)))
+	}
 }
 
 // applyLocal removes keys and the keys matching patterns from this node's
