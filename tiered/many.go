@@ -184,7 +184,7 @@ func (b *batch[V]) fill(ctx context.Context, vals map[string]V, leases map[strin
 		payload, err := g.codec.Marshal(v)
 		if err != nil {
 			unused[id] = l
-			g.c.log.Warn("tiered: cannot encode a loaded value; not caching it", "group", g.name, "id", id, "err", err)
+			g.c.log.Warn("tiered: cannot encode a loaded value; not caching it", "group", g.name, "key", g.Key(id), "err", err)
 			continue
 		}
 		ttl := g.c.jitter(g.ttl)
