@@ -1,0 +1,21 @@
+// Package prometheus exports the metrics of a [tiered.Cache] to Prometheus.
+//
+// A [Collector] is both the cache's [tiered.Recorder], from which it keeps
+// histograms of load latency, lease waits, refreshes and invalidation
+// propagation lag, and a prometheus.Collector that, when scraped, reads the
+// cache's counters ([tiered.Cache.StatsByGroup]) and the state of its L1
+// ([tiered.Cache.L1State]). Counting hits on the hit path would cost every
+// hit an atomic add on a shared counter; reading the cache's own striped
+// counters at scrape time costs the hit path nothing.
+//
+//	col, err := prometheus.New(prometheus.Options{})
+//	c, err := tiered.New(tiered.Options{Redis: rdb, Recorder: col})
+//	col.Attach(c)
+//	registry.MustRegister(col)
+//
+// Every metric is named tiercache_*; the per-group ones carry a group label
+// (the group's name; "" for the events of the cache itself). One Collector
+// serves one Cache: to export several caches, give each Collector distinct
+// [Options.ConstLabels]. The metrics, their types and what to alert on are
+// listed in the repository's documentation (docs/metrics.md).
+package prometheus
