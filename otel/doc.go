@@ -8,7 +8,9 @@
 // through observable instruments when the SDK collects, so that the hit
 // path does no metric work at all.
 //
-//	m, err := otel.NewMetrics(meterProvider)
+//	import tcotel "github.com/tiercache/tiercache/otel"
+//
+//	m, err := tcotel.NewMetrics(meterProvider)
 //	c, err := tiered.New(tiered.Options{Redis: rdb, Recorder: m})
 //	m.Attach(c)
 //	defer m.Close()
@@ -22,7 +24,7 @@
 // go-redis hook that puts a client span around each Redis command and
 // pipeline made inside a trace.
 //
-//	otel.InstrumentClient(rdb, tracerProvider) // before tiered.New
-//	loadUser := otel.TraceLoader(tracerProvider, users, loadUserFromDB)
+//	tcotel.InstrumentClient(rdb, tracerProvider) // before tiered.New
+//	loadUser := tcotel.TraceLoader(tracerProvider, users, loadUserFromDB)
 //	u, err := users.Fetch(ctx, "42", loadUser)
 package otel

@@ -8,14 +8,16 @@
 // hit an atomic add on a shared counter; reading the cache's own striped
 // counters at scrape time costs the hit path nothing.
 //
-//	col, err := prometheus.New(prometheus.Options{})
+//	import tcprom "github.com/tiercache/tiercache/prometheus"
+//
+//	col, err := tcprom.New(tcprom.Options{})
 //	c, err := tiered.New(tiered.Options{Redis: rdb, Recorder: col})
 //	col.Attach(c)
-//	registry.MustRegister(col)
+//	registry.MustRegister(col) // and serve it with promhttp on /metrics
 //
 // Every metric is named tiercache_*; the per-group ones carry a group label
 // (the group's name; "" for the events of the cache itself). One Collector
 // serves one Cache: to export several caches, give each Collector distinct
-// [Options.ConstLabels]. The metrics, their types and what to alert on are
-// listed in the repository's documentation (docs/metrics.md).
+// [Options.ConstLabels]. The README's Metrics section lists every metric,
+// its type and what to alert on.
 package prometheus
