@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -151,5 +152,28 @@ func TestL1StateAndStatsByGroup(t *testing.T) {
 	total := c.Stats()
 	if sum.L1Hits != total.L1Hits || sum.L1Misses != total.L1Misses || sum.Loads != total.Loads || sum.L1Rejected != total.L1Rejected {
 		t.Errorf("StatsByGroup sums to %+v; Stats = %+v", sum, total)
+	}
+}
+
+// TestGapLogNamesNode: the log line of a gap names the node whose message
+// went missing under the attribute every line uses for a node.
+func TestGapLogNamesNode(t *testing.T) {
+	addr := startServer(t)
+	ctx := context.Background()
+	logs := &logRecords{}
+	a := newFleetNode(t, addr, tiered.Options{Heartbeat: 50 * time.Millisecond})
+	b := newFleetNode(t, addr, tiered.Options{Heartbeat: 50 * time.Millisecond, Logger: slog.New(logs)})
+	if err := a.group.Delete(ctx, "x"); err != nil { // b learns a's sequence
+		t.Fatal(err)
+	}
+	b.expect(t, tiered.EventInvalidationReceived)
+	tiered.DropNextPublish(a.cache)
+	if err := a.group.Delete(ctx, "y"); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(t, tiered.EventBusGap)
+	level, attrs, ok := logs.find("went missing")
+	if !ok || level != slog.LevelWarn || len(attrs["node"].String()) != 32 {
+		t.Fatalf("gap log: found %v, level %v, attrs %v; want Warn with a node ID", ok, level, attrs)
 	}
 }
