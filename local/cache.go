@@ -27,6 +27,7 @@ type Cache[V any] struct {
 	maxAge   atomic.Int64  // < 0: not degraded; else the age (ns) from which entries are not served
 	onEvict  func(key string)
 	onReject func(key string)
+	stored   atomic.Uint64 // entries Ristretto took into its Set buffer
 
 	closeMu   sync.RWMutex // held shared around every Ristretto Set, Del and Wait; exclusively to set closed
 	closed    atomic.Bool

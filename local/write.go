@@ -190,7 +190,9 @@ func (c *Cache[V]) store(e *Entry[V], cost int64) {
 	c.closeMu.RUnlock()
 	if !ok {
 		c.stripe(e.hash).forget(e)
+		return
 	}
+	c.stored.Add(1)
 }
 
 // Delete invalidates keys: loads of them that began earlier will not fill
