@@ -77,7 +77,7 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 		// Patterns are cleared before and after (a load that began in
 		// between is vetoed by the second pass).
 		c.hold(inv.keys)
-		c.applyLocal(nil, inv.patterns)
+		c.clearPatterns(inv.patterns)
 		if err := c.deleteRemote(ctx, inv); err != nil {
 			errs = append(errs, err)
 		}
@@ -153,23 +153,27 @@ func (c *Cache) release(keys []string) {
 // instead of joining one that may return the old value.
 func (c *Cache) applyLocal(keys, patterns []string) {
 	c.flights.forget(keys)
+	if c.l1 != nil && len(keys) > 0 {
+		c.stats.l1Removed.Add(uint64(c.l1.Delete(keys...)))
+	}
+	c.clearPatterns(patterns)
+	if c.l1 != nil {
+		for range patterns {
+			c.stats.record(c.rec, Event{Kind: EventPatternApplied})
+		}
+	}
+}
+
+// clearPatterns is applyLocal for patterns, without counting them as
+// applied.
+func (c *Cache) clearPatterns(patterns []string) {
 	for _, p := range patterns {
-		c.flights.forgetMatching(glob.Compile(p).Match)
-	}
-	if c.l1 == nil {
-		return
-	}
-	removed := 0
-	if len(keys) > 0 {
-		removed += c.l1.Delete(keys...)
-	}
-	for _, p := range patterns {
-		prefix, _ := glob.LiteralPrefix(p)
-		removed += c.l1.DeleteMatching(prefix, glob.Compile(p).Match)
-		c.stats.record(c.rec, Event{Kind: EventPatternApplied})
-	}
-	if removed > 0 {
-		c.stats.l1Removed.Add(uint64(removed))
+		m := glob.Compile(p).Match
+		c.flights.forgetMatching(m)
+		if c.l1 != nil {
+			prefix, _ := glob.LiteralPrefix(p)
+			c.stats.l1Removed.Add(uint64(c.l1.DeleteMatching(prefix, m)))
+		}
 	}
 }
 
