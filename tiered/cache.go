@@ -44,8 +44,11 @@ type Cache struct {
 	rec        Recorder
 	flights    flights
 	refreshes  flights // early refreshes in progress, one per key
-	random     func() float64
-	stats      counters // events that belong to no group
+
+	redisFails  atomic.Int64 // failed Redis calls not yet logged
+	redisLogged atomic.Int64 // when the last one was logged (unix ns)
+	random      func() float64
+	stats       counters // events that belong to no group
 
 	groupsMu sync.Mutex // protects groups
 	groups   map[string]groupStats
@@ -237,10 +240,23 @@ func (c *Cache) stopwatch() func() time.Duration {
 }
 
 // redisFailed records a failed Redis call that a read absorbed.
+// During an outage every miss fails: the log line is written at most once
+// per redisLogEvery, with the number of failures it stands for (the
+// Recorder and Stats see each one).
 func (c *Cache) redisFailed(st *counters, group, op, key string, err error) {
 	st.record(c.rec, Event{Kind: EventRedisError, Group: group, Err: err})
-	c.log.Warn("tiered: redis call failed; serving from the loader", "op", op, "group", group, "key", key, "err", err)
+	n := c.redisFails.Add(1)
+	now := time.Now().UnixNano()
+	last := c.redisLogged.Load()
+	if now-last < int64(redisLogEvery) || !c.redisLogged.CompareAndSwap(last, now) {
+		return
+	}
+	c.redisFails.Add(-n)
+	c.log.Warn("tiered: redis call failed; serving from the loader", "op", op, "group", group, "key", key, "err", err, "failures", n)
 }
+
+// redisLogEvery spaces the log lines of failed Redis calls.
+const redisLogEvery = time.Second
 
 // WaitBus blocks until this node's bus subscription is confirmed (at once
 // without a bus), ctx is done, or the cache is closed. Until then L1 serves
