@@ -366,7 +366,7 @@ func TestRedisFailuresLogSparingly(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
 	c := newCache(t, tiered.Options{Redis: rdb, Namespace: "quiet", DisableBus: true, Logger: logger})
 	g := newGroup[User](t, c, "user", tiered.GroupOptions{})
-	m.Close()
+	m.SetError("LOADING Redis is loading the dataset in memory")
 	start := time.Now()
 	var calls atomic.Int64
 	for i := range 50 {
