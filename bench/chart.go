@@ -13,9 +13,9 @@ const (
 	chartWidth  = 1040
 	labelWidth  = 170
 	latX        = labelWidth + 10
-	latWidth    = 470
-	hitX        = latX + latWidth + 30
-	hitWidth    = 220
+	latWidth    = 400
+	hitX        = latX + latWidth + 165 // room for the percentile labels
+	hitWidth    = 200
 	opsX        = hitX + hitWidth + 15
 	rowHeight   = 26
 	headHeight  = 54

@@ -63,14 +63,15 @@ func (n *rueidisNode) get(ctx context.Context, k int) (value, error) {
 	var v value
 	key := n.ne.keys[k]
 	resp := n.c.DoCache(ctx, n.c.B().Get().Key(key).Cache(), n.ne.l1TTL)
-	if resp.IsCacheHit() {
-		n.l1Hits.Add(1)
-	} else {
+	if !resp.IsCacheHit() {
 		n.ne.cmds.Add(1)
 	}
 	data, err := resp.AsBytes()
 	if err == nil {
-		if !resp.IsCacheHit() {
+		// A miss is cached too (as nil): only a value found counts as a hit.
+		if resp.IsCacheHit() {
+			n.l1Hits.Add(1)
+		} else {
 			n.l2Hits.Add(1)
 		}
 		return v, json.Unmarshal(data, &v)
