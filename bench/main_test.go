@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/tiercache/tiercache/internal/redistest"
 )
 
 type discardLogger struct{}
@@ -215,6 +217,32 @@ func TestBadFlags(t *testing.T) {
 	} {
 		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
+
+// TestRealRedisSmoke runs the invalidate scenario on a real redis-server
+// (started for the test), where the client-side caching peers run too.
+func TestRealRedisSmoke(t *testing.T) {
+	srv := redistest.Start(t)
+	tolerate := joinDefect(t)
+	args := append([]string{"-redis", srv.Addr(), "-workload", "invalidate", "-caches", "tiercache,csc"}, smokeArgs...)
+	rep, _ := runJSON(t, args...)
+	got := map[string]bool{}
+	for _, r := range rep.Results {
+		if r.Skipped != "" {
+			t.Errorf("%s skipped on a real server: %s", r.Cache, r.Skipped)
+			continue
+		}
+		got[r.Cache] = true
+		checkConsistent(t, r, tolerate)
+		if r.Propagates && r.LagSamples == 0 {
+			t.Errorf("%s: no invalidation reached another node", r.Cache)
+		}
+	}
+	for _, want := range []string{"tiercache", "tiercache, no bus", "rueidis CSC", "go-redis CSC"} {
+		if !got[want] {
+			t.Errorf("no result for %s", want)
 		}
 	}
 }
