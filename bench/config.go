@@ -59,7 +59,7 @@ func parseFlags(args []string, errOut io.Writer) (*config, error) {
 	fs.IntVar(&c.nodes, "nodes", 4, "cache nodes, each with its own cache and connections")
 	fs.StringVar(&workloads, "workload", "all", "scenarios to run, comma-separated: "+strings.Join(workloadNames, ", ")+", or all")
 	fs.StringVar(&caches, "caches", "all", "caches to run, comma-separated names as in the report (case-insensitive substrings), or all")
-	fs.DurationVar(&c.duration, "duration", 1500*time.Millisecond, "run time of each cache in the zipf and invalidate scenarios")
+	fs.DurationVar(&c.duration, "duration", 1200*time.Millisecond, "run time of each cache in the zipf and invalidate scenarios")
 	fs.DurationVar(&c.latency, "latency", 2*time.Millisecond, "load latency of the source of truth")
 	fs.IntVar(&c.workers, "workers", 8, "reading goroutines per node (zipf, expiry, invalidate)")
 	fs.IntVar(&c.keys, "keys", 10000, "keys in the zipf scenario")

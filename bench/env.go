@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,13 +177,4 @@ func (e *env) cleanup(ctx context.Context, prefix string) error {
 		return del(ctx, c)
 	}
 	return nil
-}
-
-// hostPort splits the first address, for clients configured that way.
-func (e *env) hostPort() (string, string) {
-	h, p, err := net.SplitHostPort(e.addrs[0])
-	if err != nil {
-		return e.addrs[0], ""
-	}
-	return h, p
 }

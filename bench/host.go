@@ -121,7 +121,7 @@ func (h *host) setup(ctx context.Context) error {
 	for _, i := range hostedIndices(h.cfg) {
 		hn := &hostedNode{log: newNodeLog(h.t, i, h.sys.prop)}
 		hn.ne = &nodeEnv{
-			idx: i, nodes: h.cfg.nodes, t: h.t, env: h.env, log: hn.log, cmds: &hn.cmds,
+			idx: i, t: h.t, env: h.env, log: hn.log, cmds: &hn.cmds,
 			prefix: h.spec.Prefix, keys: h.keys, ttl: h.sc.ttl(h.cfg), l1TTL: min(h.sc.ttl(h.cfg), time.Minute),
 			jitter: true, budget: h.budget(),
 		}

@@ -51,7 +51,7 @@ type result struct {
 
 	// Timeline is the loads per TimelineStep from the start of warm-up
 	// (expiry scenario only); ReloadPeak is its highest step after
-	// warm-up, ReloadMean the mean of the steps that saw any reload.
+	// warm-up.
 	Timeline     []uint64      `json:"timeline,omitempty"`
 	TimelineStep time.Duration `json:"timeline_step_ns,omitempty"`
 	ReloadPeak   uint64        `json:"reload_peak,omitempty"`

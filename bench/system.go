@@ -49,7 +49,6 @@ func (t *tierCounts) add(o tierCounts) {
 // nodeEnv is what a node adapter is built from.
 type nodeEnv struct {
 	idx    int // the node's index in the fleet
-	nodes  int // the fleet's size
 	t      *truth
 	env    *env
 	log    *nodeLog
