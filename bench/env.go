@@ -3,61 +3,178 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
 
-// env is the Redis the nodes share.
+// env is the Redis every node of a run shares: an embedded miniredis, or a
+// real server (or cluster) given with -redis.
 type env struct {
-	name  string
-	addr  string
-	close func()
+	name    string
+	addrs   []string
+	cluster bool
+	mini    *miniredis.Miniredis // nil on a real server
+	version string               // the server's version, if it says
+	stop    func()
 }
 
-// newEnv connects to addr, or starts an embedded miniredis whose clock is
-// advanced in real time (miniredis does not count TTLs down by itself).
-func newEnv(addr string) (*env, error) {
-	if addr != "" {
-		c := redis.NewClient(&redis.Options{Addr: addr})
+// newEnv connects to addrs (comma-separated; more than one means a
+// cluster), or starts an embedded miniredis whose clock is advanced in real
+// time: miniredis does not count TTLs down by itself, and leases, TTLs and
+// expiry must behave as on Redis.
+func newEnv(addrs string) (*env, error) {
+	if addrs != "" {
+		e := &env{addrs: strings.Split(addrs, ","), stop: func() {}}
+		e.cluster = len(e.addrs) > 1
+		c := e.plainClient()
 		defer c.Close()
-		if err := c.Ping(context.Background()).Err(); err != nil {
-			return nil, fmt.Errorf("redis %s: %w", addr, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.Ping(ctx).Err(); err != nil {
+			return nil, fmt.Errorf("redis %s: %w", addrs, err)
 		}
-		return &env{name: "redis at " + addr, addr: addr, close: func() {}}, nil
+		e.version = serverVersion(ctx, c)
+		e.name = "Redis " + e.version + " at " + addrs
+		if e.cluster {
+			e.name = "Redis Cluster " + e.version + " at " + addrs
+		}
+		return e, nil
 	}
-	m, err := miniredis.Run()
-	if err != nil {
+	return startMiniredis()
+}
+
+// attachEnv connects a worker process to the Redis its parent chose.
+func attachEnv(addrs string, mini bool) *env {
+	e := &env{addrs: strings.Split(addrs, ","), stop: func() {}}
+	e.cluster = len(e.addrs) > 1 && !mini
+	return e
+}
+
+func startMiniredis() (*env, error) {
+	m := miniredis.NewMiniRedis()
+	if err := m.Start(); err != nil {
 		return nil, err
 	}
-	stop := make(chan struct{})
+	m.SetTime(time.Now())
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(10 * time.Millisecond)
+		t := time.NewTicker(5 * time.Millisecond)
 		defer t.Stop()
 		last := time.Now()
 		for {
 			select {
-			case <-stop:
+			case <-done:
 				return
 			case now := <-t.C:
+				m.SetTime(now)
 				m.FastForward(now.Sub(last))
 				last = now
 			}
 		}
 	}()
-	return &env{name: "embedded miniredis", addr: m.Addr(), close: func() {
-		close(stop)
+	return &env{name: "embedded miniredis", addrs: []string{m.Addr()}, mini: m, stop: func() {
+		close(done)
 		wg.Wait()
 		m.Close()
 	}}, nil
 }
 
-// client returns a new client (its own connections) for one node.
-func (e *env) client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: e.addr, ContextTimeoutEnabled: true, PoolSize: 32})
+func serverVersion(ctx context.Context, c redis.UniversalClient) string {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (e *env) close() { e.stop() }
+
+// realRedis reports whether the nodes talk to a real server (which client-
+// side caching needs: miniredis has no RESP3 key tracking).
+func (e *env) realRedis() bool { return e.mini == nil }
+
+// plainClient returns a client with no hooks, for the harness's own calls.
+func (e *env) plainClient() redis.UniversalClient {
+	if e.cluster {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: e.addrs, ContextTimeoutEnabled: true})
+	}
+	return redis.NewClient(&redis.Options{Addr: e.addrs[0], ContextTimeoutEnabled: true})
+}
+
+// client returns a new client (its own connections) for one node, counting
+// every command it sends into n.
+func (e *env) client(n *atomic.Uint64) redis.UniversalClient {
+	c := e.plainClient()
+	c.AddHook(countHook{n})
+	return c
+}
+
+// countHook counts the commands a go-redis client sends, pipelined ones
+// included (one each).
+type countHook struct{ n *atomic.Uint64 }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(uint64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+var _ redis.Hook = countHook{}
+
+// cleanup removes every key under prefix, on every master of a cluster: a
+// run leaves nothing behind in a server that may hold other data.
+func (e *env) cleanup(ctx context.Context, prefix string) error {
+	if e.mini != nil {
+		e.mini.FlushAll()
+		return nil
+	}
+	c := e.plainClient()
+	defer c.Close()
+	del := func(ctx context.Context, c *redis.Client) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, prefix+"*", 1000).Result()
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if err := c.Unlink(ctx, k).Err(); err != nil {
+					return err
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, del)
+	case *redis.Client:
+		return del(ctx, c)
+	}
+	return nil
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"math/bits"
 	"time"
 )
@@ -58,4 +61,44 @@ func (h *hist) quantile(q float64) time.Duration {
 		}
 	}
 	return time.Duration(bucketValue(len(h.counts) - 1))
+}
+
+// count is the number of samples.
+func (h *hist) count() uint64 { return h.n }
+
+// histJSON is a histogram's non-empty buckets, for JSON and for workers
+// that send theirs to the parent process.
+type histJSON struct {
+	Buckets []int    `json:"buckets"`
+	Counts  []uint64 `json:"counts"`
+}
+
+func (h *hist) MarshalJSON() ([]byte, error) {
+	var s histJSON
+	for b, c := range h.counts {
+		if c > 0 {
+			s.Buckets = append(s.Buckets, b)
+			s.Counts = append(s.Counts, c)
+		}
+	}
+	return json.Marshal(s)
+}
+
+func (h *hist) UnmarshalJSON(b []byte) error {
+	var s histJSON
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if len(s.Buckets) != len(s.Counts) {
+		return errors.New("histogram: buckets and counts differ in length")
+	}
+	*h = hist{}
+	for i, b := range s.Buckets {
+		if b < 0 || b >= len(h.counts) {
+			return fmt.Errorf("histogram: bucket %d out of range", b)
+		}
+		h.counts[b] += s.Counts[i]
+		h.n += s.Counts[i]
+	}
+	return nil
 }

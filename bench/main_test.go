@@ -3,35 +3,246 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/tiercache/tiercache/internal/redistest"
 )
 
-// TestSmoke runs the harness briefly on the embedded Redis and checks that
-// the report has a row per cache with numbers in it.
-func TestSmoke(t *testing.T) {
-	var out bytes.Buffer
-	args := []string{"-duration", "300ms", "-nodes", "2", "-workers", "2", "-keys", "200", "-latency", "100us"}
-	if err := run(context.Background(), args, &out); err != nil {
+type discardLogger struct{}
+
+func (discardLogger) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	// With -procs the harness re-executes its own binary as workers; in
+	// tests that binary is the test binary, which then serves as a worker.
+	if slices.Contains(os.Args, "-worker") {
+		quietJetcache()
+		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+			os.Stderr.WriteString("worker: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	quietJetcache()
+	// jetcache-go writes TTLs with SETEX (whole seconds); go-redis logs
+	// each truncation of the smoke run's short TTLs.
+	redis.SetLogger(discardLogger{})
+	log.SetOutput(io.Discard) // go-redis/cache logs each TTL under 1s it replaces with its default
+	goleak.VerifyTestMain(m)
+}
+
+// smokeArgs are a run small enough for the race detector: seconds on
+// miniredis, a few goroutines per node.
+var smokeArgs = []string{
+	"-nodes", "2", "-workers", "2", "-duration", "240ms", "-latency", "200us",
+	"-keys", "300", "-writes", "0.05", "-invalidate-keys", "60",
+	"-stampede-goroutines", "30", "-stampede-rounds", "2",
+	"-expiry-keys", "40", "-expiry-ttl", "150ms", "-l1-entries", "200", "-progress", "off",
+}
+
+// runJSON runs the harness with args and returns its report as the JSON
+// file decodes it, and the Markdown it printed.
+func runJSON(t *testing.T, args ...string) (*report, string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "out.json")
+	chart := filepath.Join(t.TempDir(), "out.svg")
+	var out, errOut bytes.Buffer
+	args = append(append([]string{}, args...), "-json", file, "-chart", chart)
+	if err := run(context.Background(), args, &out, &errOut); err != nil {
+		t.Fatalf("run(%q) = %v\nstderr: %s", args, err, errOut.String())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
 		t.Fatal(err)
 	}
-	report := out.String()
-	for _, want := range []string{"| redis only (cache-aside) |", "| tiercache |", "throughput:", "miniredis"} {
-		if !strings.Contains(report, want) {
-			t.Fatalf("report lacks %q:\n%s", want, report)
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report JSON: %v", err)
+	}
+	svg, err := os.ReadFile(chart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, svg, &rep)
+	return &rep, out.String()
+}
+
+// TestScenarioSmoke runs each scenario briefly against every cache that
+// runs on miniredis and checks that the report's numbers agree with each
+// other and with the source of truth.
+func TestScenarioSmoke(t *testing.T) {
+	tolerate := joinDefect(t)
+	for _, sc := range workloadNames {
+		t.Run(sc, func(t *testing.T) {
+			rep, md := runJSON(t, append([]string{"-workload", sc}, smokeArgs...)...)
+			ran := 0
+			for _, r := range rep.Results {
+				if r.Scenario != sc {
+					t.Errorf("result of scenario %q in a %s run", r.Scenario, sc)
+				}
+				if r.Skipped != "" {
+					if !strings.Contains(r.Cache, "CSC") {
+						t.Errorf("%s skipped: %s", r.Cache, r.Skipped)
+					}
+					continue
+				}
+				ran++
+				checkConsistent(t, r, tolerate)
+				if !strings.Contains(md, "| "+r.Cache+" | ") {
+					t.Errorf("the Markdown report has no row for %s", r.Cache)
+				}
+			}
+			if ran < 6 {
+				t.Errorf("%d caches ran; want at least 6", ran)
+			}
+		})
+	}
+}
+
+// joinDefect reports whether the library still lets a read join a load
+// that began before an invalidation (TestNoStaleReadThroughJoinedFlight):
+// while it does, a smoke run may see a few such stale reads by chance, and
+// says so instead of failing at random.
+func joinDefect(t *testing.T) bool {
+	_, v := joinedFlightRead(t)
+	return v.Version == 0
+}
+
+func checkConsistent(t *testing.T, r *result, tolerateJoinDefect bool) {
+	t.Helper()
+	name := r.Scenario + "/" + r.Cache
+	if r.Reads == 0 || r.Throughput <= 0 {
+		t.Errorf("%s: %d reads, %.0f ops/s; want some", name, r.Reads, r.Throughput)
+	}
+	if r.Errors != 0 {
+		t.Errorf("%s: %d errors, first %q", name, r.Errors, r.FirstError)
+	}
+	if r.Loads != r.KeyLoads {
+		t.Errorf("%s: the source counted %d loads in all and %d key by key", name, r.Loads, r.KeyLoads)
+	}
+	if r.Loads == 0 || r.MaxKeyLoads == 0 || r.MaxKeyLoads > r.Loads {
+		t.Errorf("%s: loads %d, max per key %d", name, r.Loads, r.MaxKeyLoads)
+	}
+	if r.Scenario != "expiry" && r.Ideal > r.Loads {
+		t.Errorf("%s: ideal %d loads above the %d made", name, r.Ideal, r.Loads)
+	}
+	if r.Checked != r.Reads {
+		t.Errorf("%s: %d reads checked of %d", name, r.Checked, r.Reads)
+	}
+	if r.Stale+r.Late+r.Unclassified > r.Reads {
+		t.Errorf("%s: %d stale + %d late + %d unclassified > %d reads", name, r.Stale, r.Late, r.Unclassified, r.Reads)
+	}
+	if r.L1Share < 0 || r.L2Share < 0 || r.L1Share+r.L2Share > 1.0001 {
+		t.Errorf("%s: L1 share %v, L2 share %v", name, r.L1Share, r.L2Share)
+	}
+	if !(r.P50 <= r.P99 && r.P99 <= r.P999) {
+		t.Errorf("%s: percentiles out of order: %v %v %v", name, r.P50, r.P99, r.P999)
+	}
+	if r.RedisCommands == 0 {
+		t.Errorf("%s: no Redis commands counted", name)
+	}
+	if len(r.Broken) > 0 || r.Unclassified > 0 {
+		t.Errorf("%s: checker broken %v, %d unclassified", name, r.Broken, r.Unclassified)
+	}
+	if strings.HasPrefix(r.Cache, "tiercache") {
+		// The library's own count of loader calls must equal the source's.
+		if r.CacheLoads != r.Loads {
+			t.Errorf("%s: tiercache counted %d loader calls, the source %d", name, r.CacheLoads, r.Loads)
+		}
+		if r.Cache != "tiercache, no bus" && r.Stale != 0 {
+			if tolerateJoinDefect {
+				t.Logf("%s: %d stale reads, with the known joined-flight defect", name, r.Stale)
+			} else {
+				t.Errorf("%s: %d stale reads; want 0", name, r.Stale)
+			}
 		}
 	}
-	for _, line := range strings.Split(report, "\n") {
-		if strings.HasPrefix(line, "| tiercache |") && strings.Contains(line, "| 0 | -") {
-			t.Fatalf("tiercache row has no operations: %s", line)
+	if r.Scenario == "stampede" && r.Ideal != 2 {
+		t.Errorf("%s: ideal %d; want one load per round", name, r.Ideal)
+	}
+}
+
+func checkSVG(t *testing.T, svg []byte, rep *report) {
+	t.Helper()
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		_, err := d.Token()
+		if err != nil {
+			if err.Error() != "EOF" {
+				t.Fatalf("chart is not well-formed XML: %v", err)
+			}
+			break
+		}
+	}
+	for _, r := range rep.Results {
+		if !bytes.Contains(svg, []byte(">"+r.Cache+"<")) {
+			t.Errorf("chart has no label %q", r.Cache)
 		}
 	}
 }
 
+// TestProcs runs the fleet as worker processes sharing the source of truth.
+func TestProcs(t *testing.T) {
+	tolerate := joinDefect(t)
+	args := append([]string{"-workload", "invalidate", "-caches", "tiercache", "-procs", "2"}, smokeArgs...)
+	rep, _ := runJSON(t, args...)
+	n := 0
+	for _, r := range rep.Results {
+		if r.Skipped != "" {
+			t.Fatalf("%s skipped: %s", r.Cache, r.Skipped)
+		}
+		n++
+		checkConsistent(t, r, tolerate)
+	}
+	if n != 2 || rep.Procs != 2 {
+		t.Fatalf("%d results with %d procs; want tiercache with and without its bus, 2 procs", n, rep.Procs)
+	}
+}
+
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-nodes", "0"}, {"-skew", "1"}, {"-writes", "2"}, {"-nope"}} {
-		if err := run(context.Background(), args, &bytes.Buffer{}); err == nil {
-			t.Errorf("run(%v) succeeded", args)
+	for _, args := range [][]string{
+		{"-nodes", "0"}, {"-skew", "1"}, {"-writes", "2"}, {"-nope"}, {"-workload", "nope"},
+		{"-procs", "9"}, {"-progress", "loud"}, {"extra"},
+	} {
+		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
+
+// TestRealRedisSmoke runs the invalidate scenario on a real redis-server
+// (started for the test), where the client-side caching peers run too.
+func TestRealRedisSmoke(t *testing.T) {
+	srv := redistest.Start(t)
+	tolerate := joinDefect(t)
+	args := append([]string{"-redis", srv.Addr(), "-workload", "invalidate", "-caches", "tiercache,csc"}, smokeArgs...)
+	rep, _ := runJSON(t, args...)
+	got := map[string]bool{}
+	for _, r := range rep.Results {
+		if r.Skipped != "" {
+			t.Errorf("%s skipped on a real server: %s", r.Cache, r.Skipped)
+			continue
+		}
+		got[r.Cache] = true
+		checkConsistent(t, r, tolerate)
+		if r.Propagates && r.LagSamples == 0 {
+			t.Errorf("%s: no invalidation reached another node", r.Cache)
+		}
+	}
+	for _, want := range []string{"tiercache", "tiercache, no bus", "rueidis CSC", "go-redis CSC"} {
+		if !got[want] {
+			t.Errorf("no result for %s", want)
 		}
 	}
 }

@@ -3,39 +3,157 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
-func report(out io.Writer, rs []result) {
-	fmt.Fprintln(out, "| cache | ops/s | p50 | p99 | p99.9 | loads | L1 hit % | L2 hit % | errors |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, r := range rs {
-		l1, l2 := "-", "-"
-		if s := r.stats; s != nil {
-			if t := s.L1Hits + s.L1Misses; t > 0 {
-				l1 = fmt.Sprintf("%.1f", 100*float64(s.L1Hits)/float64(t))
-			}
-			if t := s.L2Hits + s.L2Misses; t > 0 {
-				l2 = fmt.Sprintf("%.1f", 100*float64(s.L2Hits)/float64(t))
-			}
-		}
-		fmt.Fprintf(out, "| %s | %.0f | %v | %v | %v | %d | %s | %s | %d |\n",
-			r.name, float64(r.ops)/r.elapsed.Seconds(),
-			round(r.lat.quantile(0.5)), round(r.lat.quantile(0.99)), round(r.lat.quantile(0.999)),
-			r.loads, l1, l2, r.errs)
+// writeMarkdown writes the report as Markdown: the setting, then a table
+// per scenario, then how each cache was configured.
+func writeMarkdown(w io.Writer, rep *report) {
+	fmt.Fprintf(w, "# tiercache bench\n\n")
+	fmt.Fprintf(w, "%d nodes", rep.Nodes)
+	if rep.Procs > 0 {
+		fmt.Fprintf(w, " in %d worker processes", rep.Procs)
+	} else {
+		fmt.Fprintf(w, " in one process")
 	}
-	if len(rs) == 2 && rs[0].ops > 0 {
-		fmt.Fprintf(out, "\ntiercache throughput: %.1fx the Redis-only cache-aside\n",
-			float64(rs[1].ops)/rs[1].elapsed.Seconds()/(float64(rs[0].ops)/rs[0].elapsed.Seconds()))
+	fmt.Fprintf(w, ", each its own cache and Redis connections, on %s. Memory budget: %s.\n\n", rep.Environment, rep.Budget)
+	fmt.Fprintf(w, "`%s` (took %v)\n", rep.Command, rep.Took.Round(100*time.Millisecond))
+	for _, sc := range rep.Scenarios {
+		fmt.Fprintf(w, "\n## %s\n\n%s.\n\n", sc.Name, sc.About)
+		rows := resultsOf(rep, sc.Name)
+		writeTable(w, sc.Name, rows)
+		if line := leadLine(rows); line != "" {
+			fmt.Fprintf(w, "\n%s\n", line)
+		}
+	}
+	fmt.Fprintf(w, "\n## How to read this\n\n")
+	for _, s := range []string{
+		"ops/s: reads and writes per second, all nodes together; p50/p99/p99.9: read latency (log-linear histogram, within 6%).",
+		"L1/L2: share of reads served from the node's memory / from Redis; the rest were loaded or waited for a load.",
+		"loads: loader calls the source of truth counted; ideal: the fewest a perfect fleet needs (each version of each key loaded once; in expiry, once per TTL; in stampede, once per round); max/key: loads of the most loaded key.",
+		"cmds/op: Redis commands sent per operation (a go-redis hook on every node's client; counted by the adapter for rueidis).",
+		"lag: from a write's invalidation call starting to another node applying it (p50/p99); \"none\" for caches that never tell other nodes.",
+		"stale: reads that returned a value whose invalidation the node had already applied before the read began; late: another node had invalidated it, the message had not arrived. A cache that never tells other nodes has no message on its way, so its old values after the writer's call returned count as stale. Every read is checked against the source of truth's write log and the node's own invalidation log.",
+	} {
+		fmt.Fprintf(w, "- %s\n", s)
+	}
+	fmt.Fprintf(w, "\n## Caches\n\n")
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		if !seen[r.Cache] {
+			seen[r.Cache] = true
+			fmt.Fprintf(w, "- **%s**: %s\n", r.Cache, r.Config)
+		}
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "\nNote: %s\n", n)
+	}
+	for _, r := range rep.Results {
+		if r.Skipped == "" && (r.Errors > 0 || len(r.Broken) > 0 || r.Unclassified > 0 || r.BusTrouble > 0) {
+			fmt.Fprintf(w, "\nNote: %s in %s: %d errors (first: %q), %d unclassified reads, %d bus troubles, checker: %v\n",
+				r.Cache, r.Scenario, r.Errors, r.FirstError, r.Unclassified, r.BusTrouble, r.Broken)
+		}
 	}
 }
 
-func round(d time.Duration) time.Duration {
-	switch {
-	case d > time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	case d > time.Microsecond:
-		return d.Round(100 * time.Nanosecond)
+func resultsOf(rep *report, scenario string) []*result {
+	var out []*result
+	for _, r := range rep.Results {
+		if r.Scenario == scenario {
+			out = append(out, r)
+		}
 	}
-	return d
+	return out
+}
+
+func writeTable(w io.Writer, scenario string, rows []*result) {
+	extra, extraSep := "", ""
+	if scenario == "expiry" {
+		extra, extraSep = " reload peak/25ms |", "---:|"
+	}
+	fmt.Fprintf(w, "| cache | ops/s | p50 | p99 | p99.9 | L1 | L2 | loads | ideal | max/key | cmds/op | lag p50 | lag p99 | stale | late |%s\n", extra)
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", extraSep)
+	for _, r := range rows {
+		if r.Skipped != "" {
+			fmt.Fprintf(w, "| %s | %s |%s\n", r.Cache, r.Skipped, strings.Repeat(" |", 14))
+			continue
+		}
+		lag50, lag99 := "none", "none"
+		if r.Propagates {
+			lag50, lag99 = "-", "-"
+			if r.LagSamples > 0 {
+				lag50, lag99 = fmtDur(r.LagP50), fmtDur(r.LagP99)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s | %s |",
+			r.Cache, groupDigits(uint64(r.Throughput)), fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999),
+			pct(r.L1Share), pct(r.L2Share), groupDigits(r.Loads), groupDigits(r.Ideal), groupDigits(r.MaxKeyLoads),
+			r.CommandsPerOp, lag50, lag99, groupDigits(r.Stale), groupDigits(r.Late))
+		if scenario == "expiry" {
+			fmt.Fprintf(w, " %s |", groupDigits(r.ReloadPeak))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// isTiercache reports whether a cache is one of tiercache's variants.
+func isTiercache(name string) bool { return strings.HasPrefix(name, "tiercache") }
+
+// bestPeer returns the peer (not tiercache) with the highest throughput.
+func bestPeer(rows []*result) *result {
+	var best *result
+	for _, r := range rows {
+		if r.Skipped != "" || isTiercache(r.Cache) {
+			continue
+		}
+		if best == nil || r.Throughput > best.Throughput {
+			best = r
+		}
+	}
+	return best
+}
+
+func findCache(rows []*result, name string) *result {
+	for _, r := range rows {
+		if r.Cache == name && r.Skipped == "" {
+			return r
+		}
+	}
+	return nil
+}
+
+// leadLine compares tiercache with the best peer of a scenario.
+func leadLine(rows []*result) string {
+	tc, best := findCache(rows, "tiercache"), bestPeer(rows)
+	if tc == nil || best == nil || best.Throughput == 0 {
+		return ""
+	}
+	return fmt.Sprintf("tiercache: %.2fx the throughput of the best peer (%s), p99 %.2fx theirs, %s loads against their %s, %s stale reads against their %s.",
+		tc.Throughput/best.Throughput, best.Cache, ratio(tc.P99, best.P99),
+		groupDigits(tc.Loads), groupDigits(best.Loads), groupDigits(tc.Stale), groupDigits(best.Stale))
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }
+
+// fmtDur prints a latency with three significant digits.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0"
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", d.Nanoseconds())
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.3gµs", float64(d)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.3gms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.3gs", d.Seconds())
 }

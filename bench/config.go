@@ -1,0 +1,155 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// config is the harness's flags.
+type config struct {
+	redis     string
+	procs     int
+	nodes     int
+	workloads []string
+	caches    []string
+	duration  time.Duration
+	latency   time.Duration
+	workers   int
+	keys      int
+	skew      float64
+	valueSize int
+	writes    float64
+	patterns  float64
+	l1Entries int
+	ttl       time.Duration
+
+	stampedeGoroutines int
+	stampedeRounds     int
+
+	expiryKeys int
+	expiryTTL  time.Duration
+
+	invalidateKeys   int
+	invalidateWrites float64
+
+	jsonOut  string
+	chartOut string
+	progress string
+
+	// Set in worker processes only.
+	workerID int
+	arena    string
+	mini     bool
+}
+
+var workloadNames = []string{"zipf", "stampede", "expiry", "invalidate"}
+
+func parseFlags(args []string, errOut io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	var workloads, caches string
+	fs.StringVar(&c.redis, "redis", "", "Redis address; several, comma-separated, for a cluster (default: an embedded miniredis)")
+	fs.IntVar(&c.procs, "procs", 0, "run the nodes in this many worker processes (0: all in this process)")
+	fs.IntVar(&c.nodes, "nodes", 4, "cache nodes, each with its own cache and connections")
+	fs.StringVar(&workloads, "workload", "all", "scenarios to run, comma-separated: "+strings.Join(workloadNames, ", ")+", or all")
+	fs.StringVar(&caches, "caches", "all", "caches to run, comma-separated names as in the report (case-insensitive substrings), or all")
+	fs.DurationVar(&c.duration, "duration", 1200*time.Millisecond, "run time of each cache in the zipf and invalidate scenarios")
+	fs.DurationVar(&c.latency, "latency", 2*time.Millisecond, "load latency of the source of truth")
+	fs.IntVar(&c.workers, "workers", 8, "reading goroutines per node (zipf, expiry, invalidate)")
+	fs.IntVar(&c.keys, "keys", 10000, "keys in the zipf scenario")
+	fs.Float64Var(&c.skew, "skew", 1.1, "Zipf skew of the reads (> 1)")
+	fs.IntVar(&c.valueSize, "value-size", 128, "bytes of payload per value")
+	fs.Float64Var(&c.writes, "writes", 0.01, "share of zipf operations that write (bump the version, then invalidate)")
+	fs.Float64Var(&c.patterns, "pattern-share", 0.1, "share of writes that change a group of 10 keys and invalidate it by pattern")
+	fs.IntVar(&c.l1Entries, "l1-entries", 2500, "in-process memory budget of every cache, in entries (byte-bounded caches get entries x encoded value size)")
+	fs.DurationVar(&c.ttl, "ttl", time.Minute, "TTL in Redis (all scenarios but expiry)")
+	fs.IntVar(&c.stampedeGoroutines, "stampede-goroutines", 1000, "goroutines per node that read the cold key at once")
+	fs.IntVar(&c.stampedeRounds, "stampede-rounds", 3, "stampedes per cache, each on a new cold key")
+	fs.IntVar(&c.expiryKeys, "expiry-keys", 1000, "keys warmed together in the expiry scenario")
+	fs.DurationVar(&c.expiryTTL, "expiry-ttl", time.Second, "TTL of the expiry scenario (it runs for 2 TTLs and a quarter)")
+	fs.IntVar(&c.invalidateKeys, "invalidate-keys", 1000, "keys in the invalidate scenario")
+	fs.Float64Var(&c.invalidateWrites, "invalidate-writes", 0.2, "share of invalidate-scenario operations that write")
+	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&c.chartOut, "chart", "", "also draw the results as an SVG chart in this file")
+	fs.StringVar(&c.progress, "progress", "auto", "progress on stderr: auto (a live line on a terminal, plain lines otherwise), plain, or off")
+	fs.IntVar(&c.workerID, "worker", -1, "internal: run as worker process N of -procs")
+	fs.StringVar(&c.arena, "arena", "", "internal: the shared-memory file of a worker")
+	fs.BoolVar(&c.mini, "mini", false, "internal: the parent's Redis is its embedded miniredis")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c.workloads = splitList(workloads)
+	if len(c.workloads) == 1 && c.workloads[0] == "all" {
+		c.workloads = workloadNames
+	}
+	c.caches = splitList(caches)
+	return c, c.validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(strings.ToLower(f)); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (c *config) validate() error {
+	var errs []error
+	check := func(ok bool, msg string) {
+		if !ok {
+			errs = append(errs, errors.New(msg))
+		}
+	}
+	check(c.nodes >= 1 && c.nodes <= maxNodes, fmt.Sprintf("-nodes must be in [1, %d]", maxNodes))
+	check(c.procs >= 0 && c.procs <= c.nodes, "-procs must be in [0, nodes]")
+	check(c.workers >= 1, "-workers must be at least 1")
+	check(c.keys >= groupSize, fmt.Sprintf("-keys must be at least %d", groupSize))
+	check(c.skew > 1, "-skew must be above 1")
+	check(c.valueSize >= 0, "-value-size must not be negative")
+	check(c.duration > 0, "-duration must be positive")
+	check(c.latency >= 0, "-latency must not be negative")
+	check(c.writes >= 0 && c.writes <= 1, "-writes must be in [0, 1]")
+	check(c.patterns >= 0 && c.patterns <= 1, "-pattern-share must be in [0, 1]")
+	check(c.l1Entries >= 1, "-l1-entries must be at least 1")
+	check(c.ttl >= time.Second, "-ttl must be at least 1s")
+	check(c.stampedeGoroutines >= 1 && c.stampedeRounds >= 1, "-stampede-goroutines and -stampede-rounds must be at least 1")
+	check(c.expiryKeys >= 1 && c.expiryTTL >= 100*time.Millisecond, "-expiry-keys must be at least 1 and -expiry-ttl at least 100ms")
+	check(c.invalidateKeys >= groupSize, fmt.Sprintf("-invalidate-keys must be at least %d", groupSize))
+	check(c.invalidateWrites >= 0 && c.invalidateWrites <= 1, "-invalidate-writes must be in [0, 1]")
+	check(slices.Contains([]string{"auto", "plain", "off"}, c.progress), "-progress must be auto, plain or off")
+	for _, w := range c.workloads {
+		check(slices.Contains(workloadNames, w), fmt.Sprintf("unknown workload %q (have %s)", w, strings.Join(workloadNames, ", ")))
+	}
+	check(len(c.workloads) > 0, "-workload names none")
+	check(len(c.caches) > 0, "-caches names none")
+	return errors.Join(errs...)
+}
+
+// wants reports whether -caches selects the system named name.
+func (c *config) wants(name string) bool {
+	name = strings.ToLower(name)
+	for _, want := range c.caches {
+		if want == "all" || strings.Contains(name, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxKeys is the largest key space of the scenarios selected: the arena
+// holds that many keys.
+func (c *config) maxKeys() int {
+	return max(c.keys, c.invalidateKeys, c.expiryKeys+groupSize, c.stampedeRounds+groupSize)
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+)
+
+// TestHistQuantiles checks percentiles of a known distribution against the
+// histogram's stated precision.
+func TestHistQuantiles(t *testing.T) {
+	var h hist
+	for i := 1; i <= 100000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, q := range []float64{0.5, 0.99, 0.999} {
+		want := q * 100000 * float64(time.Microsecond)
+		got := float64(h.quantile(q))
+		if math.Abs(got-want)/want > 0.0625 {
+			t.Errorf("quantile(%v) = %v; want within 6.25%% of %v", q, time.Duration(got), time.Duration(want))
+		}
+	}
+	var empty hist
+	if empty.quantile(0.5) != 0 {
+		t.Error("quantile of an empty histogram is not 0")
+	}
+	b, err := json.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back hist
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back != h {
+		t.Error("histogram changed through JSON")
+	}
+	if err := json.Unmarshal([]byte(`{"buckets":[5000],"counts":[1]}`), &back); err == nil {
+		t.Error("a bucket out of range was accepted")
+	}
+	var m hist
+	m.merge(&h)
+	m.merge(&h)
+	if m.count() != 2*h.count() || m.quantile(0.5) != h.quantile(0.5) {
+		t.Error("merging a histogram twice changed its median or lost samples")
+	}
+}

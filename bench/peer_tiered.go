@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// The tiercache variants under test.
+const (
+	tieredFull     = iota // the default configuration
+	tieredNoBus           // L1 with DisableBus: what the bus prevents
+	tieredNoJitter        // DisableJitter: the expiry scenario's contrast
+)
+
+func tieredSystem(variant int) *system {
+	s := &system{
+		name:   "tiercache",
+		config: "defaults (L1 Ristretto, bus, leases, 10% TTL jitter); L1MaxBytes = the byte budget; JSON values",
+		prop:   propMessages,
+	}
+	switch variant {
+	case tieredFull:
+		s.monitor = true
+	case tieredNoBus:
+		s.name = "tiercache, no bus"
+		s.config = "DisableBus: L1 with nothing to tell the other nodes"
+		s.prop = propNone
+	case tieredNoJitter:
+		s.name = "tiercache, no jitter"
+		s.config = "DisableJitter (expiry scenario only)"
+		s.monitor = true
+		s.expiryOnly = true
+	}
+	s.open = func(ne *nodeEnv) (cacheNode, error) { return openTiered(ne, variant) }
+	return s
+}
+
+// tieredNode is one node of tiercache: a Cache with its own go-redis client
+// and the group that holds the values.
+type tieredNode struct {
+	ne  *nodeEnv
+	rdb redis.UniversalClient
+	c   *tiered.Cache
+	g   *tiered.Group[value]
+	ld  tiered.LoaderFunc[value]
+	// unrecorded is loader calls started less loads the library recorded.
+	unrecorded atomic.Int64
+}
+
+func openTiered(ne *nodeEnv, variant int) (cacheNode, error) {
+	rdb := ne.env.client(ne.cmds)
+	opts := tiered.Options{
+		Redis:         rdb,
+		Namespace:     ne.prefix,
+		L1MaxBytes:    ne.budget.bytes,
+		L1TTL:         ne.l1TTL,
+		TTL:           ne.ttl,
+		DisableBus:    variant == tieredNoBus,
+		DisableJitter: variant == tieredNoJitter || !ne.jitter,
+		RedisTimeout:  time.Second, // a shared 2-core machine under load stalls for more than the default
+	}
+	n := &tieredNode{ne: ne, rdb: rdb}
+	// Every variant gets the same Recorder (a few ns per hit): it hands bus
+	// deliveries to the checker, and counts recorded loads so that the
+	// library's count is read once complete.
+	opts.Recorder = tiered.RecorderFunc(func(e tiered.Event) {
+		switch e.Kind {
+		case tiered.EventInvalidationReceived:
+			ne.log.received(ne.t.rel(time.Now()), e.Duration)
+		case tiered.EventLoad:
+			n.unrecorded.Add(-1)
+		}
+	})
+	c, err := tiered.New(opts)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	g, err := tiered.NewGroup[value](c, "v", tiered.GroupOptions{TTL: ne.ttl})
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = c.WaitBus(ctx)
+		cancel()
+	}
+	if err != nil {
+		c.Close()
+		rdb.Close()
+		return nil, err
+	}
+	n.c, n.g = c, g
+	n.ld = n.loadID // built once: a method value allocated per call would cost every hit
+	return n, nil
+}
+
+func (n *tieredNode) loadID(ctx context.Context, id string) (value, error) {
+	k := parseKeyID(id)
+	if k < 0 {
+		return value{}, fmt.Errorf("bad id %q", id)
+	}
+	n.unrecorded.Add(1)
+	return n.ne.load(ctx, k)
+}
+
+// settle waits until the library has recorded every loader call it made,
+// so that its count can be compared with the source's.
+func (n *tieredNode) settle(ctx context.Context) error {
+	for n.unrecorded.Load() != 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %d: %d loads not recorded: %w", n.ne.idx, n.unrecorded.Load(), ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (n *tieredNode) get(ctx context.Context, k int) (value, error) {
+	return n.g.Fetch(ctx, n.ne.t.id(k), n.ld)
+}
+
+func (n *tieredNode) invalidate(ctx context.Context, keys []int) error {
+	list := make([]string, len(keys))
+	for i, k := range keys {
+		list[i] = n.ne.t.id(k)
+	}
+	return n.g.Delete(ctx, list...)
+}
+
+func (n *tieredNode) invalidateGroup(ctx context.Context, g int) error {
+	return n.c.InvalidatePattern(ctx, n.g.Key(groupPattern(g)))
+}
+
+// hello sends one invalidation that the bus monitors recognise, so that they
+// learn which bus node this is.
+func (n *tieredNode) hello(ctx context.Context) error {
+	return n.c.Invalidate(ctx, helloKey(n.ne.idx))
+}
+
+func (n *tieredNode) waitL1() { n.c.WaitL1() }
+
+func (n *tieredNode) tiers() tierCounts {
+	s := n.c.Stats()
+	return tierCounts{L1Hits: s.L1Hits, L2Hits: s.L2Hits, LoaderCalls: s.Loads, BusTrouble: s.BusLost + s.BusGaps + s.BusMalformed}
+}
+
+func (n *tieredNode) close() error {
+	n.c.Close()
+	return n.rdb.Close()
+}
+
+const helloPrefix = "hello:"
+
+func helloKey(node int) string { return helloPrefix + strconv.Itoa(node) }
