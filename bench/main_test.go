@@ -82,7 +82,6 @@ func runJSON(t *testing.T, args ...string) (*report, string) {
 // runs on miniredis and checks that the report's numbers agree with each
 // other and with the source of truth.
 func TestScenarioSmoke(t *testing.T) {
-	tolerate := joinDefect(t)
 	for _, sc := range workloadNames {
 		t.Run(sc, func(t *testing.T) {
 			rep, md := runJSON(t, append([]string{"-workload", sc}, smokeArgs...)...)
@@ -98,7 +97,7 @@ func TestScenarioSmoke(t *testing.T) {
 					continue
 				}
 				ran++
-				checkConsistent(t, r, tolerate)
+				checkConsistent(t, r)
 				if !strings.Contains(md, "| "+r.Cache+" | ") {
 					t.Errorf("the Markdown report has no row for %s", r.Cache)
 				}
@@ -110,16 +109,7 @@ func TestScenarioSmoke(t *testing.T) {
 	}
 }
 
-// joinDefect reports whether the library still lets a read join a load
-// that began before an invalidation (TestNoStaleReadThroughJoinedFlight):
-// while it does, a smoke run may see a few such stale reads by chance, and
-// says so instead of failing at random.
-func joinDefect(t *testing.T) bool {
-	_, v := joinedFlightRead(t)
-	return v.Version == 0
-}
-
-func checkConsistent(t *testing.T, r *result, tolerateJoinDefect bool) {
+func checkConsistent(t *testing.T, r *result) {
 	t.Helper()
 	name := r.Scenario + "/" + r.Cache
 	if r.Reads == 0 || r.Throughput <= 0 {
@@ -161,11 +151,7 @@ func checkConsistent(t *testing.T, r *result, tolerateJoinDefect bool) {
 			t.Errorf("%s: tiercache counted %d loader calls, the source %d", name, r.CacheLoads, r.Loads)
 		}
 		if r.Cache != "tiercache, no bus" && r.Stale != 0 {
-			if tolerateJoinDefect {
-				t.Logf("%s: %d stale reads, with the known joined-flight defect", name, r.Stale)
-			} else {
-				t.Errorf("%s: %d stale reads; want 0", name, r.Stale)
-			}
+			t.Errorf("%s: %d stale reads; want 0", name, r.Stale)
 		}
 	}
 	if r.Scenario == "stampede" && r.Ideal != 2 {
@@ -194,7 +180,6 @@ func checkSVG(t *testing.T, svg []byte, rep *report) {
 
 // TestProcs runs the fleet as worker processes sharing the source of truth.
 func TestProcs(t *testing.T) {
-	tolerate := joinDefect(t)
 	args := append([]string{"-workload", "invalidate", "-caches", "tiercache", "-procs", "2"}, smokeArgs...)
 	rep, _ := runJSON(t, args...)
 	n := 0
@@ -203,7 +188,7 @@ func TestProcs(t *testing.T) {
 			t.Fatalf("%s skipped: %s", r.Cache, r.Skipped)
 		}
 		n++
-		checkConsistent(t, r, tolerate)
+		checkConsistent(t, r)
 	}
 	if n != 2 || rep.Procs != 2 {
 		t.Fatalf("%d results with %d procs; want tiercache with and without its bus, 2 procs", n, rep.Procs)
@@ -225,7 +210,6 @@ func TestBadFlags(t *testing.T) {
 // (started for the test), where the client-side caching peers run too.
 func TestRealRedisSmoke(t *testing.T) {
 	srv := redistest.Start(t)
-	tolerate := joinDefect(t)
 	args := append([]string{"-redis", srv.Addr(), "-workload", "invalidate", "-caches", "tiercache,csc"}, smokeArgs...)
 	rep, _ := runJSON(t, args...)
 	got := map[string]bool{}
@@ -235,7 +219,7 @@ func TestRealRedisSmoke(t *testing.T) {
 			continue
 		}
 		got[r.Cache] = true
-		checkConsistent(t, r, tolerate)
+		checkConsistent(t, r)
 		if r.Propagates && r.LagSamples == 0 {
 			t.Errorf("%s: no invalidation reached another node", r.Cache)
 		}
