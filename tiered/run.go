@@ -45,6 +45,9 @@ type run[V any] struct {
 	load BatchLoaderFunc[V]
 	done func(id string, v V, err error)
 	pos  map[string]int // each id's place in the ids asked for, to keep their order
+	// holders maps the ids this run waits for to the lease it found:
+	// another lease in their place means that holder is gone.
+	holders map[string]uint64
 }
 
 func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoaderFunc[V], done func(string, V, error)) *run[V] {
@@ -138,6 +141,10 @@ func (r *run[V]) acquire(ids []string) (leases map[string]remote.Lease, busy, un
 		case a.Found.Kind == remote.KindLease && !g.c.opts.DisableLeaseWait:
 			g.record(Event{Kind: EventLeaseBusy})
 			busy = append(busy, id)
+			if r.holders == nil {
+				r.holders = make(map[string]uint64)
+			}
+			r.holders[id] = a.Found.Token
 		default:
 			g.record(Event{Kind: EventLeaseBusy})
 			unfilled = append(unfilled, id)
@@ -181,14 +188,15 @@ func (r *run[V]) await(ids []string) (leases map[string]remote.Lease, unfilled [
 // Poll intervals of a lease wait: from the first to the last, doubling,
 // each drawn at random within [d/2, d] so that waiters spread out.
 const (
-	firstPoll = time.Millisecond
-	lastPoll  = 32 * time.Millisecond
+	firstPoll = 500 * time.Microsecond
+	lastPoll  = 8 * time.Millisecond
 )
 
-// wait polls Redis for ids until each holds a value (delivered), its lease
-// vanished (returned in vanished), or LeaseWait passed (timedOut). err is
-// a failed Redis call or the run's end; the ids not settled are then in
-// vanished.
+// wait polls Redis for ids until each holds a value (delivered), the lease
+// it waits for vanished (returned in vanished: removed, expired, or
+// replaced by another node's lease, as happens when invalidations keep
+// beating the fills), or LeaseWait passed (timedOut). err is a failed Redis
+// call or the run's end; the ids not settled are then in vanished.
 func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 	g := r.g
 	start := time.Now()
@@ -224,7 +232,7 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			switch {
 			case r.settle(id, rec):
 				g.record(Event{Kind: EventLeaseWaited, Duration: time.Since(start)})
-			case rec.Kind == remote.KindLease:
+			case rec.Kind == remote.KindLease && rec.Token == r.holders[id]:
 				pending = append(pending, id)
 			default:
 				g.record(Event{Kind: EventLeaseWaited, Duration: time.Since(start), Err: errLeaseWait})
