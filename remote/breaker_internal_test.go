@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -258,7 +259,7 @@ func (redisErr) RedisError()     {}
 
 // TestGuardAllocs: the breaker adds no allocation to a successful call.
 func TestGuardAllocs(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()}) // New does no I/O, nor do enter and exit
 	defer rdb.Close()
 	s, err := New(rdb, Options{})
 	if err != nil {
