@@ -74,7 +74,11 @@ func New(opts Options) (*Cache, error) {
 	}
 	c := &Cache{opts: o, log: o.Logger, rec: o.Recorder, groups: make(map[string]groupStats)}
 	if o.Redis != nil {
-		c.store, err = remote.New(o.Redis, remote.Options{Namespace: o.Namespace, Timeout: o.RedisTimeout})
+		c.store, err = remote.New(o.Redis, remote.Options{
+			Namespace: o.Namespace, Timeout: o.RedisTimeout,
+			BreakerFailures: o.BreakerFailures, BreakerCooldown: o.BreakerCooldown,
+			DisableBreaker: o.DisableBreaker, OnBreaker: c.onBreaker,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("tiered: %w", err)
 		}
@@ -218,10 +222,16 @@ func (c *Cache) l1Expiry(l2Expire int64, degraded bool) int64 {
 	return exp - c.tick
 }
 
-// redisFailed records a failed Redis call that a read absorbed.
+// redisFailed records a failed Redis call that a read absorbed. A call
+// refused by an open breaker is logged at Debug only: the opening was
+// logged once at Warn.
 func (c *Cache) redisFailed(st *counters, group, op, key string, err error) {
 	st.record(c.rec, Event{Kind: EventRedisError, Group: group, Err: err})
-	c.log.Warn("tiered: redis call failed; serving from the loader", "op", op, "group", group, "key", key, "err", err)
+	level := slog.LevelWarn
+	if errors.Is(err, remote.ErrBreakerOpen) {
+		level = slog.LevelDebug
+	}
+	c.log.Log(context.Background(), level, "tiered: redis call failed; serving from the loader", "op", op, "group", group, "key", key, "err", err)
 }
 
 // WaitBus blocks until this node's bus subscription is confirmed (at once
