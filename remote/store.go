@@ -64,17 +64,18 @@ const DefaultTimeout = 250 * time.Millisecond
 // is safe for concurrent use. It does not own the client: Close does not
 // close it, and it installs no hook on it.
 //
-// Every call goes through the circuit breaker of the Redis endpoint it needs
-// (see [Options.BreakerFailures]). A *redis.Client, a failover client
-// included, is one endpoint. A *redis.ClusterClient has one endpoint per
-// master address: a single-key call is guarded by the breaker of the master
-// that the client's MasterForKey names for the key (by one cluster-wide
-// breaker, named "cluster", when the cluster's layout cannot be loaded); a
-// pipeline over keys of several masters needs every one of their breakers
-// to admit it, or fails whole without touching any, and each master is
-// charged with the outcome of its own keys' commands only; [Store.DeletePattern]
-// scans each master under that master's breaker. Any other client is one
-// endpoint, named by its type.
+// Every call goes through the circuit breaker of the Redis endpoint it
+// needs (see [Options.BreakerFailures]). A *redis.Client is one endpoint,
+// named by its Options().Addr ("FailoverClient" for a failover client). A
+// *redis.ClusterClient has one endpoint per master, named by the address
+// go-redis gives the master's node: a single-key call is guarded by the
+// breaker of the master that the client's MasterForKey names for the key
+// (by one cluster-wide breaker, named "cluster", when the cluster's layout
+// cannot be loaded); a pipeline over keys of several masters needs every
+// one of their breakers to admit it, or fails whole without touching any,
+// and each master is charged with the outcome of its own keys' commands
+// only; [Store.DeletePattern] scans each master under that master's
+// breaker. Any other client is one endpoint, named by its type.
 type Store struct {
 	rdb      redis.UniversalClient
 	prefix   string // Namespace + ":"
