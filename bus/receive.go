@@ -150,7 +150,7 @@ func (r *receiver) message(payload string) {
 		return
 	}
 	if r.gap(m) {
-		b.opts.Logger.Warn("bus: a message went missing; flushing L1", "origin", m.Origin.String(), "seq", m.Seq)
+		b.opts.Logger.Warn("bus: a message from another node went missing; flushing L1", "node", m.Origin.String(), "seq", m.Seq)
 		b.observe(Event{Kind: EventGap})
 		b.opts.Handler.Gap(m.Origin)
 	}

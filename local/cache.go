@@ -27,6 +27,7 @@ type Cache[V any] struct {
 	maxAge   atomic.Int64  // < 0: not degraded; else the age (ns) from which entries are not served
 	onEvict  func(key string)
 	onReject func(key string)
+	stored   atomic.Uint64 // entries Ristretto took into its Set buffer
 
 	closeMu   sync.RWMutex // held shared around every Ristretto Set, Del and Wait; exclusively to set closed
 	closed    atomic.Bool
@@ -147,6 +148,16 @@ func (c *Cache[V]) valid(e *Entry[V]) bool {
 	// entry born after now (the clock stepped back) counts as very old.
 	age := c.maxAge.Load()
 	return age < 0 || uint64(now-e.Born) < uint64(age)
+}
+
+// Now returns the cache's Clock time (unix ns), the time entries are
+// checked against: callers compare their own deadlines (such as
+// Entry.Refresh) with it, at the cost of one atomic load.
+func (c *Cache[V]) Now() int64 {
+	if c.now != nil {
+		return c.now.Load()
+	}
+	return c.clock.Now()
 }
 
 // Begin returns the token a load takes before it reads anything (before

@@ -19,16 +19,27 @@ type Entry[V any] struct {
 	Refresh int64
 	// Absent records that the caller cached "known not to exist".
 	Absent bool
+	// Version is the caller's identity of the value (tiercache keeps the
+	// write token of its Redis copy). The cache does not interpret it.
+	Version uint64
 
-	epoch uint64      // the cache's epoch the entry belongs to
-	hash  uint64      // the Ristretto key
-	dead  atomic.Bool // set, under its stripe's lock, when the index lets go of it
+	refreshing atomic.Bool // set once by ClaimRefresh
+	epoch      uint64      // the cache's epoch the entry belongs to
+	hash       uint64      // the Ristretto key
+	dead       atomic.Bool // set, under its stripe's lock, when the index lets go of it
 }
 
 // Hash returns the entry's key hash (the same for every entry of a key).
 // Callers may use its bits to spread per-hit work, such as striped
 // counters, without hashing again.
 func (e *Entry[V]) Hash() uint64 { return e.hash }
+
+// ClaimRefresh reports true to its first caller only, so that of all the
+// reads that find an entry past its Refresh deadline one starts the
+// refresh.
+func (e *Entry[V]) ClaimRefresh() bool {
+	return !e.refreshing.Load() && e.refreshing.CompareAndSwap(false, true)
+}
 
 // Item is what a caller installs with [Cache.SetIf] or [Cache.Set]; see
 // [Entry] for the fields.
@@ -40,6 +51,7 @@ type Item[V any] struct {
 	Expire  int64
 	Refresh int64
 	Absent  bool
+	Version uint64
 }
 
 // Token records the cache's invalidation state at the moment a load began;

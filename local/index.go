@@ -32,8 +32,11 @@ type stripe[V any] struct {
 	// inv holds, per bucket, the sequence number of the last invalidation
 	// (Delete or Set) of a key of that bucket. It never grows.
 	inv [invBuckets]uint64
-	ord *orderedShard // shared with other stripes; lock order: mu, then ord.mu
-	_   [40]byte      // keeps neighbouring stripes' locks off one cache line
+	// held counts, per bucket, the Holds in progress: while it is not 0,
+	// no fill of a key of that bucket is installed.
+	held [invBuckets]int32
+	ord  *orderedShard // shared with other stripes; lock order: mu, then ord.mu
+	_    [40]byte      // keeps neighbouring stripes' locks off one cache line
 }
 
 // orderedShard holds the keys of stripeCount/orderedShards stripes in

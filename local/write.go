@@ -20,6 +20,104 @@ func (c *Cache[V]) SetIf(key string, tok Token, it Item[V]) bool {
 	return true
 }
 
+// Invalidated reports whether an invalidation of key happened since tok was
+// taken: whether SetIf with tok would refuse to install key (with the same
+// conservative errors).
+func (c *Cache[V]) Invalidated(key string, tok Token) bool {
+	h := c.keyHash(key)
+	s := c.stripe(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.vetoedLocked(h, tok) || tok.epoch != c.epoch.Load() || c.pats.vetoes(key, tok.seq)
+}
+
+// vetoedLocked reports whether the key of hash h was invalidated since tok,
+// or is held. The caller holds s.mu.
+func (s *stripe[V]) vetoedLocked(h uint64, tok Token) bool {
+	b := bucket(h)
+	return s.inv[b] > tok.seq || s.held[b] > 0
+}
+
+// Hold begins the invalidation of keys whose slow part (a round trip to
+// the shared tier) lies ahead: like Delete, it removes their entries and
+// vetoes the fills of loads that began earlier; until the matching Release
+// or ReleaseSet, it also vetoes every fill of them, so that a load that
+// read the old value from the shared tier before it changed cannot put it
+// back in the meantime. Holds nest. It returns how many entries it removed.
+func (c *Cache[V]) Hold(keys ...string) (removed int) {
+	for _, key := range keys {
+		if c.hold(key, 1) {
+			removed++
+		}
+	}
+	return removed
+}
+
+// Release ends a Hold of keys: it removes their entries again and vetoes
+// the fills of loads that began before it.
+func (c *Cache[V]) Release(keys ...string) (removed int) {
+	for _, key := range keys {
+		if c.hold(key, -1) {
+			removed++
+		}
+	}
+	return removed
+}
+
+// ReleaseSet ends a Hold of key by installing it: unless another
+// invalidation of key began since tok (taken after the Hold), or another
+// Hold of it is in progress, in which case it only releases. It reports
+// whether it installed.
+func (c *Cache[V]) ReleaseSet(key string, tok Token, it Item[V]) bool {
+	if c.closed.Load() {
+		return false
+	}
+	h := c.keyHash(key)
+	s := c.stripe(h)
+	b := bucket(h)
+	s.mu.Lock()
+	s.held[b]--
+	ok := s.inv[b] <= tok.seq && s.held[b] == 0 && tok.epoch == c.epoch.Load() && !c.pats.vetoes(key, tok.seq)
+	s.inv[b] = c.seq.Add(1)
+	var e, old *Entry[V]
+	if ok {
+		s.reserveLocked(key)
+		e = c.newEntry(key, h, it, tok.epoch)
+		s.installLocked(e)
+	} else if old = s.idx[key]; old != nil {
+		s.killLocked(old)
+	}
+	s.mu.Unlock()
+	if old != nil {
+		c.del(old)
+	}
+	if e != nil {
+		c.store(e, it.Cost)
+	}
+	return ok
+}
+
+// hold adds d to key's hold count, bumps its invalidation sequence and
+// removes its entry; it reports whether there was one.
+func (c *Cache[V]) hold(key string, d int32) bool {
+	h := c.keyHash(key)
+	s := c.stripe(h)
+	b := bucket(h)
+	s.mu.Lock()
+	s.held[b] += d
+	s.inv[b] = c.seq.Add(1)
+	e := s.idx[key]
+	if e != nil {
+		s.killLocked(e)
+	}
+	s.mu.Unlock()
+	if e == nil {
+		return false
+	}
+	c.del(e)
+	return true
+}
+
 // installIf is SetIf's index half: it installs an entry for it unless an
 // invalidation of key happened since tok, and returns it (nil if not).
 func (c *Cache[V]) installIf(key string, tok Token, it Item[V]) *Entry[V] {
@@ -35,7 +133,7 @@ func (c *Cache[V]) installIf(key string, tok Token, it Item[V]) *Entry[V] {
 	// DeleteMatching that the checks miss has not recorded its pattern
 	// yet, so its scan, which comes after, finds the key.
 	indexed := s.reserveLocked(key)
-	if s.inv[bucket(h)] > tok.seq || tok.epoch != c.epoch.Load() || c.pats.vetoes(key, tok.seq) {
+	if s.vetoedLocked(h, tok) || c.pats.vetoes(key, tok.seq) || tok.epoch != c.epoch.Load() {
 		s.unreserveLocked(key, indexed)
 		return nil
 	}
@@ -78,7 +176,7 @@ func (c *Cache[V]) set(key string, h uint64, it Item[V]) {
 func (c *Cache[V]) newEntry(key string, h uint64, it Item[V], epoch uint64) *Entry[V] {
 	return &Entry[V]{
 		Value: it.Value, Key: key, Expire: it.Expire, Born: c.clock.Now(),
-		Refresh: it.Refresh, Absent: it.Absent, epoch: epoch, hash: h,
+		Refresh: it.Refresh, Absent: it.Absent, Version: it.Version, epoch: epoch, hash: h,
 	}
 }
 
@@ -92,7 +190,9 @@ func (c *Cache[V]) store(e *Entry[V], cost int64) {
 	c.closeMu.RUnlock()
 	if !ok {
 		c.stripe(e.hash).forget(e)
+		return
 	}
+	c.stored.Add(1)
 }
 
 // Delete invalidates keys: loads of them that began earlier will not fill

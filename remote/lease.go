@@ -123,6 +123,21 @@ func (s *Store) Fill(ctx context.Context, l Lease, rec Record, ttl time.Duration
 	return n == 1, nil
 }
 
+// Replace writes rec over the value old, only while key still holds exactly
+// that write (same kind and token): the compare-and-set of an early
+// refresh. It reports false, and writes nothing, when the key was
+// invalidated, rewritten or expired since old was read.
+func (s *Store) Replace(ctx context.Context, key string, old Record, rec Record, ttl time.Duration) (bool, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + key},
+		identity(old.Kind, old.Token), encode(rec), pxArg(ttl)).Int()
+	if err != nil {
+		return false, fmt.Errorf("remote: replace: %w", err)
+	}
+	return n == 1, nil
+}
+
 // Fill is one key of [Store.FillMany].
 type Fill struct {
 	Lease  Lease

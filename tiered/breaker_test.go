@@ -36,34 +36,18 @@ func TestBreakerOptionsValidated(t *testing.T) {
 	}
 }
 
-// logRecords is a slog handler that keeps every record.
-type logRecords struct {
-	mu   sync.Mutex // protects recs
-	recs []slog.Record
-}
-
-func (h *logRecords) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.recs = append(h.recs, r.Clone())
-	h.mu.Unlock()
-	return nil
-}
-func (h *logRecords) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logRecords) WithGroup(string) slog.Handler      { return h }
-
-// find returns the attributes of the records at level whose message
+// logsAt returns the attributes of the records of l at level whose message
 // contains msg.
-func (h *logRecords) find(level slog.Level, msg string) []map[string]any {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []map[string]any
-	for _, r := range h.recs {
+func logsAt(l *logRecords, level slog.Level, msg string) []map[string]slog.Value {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]slog.Value
+	for _, r := range l.recs {
 		if r.Level != level || !strings.Contains(r.Message, msg) {
 			continue
 		}
-		attrs := map[string]any{}
-		r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.Any(); return true })
+		attrs := map[string]slog.Value{}
+		r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value; return true })
 		out = append(out, attrs)
 	}
 	return out
@@ -71,16 +55,16 @@ func (h *logRecords) find(level slog.Level, msg string) []map[string]any {
 
 // TestBreakerEventsAndLogs: the breaker of a failing Redis opens and closes
 // again; each change is counted, sent to the Recorder and logged (Warn with
-// the endpoint and the failure, then Info); reads never fail; calls refused
-// by the open breaker are logged at Debug only.
+// the endpoint and the failure, then Info); reads never fail; a failed probe
+// notifies nothing.
 func TestBreakerEventsAndLogs(t *testing.T) {
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	logs := &logRecords{}
 	events := make(chan tiered.Event, 16)
-	var mu sync.Mutex // protects failed, refused
-	failed, refused := 0, 0
+	var mu sync.Mutex // protects refused
+	refused := 0
 	c := newCache(t, tiered.Options{
 		Redis: rdb, Namespace: "brk", DisableBus: true, BreakerFailures: 2, BreakerCooldown: 20 * time.Millisecond,
 		Logger: slog.New(logs),
@@ -88,13 +72,9 @@ func TestBreakerEventsAndLogs(t *testing.T) {
 			switch {
 			case e.Kind == tiered.EventBreakerOpen || e.Kind == tiered.EventBreakerClose:
 				events <- e
-			case e.Kind == tiered.EventRedisError:
+			case e.Kind == tiered.EventRedisError && errors.Is(e.Err, remote.ErrBreakerOpen):
 				mu.Lock()
-				if errors.Is(e.Err, remote.ErrBreakerOpen) {
-					refused++
-				} else {
-					failed++
-				}
+				refused++
 				mu.Unlock()
 			}
 		}),
@@ -145,17 +125,31 @@ func TestBreakerEventsAndLogs(t *testing.T) {
 	if s := c.Stats(); s.BreakerOpens != 1 || s.BreakerCloses != 1 {
 		t.Errorf("BreakerOpens, BreakerCloses = %d, %d; want 1, 1", s.BreakerOpens, s.BreakerCloses)
 	}
-	opened := logs.find(slog.LevelWarn, "breaker open")
-	if len(opened) != 1 || opened[0]["endpoint"] != m.Addr() || opened[0]["err"] == nil {
+	opened := logsAt(logs, slog.LevelWarn, "breaker open")
+	if len(opened) != 1 || opened[0]["endpoint"].String() != m.Addr() || opened[0]["err"].Any() == nil {
 		t.Errorf("Warn logs of the opening = %v; want one with endpoint %s and err", opened, m.Addr())
 	}
-	closed := logs.find(slog.LevelInfo, "breaker closed")
-	if len(closed) != 1 || closed[0]["endpoint"] != m.Addr() {
+	closed := logsAt(logs, slog.LevelInfo, "breaker closed")
+	if len(closed) != 1 || closed[0]["endpoint"].String() != m.Addr() {
 		t.Errorf("Info logs of the closing = %v; want one with endpoint %s", closed, m.Addr())
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if w, d := len(logs.find(slog.LevelWarn, "redis call failed")), len(logs.find(slog.LevelDebug, "redis call failed")); w != failed || d != refused {
-		t.Errorf("redis call failed logged %d times at Warn, %d at Debug; want %d (failures), %d (refusals)", w, d, failed, refused)
+}
+
+// TestFailClosedReportsOpenBreaker: with FailClosed, a read refused by an
+// open breaker returns an error that says so.
+func TestFailClosedReportsOpenBreaker(t *testing.T) {
+	rdb, m := newMini(t)
+	c := newCache(t, tiered.Options{
+		Redis: rdb, Namespace: "fc", DisableBus: true, FailClosed: true,
+		BreakerFailures: 1, BreakerCooldown: time.Hour,
+	})
+	g := newGroup[string](t, c, "post", tiered.GroupOptions{})
+	ctx := context.Background()
+	m.SetError("LOADING Redis is loading the dataset in memory")
+	if _, err := g.Fetch(ctx, "1", constLoader("v")); err == nil || errors.Is(err, remote.ErrBreakerOpen) {
+		t.Fatalf("first Fetch = %v; want the LOADING failure", err)
+	}
+	if _, err := g.Fetch(ctx, "2", constLoader("v")); !errors.Is(err, remote.ErrBreakerOpen) {
+		t.Fatalf("Fetch with the breaker open = %v; want ErrBreakerOpen", err)
 	}
 }

@@ -31,6 +31,7 @@ func (h busHandler) Apply(m bus.Message) {
 // DegradedL1TTL: an invalidation published from now on may never arrive.
 func (h busHandler) Lost(err error) {
 	c := h.c
+	c.stats.busLostAt.Store(time.Now().UnixNano())
 	if !c.noFlush.Load() {
 		c.degrade()
 		c.flushL1()
@@ -39,7 +40,9 @@ func (h busHandler) Lost(err error) {
 }
 
 // Restored flushes L1 once more (anything loaded during the outage may
-// have missed its invalidation) and serves L1 normally again.
+// have missed its invalidation) and serves L1 normally again. Its event
+// carries the downtime: how long since Lost (0 for the first subscription,
+// which ends the degraded start-up rather than a loss).
 func (h busHandler) Restored() {
 	c := h.c
 	if !c.noFlush.Load() {
@@ -48,7 +51,12 @@ func (h busHandler) Restored() {
 			c.l1.ClearDegraded()
 		}
 	}
-	c.stats.record(c.rec, Event{Kind: EventBusRestored})
+	var down time.Duration
+	if at := c.stats.busLostAt.Swap(0); at != 0 {
+		down = max(time.Duration(time.Now().UnixNano()-at), 1) // a reconnect never reports 0
+		c.log.Info("tiered: bus subscription restored; L1 flushed", "downtime", down)
+	}
+	c.stats.record(c.rec, Event{Kind: EventBusRestored, Duration: down})
 }
 
 // Gap flushes L1: a message went missing.

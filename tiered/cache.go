@@ -20,8 +20,13 @@ import (
 // ErrClosed is returned by every call on a closed [Cache] or its groups.
 var ErrClosed = errors.New("tiered: cache closed")
 
-// ErrNotFound is returned by [Group.Get] when the id is in no tier.
+// ErrNotFound says that an id does not exist. A loader returns it (or an
+// error wrapping it) to say so; [Group.Fetch] and [Group.Get] return it for
+// an id cached as not existing (see GroupOptions.NegativeTTL).
 var ErrNotFound = errors.New("tiered: not found")
+
+// ErrNotCached is returned by [Group.Get] when the id is in no tier.
+var ErrNotCached = errors.New("tiered: not cached")
 
 // Cache is a two-tier cache: an in-process L1 in front of a shared Redis L2.
 // Values are read and written through typed groups ([NewGroup]). A Cache is
@@ -38,7 +43,12 @@ type Cache struct {
 	log        *slog.Logger
 	rec        Recorder
 	flights    flights
-	stats      counters // events that belong to no group
+	refreshes  flights // early refreshes in progress, one per key
+
+	redisFails  atomic.Int64 // failed Redis calls not yet logged
+	redisLogged atomic.Int64 // when the last one was logged (unix ns)
+	random      func() float64
+	stats       counters // events that belong to no group
 
 	groupsMu sync.Mutex // protects groups
 	groups   map[string]groupStats
@@ -56,6 +66,12 @@ type Cache struct {
 	// noFlush switches off the flush on a lost subscription and the
 	// degraded L1 that follows, for the same purpose.
 	noFlush atomic.Bool
+	// hook, if set, runs at named points of a load (see Cache.at); tests
+	// use it to land an invalidation exactly there.
+	hook func(point string)
+	// holdPublish, if set, runs before a bus message is sent and may block
+	// it: tests use it to keep a message in flight.
+	holdPublish func()
 	// dropNext makes the next bus message vanish after its sequence number
 	// was used, as a message lost on the way would; for tests only.
 	dropNext atomic.Bool
@@ -72,7 +88,10 @@ func New(opts Options) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{opts: o, log: o.Logger, rec: o.Recorder, groups: make(map[string]groupStats)}
+	c := &Cache{opts: o, log: o.Logger, rec: o.Recorder, groups: make(map[string]groupStats), random: rand.Float64}
+	if o.random != nil {
+		c.random = o.random
+	}
 	if o.Redis != nil {
 		c.store, err = remote.New(o.Redis, remote.Options{
 			Namespace: o.Namespace, Timeout: o.RedisTimeout,
@@ -109,6 +128,7 @@ func New(opts Options) (*Cache, error) {
 	c.flights.onPanic = func(key string, p *PanicError) {
 		c.log.Error("tiered: loader panicked", "key", key, "panic", p.Value, "stack", string(p.Stack))
 	}
+	c.refreshes.onPanic = c.flights.onPanic
 	c.clockStop = clock.Stop
 	c.retries = newRetryQueue()
 	c.longestTTL.Store(int64(o.TTL))
@@ -150,6 +170,7 @@ func (c *Cache) Close() error {
 			c.bus.Close()
 		}
 		c.bg.Wait()
+		c.refreshes.close()
 		c.flights.close()
 		if c.l1 != nil {
 			c.l1.Close()
@@ -194,24 +215,12 @@ func (c *Cache) jitter(ttl time.Duration) time.Duration {
 	return time.Duration(lo+rand.Int64N(ms-lo+1)) * time.Millisecond
 }
 
-// leaseTTL is how long a lease lives: a node that dies while loading holds
-// the key no longer.
-func (c *Cache) leaseTTL() time.Duration { return c.opts.LoadTimeout + c.opts.RedisTimeout }
-
-// loadContext returns the context a loader runs with: the values of ctx
-// without its cancellation, bounded by LoadTimeout, and cancelled by Close.
-func (c *Cache) loadContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
-	stop := context.AfterFunc(c.closing, cancel)
-	return lctx, func() { stop(); cancel() }
-}
-
 // l1Expiry returns the L1 expiry (clock nanoseconds) of an entry that
 // expires in Redis at l2Expire (unix ms; 0 = no L2): the earlier of that and
 // a jittered L1TTL (or degraded L1 TTL) from now, less one clock tick so the
 // entry is never served after it expired in Redis.
 func (c *Cache) l1Expiry(l2Expire int64, degraded bool) int64 {
-	now := time.Now().UnixNano()
+	now := c.clock.Now()
 	exp := now + int64(c.jitter(c.opts.L1TTL))
 	if degraded {
 		exp = now + int64(c.jitter(c.opts.DegradedL1TTL))
@@ -222,17 +231,36 @@ func (c *Cache) l1Expiry(l2Expire int64, degraded bool) int64 {
 	return exp - c.tick
 }
 
-// redisFailed records a failed Redis call that a read absorbed. A call
-// refused by an open breaker is logged at Debug only: the opening was
-// logged once at Warn.
+// stopwatch starts timing a load: the returned func reports the time
+// since. Load times go into the envelope, for early refresh; tests that
+// inject a clock time loads with it.
+func (c *Cache) stopwatch() func() time.Duration {
+	if c.opts.clock != nil {
+		start := c.clock.Now()
+		return func() time.Duration { return time.Duration(c.clock.Now() - start) }
+	}
+	start := time.Now()
+	return func() time.Duration { return time.Since(start) }
+}
+
+// redisFailed records a failed Redis call that a read absorbed.
+// During an outage every miss fails: the log line is written at most once
+// per redisLogEvery, with the number of failures it stands for (the
+// Recorder and Stats see each one).
 func (c *Cache) redisFailed(st *counters, group, op, key string, err error) {
 	st.record(c.rec, Event{Kind: EventRedisError, Group: group, Err: err})
-	level := slog.LevelWarn
-	if errors.Is(err, remote.ErrBreakerOpen) {
-		level = slog.LevelDebug
+	n := c.redisFails.Add(1)
+	now := time.Now().UnixNano()
+	last := c.redisLogged.Load()
+	if now-last < int64(redisLogEvery) || !c.redisLogged.CompareAndSwap(last, now) {
+		return
 	}
-	c.log.Log(context.Background(), level, "tiered: redis call failed; serving from the loader", "op", op, "group", group, "key", key, "err", err)
+	c.redisFails.Add(-n)
+	c.log.Warn("tiered: redis call failed; serving from the loader", "op", op, "group", group, "key", key, "err", err, "failures", n)
 }
+
+// redisLogEvery spaces the log lines of failed Redis calls.
+const redisLogEvery = time.Second
 
 // WaitBus blocks until this node's bus subscription is confirmed (at once
 // without a bus), ctx is done, or the cache is closed. Until then L1 serves
@@ -250,6 +278,9 @@ func (c *Cache) maxTTL() time.Duration { return time.Duration(c.longestTTL.Load(
 
 // publishMessage sends one encoded bus message on the namespace's channel.
 func (c *Cache) publishMessage(ctx context.Context, payload []byte) error {
+	if c.holdPublish != nil {
+		c.holdPublish()
+	}
 	if c.dropNext.CompareAndSwap(true, false) {
 		return nil
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -142,8 +144,8 @@ func TestGetSetDelete(t *testing.T) {
 	ctx := context.Background()
 	c := newCache(t, tiered.Options{Redis: rdb, Namespace: "app"})
 	g := newGroup[User](t, c, "user", tiered.GroupOptions{TTL: time.Hour})
-	if _, err := g.Get(ctx, "1"); !errors.Is(err, tiered.ErrNotFound) {
-		t.Fatalf("Get(missing) error = %v; want ErrNotFound", err)
+	if _, err := g.Get(ctx, "1"); !errors.Is(err, tiered.ErrNotCached) {
+		t.Fatalf("Get(missing) error = %v; want ErrNotCached", err)
 	}
 	if err := g.Set(ctx, "1", User{ID: "1", Name: "Ann"}); err != nil {
 		t.Fatal(err)
@@ -165,8 +167,8 @@ func TestGetSetDelete(t *testing.T) {
 	if m.Exists("app:user:1") {
 		t.Fatal("Delete left the key in Redis")
 	}
-	if _, err := g.Get(ctx, "1"); !errors.Is(err, tiered.ErrNotFound) {
-		t.Fatalf("Get after Delete error = %v; want ErrNotFound", err)
+	if _, err := g.Get(ctx, "1"); !errors.Is(err, tiered.ErrNotCached) {
+		t.Fatalf("Get after Delete error = %v; want ErrNotCached", err)
 	}
 }
 
@@ -352,4 +354,45 @@ func TestNewWarnsWithoutContextTimeouts(t *testing.T) {
 			t.Errorf("ContextTimeoutEnabled=%v: warned = %v", enabled, warned)
 		}
 	}
+}
+
+// TestRedisFailuresLogSparingly: during an outage every miss fails, but the
+// log gets at most one line per second, each saying how many failures it
+// stands for.
+func TestRedisFailuresLogSparingly(t *testing.T) {
+	rdb, m := newMini(t)
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+	c := newCache(t, tiered.Options{Redis: rdb, Namespace: "quiet", DisableBus: true, Logger: logger})
+	g := newGroup[User](t, c, "user", tiered.GroupOptions{})
+	m.Close()
+	start := time.Now()
+	var calls atomic.Int64
+	for i := range 50 {
+		if _, err := g.Fetch(context.Background(), fmt.Sprint(i), userLoader(&calls)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	mu.Lock()
+	lines := strings.Count(buf.String(), "redis call failed")
+	mu.Unlock()
+	if fails := c.Stats().RedisErrors; fails < 50 {
+		t.Fatalf("RedisErrors = %d; want at least 50", fails)
+	}
+	if lines < 1 || lines > 1+int(elapsed/time.Second) {
+		t.Fatalf("%d log lines for 50 failures in %v; want one per second at most", lines, elapsed)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

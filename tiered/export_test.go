@@ -1,6 +1,11 @@
 package tiered
 
-import "github.com/tiercache/tiercache/local"
+import (
+	"context"
+
+	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/local"
+)
 
 // SetNoCAS switches the compare-and-set fills off (true) or on, so that a
 // test can show it catches the stale fill they prevent.
@@ -17,3 +22,45 @@ func DropNextPublish(c *Cache) { c.dropNext.Store(true) }
 
 // WithClock returns o with the L1 checking entries against clk.
 func WithClock(o Options, clk local.Clock) Options { o.clock = clk; return o }
+
+// SetHook makes c call f at the named points of its loads ("read",
+// "read-done", "filled"), on the loading goroutine.
+func SetHook(c *Cache, f func(point string)) { c.hook = f }
+
+// SetHoldPublish makes c call f before it sends each bus message; f may
+// block to keep the message in flight.
+func SetHoldPublish(c *Cache, f func()) { c.holdPublish = f }
+
+// WithRandom returns o with early refresh drawing its uniform numbers from
+// f.
+func WithRandom(o Options, f func() float64) Options { o.random = f; return o }
+
+// WaitRefreshes blocks until the early refreshes in progress have ended.
+func WaitRefreshes(c *Cache) {
+	c.refreshes.mu.Lock()
+	fls := make([]*flight, 0, len(c.refreshes.m))
+	for _, fl := range c.refreshes.m {
+		fls = append(fls, fl)
+	}
+	c.refreshes.mu.Unlock()
+	for _, fl := range fls {
+		<-c.refreshes.doneChan(fl)
+	}
+}
+
+// DeleteSkippingL1 is [Group.Delete] without its local step: it removes ids
+// from Redis and tells the other nodes, but leaves this node's L1 as it is,
+// so that a test can show it catches the stale read that step prevents.
+func DeleteSkippingL1[V any](ctx context.Context, g *Group[V], ids ...string) error {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = g.Key(id)
+	}
+	if err := g.c.store.Unlink(ctx, keys...); err != nil {
+		return err
+	}
+	if g.c.bus == nil {
+		return nil
+	}
+	return g.c.bus.Publish(ctx, bus.KindKeys, keys...)
+}

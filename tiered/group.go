@@ -25,6 +25,19 @@ type GroupOptions struct {
 	TTL time.Duration
 	// Codec encodes values for Redis. Default: [JSON].
 	Codec Codec
+	// NegativeTTL turns on negative caching: when a loader returns an
+	// error that wraps [ErrNotFound], that answer is cached in both tiers
+	// for NegativeTTL (jittered, through the same lease and
+	// compare-and-set as a value), and Fetch returns ErrNotFound from the
+	// cache until it expires or is invalidated. Creating a row must then
+	// invalidate its id (Group.Invalidate), or readers keep being told it
+	// does not exist for up to NegativeTTL. Default: 0, off (ErrNotFound is
+	// returned and nothing is cached).
+	NegativeTTL time.Duration
+	// EarlyRefreshBeta overrides [Options.EarlyRefreshBeta] for this group;
+	// 0 keeps the cache's. A negative value turns early refresh off for
+	// this group.
+	EarlyRefreshBeta float64
 }
 
 // Group is a typed view of a [Cache]: the values of one kind under one key
@@ -41,6 +54,8 @@ type Group[V any] struct {
 	prefix string // the encoded name and ":"
 	pfx    local.Prefix
 	ttl    time.Duration
+	negTTL time.Duration // 0: no negative caching
+	beta   float64       // early refresh; 0: off
 	codec  Codec
 	st     counters
 }
@@ -51,8 +66,18 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	if name == "" {
 		return nil, errors.New("tiered: empty group name")
 	}
-	if opts.TTL < 0 {
-		return nil, fmt.Errorf("tiered: group %q: negative TTL %v", name, opts.TTL)
+	if opts.TTL < 0 || opts.NegativeTTL < 0 {
+		return nil, fmt.Errorf("tiered: group %q: negative TTL %v or NegativeTTL %v", name, opts.TTL, opts.NegativeTTL)
+	}
+	beta := c.opts.EarlyRefreshBeta
+	switch {
+	case opts.EarlyRefreshBeta < 0:
+		beta = 0
+	case opts.EarlyRefreshBeta > 0:
+		if err := checkBeta(opts.EarlyRefreshBeta); err != nil {
+			return nil, fmt.Errorf("tiered: group %q: %w", name, err)
+		}
+		beta = opts.EarlyRefreshBeta
 	}
 	if opts.TTL == 0 {
 		opts.TTL = c.opts.TTL
@@ -60,7 +85,10 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	if opts.Codec == nil {
 		opts.Codec = JSON{}
 	}
-	g := &Group[V]{c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL, codec: opts.Codec}
+	g := &Group[V]{
+		c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL,
+		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec,
+	}
 	if c.l1 != nil {
 		g.pfx = c.l1.Prefix(g.prefix)
 	}
@@ -111,19 +139,44 @@ var (
 //
 // A load that began before an invalidation of id (a Delete, a Set) never
 // installs its result, in either tier; its callers still receive it. When
-// Redis fails, Fetch serves from the loader and returns no error for it.
+// Redis fails, Fetch serves from the loader and returns no error for it
+// (unless [Options.FailClosed]).
 //
-// An L1 hit reads no clock, decodes nothing and allocates nothing, provided
-// load itself is not a closure allocated per call.
+// When another node is loading id, Fetch waits for its value (see
+// [Options.LeaseWait]) rather than load it too. A loader that returns an
+// error wrapping [ErrNotFound] says that id does not exist: Fetch returns
+// that error, and with the group's NegativeTTL the answer is cached (a
+// later Fetch returns ErrNotFound without calling the loader). With early
+// refresh on, a hit past the value's refresh deadline returns the value at
+// once and reloads it in the background.
+//
+// An L1 hit reads no wall clock, decodes nothing and allocates nothing,
+// provided load itself is not a closure allocated per call.
 func (g *Group[V]) Fetch(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
 	if l1 := g.c.l1; l1 != nil {
 		if e, ok := l1.LookupPrefix(g.pfx, id); ok {
 			g.l1Hit(e.Hash())
+			if e.Refresh != 0 || e.Absent {
+				return g.hitSpecial(ctx, e, id, load)
+			}
 			v, _ := e.Value.(V)
 			return v, nil
 		}
 	}
 	return g.fetchSlow(ctx, id, load)
+}
+
+// hitSpecial ends an L1 hit on an entry cached as absent or with an early
+// refresh deadline.
+func (g *Group[V]) hitSpecial(ctx context.Context, e *local.Entry[any], id string, load LoaderFunc[V]) (V, error) {
+	v, _ := e.Value.(V)
+	if e.Absent {
+		return v, ErrNotFound
+	}
+	if load != nil && e.Refresh <= g.c.l1.Now() && e.ClaimRefresh() {
+		g.startRefresh(ctx, g.prefix+id, e.Version, load)
+	}
+	return v, nil
 }
 
 func (g *Group[V]) l1Hit(h uint64) {
@@ -156,10 +209,10 @@ func (g *Group[V]) fetchSlow(ctx context.Context, id string, load LoaderFunc[V])
 	}
 	if joined {
 		g.record(Event{Kind: EventCollapsed})
-	} else if v, ok := g.leadL2Read(ctx, key, fl, load); ok {
-		return v, nil
+	} else if v, err, done := g.leadL2Read(ctx, key, fl, load); done {
+		return v, err
 	}
-	v, err := fl.wait(ctx)
+	v, err := g.c.flights.wait(ctx, fl)
 	if err != nil {
 		return zero, err
 	}
@@ -167,13 +220,18 @@ func (g *Group[V]) fetchSlow(ctx context.Context, id string, load LoaderFunc[V])
 	return r, nil
 }
 
-// Get returns the value of id from L1 or Redis, without loading it: a value
-// in no tier is [ErrNotFound]. A Redis failure is returned as an error.
+// Get returns the value of id from L1 or Redis, without loading it. It
+// tells the two kinds of absence apart: an id cached as not existing
+// (negative caching, see GroupOptions.NegativeTTL) is [ErrNotFound]; an id
+// in no tier is [ErrNotCached]. A Redis failure is returned as an error.
 func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 	var zero V
 	if g.c.l1 != nil {
 		if e, ok := g.c.l1.LookupPrefix(g.pfx, id); ok {
 			g.l1Hit(e.Hash())
+			if e.Absent {
+				return zero, ErrNotFound
+			}
 			v, _ := e.Value.(V)
 			return v, nil
 		}
@@ -186,7 +244,7 @@ func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 		return zero, errEmptyID
 	}
 	if g.c.store == nil {
-		return zero, ErrNotFound
+		return zero, ErrNotCached
 	}
 	key := g.prefix + id
 	tok := g.c.begin()
@@ -195,10 +253,13 @@ func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 		g.record(Event{Kind: EventRedisError, Err: err})
 		return zero, fmt.Errorf("tiered: get %q: %w", key, err)
 	}
-	if v, ok := g.fromRecord(ctx, key, rec, tok); ok {
+	switch v, st := g.fromRecord(ctx, key, rec, tok, nil); st {
+	case foundValue:
 		return v, nil
+	case foundAbsent:
+		return zero, ErrNotFound
 	}
-	return zero, ErrNotFound
+	return zero, ErrNotCached
 }
 
 // Set writes v as the value of id: to Redis (with a fresh jittered TTL,
@@ -219,17 +280,24 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 		return fmt.Errorf("tiered: encode %q: %w", key, err)
 	}
 	ttl := g.c.jitter(g.ttl)
-	exp := time.Now().Add(ttl).UnixMilli()
+	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: msAfter(g.c.clock.Now(), ttl), Payload: payload}
+	// The old value leaves this node before Redis changes, and the new one
+	// enters L1 only if no other write or invalidation of the key came in
+	// between (which would otherwise leave L1 and Redis disagreeing).
+	keys := []string{key}
+	g.c.hold(keys)
+	tok := g.c.begin()
 	if g.c.store != nil {
-		rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: exp, Payload: payload}
 		if err := g.c.store.Set(ctx, key, rec, ttl); err != nil {
-			g.c.l1Delete(key)
+			g.c.release(keys)
 			g.record(Event{Kind: EventRedisError, Err: err})
 			return fmt.Errorf("tiered: set %q: %w", key, err)
 		}
 	}
 	if g.c.l1 != nil {
-		g.c.l1.Set(key, g.c.l1Item(v, len(payload), exp))
+		it := g.c.l1Item(v, len(payload), rec.Expire)
+		it.Version = rec.Token
+		g.c.l1.ReleaseSet(key, tok, it)
 	}
 	if g.c.bus != nil {
 		if err := g.c.bus.Publish(ctx, bus.KindKeys, key); err != nil {

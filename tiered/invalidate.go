@@ -69,11 +69,23 @@ type invalidation struct {
 func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) error {
 	var errs []error
 	if c.store != nil {
+		// This node stops serving the keys before Redis changes, so that no
+		// read here returns the old value once the invalidation has begun
+		// (a read that misses L1 finds Redis either still holding the
+		// value, before the UNLINK, or not). The keys are held meanwhile:
+		// a read that got the old value from Redis cannot put it in L1.
+		// Patterns are cleared before and after (a load that began in
+		// between is vetoed by the second pass).
+		c.hold(inv.keys)
+		c.clearPatterns(inv.patterns)
 		if err := c.deleteRemote(ctx, inv); err != nil {
 			errs = append(errs, err)
 		}
+		c.release(inv.keys)
+		c.applyLocal(nil, inv.patterns)
+	} else {
+		c.applyLocal(inv.keys, inv.patterns)
 	}
-	c.applyLocal(inv.keys, inv.patterns)
 	if c.bus != nil {
 		if err := c.publish(ctx, inv); err != nil {
 			errs = append(errs, err)
@@ -117,23 +129,51 @@ func (c *Cache) publish(ctx context.Context, inv invalidation) error {
 	return nil
 }
 
+// hold begins the local part of invalidating keys (see local.Cache.Hold):
+// their entries go, their loads in flight are detached and will not fill,
+// and no fill of them is installed until release.
+func (c *Cache) hold(keys []string) {
+	c.flights.forget(keys)
+	if c.l1 != nil && len(keys) > 0 {
+		c.stats.l1Removed.Add(uint64(c.l1.Hold(keys...)))
+	}
+}
+
+// release ends hold.
+func (c *Cache) release(keys []string) {
+	c.flights.forget(keys)
+	if c.l1 != nil && len(keys) > 0 {
+		c.stats.l1Removed.Add(uint64(c.l1.Release(keys...)))
+	}
+}
+
 // applyLocal removes keys and the keys matching patterns from this node's
-// L1, and makes the loads of them in flight here not fill it.
+// L1, makes the loads of them in flight here not fill it, and detaches
+// those loads so that a read starting from now on starts a new load
+// instead of joining one that may return the old value.
 func (c *Cache) applyLocal(keys, patterns []string) {
-	if c.l1 == nil {
-		return
+	c.flights.forget(keys)
+	if c.l1 != nil && len(keys) > 0 {
+		c.stats.l1Removed.Add(uint64(c.l1.Delete(keys...)))
 	}
-	removed := 0
-	if len(keys) > 0 {
-		removed += c.l1.Delete(keys...)
+	c.clearPatterns(patterns)
+	if c.l1 != nil {
+		for range patterns {
+			c.stats.record(c.rec, Event{Kind: EventPatternApplied})
+		}
 	}
+}
+
+// clearPatterns is applyLocal for patterns, without counting them as
+// applied.
+func (c *Cache) clearPatterns(patterns []string) {
 	for _, p := range patterns {
-		prefix, _ := glob.LiteralPrefix(p)
-		removed += c.l1.DeleteMatching(prefix, glob.Compile(p).Match)
-		c.stats.record(c.rec, Event{Kind: EventPatternApplied})
-	}
-	if removed > 0 {
-		c.stats.l1Removed.Add(uint64(removed))
+		m := glob.Compile(p).Match
+		c.flights.forgetMatching(m)
+		if c.l1 != nil {
+			prefix, _ := glob.LiteralPrefix(p)
+			c.stats.l1Removed.Add(uint64(c.l1.DeleteMatching(prefix, m)))
+		}
 	}
 }
 

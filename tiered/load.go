@@ -2,64 +2,23 @@ package tiered
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 )
 
-// load is the miss path of Fetch after Redis was read (leadL2Read), run
-// once per key by the flight:
-//
-//  1. the invalidation state was recorded before Redis was read (tok);
-//  2. Redis did not have a value;
-//  3. take the lease in one atomic step; if the key was filled
-//     meanwhile, use that value; if another node holds the lease, load
-//     without filling anything;
-//  4. as the lease holder, load, then compare-and-set the value into Redis
-//     only if the key still holds our lease, and into L1 only if no
-//     invalidation of the key happened since step 1. A failed
-//     compare-and-set means an invalidation won: the value is returned to
-//     the callers and cached nowhere. A loader error releases the lease.
-//
-// Without Redis, or when Redis fails, the value comes from the loader.
-func (g *Group[V]) load(ctx context.Context, key, id string, tok local.Token, load LoaderFunc[V]) (any, error) {
-	c := g.c
-	if c.store == nil {
-		v, _, err := g.callLoader(ctx, id, load)
-		if err != nil {
-			return nil, err
-		}
-		exp := time.Now().Add(c.jitter(g.ttl)).UnixMilli()
-		c.fillL1(key, tok, c.l1Item(v, g.size(v), exp))
-		return v, nil
-	}
-	lease, won, found, err := c.store.Acquire(ctx, key, c.leaseTTL())
-	if err != nil {
-		c.redisFailed(&g.st, g.name, "acquire", key, err)
-		return g.loadDegraded(ctx, key, id, tok, load)
-	}
-	if !won {
-		if v, ok := g.fromRecord(ctx, key, found, tok); ok {
-			return v, nil
-		}
-		g.record(Event{Kind: EventLeaseBusy})
-		v, _, err := g.callLoader(ctx, id, load)
-		return v, err
-	}
-	g.record(Event{Kind: EventLeaseWon})
-	return g.loadAndFill(ctx, lease, id, tok, load)
-}
-
-// leadL2Read is the first part of a load, run by the caller that leads it,
-// on its own goroutine: it takes the token and reads Redis. On a hit it
-// ends the load with the value (no goroutine is started: an L2 hit costs
-// one GET); otherwise it starts the rest of the load (lease, loader, fill)
-// on a new goroutine and reports false. The read is bounded by
-// RedisTimeout and does not observe ctx's cancellation, which the caller's
-// wait then reports.
-func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load LoaderFunc[V]) (v V, hit bool) {
+// leadL2Read is the first part of a Fetch's load, run by the caller that
+// leads it, on its own goroutine: it takes the token and reads Redis. On a
+// hit (a value, or a cached "not found") it ends the load (no goroutine is
+// started: an L2 hit costs one GET); otherwise it starts the rest of the
+// load (lease, loader, fill; see [run]) on a new goroutine and reports
+// false. The read is bounded by RedisTimeout and does not observe ctx's
+// cancellation, which the caller's wait then reports.
+func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load LoaderFunc[V]) (v V, err error, done bool) {
 	c := g.c
 	tok := c.begin()
 	var l2err error
@@ -69,116 +28,131 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 				c.flights.start(key, fl, func() (any, error) { panic(r) })
 			}
 		}()
-		rec, err := c.store.Get(context.WithoutCancel(ctx), key)
-		if err == nil {
-			if v, ok := g.fromRecord(ctx, key, rec, tok); ok {
-				c.flights.finish(key, fl, v, nil)
-				return v, true
+		c.at(hookRead)
+		rctx := ctx
+		if ctx.Done() != nil {
+			rctx = context.WithoutCancel(ctx)
+		}
+		rec, rerr := c.store.Get(rctx, key)
+		if rerr == nil {
+			c.at(hookReadDone)
+			switch v, st := g.fromRecord(ctx, key, rec, tok, load); st {
+			case foundValue:
+				if !c.flights.endUnwaited(key, fl) {
+					c.flights.finish(key, fl, v, nil)
+				}
+				return v, nil, true
+			case foundAbsent:
+				c.flights.finish(key, fl, nil, ErrNotFound)
+				return v, ErrNotFound, true
 			}
 		}
-		l2err = err
+		l2err = rerr
 	}
 	id := key[len(g.prefix):]
 	c.flights.start(key, fl, func() (any, error) {
-		lctx, cancel := c.loadContext(ctx)
+		rctx, cancel := c.runContext(ctx)
 		defer cancel()
+		var out any
+		var oerr error
+		r := g.newRun(rctx, tok, single(load), func(_ string, v V, err error) { out, oerr = v, err })
 		if l2err != nil {
-			c.redisFailed(&g.st, g.name, "get", key, l2err)
-			return g.loadDegraded(lctx, key, id, tok, load)
+			r.redisFailed("get", []string{id}, l2err)
+		} else {
+			r.exec([]string{id}, false)
 		}
-		return g.load(lctx, key, id, tok, load)
+		return out, oerr
 	})
-	return v, false
+	return v, nil, false
 }
 
-// loadAndFill runs the loader as the holder of lease and fills both tiers.
-func (g *Group[V]) loadAndFill(ctx context.Context, lease remote.Lease, id string, tok local.Token, load LoaderFunc[V]) (any, error) {
-	c := g.c
-	defer func() {
-		if r := recover(); r != nil {
-			g.release(ctx, lease)
-			panic(r)
+// single adapts a loader of one id to the batch form the load engine runs.
+// A "not found" answer becomes an id left out of the map; its error is
+// kept in the *notFound the engine returns to the callers.
+func single[V any](load LoaderFunc[V]) BatchLoaderFunc[V] {
+	return func(ctx context.Context, ids []string) (map[string]V, error) {
+		v, err := load(ctx, ids[0])
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, &notFound{err}
+			}
+			return nil, err
 		}
-	}()
-	v, took, err := g.callLoader(ctx, id, load)
-	if err != nil {
-		g.release(ctx, lease)
-		return nil, err
+		return map[string]V{ids[0]: v}, nil
 	}
-	payload, err := g.codec.Marshal(v)
-	if err != nil {
-		g.release(ctx, lease)
-		return nil, fmt.Errorf("tiered: encode %q: %w", lease.Key, err)
-	}
-	ttl := c.jitter(g.ttl)
-	rec := remote.Record{
-		Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took,
-		Expire: time.Now().Add(ttl).UnixMilli(), Payload: payload,
-	}
-	if c.noCAS {
-		return v, g.fillWithoutCAS(ctx, lease.Key, rec, ttl, v)
-	}
-	filled, err := c.store.Fill(ctx, lease, rec, ttl)
-	if err != nil {
-		c.redisFailed(&g.st, g.name, "fill", lease.Key, err)
-		return v, nil
-	}
-	if !filled {
-		g.record(Event{Kind: EventLeaseLost})
-		return v, nil
-	}
-	c.fillL1(lease.Key, tok, c.l1Item(v, len(payload), rec.Expire))
-	return v, nil
 }
 
-// fillWithoutCAS is the fill the compare-and-set replaces, kept only so that
-// tests can show what goes wrong without it (Cache.noCAS).
-func (g *Group[V]) fillWithoutCAS(ctx context.Context, key string, rec remote.Record, ttl time.Duration, v V) error {
-	if err := g.c.store.Set(ctx, key, rec, ttl); err != nil {
-		return err
-	}
-	if g.c.l1 != nil {
-		g.c.l1.Set(key, g.c.l1Item(v, len(rec.Payload), rec.Expire))
-	}
-	return nil
-}
+// notFound carries a loader's own "not found" error through the batch
+// form, so that Fetch returns the loader's error, not a bare ErrNotFound.
+type notFound struct{ err error }
 
-// loadDegraded serves a read while Redis fails: the loader's value, kept in
-// L1 only for DegradedL1TTL (no invalidation could reach a longer-lived
-// copy's Redis twin).
-func (g *Group[V]) loadDegraded(ctx context.Context, key, id string, tok local.Token, load LoaderFunc[V]) (any, error) {
-	v, _, err := g.callLoader(ctx, id, load)
-	if err != nil {
-		return nil, err
-	}
-	if !g.c.opts.DisableDegradedL1 {
-		g.c.fillL1(key, tok, local.Item[any]{Value: v, Cost: cost(g.size(v)), Expire: g.c.l1Expiry(0, true)})
-	}
-	return v, nil
-}
+func (n *notFound) Error() string { return n.err.Error() }
+func (n *notFound) Unwrap() error { return n.err }
 
-// fromRecord turns what Redis held into a value, keeping it in L1 (unless an
-// invalidation happened since tok). It reports false for anything that is
-// not a value: a miss, a lease, a foreign envelope, a corrupt one (which it
-// removes), or a payload the codec cannot decode (which it removes).
-func (g *Group[V]) fromRecord(ctx context.Context, key string, rec remote.Record, tok local.Token) (V, bool) {
+// found says what a record read from Redis turned out to hold.
+type found uint8
+
+const (
+	foundNone   found = iota // a miss, a lease, or something unusable
+	foundValue               // a value, decoded
+	foundAbsent              // a cached "not found"
+)
+
+// fromRecord turns what Redis held into a value, keeping it in L1 (unless
+// an invalidation happened since tok). A value past its logical expiry, a
+// lease, a foreign envelope, a corrupt one (which it removes) and a payload
+// the codec cannot decode (which it removes) are foundNone. With load set
+// and early refresh on, a value past its refresh deadline starts a
+// background refresh.
+func (g *Group[V]) fromRecord(ctx context.Context, key string, rec remote.Record, tok local.Token, load LoaderFunc[V]) (V, found) {
 	var v V
+	c := g.c
+	now := c.clock.Now()
 	switch rec.Kind {
-	case remote.KindValue:
+	case remote.KindValue, remote.KindAbsent:
+		if rec.Expire*int64(time.Millisecond) <= now {
+			g.record(Event{Kind: EventMiss, Tier: TierL2})
+			return v, foundNone
+		}
 	case remote.KindCorrupt:
-		g.discard(ctx, key, rec, fmt.Errorf("not an envelope"))
-		return v, false
+		g.discard(ctx, key, rec, errors.New("not an envelope"))
+		return v, foundNone
 	default:
 		g.record(Event{Kind: EventMiss, Tier: TierL2})
-		return v, false
+		return v, foundNone
+	}
+	if rec.Kind == remote.KindAbsent {
+		g.record(Event{Kind: EventHit, Tier: TierL2})
+		c.fillL1(key, tok, local.Item[any]{Cost: 1, Expire: c.l1Expiry(rec.Expire, false), Absent: true, Version: rec.Token})
+		return v, foundAbsent
 	}
 	if err := g.codec.Unmarshal(rec.Payload, &v); err != nil {
 		g.discard(ctx, key, rec, err)
-		return v, false
+		return v, foundNone
 	}
 	g.record(Event{Kind: EventHit, Tier: TierL2})
-	g.c.fillL1(key, tok, g.c.l1Item(v, len(rec.Payload), rec.Expire))
-	return v, true
+	refresh := g.refreshAt(rec)
+	if refresh != 0 && refresh <= now && load != nil {
+		g.startRefresh(ctx, key, rec.Token, load)
+	}
+	if c.l1 != nil {
+		it := c.l1Item(v, len(rec.Payload), rec.Expire)
+		it.Version, it.Refresh = rec.Token, refresh
+		c.fillL1(key, tok, it)
+	}
+	return v, foundValue
+}
+
+// refreshAt draws the early-refresh deadline (L1 clock, ns) of a value:
+// expiry + loadTime*beta*ln(U), U uniform in (0, 1]; 0 with early refresh
+// off.
+func (g *Group[V]) refreshAt(rec remote.Record) int64 {
+	if g.beta <= 0 {
+		return 0
+	}
+	u := 1 - g.c.random() // (0, 1]
+	early := float64(rec.LoadTime) * g.beta * math.Log(u)
+	return rec.Expire*int64(time.Millisecond) + int64(early)
 }
 
 // discard removes a value that does not decode, with a compare-and-delete so
@@ -190,33 +164,6 @@ func (g *Group[V]) discard(ctx context.Context, key string, rec remote.Record, w
 	if _, err := g.c.store.Discard(ctx, key, rec); err != nil {
 		g.c.redisFailed(&g.st, g.name, "discard", key, err)
 	}
-}
-
-// release gives up a lease after a failed load, so the next reader loads at
-// once instead of waiting for the lease to expire.
-func (g *Group[V]) release(ctx context.Context, lease remote.Lease) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.c.opts.RedisTimeout)
-	defer cancel()
-	if _, err := g.c.store.Release(ctx, lease); err != nil {
-		g.c.redisFailed(&g.st, g.name, "release", lease.Key, err)
-	}
-}
-
-// callLoader runs load and records the call.
-func (g *Group[V]) callLoader(ctx context.Context, id string, load LoaderFunc[V]) (V, time.Duration, error) {
-	start := time.Now()
-	var v V
-	var err error
-	defer func() {
-		took := time.Since(start)
-		if r := recover(); r != nil {
-			g.record(Event{Kind: EventLoad, Duration: took, Err: fmt.Errorf("tiered: loader panicked: %v", r)})
-			panic(r)
-		}
-		g.record(Event{Kind: EventLoad, Duration: took, Err: err})
-	}()
-	v, err = load(ctx, id)
-	return v, time.Since(start), err
 }
 
 // size is the encoded size of v, the cost of an L1-only entry.
@@ -231,7 +178,31 @@ func (g *Group[V]) size(v V) int {
 // fillL1 installs it under key unless an invalidation of key happened since
 // tok was taken.
 func (c *Cache) fillL1(key string, tok local.Token, it local.Item[any]) {
-	if c.l1 != nil {
+	switch {
+	case c.l1 == nil:
+	case c.noCAS:
+		c.l1.Set(key, it)
+	default:
 		c.l1.SetIf(key, tok, it)
 	}
 }
+
+// Points of a load where tests stop it (Cache.hook).
+const (
+	hookRead     = "read"      // the token is taken; Redis is about to be read
+	hookReadDone = "read-done" // Redis answered; nothing is in L1 yet
+	hookFilled   = "filled"    // the compare-and-set into Redis succeeded; L1 is next
+)
+
+// at runs the test hook, if any, at point.
+func (c *Cache) at(point string) {
+	if c.hook != nil {
+		c.hook(point)
+	}
+}
+
+// errLeaseWait ends a wait for another node's lease that saw no value.
+var errLeaseWait = errors.New("tiered: no value arrived while waiting for another node's lease")
+
+// encodeErr wraps a codec failure of key.
+func encodeErr(key string, err error) error { return fmt.Errorf("tiered: encode %q: %w", key, err) }

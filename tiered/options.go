@@ -78,6 +78,42 @@ type Options struct {
 	LoadTimeout time.Duration
 	// RedisTimeout bounds every Redis call. Default: 250ms.
 	RedisTimeout time.Duration
+	// FailClosed makes reads return Redis errors instead of absorbing them.
+	// By default a read whose Redis call fails (or times out) is served
+	// from L1 or the loader and returns no error (fail-open: the error goes
+	// to the Logger and the Recorder). With FailClosed, Fetch and
+	// FetchMany return it, wrapped, and load nothing.
+	FailClosed bool
+
+	// LeaseTTL is how long a lease lives in Redis before it is renewed: a
+	// node that dies while loading holds the key for at most this long. A
+	// load that runs longer renews its lease every LeaseTTL/3
+	// (compare-and-PEXPIRE); a renewal that finds the lease gone counts as
+	// a lost lease (Stats.LeasesLost) and the load's result is not cached.
+	// Default: LoadTimeout+RedisTimeout, so a load within LoadTimeout
+	// never needs a renewal.
+	LeaseTTL time.Duration
+	// LeaseWait bounds how long a miss that finds another node's lease
+	// waits for that node's value (polling Redis with jittered backoff)
+	// before it loads the value itself without caching it. When the lease
+	// disappears without a value (its holder failed or died), the waiter
+	// takes the lease once more and loads as its holder. Default: LeaseTTL,
+	// so that a dead holder costs the others one lease expiry and one load,
+	// not one load each.
+	LeaseWait time.Duration
+	// DisableLeaseWait makes a miss that finds another node's lease load at
+	// once without caching (the fleet then calls the loader up to once per
+	// node per key instead of once).
+	DisableLeaseWait bool
+
+	// EarlyRefreshBeta turns on early refresh (XFetch, Vattani et al.,
+	// VLDB 2015) for groups that set no beta of their own: each value gets
+	// a refresh deadline expiry + loadTime*beta*ln(U), U uniform in (0, 1],
+	// drawn when it is cached; the first read past it returns the cached
+	// value at once and starts one background reload per key across the
+	// fleet. 1 is the paper's choice; larger refreshes earlier. Default: 0,
+	// off.
+	EarlyRefreshBeta float64
 	// DegradedL1TTL is how long an entry loaded while Redis was failing
 	// stays in L1: short, so that a value no invalidation can reach is not
 	// kept, yet long enough to shield the database during an outage.
@@ -124,8 +160,11 @@ type Options struct {
 	// Default: none.
 	Recorder Recorder
 
-	// clock replaces the L1's ticking clock; tests set it.
+	// clock replaces the L1's ticking clock, and the wall clock of the
+	// expiries the cache computes; tests set it.
 	clock local.Clock
+	// random replaces the uniform draw of early refresh; tests set it.
+	random func() float64
 }
 
 // withDefaults validates o and fills in its defaults.
@@ -155,6 +194,18 @@ func (o Options) withDefaults() (Options, error) {
 		if err := defaultDuration(d.name, d.p, d.def); err != nil {
 			return o, err
 		}
+	}
+	if o.LeaseTTL < 0 || o.LeaseWait < 0 {
+		return o, fmt.Errorf("tiered: negative LeaseTTL %v or LeaseWait %v", o.LeaseTTL, o.LeaseWait)
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = o.LoadTimeout + o.RedisTimeout
+	}
+	if o.LeaseWait == 0 {
+		o.LeaseWait = o.LeaseTTL
+	}
+	if err := checkBeta(o.EarlyRefreshBeta); err != nil {
+		return o, err
 	}
 	if o.L1MaxBytes < 0 {
 		return o, fmt.Errorf("tiered: negative L1MaxBytes %d", o.L1MaxBytes)
@@ -190,6 +241,14 @@ func (o *Options) breakerDefaults() error {
 		o.BreakerFailures = DefaultBreakerFailures
 	}
 	return defaultDuration("BreakerCooldown", &o.BreakerCooldown, DefaultBreakerCooldown)
+}
+
+// checkBeta rejects an early-refresh beta that is negative or not a number.
+func checkBeta(b float64) error {
+	if math.IsNaN(b) || math.IsInf(b, 0) || b < 0 {
+		return fmt.Errorf("tiered: EarlyRefreshBeta %v: want a finite number >= 0", b)
+	}
+	return nil
 }
 
 // defaultDuration rejects a negative *p and replaces a zero one with def.

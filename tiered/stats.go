@@ -48,7 +48,7 @@ const (
 	EventInvalidationRetried  // a failed invalidation succeeded in the background
 	EventPatternApplied       // a pattern was applied to this node's L1
 	EventBusLost              // the bus subscription was lost: L1 flushed and degraded (Err)
-	EventBusRestored          // the bus subscription is confirmed (again): L1 flushed
+	EventBusRestored          // the bus subscription is confirmed (again): L1 flushed; Duration is how long it was lost (0 the first time)
 	EventBusGap               // a message from another node went missing: L1 flushed
 	EventBusMalformed         // a bus message could not be decoded (Err)
 	EventFlush                // the whole L1 was invalidated
@@ -87,8 +87,8 @@ type Event struct {
 	Kind     EventKind
 	Group    string
 	Tier     Tier          // EventHit, EventMiss
-	Duration time.Duration // EventLoad
-	Err      error         // EventLoad (nil on success), EventRedisError
+	Duration time.Duration // EventLoad, EventLeaseWaited, EventRefresh; EventInvalidationReceived: the propagation lag; EventBusRestored: the downtime
+	Err      error         // EventLoad, EventRefresh (nil on success), EventRedisError, EventBusLost, EventBusMalformed
 }
 
 // Recorder receives the events of a [Cache], for metrics. Record is called
@@ -133,10 +133,15 @@ type Stats struct {
 	PatternsApplied       uint64 // patterns applied to this node's L1
 	L1Removed             uint64 // L1 entries removed by invalidations
 	BusLost               uint64 // bus subscriptions lost (each followed by a reconnect)
-	BusRestored           uint64 // bus subscriptions confirmed
+	BusRestored           uint64 // bus subscriptions confirmed, the first one included
+	BusReconnects         uint64 // bus subscriptions confirmed again after a loss
 	BusGaps               uint64 // messages from other nodes found missing
 	BusMalformed          uint64 // bus messages that could not be decoded
 	Flushes               uint64 // whole-L1 invalidations
+
+	// BusDowntime is how long the bus subscription was lost, summed over
+	// the losses that ended (each ended by one of BusReconnects).
+	BusDowntime time.Duration
 }
 
 func (s *Stats) add(o Stats) {
@@ -167,6 +172,8 @@ func (s *Stats) add(o Stats) {
 	s.L1Removed += o.L1Removed
 	s.BusLost += o.BusLost
 	s.BusRestored += o.BusRestored
+	s.BusReconnects += o.BusReconnects
+	s.BusDowntime += o.BusDowntime
 	s.BusGaps += o.BusGaps
 	s.BusMalformed += o.BusMalformed
 	s.Flushes += o.Flushes
@@ -230,6 +237,9 @@ type counters struct {
 	l1Removed        atomic.Uint64
 	busLost          atomic.Uint64
 	busRestored      atomic.Uint64
+	busReconnects    atomic.Uint64
+	busDowntime      atomic.Int64 // ns
+	busLostAt        atomic.Int64 // unix ns of the loss in progress; 0 when none
 	busGaps          atomic.Uint64
 	busMalformed     atomic.Uint64
 	flushes          atomic.Uint64
@@ -250,6 +260,7 @@ func (c *counters) snapshot() Stats {
 		InvalidationsSent: c.invSent.Load(), InvalidationsReceived: c.invReceived.Load(),
 		InvalidationsRetried: c.invRetried.Load(), PatternsApplied: c.patterns.Load(),
 		L1Removed: c.l1Removed.Load(), BusLost: c.busLost.Load(), BusRestored: c.busRestored.Load(),
+		BusReconnects: c.busReconnects.Load(), BusDowntime: time.Duration(c.busDowntime.Load()),
 		BusGaps: c.busGaps.Load(), BusMalformed: c.busMalformed.Load(), Flushes: c.flushes.Load(),
 	}
 }
@@ -278,6 +289,12 @@ func (c *counters) record(r Recorder, e Event) {
 		c.refreshes.Add(1)
 		if e.Err != nil {
 			c.refreshErrs.Add(1)
+		}
+	case EventBusRestored:
+		c.busRestored.Add(1)
+		if e.Duration > 0 {
+			c.busReconnects.Add(1)
+			c.busDowntime.Add(int64(e.Duration))
 		}
 	default:
 		c.count(e.Kind).Add(1)

@@ -1,0 +1,268 @@
+package otel_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/goleak"
+
+	"github.com/tiercache/tiercache/internal/metricstest"
+	tcotel "github.com/tiercache/tiercache/otel"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// kind is how an instrument is aggregated.
+type kind string
+
+const (
+	sum       kind = "sum"       // a monotonic sum: a counter
+	gauge     kind = "gauge"     // a gauge
+	histogram kind = "histogram" // a histogram (its count is the value)
+)
+
+// point is one data point of a collection: its kind and value.
+type point struct {
+	kind  kind
+	value float64
+}
+
+// collection is one Collect of a ManualReader: data points by instrument
+// name and attributes ("group=post,tier=l1").
+type collection map[string]map[string]point
+
+func collect(t *testing.T, r *sdkmetric.ManualReader) collection {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	c := make(collection)
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != tcotel.ScopeName {
+			t.Errorf("scope %q; want %q", sm.Scope.Name, tcotel.ScopeName)
+		}
+		for _, m := range sm.Metrics {
+			pts := make(map[string]point)
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					pts[attrs(p.Attributes)] = point{sumKind(d.IsMonotonic), float64(p.Value)}
+				}
+			case metricdata.Sum[float64]:
+				for _, p := range d.DataPoints {
+					pts[attrs(p.Attributes)] = point{sumKind(d.IsMonotonic), p.Value}
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range d.DataPoints {
+					pts[attrs(p.Attributes)] = point{gauge, float64(p.Value)}
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					pts[attrs(p.Attributes)] = point{histogram, float64(p.Count)}
+				}
+			default:
+				t.Errorf("%s: unexpected data %T", m.Name, m.Data)
+			}
+			c[m.Name] = pts
+		}
+	}
+	return c
+}
+
+func sumKind(monotonic bool) kind {
+	if monotonic {
+		return sum
+	}
+	return "up-down sum"
+}
+
+func attrs(s attribute.Set) string {
+	var parts []string
+	for _, kv := range s.ToSlice() {
+		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+	}
+	sort.Strings(parts)
+	return fmt.Sprint(parts)
+}
+
+type want struct {
+	name  string
+	attrs string
+	kind  kind
+	value float64
+}
+
+// check compares the wanted points and removes them from c.
+func (c collection) check(t *testing.T, wants []want) {
+	t.Helper()
+	for _, w := range wants {
+		p, ok := c[w.name][w.attrs]
+		switch {
+		case !ok:
+			t.Errorf("%s %s: no such data point", w.name, w.attrs)
+		case p.kind != w.kind:
+			t.Errorf("%s is a %s; want a %s", w.name, p.kind, w.kind)
+		case p.value != w.value:
+			t.Errorf("%s %s = %v; want %v", w.name, w.attrs, p.value, w.value)
+		}
+		delete(c[w.name], w.attrs)
+		if len(c[w.name]) == 0 {
+			delete(c, w.name)
+		}
+	}
+}
+
+func newMetrics(t *testing.T) (*tcotel.Metrics, *sdkmetric.ManualReader) {
+	t.Helper()
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	m, err := tcotel.NewMetrics(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, r
+}
+
+// TestCollectAfterWorkload reads the instruments through an in-memory
+// reader after the scripted workload of package metricstest and checks
+// every data point against what the script did, and its kind.
+func TestCollectAfterWorkload(t *testing.T) {
+	m, r := newMetrics(t)
+	w := metricstest.Start(t, m)
+	m.Attach(w.A)
+
+	w.Run(t, func() {
+		collect(t, r).check(t, []want{
+			{"tiercache.l1.degraded", "[]", gauge, 1},
+			{"tiercache.bus.lost", "[]", sum, 1},
+			{"tiercache.bus.reconnects", "[]", sum, 0},
+			{"tiercache.l1.flushes", "[]", sum, 2},
+		})
+	})
+
+	c := collect(t, r)
+	all := make(map[string]bool)
+	for name := range c {
+		all[name] = true
+	}
+	const (
+		user, userL1, userL2 = "[group=user]", "[group=user tier=l1]", "[group=user tier=l2]"
+		post, postL1, postL2 = "[group=post]", "[group=post tier=l1]", "[group=post tier=l2]"
+		none                 = "[]"
+	)
+	wants := []want{
+		{"tiercache.hits", userL1, sum, 2},
+		{"tiercache.hits", userL2, sum, 1},
+		{"tiercache.misses", userL1, sum, 6},
+		{"tiercache.misses", userL2, sum, 5},
+		{"tiercache.loads", user, sum, 5},
+		{"tiercache.load.errors", user, sum, 0},
+		{"tiercache.leases.won", user, sum, 5},
+		{"tiercache.decode.errors", user, sum, 1},
+		{"tiercache.load.duration", user, histogram, 5},
+
+		{"tiercache.hits", postL1, sum, 0},
+		{"tiercache.hits", postL2, sum, 0},
+		{"tiercache.misses", postL1, sum, 4},
+		{"tiercache.misses", postL2, sum, 2},
+		{"tiercache.loads", post, sum, 3},
+		{"tiercache.load.errors", post, sum, 1},
+		{"tiercache.collapsed", post, sum, 1},
+		{"tiercache.leases.won", post, sum, 2},
+		{"tiercache.leases.busy", post, sum, 0},
+		{"tiercache.leases.lost", post, sum, 0},
+		{"tiercache.redis.errors", post, sum, 1},
+		{"tiercache.decode.errors", post, sum, 0},
+		{"tiercache.load.duration", post, histogram, 3},
+
+		{"tiercache.invalidations.sent", none, sum, 2},
+		{"tiercache.invalidations.received", none, sum, 1},
+		{"tiercache.invalidations.retried", none, sum, 0},
+		{"tiercache.invalidations.pending", none, gauge, 0},
+		{"tiercache.patterns.applied", none, sum, 1},
+		{"tiercache.l1.invalidated", none, sum, 2},
+		{"tiercache.invalidation.lag", none, histogram, 1},
+		{"tiercache.bus.lost", none, sum, 1},
+		{"tiercache.bus.reconnects", none, sum, 1},
+		{"tiercache.bus.gaps", none, sum, 0},
+		{"tiercache.bus.malformed", none, sum, 0},
+		{"tiercache.l1.flushes", none, sum, 3},
+		{"tiercache.l1.degraded", none, gauge, 0},
+		{"tiercache.l1.fills", none, sum, 8},
+		{"tiercache.l1.rejected", none, sum, 1},
+		{"tiercache.l1.evicted", none, sum, 0},
+		{"tiercache.l1.entries", none, gauge, 5},
+		{"tiercache.l1.size", none, gauge, float64(metricstest.Bytes())},
+		{"tiercache.l1.capacity", none, gauge, metricstest.L1MaxBytes},
+		{"tiercache.redis.breaker.open", none, gauge, 0},
+		{"tiercache.redis.breaker.opens", none, sum, 0},
+		{"tiercache.bus.downtime", none, sum, w.A.Stats().BusDowntime.Seconds()},
+	}
+	c.check(t, wants)
+	if w.A.Stats().BusDowntime <= 0 {
+		t.Error("no bus downtime after the cut")
+	}
+	// What the script does not drive: lease waits, renewals and refreshes
+	// (their counters are there and zero; their histograms have no point),
+	// and some counters of one group only. All must be zero.
+	for name, pts := range c {
+		for a, p := range pts {
+			if p.value != 0 {
+				t.Errorf("%s %s = %v; the script does not drive it", name, a, p.value)
+			}
+		}
+	}
+	for _, w := range wants {
+		delete(all, w.name)
+	}
+	var undriven []string
+	for name := range all {
+		undriven = append(undriven, name)
+	}
+	sort.Strings(undriven)
+	if fmt.Sprint(undriven) != "[tiercache.leases.renewed tiercache.leases.waited tiercache.refresh.errors tiercache.refreshes]" {
+		t.Errorf("instruments not checked: %v; want only the lease wait, renewal and refresh counters", undriven)
+	}
+}
+
+// TestBreakerState: the breaker gauge follows the breaker's events.
+func TestBreakerState(t *testing.T) {
+	m, r := newMetrics(t)
+	for _, step := range []struct {
+		kind tiered.EventKind
+		want float64
+	}{{tiered.EventBreakerOpen, 1}, {tiered.EventBreakerClose, 0}} {
+		m.Record(tiered.Event{Kind: step.kind})
+		collect(t, r).check(t, []want{{"tiercache.redis.breaker.open", "[]", gauge, step.want}})
+	}
+}
+
+// TestCloseUnregisters: after Close the observable instruments report
+// nothing.
+func TestCloseUnregisters(t *testing.T) {
+	m, r := newMetrics(t)
+	if _, ok := collect(t, r)["tiercache.redis.breaker.open"]; !ok {
+		t.Fatal("no breaker gauge before Close")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := collect(t, r)["tiercache.redis.breaker.open"]; ok {
+		t.Fatal("the breaker gauge is still reported after Close")
+	}
+}
+
+func TestNewMetricsNil(t *testing.T) {
+	if _, err := tcotel.NewMetrics(nil); err == nil {
+		t.Fatal("NewMetrics(nil) returned no error")
+	}
+}

@@ -1,0 +1,142 @@
+package otel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// TraceLoader returns load wrapped in a span "tiercache.load" of tp's
+// tracer, a child of the span in the loader's ctx (the caller's: a load
+// keeps the values of the ctx of the Fetch that started it), with the
+// attributes tiercache.group (g's name) and tiercache.id. A loader error
+// sets the span's status to Error; a panic does too, and goes on. With a
+// nil tp it returns load unchanged.
+//
+// Build the wrapped loader once, not per Fetch: like any closure, one made
+// per call allocates on every call, hits included.
+func TraceLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load tiered.LoaderFunc[V]) tiered.LoaderFunc[V] {
+	if tp == nil || load == nil {
+		return load
+	}
+	tracer := tp.Tracer(ScopeName)
+	group := attribute.String("tiercache.group", g.Name())
+	return func(ctx context.Context, id string) (v V, err error) {
+		ctx, span := tracer.Start(ctx, "tiercache.load",
+			trace.WithAttributes(group, attribute.String("tiercache.id", id)))
+		defer func() { endSpan(span, err, recover()) }()
+		return load(ctx, id)
+	}
+}
+
+// TraceBatchLoader is [TraceLoader] for a batch loader: its span,
+// "tiercache.load_many", carries tiercache.group and tiercache.ids (how many
+// ids were asked for).
+func TraceBatchLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load tiered.BatchLoaderFunc[V]) tiered.BatchLoaderFunc[V] {
+	if tp == nil || load == nil {
+		return load
+	}
+	tracer := tp.Tracer(ScopeName)
+	group := attribute.String("tiercache.group", g.Name())
+	return func(ctx context.Context, ids []string) (m map[string]V, err error) {
+		ctx, span := tracer.Start(ctx, "tiercache.load_many",
+			trace.WithAttributes(group, attribute.Int("tiercache.ids", len(ids))))
+		defer func() { endSpan(span, err, recover()) }()
+		return load(ctx, ids)
+	}
+}
+
+// endSpan ends span with err's status, or p's when the traced call
+// panicked, and then panics again with p.
+func endSpan(span trace.Span, err error, p any) {
+	if p != nil {
+		span.SetStatus(codes.Error, fmt.Sprint("panic: ", p))
+		span.End()
+		panic(p)
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// InstrumentClient adds [RedisHook](tp) to rdb, so that its commands and
+// pipelines are traced. Add it before handing rdb to [tiered.New]. With a
+// nil tp it does nothing.
+func InstrumentClient(rdb redis.UniversalClient, tp trace.TracerProvider) {
+	if rdb != nil && tp != nil {
+		rdb.AddHook(RedisHook(tp))
+	}
+}
+
+// RedisHook returns a go-redis hook that wraps every command in a client
+// span named after it ("GET", "EVALSHA"; "PIPELINE" for a pipeline, with
+// db.operation.batch.size), with db.system.name "redis" and
+// db.operation.name. Key names and arguments are not recorded. A failed
+// command sets the span's status to Error; redis.Nil (a miss) is no
+// failure.
+//
+// Only commands whose ctx carries a span are traced: those of a Fetch,
+// Set or Invalidate made inside a trace. The cache's background calls (the
+// bus's heartbeats, retried invalidations) have none, and would otherwise
+// start a new trace every heartbeat. Pub/sub receives are not commands and
+// are never traced.
+func RedisHook(tp trace.TracerProvider) redis.Hook {
+	return redisHook{tracer: tp.Tracer(ScopeName)}
+}
+
+type redisHook struct{ tracer trace.Tracer }
+
+func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			return next(ctx, cmd)
+		}
+		name := strings.ToUpper(cmd.Name())
+		ctx, span := h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", name)))
+		err := next(ctx, cmd)
+		endSpan(span, failure(err), nil)
+		return err
+	}
+}
+
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			return next(ctx, cmds)
+		}
+		ctx, span := h.tracer.Start(ctx, "PIPELINE", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", "PIPELINE"),
+				attribute.Int("db.operation.batch.size", len(cmds))))
+		err := next(ctx, cmds)
+		failed := failure(err)
+		for _, c := range cmds { // or the first command that failed
+			if failed != nil {
+				break
+			}
+			failed = failure(c.Err())
+		}
+		endSpan(span, failed, nil)
+		return err
+	}
+}
+
+// failure returns err unless it is nil or redis.Nil, a miss.
+func failure(err error) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
+}

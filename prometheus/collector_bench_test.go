@@ -1,0 +1,63 @@
+package prometheus_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	tcprom "github.com/tiercache/tiercache/prometheus"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// BenchmarkL1Hit measures an L1 hit through Group.Fetch without a
+// Recorder and with a Collector as the Recorder, in the same run: the
+// collector must add nothing measurable to a hit.
+func BenchmarkL1Hit(b *testing.B) {
+	b.Run("tiered", func(b *testing.B) { benchL1Hit(b, nil) })
+	b.Run("tiered-prometheus", func(b *testing.B) {
+		col, err := tcprom.New(tcprom.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchL1Hit(b, col)
+	})
+}
+
+func benchL1Hit(b *testing.B, rec tiered.Recorder) {
+	const keys = 1024
+	c, err := tiered.New(tiered.Options{Recorder: rec})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	g, err := tiered.NewGroup[string](c, "user_profile", tiered.GroupOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, keys)
+	ctx := context.Background()
+	for i := range ids {
+		ids[i] = fmt.Sprint(i)
+		if _, err := g.Fetch(ctx, ids[i], loadProfile); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.WaitL1()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var start atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(start.Add(397))
+		for pb.Next() {
+			if _, err := g.Fetch(ctx, ids[i%keys], loadProfile); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.StopTimer()
+	if s := g.Stats(); s.Loads != keys {
+		b.Fatalf("the benchmark loaded: %+v", s)
+	}
+}

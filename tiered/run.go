@@ -1,0 +1,561 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// run is one load of some ids of a group past L1, on behalf of the flights
+// that wait for them (one for Fetch, several for FetchMany). Its steps,
+// for the ids Redis did not have:
+//
+//  1. the invalidation state was recorded before Redis was read (tok);
+//  2. take the leases in one pipelined atomic step; an id filled meanwhile
+//     is served from Redis;
+//  3. for an id another node holds the lease of, wait for that node's
+//     value (bounded by LeaseWait); if the lease disappears without a
+//     value, take it once more, and wait once more if another node won it;
+//     an id still without a value is loaded here without filling anything;
+//  4. call the loader once for every id left; a slow load renews its
+//     leases;
+//  5. compare-and-set each value into Redis only if the key still holds
+//     our lease, and into L1 only if no invalidation of the key happened
+//     since step 1. A failed compare-and-set means an invalidation won:
+//     the value is returned and cached nowhere. A loader error releases
+//     the leases.
+//
+// Without Redis, or when Redis fails, the values come from the loader and
+// stay in L1 only (for DegradedL1TTL when Redis failed); with FailClosed a
+// Redis failure is returned instead.
+//
+// A run delivers exactly one outcome per id through done, on the run's
+// goroutine: a value, an error wrapping ErrNotFound, or another error.
+type run[V any] struct {
+	g    *Group[V]
+	ctx  context.Context // the callers' values, not their cancellation; ended by Close
+	tok  local.Token
+	load BatchLoaderFunc[V]
+	done func(id string, v V, err error)
+	pos  map[string]int // each id's place in the ids asked for, to keep their order
+}
+
+func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoaderFunc[V], done func(string, V, error)) *run[V] {
+	return &run[V]{g: g, ctx: ctx, tok: tok, load: load, done: done}
+}
+
+// runContext is the context of a run: the values of ctx without its
+// cancellation, cancelled by Close.
+func (c *Cache) runContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(c.closing, cancel)
+	return rctx, func() { stop(); cancel() }
+}
+
+// exec loads ids; with read it first reads them from Redis.
+func (r *run[V]) exec(ids []string, read bool) {
+	g := r.g
+	if len(ids) > 1 {
+		r.pos = make(map[string]int, len(ids))
+		for i, id := range ids {
+			r.pos[id] = i
+		}
+	}
+	st := g.c.store
+	if st == nil {
+		r.loadL1Only(ids, false)
+		return
+	}
+	if read {
+		recs, err := st.GetMany(r.ctx, g.keys(ids))
+		if err != nil {
+			r.redisFailed("get many", ids, err)
+			return
+		}
+		var rest []string
+		for i, rec := range recs {
+			if !r.settle(ids[i], rec) {
+				rest = append(rest, ids[i])
+			}
+		}
+		if ids = rest; len(ids) == 0 {
+			return
+		}
+	}
+	leases, busy, unfilled, err := r.acquire(ids)
+	if err != nil {
+		r.redisFailed("acquire", ids, err)
+		return
+	}
+	if len(busy) > 0 {
+		more, rest := r.await(busy)
+		for id, l := range more {
+			leases[id] = l
+		}
+		unfilled = append(unfilled, rest...)
+	}
+	r.loadAndFill(leases, unfilled)
+}
+
+// settle delivers what Redis held for id, if it is a value or a cached
+// "not found", and reports whether it did.
+func (r *run[V]) settle(id string, rec remote.Record) bool {
+	switch v, st := r.g.fromRecord(r.ctx, r.g.Key(id), rec, r.tok, nil); st {
+	case foundValue:
+		r.done(id, v, nil)
+		return true
+	case foundAbsent:
+		r.done(id, v, ErrNotFound)
+		return true
+	}
+	return false
+}
+
+// acquire takes the leases of ids. It returns the leases won, the ids whose
+// lease another node holds and that this run will wait for, and the ids to
+// load without filling; ids filled meanwhile are delivered.
+func (r *run[V]) acquire(ids []string) (leases map[string]remote.Lease, busy, unfilled []string, err error) {
+	g := r.g
+	acq, err := g.c.store.AcquireMany(r.ctx, g.keys(ids), g.c.opts.LeaseTTL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	leases = make(map[string]remote.Lease)
+	for i, a := range acq {
+		id := ids[i]
+		switch {
+		case a.Won:
+			g.record(Event{Kind: EventLeaseWon})
+			leases[id] = a.Lease
+		case r.settle(id, a.Found):
+		case a.Found.Kind == remote.KindLease && !g.c.opts.DisableLeaseWait:
+			g.record(Event{Kind: EventLeaseBusy})
+			busy = append(busy, id)
+		default:
+			g.record(Event{Kind: EventLeaseBusy})
+			unfilled = append(unfilled, id)
+		}
+	}
+	return leases, busy, unfilled, nil
+}
+
+// await waits for the values of ids, whose leases other nodes hold. An id
+// whose lease disappears without a value gets one more try at the lease;
+// if another node wins that, this run waits for it once more. It returns
+// the leases it took and the ids to load without filling.
+func (r *run[V]) await(ids []string) (leases map[string]remote.Lease, unfilled []string) {
+	leases = make(map[string]remote.Lease)
+	for round := 0; len(ids) > 0; round++ {
+		vanished, timedOut, err := r.wait(ids)
+		unfilled = append(unfilled, timedOut...)
+		if err != nil || round == 1 {
+			if err != nil && r.ctx.Err() == nil {
+				r.g.c.redisFailed(&r.g.st, r.g.name, "wait for lease", "", err)
+			}
+			return leases, append(unfilled, vanished...)
+		}
+		if len(vanished) == 0 {
+			return leases, unfilled
+		}
+		won, busy, more, err := r.acquire(vanished)
+		if err != nil {
+			r.g.c.redisFailed(&r.g.st, r.g.name, "acquire", "", err)
+			return leases, append(unfilled, vanished...)
+		}
+		for id, l := range won {
+			leases[id] = l
+		}
+		unfilled = append(unfilled, more...)
+		ids = busy
+	}
+	return leases, unfilled
+}
+
+// Poll intervals of a lease wait: from the first to the last, doubling,
+// each drawn at random within [d/2, d] so that waiters spread out.
+const (
+	firstPoll = time.Millisecond
+	lastPoll  = 32 * time.Millisecond
+)
+
+// wait polls Redis for ids until each holds a value (delivered), its lease
+// vanished (returned in vanished), or LeaseWait passed (timedOut). err is
+// a failed Redis call or the run's end; the ids not settled are then in
+// vanished.
+func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
+	g := r.g
+	start := time.Now()
+	deadline := start.Add(g.c.opts.LeaseWait)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for d := firstPoll; ; d = min(2*d, lastPoll) {
+		pause := d/2 + rand.N(d/2+1)
+		if left := time.Until(deadline); pause > left {
+			pause = max(left, 0)
+		}
+		if timer == nil {
+			timer = time.NewTimer(pause)
+		} else {
+			timer.Reset(pause)
+		}
+		select {
+		case <-timer.C:
+		case <-r.ctx.Done():
+			return ids, nil, r.ctx.Err()
+		}
+		recs, err := g.c.store.GetMany(r.ctx, g.keys(ids))
+		if err != nil {
+			return ids, nil, err
+		}
+		pending := ids[:0:0]
+		for i, rec := range recs {
+			id := ids[i]
+			switch {
+			case r.settle(id, rec):
+				g.record(Event{Kind: EventLeaseWaited, Duration: time.Since(start)})
+			case rec.Kind == remote.KindLease:
+				pending = append(pending, id)
+			default:
+				g.record(Event{Kind: EventLeaseWaited, Duration: time.Since(start), Err: errLeaseWait})
+				vanished = append(vanished, id)
+			}
+		}
+		if ids = pending; len(ids) == 0 {
+			return vanished, nil, nil
+		}
+		if !time.Now().Before(deadline) {
+			for range ids {
+				g.record(Event{Kind: EventLeaseWaited, Duration: time.Since(start), Err: errLeaseWait})
+			}
+			return vanished, ids, nil
+		}
+	}
+}
+
+// loadAndFill calls the loader once for the ids of leases (filled with a
+// compare-and-set) and unfilled (cached nowhere), and delivers them.
+func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) {
+	ids := append(make([]string, 0, len(leases)+len(unfilled)), unfilled...)
+	for id := range leases {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return
+	}
+	slices.SortFunc(ids, func(a, b string) int { return r.pos[a] - r.pos[b] })
+	rn := r.renew(leases)
+	defer func() {
+		if p := recover(); p != nil {
+			rn.stop()
+			r.release(leaseList(leases))
+			panic(p)
+		}
+	}()
+	vals, took, err := r.call(ids)
+	lost := rn.stop()
+	if err != nil && !isNotFound(err) {
+		r.release(leaseList(leases))
+		for _, id := range ids {
+			r.done(id, *new(V), err)
+		}
+		return
+	}
+	r.fill(leases, lost, vals, took)
+	for _, id := range ids {
+		if v, ok := vals[id]; ok {
+			r.done(id, v, nil)
+		} else {
+			r.done(id, v, absentErr(err))
+		}
+	}
+}
+
+// isNotFound reports whether err is the "not found" of a Fetch's loader.
+func isNotFound(err error) bool {
+	var nf *notFound
+	return errors.As(err, &nf)
+}
+
+// absentErr is the error delivered for an id the loader did not find: the
+// loader's own error when it gave one, else ErrNotFound.
+func absentErr(err error) error {
+	var nf *notFound
+	if errors.As(err, &nf) {
+		return nf.err
+	}
+	return ErrNotFound
+}
+
+func leaseList(m map[string]remote.Lease) []remote.Lease {
+	ls := make([]remote.Lease, 0, len(m))
+	for _, l := range m {
+		ls = append(ls, l)
+	}
+	return ls
+}
+
+// fill writes the values (and, with NegativeTTL, the "not found" answers)
+// of the ids whose lease this run holds, with a compare-and-set each, and
+// releases the leases it does not fill.
+func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals map[string]V, took time.Duration) {
+	g, c := r.g, r.g.c
+	var fills []remote.Fill
+	var items []local.Item[any]
+	var unused []remote.Lease
+	now := c.clock.Now()
+	for id, l := range leases {
+		if lost[id] {
+			continue
+		}
+		if c.l1 != nil && !c.noCAS && c.l1.Invalidated(l.Key, r.tok) {
+			// An invalidation of the key reached this node after the load
+			// began, possibly before the lease was taken: the lease cannot
+			// tell, so the value is not written.
+			g.record(Event{Kind: EventLeaseLost})
+			unused = append(unused, l)
+			continue
+		}
+		v, ok := vals[id]
+		rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took}
+		var ttl time.Duration
+		var it local.Item[any]
+		switch {
+		case ok:
+			payload, err := g.codec.Marshal(v)
+			if err != nil {
+				c.log.Warn("tiered: cannot encode a loaded value; not caching it", "group", g.name, "key", l.Key, "err", err)
+				unused = append(unused, l)
+				continue
+			}
+			ttl = c.jitter(g.ttl)
+			rec.Payload, rec.Expire = payload, msAfter(now, ttl)
+			it = c.l1Item(v, len(payload), rec.Expire)
+			it.Refresh = g.refreshAt(rec)
+		case g.negTTL > 0:
+			ttl = c.jitter(g.negTTL)
+			rec.Kind, rec.Expire = remote.KindAbsent, msAfter(now, ttl)
+			it = local.Item[any]{Cost: 1, Expire: c.l1Expiry(rec.Expire, false), Absent: true}
+		default:
+			unused = append(unused, l)
+			continue
+		}
+		it.Version = rec.Token
+		fills = append(fills, remote.Fill{Lease: l, Record: rec, TTL: ttl})
+		items = append(items, it)
+	}
+	r.release(unused)
+	if len(fills) == 0 {
+		return
+	}
+	if c.noCAS {
+		r.fillWithoutCAS(fills, items)
+		return
+	}
+	ok, err := c.store.FillMany(r.ctx, fills)
+	if err != nil {
+		c.redisFailed(&g.st, g.name, "fill", "", err)
+		return
+	}
+	for i, filled := range ok {
+		if !filled {
+			g.record(Event{Kind: EventLeaseLost})
+			continue
+		}
+		c.at(hookFilled)
+		c.fillL1(fills[i].Lease.Key, r.tok, items[i])
+	}
+}
+
+// fillWithoutCAS is the fill the compare-and-set replaces, kept only so that
+// tests can show what goes wrong without it (Cache.noCAS).
+func (r *run[V]) fillWithoutCAS(fills []remote.Fill, items []local.Item[any]) {
+	c := r.g.c
+	for i, f := range fills {
+		if err := c.store.Set(r.ctx, f.Lease.Key, f.Record, f.TTL); err != nil {
+			continue
+		}
+		c.at(hookFilled)
+		if c.l1 != nil {
+			c.l1.Set(f.Lease.Key, items[i])
+		}
+	}
+}
+
+// msAfter is the unix millisecond d after now (ns).
+func msAfter(now int64, d time.Duration) int64 { return (now + int64(d)) / int64(time.Millisecond) }
+
+// call runs the loader once for ids, bounded by LoadTimeout, and records
+// it. Values for ids that were not asked for are dropped. A *notFound
+// error (the one id of a Fetch does not exist) is not a load error.
+func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
+	g := r.g
+	ctx, cancel := context.WithTimeout(r.ctx, g.c.opts.LoadTimeout)
+	defer cancel()
+	start := g.c.stopwatch()
+	var vals map[string]V
+	var err error
+	defer func() {
+		took := start()
+		if p := recover(); p != nil {
+			g.record(Event{Kind: EventLoad, Duration: took, Err: fmt.Errorf("tiered: loader panicked: %v", p)})
+			panic(p)
+		}
+		if isNotFound(err) {
+			g.record(Event{Kind: EventLoad, Duration: took})
+			return
+		}
+		g.record(Event{Kind: EventLoad, Duration: took, Err: err})
+	}()
+	vals, err = r.load(ctx, ids)
+	took := start()
+	if err != nil {
+		return nil, took, err
+	}
+	asked := make(map[string]V, len(ids))
+	for _, id := range ids {
+		if v, ok := vals[id]; ok {
+			asked[id] = v
+		}
+	}
+	return asked, took, nil
+}
+
+// loadL1Only loads ids and keeps the values in L1 only: without Redis for
+// the group's TTL, while Redis fails (degraded) for DegradedL1TTL.
+func (r *run[V]) loadL1Only(ids []string, degraded bool) {
+	g, c := r.g, r.g.c
+	vals, _, err := r.call(ids)
+	if err != nil && !isNotFound(err) {
+		for _, id := range ids {
+			r.done(id, *new(V), err)
+		}
+		return
+	}
+	for _, id := range ids {
+		v, ok := vals[id]
+		if !ok {
+			r.done(id, v, absentErr(err))
+			continue
+		}
+		var it local.Item[any]
+		switch {
+		case !degraded:
+			it = c.l1Item(v, g.size(v), msAfter(c.clock.Now(), c.jitter(g.ttl)))
+		case c.opts.DisableDegradedL1:
+			r.done(id, v, nil)
+			continue
+		default:
+			it = local.Item[any]{Value: v, Cost: cost(g.size(v)), Expire: c.l1Expiry(0, true)}
+		}
+		c.fillL1(g.Key(id), r.tok, it)
+		r.done(id, v, nil)
+	}
+}
+
+// redisFailed handles a failed Redis call of the run: with FailClosed the
+// ids get the error; otherwise they are loaded and kept in L1 for
+// DegradedL1TTL only.
+func (r *run[V]) redisFailed(op string, ids []string, err error) {
+	g := r.g
+	if g.c.opts.FailClosed {
+		g.record(Event{Kind: EventRedisError, Err: err})
+		err = fmt.Errorf("tiered: redis %s: %w", op, err)
+		for _, id := range ids {
+			r.done(id, *new(V), err)
+		}
+		return
+	}
+	key := ""
+	if len(ids) == 1 {
+		key = g.Key(ids[0])
+	}
+	g.c.redisFailed(&g.st, g.name, op, key, err)
+	r.loadL1Only(ids, true)
+}
+
+// release gives leases up after a failed load, so the next reader loads at
+// once instead of waiting for them to expire.
+func (r *run[V]) release(ls []remote.Lease) {
+	if len(ls) == 0 {
+		return
+	}
+	c := r.g.c
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), c.opts.RedisTimeout)
+	defer cancel()
+	if err := c.store.ReleaseMany(ctx, ls); err != nil {
+		c.redisFailed(&r.g.st, r.g.name, "release", "", err)
+	}
+}
+
+// renewer extends the leases of a load that runs longer than a third of
+// LeaseTTL, every LeaseTTL/3, with a compare-and-PEXPIRE each. A lease
+// found gone is lost: counted, logged, and not filled.
+type renewer[V any] struct {
+	r      *run[V]
+	leases map[string]remote.Lease
+	mu     sync.Mutex // held while renewing; protects t, stopped, lost
+	t      *time.Timer
+	done   bool
+	lost   map[string]bool
+}
+
+func (r *run[V]) renew(leases map[string]remote.Lease) *renewer[V] {
+	rn := &renewer[V]{r: r, leases: leases}
+	if len(leases) > 0 {
+		rn.t = time.AfterFunc(r.g.c.opts.LeaseTTL/3, rn.tick)
+	}
+	return rn
+}
+
+func (rn *renewer[V]) tick() {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	if rn.done {
+		return
+	}
+	g, c := rn.r.g, rn.r.g.c
+	for id, l := range rn.leases {
+		if rn.lost[id] {
+			continue
+		}
+		ok, err := c.store.Renew(rn.r.ctx, l, c.opts.LeaseTTL)
+		switch {
+		case err != nil:
+			c.redisFailed(&g.st, g.name, "renew lease", l.Key, err)
+		case ok:
+			g.record(Event{Kind: EventLeaseRenewed})
+		default:
+			if rn.lost == nil {
+				rn.lost = make(map[string]bool)
+			}
+			rn.lost[id] = true
+			g.record(Event{Kind: EventLeaseLost})
+			c.log.Warn("tiered: a slow load lost its lease; its value will not be cached", "group", g.name, "key", l.Key)
+		}
+	}
+	rn.t.Reset(c.opts.LeaseTTL / 3)
+}
+
+// stop ends the renewals (waiting for one in progress) and returns the ids
+// whose lease was lost.
+func (rn *renewer[V]) stop() map[string]bool {
+	if rn.t == nil {
+		return nil
+	}
+	rn.t.Stop()
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	rn.done = true
+	return rn.lost
+}
