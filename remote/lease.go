@@ -48,8 +48,11 @@ func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		out[i].Lease = Lease{Key: k, Token: NewToken()}
 		envs[i] = encode(Record{Kind: KindLease, Token: out[i].Lease.Token, Expire: exp})
 	}
+	g, err := s.enterOn(ctx, s.rdb, keys)
+	if err != nil {
+		return nil, fmt.Errorf("remote: acquire many: %w", err)
+	}
 	var cmds []*redis.Cmd
-	var err error
 	if !s.noSetGet.Load() {
 		cmds, err = s.setNXGet(ctx, keys, envs, ttl)
 		if err != nil && redis.HasErrorPrefix(err, "ERR syntax error") {
@@ -63,6 +66,7 @@ func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		}
 		cmds, err = s.runMany(ctx, acquireScript, keys, args)
 	}
+	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err != nil {
 		return nil, fmt.Errorf("remote: acquire many: %w", err)
 	}
@@ -106,8 +110,13 @@ func (s *Store) setNXGet(ctx context.Context, keys []string, envs [][]byte, ttl 
 func (s *Store) Fill(ctx context.Context, l Lease, rec Record, ttl time.Duration) (bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	g, err := s.enter(ctx, s.prefix+l.Key)
+	if err != nil {
+		return false, fmt.Errorf("remote: fill: %w", err)
+	}
 	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + l.Key},
 		identity(KindLease, l.Token), encode(rec), pxArg(ttl)).Int()
+	g.exit(ctx, err)
 	if err != nil {
 		return false, fmt.Errorf("remote: fill: %w", err)
 	}
@@ -145,7 +154,12 @@ func (s *Store) FillMany(ctx context.Context, fills []Fill) ([]bool, error) {
 		keys[i] = f.Lease.Key
 		args[i] = []any{identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL)}
 	}
+	g, err := s.enterOn(ctx, s.rdb, keys)
+	if err != nil {
+		return nil, fmt.Errorf("remote: fill many: %w", err)
+	}
 	cmds, err := s.runMany(ctx, fillScript, keys, args)
+	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err != nil {
 		return nil, fmt.Errorf("remote: fill many: %w", err)
 	}
@@ -175,15 +189,21 @@ func (s *Store) Renew(ctx context.Context, l Lease, ttl time.Duration) (bool, er
 func (s *Store) leaseOp(ctx context.Context, sc *redis.Script, l Lease, op string, extra ...any) (bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	g, err := s.enter(ctx, s.prefix+l.Key)
+	if err != nil {
+		return false, fmt.Errorf("remote: %s: %w", op, err)
+	}
 	args := append([]any{identity(KindLease, l.Token)}, extra...)
 	n, err := sc.Run(ctx, s.rdb, []string{s.prefix + l.Key}, args...).Int()
+	g.exit(ctx, err)
 	if err != nil {
 		return false, fmt.Errorf("remote: %s: %w", op, err)
 	}
 	return n == 1, nil
 }
 
-// runMany runs sc once per key in one pipeline of EVALSHAs. A script inside
+// runMany runs sc once per key in one pipeline of EVALSHAs. The commands
+// come back with an error too, for the breakers to see each key's outcome. A script inside
 // a pipeline is not retried after NOSCRIPT (a restarted or failed-over
 // server has an empty script cache), so the calls that report NOSCRIPT, and
 // only those (the others ran), are sent once more after SCRIPT LOAD, which a
@@ -198,7 +218,7 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, ar
 	}
 	for attempt := 0; ; attempt++ {
 		if err := s.pipeScript(ctx, sc, keys, args, todo, cmds); err != nil {
-			return nil, err
+			return cmds, err
 		}
 		todo = todo[:0]
 		for i, c := range cmds {
@@ -210,7 +230,7 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, ar
 			return cmds, nil
 		}
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			return nil, err
+			return cmds, err
 		}
 	}
 }
@@ -250,7 +270,12 @@ func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
 		keys[i] = l.Key
 		args[i] = []any{identity(KindLease, l.Token)}
 	}
+	g, err := s.enterOn(ctx, s.rdb, keys)
+	if err != nil {
+		return fmt.Errorf("remote: release many: %w", err)
+	}
 	cmds, err := s.runMany(ctx, releaseScript, keys, args)
+	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err == nil {
 		for _, c := range cmds {
 			if err = c.Err(); err != nil {

@@ -51,7 +51,13 @@ func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m
 	removed := 0
 	for {
 		sctx, cancel := s.ctx(ctx)
-		keys, next, err := c.Scan(sctx, cursor, match, scanCount).Result()
+		g, err := s.enterOn(sctx, c, nil)
+		var keys []string
+		var next uint64
+		if err == nil {
+			keys, next, err = c.Scan(sctx, cursor, match, scanCount).Result()
+			g.exit(sctx, err)
+		}
 		cancel()
 		if err != nil {
 			return removed, fmt.Errorf("remote: scan: %w", err)
@@ -81,11 +87,21 @@ func (s *Store) unlinkOn(ctx context.Context, c redis.Cmdable, keys []string) er
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	g, err := s.enterOn(ctx, c, keys)
+	if err != nil {
+		return fmt.Errorf("remote: unlink: %w", err)
+	}
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range keys {
 			p.Unlink(ctx, s.prefix+k)
 		}
 		return nil
+	})
+	g.exitEach(ctx, err, len(keys), func(i int) error {
+		if i < len(cmds) {
+			return cmds[i].Err()
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("remote: unlink: %w", err)

@@ -25,6 +25,32 @@ type Options struct {
 	// context.WithTimeout; go-redis honours it on sockets only with
 	// ContextTimeoutEnabled). Default: 250ms.
 	Timeout time.Duration
+
+	// BreakerFailures is how many consecutive failed calls to one Redis
+	// endpoint open its circuit breaker. While a breaker is open, calls that
+	// need its endpoint fail at once with an error wrapping ErrBreakerOpen,
+	// without touching the network; after BreakerCooldown one call goes
+	// through as a probe: its success closes the breaker, its failure opens
+	// it for another cool-down. A failure is a network error, a timeout
+	// (Timeout included), or a server that cannot serve (LOADING, BUSY,
+	// MASTERDOWN, CLUSTERDOWN, max clients); not a miss, not another reply
+	// error (NOSCRIPT, WRONGTYPE...), and not the end of the caller's own
+	// ctx. See [Store] for what an endpoint is. Default: 5.
+	BreakerFailures int
+	// BreakerCooldown is how long an open breaker refuses calls before it
+	// lets a probe through. Default: 1s.
+	BreakerCooldown time.Duration
+	// DisableBreaker turns the circuit breakers off: every call goes to
+	// Redis and waits for its own failure.
+	DisableBreaker bool
+	// OnBreaker, if set, is called when the breaker of endpoint opens (open
+	// true; err is the failure that opened it) and when it closes after a
+	// successful probe (open false, err nil); not when a failed probe opens
+	// it again. Calls for one endpoint come in the order of the changes,
+	// synchronously from the call that caused the change, with that
+	// breaker's changes held back until it returns: it must be quick and
+	// must not wait for calls to the Store. Default: nil.
+	OnBreaker func(endpoint string, open bool, err error)
 }
 
 // DefaultNamespace is the namespace of a [Store] whose Options leave it empty.
@@ -36,11 +62,25 @@ const DefaultTimeout = 250 * time.Millisecond
 
 // Store reads and writes envelopes in one namespace of a Redis deployment. It
 // is safe for concurrent use. It does not own the client: Close does not
-// close it.
+// close it, and it installs no hook on it.
+//
+// Every call goes through the circuit breaker of the Redis endpoint it
+// needs (see [Options.BreakerFailures]). A *redis.Client is one endpoint,
+// named by its Options().Addr ("FailoverClient" for a failover client). A
+// *redis.ClusterClient has one endpoint per master, named by the address
+// go-redis gives the master's node: a single-key call is guarded by the
+// breaker of the master that the client's MasterForKey names for the key
+// (by one cluster-wide breaker, named "cluster", when the cluster's layout
+// cannot be loaded); a pipeline over keys of several masters needs every
+// one of their breakers to admit it, or fails whole without touching any,
+// and each master is charged with the outcome of its own keys' commands
+// only; [Store.DeletePattern] scans each master under that master's
+// breaker. Any other client is one endpoint, named by its type.
 type Store struct {
 	rdb      redis.UniversalClient
 	prefix   string // Namespace + ":"
 	timeout  time.Duration
+	brk      *breakers   // nil with DisableBreaker
 	noSetGet atomic.Bool // the server rejects SET NX GET (Redis < 7.0): take leases with a script
 }
 
@@ -62,7 +102,11 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	return &Store{rdb: rdb, prefix: ns + ":", timeout: opts.Timeout}, nil
+	s := &Store{rdb: rdb, prefix: ns + ":", timeout: opts.Timeout}
+	if err := s.setBreakers(opts); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // ValidateNamespace reports whether ns can be a namespace: 1 to 64 bytes of
@@ -106,8 +150,10 @@ func NewToken() uint64 {
 	}
 }
 
+// ctx bounds one call by the store's Timeout; its cause tells the store's
+// own deadline from the caller's (see classify).
 func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.timeout)
+	return context.WithTimeoutCause(ctx, s.timeout, errStoreTimeout)
 }
 
 // Get reads key. A missing key is a Record of KindMiss and a nil error; the
@@ -116,7 +162,12 @@ func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 func (s *Store) Get(ctx context.Context, key string) (Record, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	g, err := s.enter(ctx, s.prefix+key)
+	if err != nil {
+		return Record{}, fmt.Errorf("remote: get: %w", err)
+	}
 	raw, err := s.rdb.Get(ctx, s.prefix+key).Bytes()
+	g.exit(ctx, err)
 	if err == redis.Nil {
 		return Record{}, nil
 	}
@@ -135,13 +186,18 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	g, err := s.enterOn(ctx, s.rdb, keys)
+	if err != nil {
+		return nil, fmt.Errorf("remote: get many: %w", err)
+	}
 	cmds := make([]*redis.StringCmd, len(keys))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			cmds[i] = p.Get(ctx, s.prefix+k)
 		}
 		return nil
 	})
+	g.exitEach(ctx, err, len(keys), func(i int) error { return cmds[i].Err() })
 	if err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("remote: get many: %w", err)
 	}
@@ -165,7 +221,12 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
 func (s *Store) Set(ctx context.Context, key string, rec Record, ttl time.Duration) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if err := s.rdb.Set(ctx, s.prefix+key, encode(rec), pxDuration(ttl)).Err(); err != nil {
+	g, err := s.enter(ctx, s.prefix+key)
+	if err == nil {
+		err = s.rdb.Set(ctx, s.prefix+key, encode(rec), pxDuration(ttl)).Err()
+		g.exit(ctx, err)
+	}
+	if err != nil {
 		return fmt.Errorf("remote: set: %w", err)
 	}
 	return nil
@@ -182,7 +243,12 @@ func (s *Store) Unlink(ctx context.Context, keys ...string) error {
 func (s *Store) Discard(ctx context.Context, key string, rec Record) (bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	g, err := s.enter(ctx, s.prefix+key)
+	if err != nil {
+		return false, fmt.Errorf("remote: discard: %w", err)
+	}
 	n, err := discardScript.Run(ctx, s.rdb, []string{s.prefix + key}, rec.Raw).Int()
+	g.exit(ctx, err)
 	if err != nil {
 		return false, fmt.Errorf("remote: discard: %w", err)
 	}

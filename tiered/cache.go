@@ -93,7 +93,11 @@ func New(opts Options) (*Cache, error) {
 		c.random = o.random
 	}
 	if o.Redis != nil {
-		c.store, err = remote.New(o.Redis, remote.Options{Namespace: o.Namespace, Timeout: o.RedisTimeout})
+		c.store, err = remote.New(o.Redis, remote.Options{
+			Namespace: o.Namespace, Timeout: o.RedisTimeout,
+			BreakerFailures: o.BreakerFailures, BreakerCooldown: o.BreakerCooldown,
+			DisableBreaker: o.DisableBreaker, OnBreaker: c.onBreaker,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("tiered: %w", err)
 		}

@@ -26,6 +26,12 @@ const (
 	DefaultHeartbeat     = time.Second
 )
 
+// Defaults of the Redis circuit breaker fields of [Options].
+const (
+	DefaultBreakerFailures = remote.DefaultBreakerFailures
+	DefaultBreakerCooldown = remote.DefaultBreakerCooldown
+)
+
 // Options configures a [Cache]. The zero value of every field is its
 // documented default; [New] copies the struct, so changing it afterwards has
 // no effect.
@@ -117,6 +123,25 @@ type Options struct {
 	// failing.
 	DisableDegradedL1 bool
 
+	// BreakerFailures is how many consecutive failed calls to one Redis
+	// endpoint (a server; each master of a cluster) open its circuit
+	// breaker: for BreakerCooldown, calls that need the endpoint fail at
+	// once without touching the network (reads are served from L1 or the
+	// loader; writes and invalidations return an error wrapping
+	// remote.ErrBreakerOpen and invalidations are retried), then one call
+	// probes it and closes the breaker if it succeeds. Network errors,
+	// timeouts and a server that cannot serve (LOADING, MASTERDOWN,
+	// CLUSTERDOWN...) count; misses and the caller's own cancellation do
+	// not. Opens and closes are counted (EventBreakerOpen,
+	// EventBreakerClose) and logged. Default: 5.
+	BreakerFailures int
+	// BreakerCooldown is how long an open breaker refuses calls before it
+	// lets a probe through. Default: 1s.
+	BreakerCooldown time.Duration
+	// DisableBreaker turns the breakers off: every call goes to Redis and
+	// waits for its own failure (up to RedisTimeout).
+	DisableBreaker bool
+
 	// DisableBus turns the invalidation bus off: other processes' L1 then
 	// keep serving an invalidated value for up to L1TTL. Only for a
 	// single process that shares its Redis with no other cache process.
@@ -200,7 +225,22 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := o.breakerDefaults(); err != nil {
+		return o, err
+	}
 	return o, nil
+}
+
+// breakerDefaults validates the breaker fields of o and fills in their
+// defaults.
+func (o *Options) breakerDefaults() error {
+	if o.BreakerFailures < 0 {
+		return fmt.Errorf("tiered: negative BreakerFailures %d", o.BreakerFailures)
+	}
+	if o.BreakerFailures == 0 {
+		o.BreakerFailures = DefaultBreakerFailures
+	}
+	return defaultDuration("BreakerCooldown", &o.BreakerCooldown, DefaultBreakerCooldown)
 }
 
 // checkBeta rejects an early-refresh beta that is negative or not a number.
