@@ -24,7 +24,7 @@ const ScopeName = "github.com/tiercache/tiercache/otel"
 // concurrent use.
 type Metrics struct {
 	cache       atomic.Pointer[tiered.Cache]
-	breakerOpen atomic.Bool
+	breakerOpen atomic.Int64 // endpoints whose breaker is open
 	groups      sync.Map // group name → metric.MeasurementOption: its attribute set, built once
 
 	load, leaseWait, refresh, lag metric.Float64Histogram
@@ -80,7 +80,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	g.l1MaxBytes = b.gauge("tiercache.l1.capacity", "Capacity of the L1 in encoded bytes.", "By")
 	g.l1Degraded = b.gauge("tiercache.l1.degraded", "1 while the bus subscription is not confirmed and L1 serves only young entries.", "1")
 	g.pending = b.gauge("tiercache.invalidations.pending", "Failed invalidations waiting for a background retry.", "{invalidation}")
-	g.breaker = b.gauge("tiercache.redis.breaker.open", "1 while the Redis circuit breaker is open.", "1")
+	g.breaker = b.gauge("tiercache.redis.breaker.open", "Redis endpoints (a server, or each master of a cluster) whose circuit breaker is open.", "1")
 	if b.err != nil {
 		return nil, fmt.Errorf("otel: %w", b.err)
 	}
@@ -166,9 +166,9 @@ func (m *Metrics) Record(e tiered.Event) {
 	case tiered.EventInvalidationReceived:
 		m.lag.Record(context.Background(), max(e.Duration, 0).Seconds()) // clocks of two machines: never negative
 	case tiered.EventBreakerOpen:
-		m.breakerOpen.Store(true)
+		m.breakerOpen.Add(1)
 	case tiered.EventBreakerClose:
-		m.breakerOpen.Store(false)
+		m.breakerOpen.Add(-1)
 	}
 }
 
@@ -188,7 +188,7 @@ func (m *Metrics) groupAttrs(group string) metric.MeasurementOption {
 // observe is the callback: it reports the counters of every group and of
 // the cache, and the gauges.
 func (m *Metrics) observe(_ context.Context, o metric.Observer) error {
-	o.ObserveInt64(m.gauges.breaker, boolValue(m.breakerOpen.Load()))
+	o.ObserveInt64(m.gauges.breaker, max(m.breakerOpen.Load(), 0))
 	c := m.cache.Load()
 	if c == nil {
 		return nil

@@ -35,7 +35,7 @@ type Collector struct {
 
 	load, leaseWait, refresh *prometheus.HistogramVec // by group
 	lag                      prometheus.Histogram
-	breakerOpen              atomic.Bool
+	breakerOpen              atomic.Int64 // endpoints whose breaker is open
 
 	groupCounters []groupCounter
 	cacheCounters []cacheCounter
@@ -121,7 +121,7 @@ func newCollector(opts Options) *Collector {
 		l1Fills:    desc("l1_fills_total", "Fills handed to the L1; each is admitted or rejected (tiercache_l1_rejected_total)."),
 		l1Degraded: desc("l1_degraded", "1 while the bus subscription is not confirmed and L1 serves only young entries."),
 		pending:    desc("invalidations_pending", "Failed invalidations waiting for a background retry."),
-		breaker:    desc("redis_breaker_open", "1 while the Redis circuit breaker is open."),
+		breaker:    desc("redis_breaker_open", "Redis endpoints (a server, or each master of a cluster) whose circuit breaker is open."),
 	}
 	for _, s := range groupStats() {
 		c.groupCounters = append(c.groupCounters, groupCounter{desc(s.name, s.help, "group"), s.value})
@@ -152,9 +152,9 @@ func (c *Collector) Record(e tiered.Event) {
 	case tiered.EventInvalidationReceived:
 		c.lag.Observe(max(e.Duration, 0).Seconds()) // clocks of two machines: never negative
 	case tiered.EventBreakerOpen:
-		c.breakerOpen.Store(true)
+		c.breakerOpen.Add(1)
 	case tiered.EventBreakerClose:
-		c.breakerOpen.Store(false)
+		c.breakerOpen.Add(-1)
 	}
 }
 
@@ -188,7 +188,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.leaseWait.Collect(ch)
 	c.refresh.Collect(ch)
 	c.lag.Collect(ch)
-	ch <- constMetric(c.breaker, prometheus.GaugeValue, boolValue(c.breakerOpen.Load()))
+	ch <- constMetric(c.breaker, prometheus.GaugeValue, float64(max(c.breakerOpen.Load(), 0)))
 	cache := c.cache.Load()
 	if cache == nil {
 		return
