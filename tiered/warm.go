@@ -70,7 +70,7 @@ func (e *WarmError) Error() string {
 	if len(e.Errs) > 0 {
 		first = ": " + e.Errs[0].Error()
 	}
-	return fmt.Sprintf("tiered: warm %q: %d ids failed (%s%s)%s", e.Group, len(e.Failed), strings.Join(ids, ", "), more, first)
+	return fmt.Sprintf("tiered: warm %q: %d failed (%s%s)%s", e.Group, len(e.Failed), strings.Join(ids, ", "), more, first)
 }
 
 // Unwrap returns every failure, so that errors.Is and errors.As see them.
