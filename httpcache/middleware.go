@@ -27,8 +27,8 @@ type Middleware struct {
 	log *slog.Logger
 	st  counters
 
-	mu       sync.RWMutex    // protects variant
-	variant  map[string]bool // prefixes of routes that cache, and whether they keep variants
+	mu      sync.RWMutex    // protects variant
+	variant map[string]bool // prefixes of routes that cache, and whether they keep variants
 }
 
 // New returns a Middleware that keeps responses in c. c must outlive it.
@@ -126,7 +126,7 @@ type route struct {
 	pat   pattern
 	opts  Options
 	group *tiered.Group[entry] // nil on a route that does not cache
-	inv   *invalidator          // nil on a route that does not write
+	inv   *invalidator         // nil on a route that does not write
 }
 
 func (m *Middleware) newRoute(p pattern, h http.Handler, opts Options) (*route, error) {
