@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // PanicError is what every caller waiting on a load receives, as a panic,
@@ -53,6 +54,10 @@ type flights struct {
 	// onPanic, if set, is told of every loader panic, whether or not a
 	// caller is still waiting to receive it.
 	onPanic func(key string, p *PanicError)
+
+	// noForget makes forget do nothing, so that a test can show it
+	// catches the stale reads forget prevents; nothing else may set it.
+	noForget atomic.Bool
 }
 
 // join returns the load of key in progress and joined = true, or registers
@@ -89,10 +94,35 @@ func (f *flights) finish(key string, fl *flight, v any, err error) {
 
 func (f *flights) end(key string, fl *flight) {
 	f.mu.Lock()
-	delete(f.m, key)
+	if f.m[key] == fl { // not forgotten and replaced by a newer load
+		delete(f.m, key)
+	}
 	f.mu.Unlock()
 	close(fl.done)
 	f.running.Done()
+}
+
+// forget detaches the loads in progress of keys and of the keys that
+// match accepts (match may be nil): callers that come after an
+// invalidation then start a new load instead of joining one that began
+// before it and may return the old value. A detached load goes on for the
+// callers it has, and cannot fill (the invalidation vetoes its fill).
+func (f *flights) forget(keys []string, match func(string) bool) {
+	if f.noForget.Load() {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		delete(f.m, k)
+	}
+	if match != nil {
+		for k := range f.m {
+			if match(k) {
+				delete(f.m, k)
+			}
+		}
+	}
 }
 
 // wait returns the outcome of the load, or ctx.Err() as soon as ctx is done

@@ -120,6 +120,7 @@ func (c *Cache) publish(ctx context.Context, inv invalidation) error {
 // applyLocal removes keys and the keys matching patterns from this node's
 // L1, and makes the loads of them in flight here not fill it.
 func (c *Cache) applyLocal(keys, patterns []string) {
+	c.forgetFlights(keys, patterns)
 	if c.l1 == nil {
 		return
 	}
@@ -135,6 +136,28 @@ func (c *Cache) applyLocal(keys, patterns []string) {
 	if removed > 0 {
 		c.stats.l1Removed.Add(uint64(removed))
 	}
+}
+
+// forgetFlights detaches the loads in flight of keys and of the keys that
+// match patterns, so that a read that begins after the invalidation does
+// not join a load that began before it.
+func (c *Cache) forgetFlights(keys, patterns []string) {
+	var match func(string) bool
+	if len(patterns) > 0 {
+		ms := make([]*glob.Matcher, len(patterns))
+		for i, p := range patterns {
+			ms[i] = glob.Compile(p)
+		}
+		match = func(k string) bool {
+			for _, m := range ms {
+				if m.Match(k) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	c.flights.forget(keys, match)
 }
 
 // Escape returns s with every glob metacharacter escaped, so that a pattern
