@@ -74,7 +74,6 @@ func (c *Cache) degrade() {
 }
 
 func (c *Cache) flushL1() {
-	c.flights.forget(nil, func(string) bool { return true })
 	if c.l1 != nil {
 		c.l1.Flush()
 		c.stats.record(c.rec, Event{Kind: EventFlush})

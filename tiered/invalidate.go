@@ -140,7 +140,9 @@ func (c *Cache) applyLocal(keys, patterns []string) {
 
 // forgetFlights detaches the loads in flight of keys and of the keys that
 // match patterns, so that a read that begins after the invalidation does
-// not join a load that began before it.
+// not join a load that began before it. (A flush on a bus loss or recovery
+// does not: no invalidation was applied, and the loads in flight stay
+// collapsed; their fills are vetoed by the flush.)
 func (c *Cache) forgetFlights(keys, patterns []string) {
 	var match func(string) bool
 	if len(patterns) > 0 {
