@@ -204,3 +204,23 @@ func TestRedisDown(t *testing.T) {
 		t.Fatal("the retried invalidation did not remove the key")
 	}
 }
+
+// TestHitHeadersAreCopies: a hit's header values are the response's own;
+// a later middleware that edits them in place does not change the cached
+// entry that other requests share.
+func TestHitHeadersAreCopies(t *testing.T) {
+	n := newNode(t, tiered.Options{})
+	n.handle(t, "GET /posts/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "body")
+	}), postOpts)
+	n.do("GET", "/posts/1", nil)
+	w := n.do("GET", "/posts/1", nil)
+	if w.Header().Get("X-Cache") != "HIT-L1" {
+		t.Fatal("no hit")
+	}
+	w.Header()["Content-Type"][0] = "text/evil"
+	if w2 := n.do("GET", "/posts/1", nil); w2.Header().Get("Content-Type") != "text/plain" {
+		t.Fatalf("Content-Type of the next hit = %q; an edit of a response changed the cache", w2.Header().Get("Content-Type"))
+	}
+}

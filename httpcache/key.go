@@ -60,6 +60,9 @@ func (rt *route) cacheID(r *http.Request) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	if r.URL.RawQuery == "" && len(o.VaryHeaders) == 0 && o.Caller == nil {
+		return escapeID(id), true // the common case allocates nothing
+	}
 	v := url.Values{}
 	if r.URL.RawQuery != "" {
 		q, err := url.ParseQuery(r.URL.RawQuery)

@@ -108,15 +108,36 @@ func (rt *route) cacheable(rec *recorder) bool {
 		rt.varyAllowed(h)
 }
 
-// serveEntry answers r from a cached response. A 200 goes through
-// http.ServeContent, which answers conditional and range requests from it.
+// conditionalRequest reports whether r carries a conditional or Range
+// header.
+func conditionalRequest(r *http.Request) bool {
+	for _, h := range conditional {
+		if _, ok := r.Header[h]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// serveEntry answers r from a cached response. A 200 answering a
+// conditional or range request goes through http.ServeContent, which
+// answers it from the cached body.
 func serveEntry(w http.ResponseWriter, r *http.Request, e entry, xcache string) {
 	dst := w.Header()
-	for k, v := range e.header {
-		dst[k] = v
+	n := 1
+	for _, v := range e.header {
+		n += len(v)
 	}
-	dst.Set(headerXCache, xcache)
-	if e.status == http.StatusOK {
+	// The entry is shared with every reader of the cache: the response
+	// gets copies, in one allocation, whatever later handlers do to them.
+	vals := make([]string, 0, n)
+	for k, v := range e.header {
+		vals = append(vals, v...)
+		dst[k] = vals[len(vals)-len(v) : len(vals) : len(vals)]
+	}
+	vals = append(vals, xcache)
+	dst[headerXCache] = vals[len(vals)-1:]
+	if e.status == http.StatusOK && conditionalRequest(r) {
 		modtime, _ := http.ParseTime(e.header.Get("Last-Modified"))
 		if _, typed := e.header["Content-Type"]; !typed {
 			dst["Content-Type"] = nil // no sniffing: the handler set none
