@@ -166,12 +166,15 @@ func (r *recorder) sendTo(w http.ResponseWriter, head bool) {
 	}
 }
 
-// toEntry returns the cacheable part of the recorded response.
-func (r *recorder) toEntry() entry {
+// toEntry returns the cacheable part of the recorded response: the
+// content headers and those named in extra (canonical names).
+func (r *recorder) toEntry(extra []string) entry {
 	h := make(http.Header)
-	for _, k := range storedHeaders {
-		if v, ok := r.header[k]; ok {
-			h[k] = slices.Clone(v)
+	for _, list := range [][]string{storedHeaders, extra} {
+		for _, k := range list {
+			if v, ok := r.header[k]; ok {
+				h[k] = slices.Clone(v)
+			}
 		}
 	}
 	return entry{status: r.status, header: h, body: r.body}

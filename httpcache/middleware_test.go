@@ -22,6 +22,7 @@ type step struct {
 	calls     int64  // handler calls so far, all nodes
 	bodyHas   string // a substring the body must contain
 	emptyBody bool
+	respHdr   map[string]string // response headers that must have these values ("": absent)
 }
 
 // routeSpec is a route registered on both nodes.
@@ -76,6 +77,14 @@ func TestMiddlewareTable(t *testing.T) {
 			{node: 1, method: "GET", target: "/posts/1", xcache: "HIT-L2", calls: 1},
 			{node: 1, method: "GET", target: "/posts/1", xcache: "HIT-L1", calls: 1},
 			get("/posts/2", "MISS", 2),
+		}},
+		{"content headers are kept, others only when named", []routeSpec{
+			{"GET /posts/{id}", postOpts, setHeader("Content-Type", "text/csv", "X-Total-Count", "5", "X-Trace", "t")},
+			{"GET /lists/{id}", httpcache.Options{Prefix: "list", ID: "id", StoreHeaders: []string{"x-total-count"}}, setHeader("X-Total-Count", "5", "X-Trace", "t")}}, []step{
+			{method: "GET", target: "/posts/1", xcache: "MISS", calls: 1, respHdr: map[string]string{"Content-Type": "text/csv", "X-Total-Count": "5", "X-Trace": "t"}},
+			{method: "GET", target: "/posts/1", xcache: "HIT-L1", calls: 1, respHdr: map[string]string{"Content-Type": "text/csv", "X-Total-Count": "", "X-Trace": ""}},
+			{method: "GET", target: "/lists/1", xcache: "MISS", calls: 2, respHdr: map[string]string{"X-Total-Count": "5", "X-Trace": "t"}},
+			{method: "GET", target: "/lists/1", xcache: "HIT-L1", calls: 2, respHdr: map[string]string{"X-Total-Count": "5", "X-Trace": "", "Content-Type": "text/plain; charset=utf-8"}},
 		}},
 		{"404 is not cached by default", []routeSpec{{"GET /posts/{id}", postOpts, status(404)}}, []step{
 			{method: "GET", target: "/posts/1", status: 404, xcache: "MISS", calls: 1},
@@ -263,6 +272,11 @@ func TestMiddlewareTable(t *testing.T) {
 					t.Fatalf("step %d: %s %s: body %q; want it to contain %q", i, s.method, s.target, body, s.bodyHas)
 				case s.emptyBody && body != "":
 					t.Fatalf("step %d: %s %s: body %q; want none", i, s.method, s.target, body)
+				}
+				for k, v := range s.respHdr {
+					if got := w.Header().Get(k); got != v {
+						t.Fatalf("step %d: %s %s: header %s = %q; want %q", i, s.method, s.target, k, got, v)
+					}
 				}
 			}
 		})

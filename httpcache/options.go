@@ -54,6 +54,13 @@ type Options struct {
 	// MaxBodyBytes bounds the body of a cached response; larger ones are
 	// served but not cached. Default: 1 MiB.
 	MaxBodyBytes int
+	// StoreHeaders names response headers a cached response keeps besides
+	// the content headers (Content-Type, Content-Encoding,
+	// Content-Language, Content-Disposition, Content-Location,
+	// Content-Security-Policy, Cache-Control, ETag, Expires, Last-Modified,
+	// Link, Location, Vary, X-Content-Type-Options), such as
+	// "X-Total-Count". Never Set-Cookie.
+	StoreHeaders []string
 
 	// ExtraKeys are further resources a write invalidates
 	// (to_invalidate_extra): key prefix -> id template, such as
@@ -123,6 +130,14 @@ func (o Options) validate(p pattern) (Options, error) {
 		vary[i] = http.CanonicalHeaderKey(h)
 	}
 	o.VaryHeaders = vary
+	store := make([]string, len(o.StoreHeaders))
+	for i, h := range o.StoreHeaders {
+		store[i] = http.CanonicalHeaderKey(h)
+		if h == "" || store[i] == "Set-Cookie" {
+			return o, fmt.Errorf("StoreHeaders: %q cannot be stored", h)
+		}
+	}
+	o.StoreHeaders = store
 	for _, n := range o.Supplied {
 		if !isIdent(n) || slices.Contains(p.wildcards, n) {
 			return o, fmt.Errorf("supplied value %q: not a name, or a wildcard of the route already", n)

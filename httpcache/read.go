@@ -67,16 +67,18 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 		if !rt.cacheable(rec) {
 			return entry{}, errUncacheable
 		}
-		return rec.toEntry(), nil
+		return rec.toEntry(rt.opts.StoreHeaders), nil
 	})
 	switch {
 	case r.Context().Err() != nil: // the client left; a load in flight goes on for the others
-	case err == nil:
-		serveEntry(w, r, e, miss)
-	case errors.Is(err, errUncacheable) && mine != nil:
-		rt.m.st.uncacheable.Add(1)
+	case mine != nil: // this request's own run of the handler, cached or not
+		if err != nil {
+			rt.m.st.uncacheable.Add(1)
+		}
 		w.Header().Set(headerXCache, miss)
 		mine.sendTo(w, false)
+	case err == nil: // another request's run, shared
+		serveEntry(w, r, e, miss)
 	default: // uncacheable for another request, or the cache is closed: run the handler
 		w.Header().Set(headerXCache, miss)
 		rt.h.ServeHTTP(w, r)

@@ -33,6 +33,7 @@ func TestRegistrationErrors(t *testing.T) {
 		{"uncacheable status", "GET /posts/{id}", httpcache.Options{Prefix: "p", ID: "id", Statuses: []int{206}}, "206"},
 		{"supplied name shadows a wildcard", "PUT /posts/{id}", httpcache.Options{Supplied: []string{"id"}}, "wildcard"},
 		{"star with other query names", "GET /posts/{id}", httpcache.Options{Prefix: "p", ID: "id", Query: []string{"*", "a"}}, "Query"},
+		{"Set-Cookie stored", "GET /posts/{id}", httpcache.Options{Prefix: "p", ID: "id", StoreHeaders: []string{"set-cookie"}}, "cannot be stored"},
 		{"negative TTL", "GET /posts/{id}", httpcache.Options{Prefix: "p", ID: "id", TTL: -1}, "negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
