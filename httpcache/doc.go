@@ -19,7 +19,12 @@
 //     Cache-Control no-store, no-cache or private, varies on a request
 //     header the key does not include, or exceeds [Options.MaxBodyBytes];
 //     concurrent requests that waited for it then run the handler
-//     themselves. A request the cache must not answer (Authorization or
+//     themselves. The run that fills the cache gets the request's values
+//     but not its cancellation, bounded by the cache's LoadTimeout, and
+//     none of its conditional or Range headers (a cached 200 answers those
+//     through [http.ServeContent]); its own client gets the handler's
+//     response in full, and hits get the content headers and
+//     [Options.StoreHeaders]. A request the cache must not answer (Authorization or
 //     Cookie without [Options.Caller], a query parameter the key does not
 //     include) runs the handler (X-Cache: BYPASS).
 //   - HEAD is answered from a cached GET response (headers only); it never
