@@ -104,3 +104,29 @@ func ExampleMiddleware_Wrap() {
 	// HIT-L1 user 42
 	// handler calls: 1
 }
+
+// Start-up warming through a cached route: the handler runs once per id,
+// and the first requests are hits.
+func ExampleMiddleware_Warm() {
+	c, _ := tiered.New(tiered.Options{})
+	defer c.Close()
+	mw, _ := httpcache.New(c, httpcache.Config{})
+	mux := http.NewServeMux()
+	_ = mw.Handle(mux, "GET /posts/{post_id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "post %s", r.PathValue("post_id"))
+	}), httpcache.Options{Prefix: "post_cache", ID: "post_id"})
+
+	popular := []string{"1", "2", "3"}
+	err := mw.Warm(context.Background(), "post_cache", popular, httpcache.WarmOptions{
+		Progress: func(p tiered.WarmProgress) { fmt.Printf("warmed %d/%d, %d failed\n", p.Done, p.Total, p.Failed) },
+	})
+	fmt.Println(err)
+	c.WaitL1()
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest("GET", "/posts/2", nil))
+	fmt.Println(w.Header().Get("X-Cache"), w.Body)
+	// Output:
+	// warmed 3/3, 0 failed
+	// <nil>
+	// HIT-L1 post 2
+}

@@ -27,8 +27,8 @@ type Middleware struct {
 	log *slog.Logger
 	st  counters
 
-	mu      sync.RWMutex    // protects variant
-	variant map[string]bool // prefixes of routes that cache, and whether they keep variants
+	mu      sync.RWMutex      // protects caching
+	caching map[string]*route // the routes that cache, by prefix
 }
 
 // New returns a Middleware that keeps responses in c. c must outlive it.
@@ -39,7 +39,7 @@ func New(c *tiered.Cache, cfg Config) (*Middleware, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Middleware{c: c, log: cfg.Logger, variant: make(map[string]bool)}, nil
+	return &Middleware{c: c, log: cfg.Logger, caching: make(map[string]*route)}, nil
 }
 
 // Handle registers h on mux for pattern (a Go 1.22 ServeMux pattern such
@@ -107,15 +107,21 @@ func checkSyntax(pat string) (err error) {
 func (m *Middleware) forget(prefix string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.variant, prefix)
+	delete(m.caching, prefix)
 }
 
 // hasVariants reports whether the route caching prefix keeps several keys
 // per resource.
 func (m *Middleware) hasVariants(prefix string) bool {
+	rt := m.cachingRoute(prefix)
+	return rt != nil && rt.opts.variants()
+}
+
+// cachingRoute returns the route that caches prefix, or nil.
+func (m *Middleware) cachingRoute(prefix string) *route {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.variant[prefix]
+	return m.caching[prefix]
 }
 
 // route is one registered route: the handler and what the cache does
@@ -143,14 +149,14 @@ func (m *Middleware) newRoute(p pattern, h http.Handler, opts Options) (*route, 
 	if p.reads() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if _, dup := m.variant[o.Prefix]; dup {
+		if _, dup := m.caching[o.Prefix]; dup {
 			return nil, fmt.Errorf("prefix %q is cached by another route", o.Prefix)
 		}
 		rt.group, err = tiered.NewGroup[entry](m.c, o.Prefix, tiered.GroupOptions{TTL: o.TTL, Codec: entryCodec{}})
 		if err != nil {
 			return nil, err
 		}
-		m.variant[o.Prefix] = o.variants()
+		m.caching[o.Prefix] = rt
 	}
 	return rt, nil
 }

@@ -3,13 +3,17 @@ package httpcache
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
 
 // route pattern: "[METHOD ][HOST]/[PATH]", as net/http.ServeMux reads it.
 type pattern struct {
+	src       string
 	method    string   // "" for every method
+	host      string   // "" for every host
+	path      string   // from its first "/"
 	wildcards []string // the path wildcards' names, in order
 }
 
@@ -17,7 +21,7 @@ type pattern struct {
 // pattern. It checks what the cache relies on; ServeMux checks the rest
 // when the pattern is registered.
 func parsePattern(s string) (pattern, error) {
-	var p pattern
+	p := pattern{src: s}
 	rest := strings.TrimLeft(s, " \t")
 	if i := strings.IndexAny(rest, " \t"); i >= 0 {
 		p.method, rest = rest[:i], strings.TrimLeft(rest[i:], " \t")
@@ -29,6 +33,7 @@ func parsePattern(s string) (pattern, error) {
 	if strings.ContainsAny(rest[:slash], "{}") {
 		return p, fmt.Errorf("httpcache: pattern %q: wildcards in the host", s)
 	}
+	p.host, p.path = rest[:slash], rest[slash:]
 	for _, seg := range strings.Split(rest[slash+1:], "/") {
 		if !strings.ContainsAny(seg, "{}") {
 			continue
@@ -69,3 +74,26 @@ var (
 
 func (p pattern) reads() bool  { return p.method == "" || slices.Contains(readMethods, p.method) }
 func (p pattern) writes() bool { return p.method == "" || slices.Contains(writeMethods, p.method) }
+
+// fill returns the escaped path of p with the wildcard name set to value,
+// and false if p has another wildcard.
+func (p pattern) fill(name, value string) (string, bool) {
+	segs := strings.Split(p.path[1:], "/")
+	for i, seg := range segs {
+		switch {
+		case seg == "{$}":
+			segs[i] = ""
+		case seg == "{"+name+"}":
+			segs[i] = url.PathEscape(value)
+		case seg == "{"+name+"...}":
+			parts := strings.Split(value, "/")
+			for j := range parts {
+				parts[j] = url.PathEscape(parts[j])
+			}
+			segs[i] = strings.Join(parts, "/")
+		case strings.HasPrefix(seg, "{"):
+			return "", false
+		}
+	}
+	return "/" + strings.Join(segs, "/"), true
+}

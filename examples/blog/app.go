@@ -25,7 +25,7 @@ type appOptions struct {
 	Recorder  tiered.Recorder // cache events, for tests and metrics
 	Progress  io.Writer       // warming progress; nil: none
 
-	// forgetPostKey leaves the post's data key out of what a PUT
+	// forgetPostKey leaves the post's own key out of what a PUT
 	// invalidates, so that a test can show it catches the stale reads
 	// that follow.
 	forgetPostKey bool
@@ -38,15 +38,9 @@ type app struct {
 	cache   *tiered.Cache
 	mw      *httpcache.Middleware
 	handler http.Handler
-
-	posts      *tiered.Group[Post]     // one post, as its endpoint and the warmers read it
-	categories *tiered.Group[Category] // reference data
-	userPosts  *tiered.Group[[]Post]   // a user's first page of posts, for active users
 }
 
 const pageSize = 10
-
-var errNotFound = errors.New("not found")
 
 func newApp(db *store, o appOptions) (*app, error) {
 	c, err := tiered.New(tiered.Options{Redis: o.Redis, Namespace: o.Namespace, Logger: o.Logger, Recorder: o.Recorder})
@@ -63,18 +57,9 @@ func newApp(db *store, o appOptions) (*app, error) {
 
 func (a *app) Close() error { return a.cache.Close() }
 
-// routes makes the data groups and registers the endpoints behind the cache.
+// routes registers the endpoints behind the cache.
 func (a *app) routes(o appOptions) error {
 	var err error
-	if a.posts, err = tiered.NewGroup[Post](a.cache, "post", tiered.GroupOptions{TTL: 30 * time.Minute}); err != nil {
-		return err
-	}
-	if a.categories, err = tiered.NewGroup[Category](a.cache, "category", tiered.GroupOptions{TTL: 24 * time.Hour}); err != nil {
-		return err
-	}
-	if a.userPosts, err = tiered.NewGroup[[]Post](a.cache, "user_posts_page_1", tiered.GroupOptions{TTL: 30 * time.Minute}); err != nil {
-		return err
-	}
 	if a.mw, err = httpcache.New(a.cache, httpcache.Config{Logger: o.Logger}); err != nil {
 		return err
 	}
@@ -82,10 +67,8 @@ func (a *app) routes(o appOptions) error {
 		Prefix: "post_cache", ID: "post_id", // the post's own response
 		Supplied: []string{"user_id", "category_id"}, // from the database, by the handler
 		ExtraKeys: map[string]string{
-			"post":              "{post_id}",     // the data the warmers fill
-			"user_posts_page_1": "{user_id}",     // likewise
-			"category_posts":    "{category_id}", // the old category's list and the new one's
-			"recent_posts":      "global",        // a literal key
+			"category_posts": "{category_id}", // the old category's list and the new one's
+			"recent_posts":   "global",        // a literal key
 			// The owner's lists: the list route is keyed by page, so
 			// this is the key "user_posts:7" and the pattern
 			// "user_posts:7|*" ("user_posts:7|q=page%3D2", ...).
@@ -93,7 +76,7 @@ func (a *app) routes(o appOptions) error {
 		},
 	}
 	if o.forgetPostKey {
-		delete(put.ExtraKeys, "post")
+		put.Prefix, put.ID = "", ""
 	}
 	mux := http.NewServeMux()
 	for _, r := range []struct {
@@ -102,6 +85,7 @@ func (a *app) routes(o appOptions) error {
 		opts    httpcache.Options
 	}{
 		{"GET /posts/{post_id}", a.getPost, httpcache.Options{Prefix: "post_cache", ID: "post_id", TTL: 30 * time.Minute}},
+		{"GET /categories/{category_id}", a.getCategory, httpcache.Options{Prefix: "category", ID: "category_id", TTL: 24 * time.Hour}},
 		{"GET /users/{user_id}/posts", a.getUserPosts, httpcache.Options{Prefix: "user_posts", ID: "user_id", Query: []string{"page"}, TTL: 10 * time.Minute}},
 		{"GET /categories/{category_id}/posts", a.getCategoryPosts, httpcache.Options{Prefix: "category_posts", ID: "category_id", TTL: 10 * time.Minute}},
 		{"GET /recent", a.getRecent, httpcache.Options{Prefix: "recent_posts", IDFunc: global, TTL: 10 * time.Minute}},
@@ -117,25 +101,22 @@ func (a *app) routes(o appOptions) error {
 
 func global(*http.Request) (string, bool) { return "global", true }
 
-// loadPost reads one post from the database, for the post group.
-func (a *app) loadPost(_ context.Context, id string) (Post, error) {
-	p, ok := a.db.Post(id)
+func (a *app) getPost(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.db.Post(r.PathValue("post_id"))
 	if !ok {
-		return Post{}, errNotFound
+		http.Error(w, "no such post", http.StatusNotFound)
+		return
 	}
-	return p, nil
+	writeJSON(w, p)
 }
 
-func (a *app) getPost(w http.ResponseWriter, r *http.Request) {
-	p, err := a.posts.Fetch(r.Context(), r.PathValue("post_id"), a.loadPost)
-	switch {
-	case errors.Is(err, errNotFound):
-		http.Error(w, "no such post", http.StatusNotFound)
-	case err != nil:
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-	default:
-		writeJSON(w, p)
+func (a *app) getCategory(w http.ResponseWriter, r *http.Request) {
+	c, ok := a.db.Categories([]string{r.PathValue("category_id")})[r.PathValue("category_id")]
+	if !ok {
+		http.Error(w, "no such category", http.StatusNotFound)
+		return
 	}
+	writeJSON(w, c)
 }
 
 func (a *app) getUserPosts(w http.ResponseWriter, r *http.Request) {
@@ -148,42 +129,11 @@ func (a *app) getUserPosts(w http.ResponseWriter, r *http.Request) {
 		}
 		page = n
 	}
-	user := r.PathValue("user_id")
-	if page > 1 {
-		writeJSON(w, a.db.UserPosts(user, page, pageSize))
-		return
-	}
-	posts, err := a.userPosts.Fetch(r.Context(), user, a.loadFirstPage)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, posts)
-}
-
-func (a *app) loadFirstPage(_ context.Context, user string) ([]Post, error) {
-	return a.db.UserPosts(user, 1, pageSize), nil
-}
-
-func (a *app) loadCategory(_ context.Context, id string) (Category, error) {
-	c, ok := a.db.Categories([]string{id})[id]
-	if !ok {
-		return Category{}, errNotFound
-	}
-	return c, nil
+	writeJSON(w, a.db.UserPosts(r.PathValue("user_id"), page, pageSize))
 }
 
 func (a *app) getCategoryPosts(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("category_id")
-	c, err := a.categories.Fetch(r.Context(), id, a.loadCategory)
-	if err != nil {
-		http.Error(w, "no such category", http.StatusNotFound)
-		return
-	}
-	writeJSON(w, struct {
-		Category Category `json:"category"`
-		Posts    []Post   `json:"posts"`
-	}{c, a.db.CategoryPosts(id)})
+	writeJSON(w, a.db.CategoryPosts(r.PathValue("category_id")))
 }
 
 func (a *app) getRecent(w http.ResponseWriter, _ *http.Request) {
@@ -227,8 +177,11 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// warm runs the three start-up warmers: reference data, popular content,
-// and the first page of posts of recently active users.
+// warm runs the three start-up warmers through the cached routes: reference
+// data (every category), popular content (the 100 most viewed posts) and
+// recently active users (the first page of their posts, requested without
+// ?page). Each fills the route's cache as a request would, with leases and
+// compare-and-set fills.
 func (a *app) warm(ctx context.Context, out io.Writer) error {
 	progress := func(what string) func(tiered.WarmProgress) {
 		if out == nil {
@@ -238,19 +191,9 @@ func (a *app) warm(ctx context.Context, out io.Writer) error {
 			fmt.Fprintf(out, "warming %-14s %3d/%d done, %d failed\n", what, p.Done, p.Total, p.Failed)
 		}
 	}
-	errs := []error{
-		a.categories.Warm(ctx, a.db.CategoryIDs(), tiered.WarmOptions[Category]{
-			LoadMany: func(_ context.Context, ids []string) (map[string]Category, error) { return a.db.Categories(ids), nil },
-			Progress: progress("categories"),
-		}),
-		a.posts.Warm(ctx, a.db.Popular(100), tiered.WarmOptions[Post]{
-			LoadMany:  func(_ context.Context, ids []string) (map[string]Post, error) { return a.db.Posts(ids), nil },
-			BatchSize: 25,
-			Progress:  progress("popular posts"),
-		}),
-		a.userPosts.Warm(ctx, a.db.RecentlyActive(50), tiered.WarmOptions[[]Post]{
-			Load: a.loadFirstPage, Progress: progress("active users"),
-		}),
-	}
-	return errors.Join(errs...)
+	return errors.Join(
+		a.mw.Warm(ctx, "category", a.db.CategoryIDs(), httpcache.WarmOptions{Progress: progress("categories")}),
+		a.mw.Warm(ctx, "post_cache", a.db.Popular(100), httpcache.WarmOptions{BatchSize: 25, Progress: progress("popular posts")}),
+		a.mw.Warm(ctx, "user_posts", a.db.RecentlyActive(50), httpcache.WarmOptions{Progress: progress("active users")}),
+	)
 }
