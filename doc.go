@@ -11,7 +11,9 @@
 //
 //   - [github.com/tiercache/tiercache/tiered] wires the tiers: Cache, Options,
 //     typed groups, Fetch, FetchMany, Set, Delete, Invalidate,
-//     InvalidatePattern, templates, Stats.
+//     InvalidatePattern, templates, Warm, WarmL1, Stats.
+//   - [github.com/tiercache/tiercache/httpcache] is the net/http middleware:
+//     cached GET routes and invalidating writes, checked at registration.
 //   - [github.com/tiercache/tiercache/local] is the L1: Ristretto plus a key
 //     index, epochs and invalidation generations.
 //   - [github.com/tiercache/tiercache/remote] is the L2: the envelope format,

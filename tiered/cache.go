@@ -77,8 +77,12 @@ type Cache struct {
 	dropNext atomic.Bool
 }
 
-// groupStats is what the Cache keeps of each group: its counters.
-type groupStats interface{ statsSnapshot() Stats }
+// groupStats is what the Cache keeps of each group: its counters, and
+// the L1 warming that needs the group's codec.
+type groupStats interface {
+	statsSnapshot() Stats
+	warmL1(ctx context.Context, keys []string) (int, error)
+}
 
 // New returns a Cache configured by opts. It does no I/O: an unreachable
 // Redis shows up in the first calls (reads fall back to the loader). It

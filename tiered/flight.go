@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // PanicError is what every caller waiting on a load receives, as a panic,
@@ -54,6 +55,10 @@ type flights struct {
 	m       map[string]*flight
 	closed  bool
 	running sync.WaitGroup // loads in progress, waited for by close
+
+	// noForget makes forget and forgetMatching do nothing, so that a test
+	// can show it catches the stale read they prevent.
+	noForget atomic.Bool
 
 	// onPanic, if set, is told of every loader panic, whether or not a
 	// caller is still waiting to receive it.
@@ -177,7 +182,7 @@ func (f *flights) detachLocked(key string, fl *flight) {
 // forget detaches the loads of keys in progress: they run on for the
 // callers already waiting, but a new caller starts a new load.
 func (f *flights) forget(keys []string) {
-	if len(keys) == 0 {
+	if len(keys) == 0 || f.noForget.Load() {
 		return
 	}
 	f.mu.Lock()
@@ -189,6 +194,9 @@ func (f *flights) forget(keys []string) {
 
 // forgetMatching detaches the loads in progress whose key match accepts.
 func (f *flights) forgetMatching(match func(string) bool) {
+	if f.noForget.Load() {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for k := range f.m {

@@ -1,0 +1,155 @@
+package httpcache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+)
+
+// The X-Cache header of a read.
+const (
+	headerXCache = "X-Cache"
+	hitL1        = "HIT-L1"
+	hitL2        = "HIT-L2"
+	miss         = "MISS"
+	bypass       = "BYPASS"
+)
+
+// errUncacheable is what the loader returns for a response the cache must
+// not keep: the requests that waited for it run the handler themselves.
+var errUncacheable = errors.New("httpcache: response not cacheable")
+
+// conditional are the request headers that make a response answer one
+// request only; the handler that fills the cache does not see them (the
+// cached response answers them instead).
+var conditional = []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range", "Range"}
+
+// serveRead answers a GET or HEAD through the cache.
+func (rt *route) serveRead(w http.ResponseWriter, r *http.Request) {
+	st := &rt.m.st
+	id, ok := rt.cacheID(r)
+	if !ok {
+		st.bypassed.Add(1)
+		w.Header().Set(headerXCache, bypass)
+		rt.h.ServeHTTP(w, r)
+		return
+	}
+	if e, ok := rt.group.Peek(id); ok {
+		st.hitsL1.Add(1)
+		serveEntry(w, r, e, hitL1)
+		return
+	}
+	if e, err := rt.group.Get(r.Context(), id); err == nil {
+		st.hitsL2.Add(1)
+		serveEntry(w, r, e, hitL2)
+		return
+	}
+	st.misses.Add(1)
+	if r.Method == http.MethodHead { // HEAD never stores: the handler answers
+		w.Header().Set(headerXCache, miss)
+		rt.h.ServeHTTP(w, r)
+		return
+	}
+	rt.fill(w, r, id)
+}
+
+// fill runs the handler for a GET that missed, once for every concurrent
+// request of the key (in this process; across processes through the
+// cache's lease), and keeps its response if it is cacheable.
+func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
+	var mine *recorder // the response of the handler run by this request, if it ran
+	e, err := rt.group.Fetch(r.Context(), id, func(ctx context.Context, _ string) (entry, error) {
+		rec := rt.record(r, ctx)
+		mine = rec
+		if !rt.cacheable(rec) {
+			return entry{}, errUncacheable
+		}
+		return rec.toEntry(rt.opts.StoreHeaders), nil
+	})
+	switch {
+	case r.Context().Err() != nil: // the client left; a load in flight goes on for the others
+	case mine != nil: // this request's own run of the handler, cached or not
+		if err != nil {
+			rt.m.st.uncacheable.Add(1)
+		}
+		w.Header().Set(headerXCache, miss)
+		mine.sendTo(w, false)
+	case err == nil: // another request's run, shared
+		serveEntry(w, r, e, miss)
+	default: // uncacheable for another request, or the cache is closed: run the handler
+		w.Header().Set(headerXCache, miss)
+		rt.h.ServeHTTP(w, r)
+	}
+}
+
+// record runs the handler for r with ctx (the load's context) and without
+// its conditional headers, and returns what it wrote.
+func (rt *route) record(r *http.Request, ctx context.Context) *recorder {
+	r = r.WithContext(ctx)
+	r.Header = r.Header.Clone()
+	for _, h := range conditional {
+		r.Header.Del(h)
+	}
+	rec := newRecorder()
+	rt.h.ServeHTTP(rec, r)
+	rec.finish()
+	return rec
+}
+
+// cacheable reports whether a recorded response may be kept and served to
+// other requests of its key.
+func (rt *route) cacheable(rec *recorder) bool {
+	h := rec.header
+	return slices.Contains(rt.opts.Statuses, rec.status) &&
+		len(rec.body) <= rt.opts.MaxBodyBytes &&
+		len(h.Values("Set-Cookie")) == 0 &&
+		!forbidsStore(h) &&
+		rt.varyAllowed(h)
+}
+
+// conditionalRequest reports whether r carries a conditional or Range
+// header.
+func conditionalRequest(r *http.Request) bool {
+	for _, h := range conditional {
+		if _, ok := r.Header[h]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// serveEntry answers r from a cached response. A 200 answering a
+// conditional or range request goes through http.ServeContent, which
+// answers it from the cached body.
+func serveEntry(w http.ResponseWriter, r *http.Request, e entry, xcache string) {
+	dst := w.Header()
+	n := 1
+	for _, v := range e.header {
+		n += len(v)
+	}
+	// The entry is shared with every reader of the cache: the response
+	// gets copies, in one allocation, whatever later handlers do to them.
+	vals := make([]string, 0, n)
+	for k, v := range e.header {
+		vals = append(vals, v...)
+		dst[k] = vals[len(vals)-len(v) : len(vals) : len(vals)]
+	}
+	vals = append(vals, xcache)
+	dst[headerXCache] = vals[len(vals)-1:]
+	if e.status == http.StatusOK && conditionalRequest(r) {
+		modtime, _ := http.ParseTime(e.header.Get("Last-Modified"))
+		if _, typed := e.header["Content-Type"]; !typed {
+			dst["Content-Type"] = nil // no sniffing: the handler set none
+		}
+		http.ServeContent(w, r, "", modtime, bytes.NewReader(e.body))
+		return
+	}
+	dst.Set("Content-Length", strconv.Itoa(len(e.body)))
+	w.WriteHeader(e.status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(e.body)
+	}
+}

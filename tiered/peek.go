@@ -1,0 +1,21 @@
+package tiered
+
+// Peek returns the value of id if this node's L1 holds it (an id cached as
+// not existing is not a value), without reading
+// Redis or loading anything: it tells a caller that needs to know which
+// tier served a read (an HTTP cache's X-Cache header) that L1 did. A hit
+// is counted as an L1 hit; a miss is not counted, so that the read that
+// follows it ([Group.Get], [Group.Fetch]) counts the miss once. Like
+// Fetch's hit path, it allocates nothing and reads no clock. The value is
+// shared: treat it as read-only.
+func (g *Group[V]) Peek(id string) (V, bool) {
+	if l1 := g.c.l1; l1 != nil {
+		if e, ok := l1.LookupPrefix(g.pfx, id); ok && !e.Absent {
+			g.l1Hit(e.Hash())
+			v, _ := e.Value.(V)
+			return v, true
+		}
+	}
+	var zero V
+	return zero, false
+}
