@@ -109,7 +109,7 @@ func (c *Cache[V]) Prefix(s string) Prefix { return Prefix{s: s, h: prefixHash(s
 // the degraded maximum age.
 //
 // LookupPrefix allocates nothing, reads no wall clock and takes no lock of
-// the cache's: one xxhash of suffix, one Ristretto Get and a few atomic
+// the cache's: one maphash of suffix, one Ristretto Get and a few atomic
 // loads. The entry is shared: the caller must not modify it. After Close
 // it misses.
 func (c *Cache[V]) LookupPrefix(p Prefix, suffix string) (*Entry[V], bool) {
