@@ -228,7 +228,6 @@ func (t *truth) settle(ctx context.Context) error {
 func (t *truth) loads() uint64         { return t.a.load(hLoads) }
 func (t *truth) keyLoads(k int) uint64 { return t.a.load(t.keyBase(k) + kLoads) }
 func (t *truth) distinct() uint64      { return t.a.load(hDistinct) }
-func (t *truth) writes() uint64        { return t.a.load(hWrites) }
 
 // timeline returns the loads per timelineWidth since markOrigin, up to d.
 func (t *truth) timeline(d time.Duration) []uint64 {
@@ -410,10 +409,4 @@ func (t *truth) startedBy(k int, at int64) uint64 {
 		}
 	}
 	return best
-}
-
-// startOf returns when the invalidation of version v of key k began.
-func (t *truth) startOf(k int, v uint64) (int64, bool) {
-	w, ok := t.entry(k, v)
-	return w.start, ok
 }

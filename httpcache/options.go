@@ -95,7 +95,7 @@ func (o Options) validate(p pattern) (Options, error) {
 		return o, fmt.Errorf("a route that caches needs a Prefix")
 	}
 	if o.Prefix != "" && o.ID == "" && o.IDFunc == nil && (p.reads() || len(p.wildcards) > 0) {
-		return o, fmt.Errorf("Prefix %q needs an ID (a path wildcard) or an IDFunc", o.Prefix)
+		return o, fmt.Errorf("the Prefix %q needs an ID (a path wildcard) or an IDFunc", o.Prefix)
 	}
 	if o.ID != "" && !slices.Contains(p.wildcards, o.ID) {
 		return o, fmt.Errorf("ID %q is not a wildcard of the route (wildcards: %v)", o.ID, p.wildcards)
@@ -119,7 +119,7 @@ func (o Options) validate(p pattern) (Options, error) {
 	}
 	for _, q := range o.Query {
 		if q == "" || q == "*" && len(o.Query) > 1 {
-			return o, fmt.Errorf("Query %q: empty name, or \"*\" with other names", o.Query)
+			return o, fmt.Errorf("option Query %q: empty name, or \"*\" with other names", o.Query)
 		}
 	}
 	vary := make([]string, len(o.VaryHeaders))

@@ -82,7 +82,7 @@ func ExampleTraceLoader() {
 	for _, s := range spans.Ended() {
 		fmt.Print(s.Name())
 		for _, kv := range s.Attributes() {
-			fmt.Printf(" %s=%s", kv.Key, kv.Value.Emit())
+			fmt.Printf(" %s=%s", kv.Key, kv.Value.String())
 		}
 		fmt.Println()
 	}

@@ -337,12 +337,6 @@ func (g *Group[V]) Invalidate(ctx context.Context, ids ...string) error {
 	return g.Delete(ctx, ids...)
 }
 
-func (c *Cache) l1Delete(keys ...string) {
-	if c.l1 != nil {
-		c.l1.Delete(keys...)
-	}
-}
-
 func (c *Cache) checkOpen() error {
 	if c.closing.Err() != nil {
 		return ErrClosed
