@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/minitime"
 )
 
 // env is the Redis every node of a run shares: an embedded miniredis, or a
@@ -60,29 +61,9 @@ func startMiniredis() (*env, error) {
 	if err := m.Start(); err != nil {
 		return nil, err
 	}
-	m.SetTime(time.Now())
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				m.SetTime(now)
-				m.FastForward(now.Sub(last))
-				last = now
-			}
-		}
-	}()
+	stopClock := minitime.Follow(m, 5*time.Millisecond)
 	return &env{name: "embedded miniredis", addrs: []string{m.Addr()}, mini: m, stop: func() {
-		close(done)
-		wg.Wait()
+		stopClock()
 		m.Close()
 	}}, nil
 }

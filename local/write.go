@@ -99,24 +99,7 @@ func (c *Cache[V]) ReleaseSet(key string, tok Token, it Item[V]) bool {
 
 // hold adds d to key's hold count, bumps its invalidation sequence and
 // removes its entry; it reports whether there was one.
-func (c *Cache[V]) hold(key string, d int32) bool {
-	h := c.keyHash(key)
-	s := c.stripe(h)
-	b := bucket(h)
-	s.mu.Lock()
-	s.held[b] += d
-	s.inv[b] = c.seq.Add(1)
-	e := s.idx[key]
-	if e != nil {
-		s.killLocked(e)
-	}
-	s.mu.Unlock()
-	if e == nil {
-		return false
-	}
-	c.del(e)
-	return true
-}
+func (c *Cache[V]) hold(key string, d int32) bool { return c.change(key, d, true) }
 
 // installIf is SetIf's index half: it installs an entry for it unless an
 // invalidation of key happened since tok, and returns it (nil if not).
@@ -211,12 +194,19 @@ func (c *Cache[V]) Delete(keys ...string) (removed int) {
 
 // remove kills key's indexed entry, if any, and deletes it from Ristretto;
 // with bump, it also vetoes the fills of key whose token predates it.
-func (c *Cache[V]) remove(key string, bump bool) bool {
+func (c *Cache[V]) remove(key string, bump bool) bool { return c.change(key, 0, bump) }
+
+// change adds held to key's hold count, bumps its invalidation sequence
+// (with bump), kills its indexed entry if any and deletes it from
+// Ristretto; it reports whether there was one.
+func (c *Cache[V]) change(key string, held int32, bump bool) bool {
 	h := c.keyHash(key)
 	s := c.stripe(h)
+	b := bucket(h)
 	s.mu.Lock()
+	s.held[b] += held
 	if bump {
-		s.inv[bucket(h)] = c.seq.Add(1)
+		s.inv[b] = c.seq.Add(1)
 	}
 	e := s.idx[key]
 	if e != nil {

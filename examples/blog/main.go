@@ -30,6 +30,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/minitime"
 )
 
 func main() {
@@ -52,7 +54,7 @@ func run(ctx context.Context, addr, redisAddr string) error {
 			return err
 		}
 		defer mr.Close()
-		stopClock := advanceInRealTime(mr)
+		stopClock := minitime.Follow(mr, 100*time.Millisecond)
 		defer stopClock()
 		redisAddr = mr.Addr()
 		fmt.Println("embedded Redis (miniredis) on", redisAddr)
@@ -93,27 +95,4 @@ func run(ctx context.Context, addr, redisAddr string) error {
 		return err
 	}
 	return nil
-}
-
-// advanceInRealTime moves miniredis's clock with the wall clock, which it
-// does not do by itself, so that TTLs expire; the returned func stops it.
-func advanceInRealTime(mr *miniredis.Miniredis) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				mr.FastForward(now.Sub(last))
-				last = now
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"go.uber.org/goleak"
 
+	"github.com/tiercache/tiercache/internal/minitime"
 	"github.com/tiercache/tiercache/internal/redistest"
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -237,7 +238,7 @@ func TestEmbeddedClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	mr.SetTTL("k", 50*time.Millisecond)
-	stop := advanceInRealTime(mr)
+	stop := minitime.Follow(mr, 100*time.Millisecond)
 	defer stop()
 	waitUntil(t, func() bool { return !mr.Exists("k") })
 }
