@@ -40,12 +40,25 @@ type Acquired struct {
 // AcquireMany is [Store.Acquire] for many keys in one pipeline (one
 // single-key command per key, so nothing crosses slots). The results are in
 // the order of keys.
+//
+// A client may send a command again after a connection failed mid-way (a
+// cluster client does so for a whole pipeline), so a key found holding the
+// very lease this call was taking counts as won.
 func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duration) ([]Acquired, error) {
+	tokens := make([]uint64, len(keys))
+	for i := range tokens {
+		tokens[i] = NewToken()
+	}
+	return s.acquireMany(ctx, keys, ttl, tokens)
+}
+
+// acquireMany is AcquireMany with the lease tokens chosen by the caller.
+func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duration, tokens []uint64) ([]Acquired, error) {
 	out := make([]Acquired, len(keys))
 	envs := make([][]byte, len(keys))
 	exp := time.Now().Add(ttl).UnixMilli()
 	for i, k := range keys {
-		out[i].Lease = Lease{Key: k, Token: NewToken()}
+		out[i].Lease = Lease{Key: k, Token: tokens[i]}
 		envs[i] = encode(Record{Kind: KindLease, Token: out[i].Lease.Token, Expire: exp})
 	}
 	var cmds []*redis.Cmd
@@ -74,8 +87,13 @@ func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		case err != nil:
 			return nil, fmt.Errorf("remote: acquire many: %w", err)
 		default:
+			rec := decode([]byte(raw))
+			if rec.Kind == KindLease && rec.Token == out[i].Lease.Token {
+				out[i].Won = true // our own lease, taken by an earlier send
+				continue
+			}
 			out[i].Lease = Lease{}
-			out[i].Found = decode([]byte(raw))
+			out[i].Found = rec
 		}
 	}
 	return out, nil
@@ -169,10 +187,11 @@ func (s *Store) leaseOp(ctx context.Context, sc *redis.Script, l Lease, op strin
 }
 
 // runMany runs sc once per key in one pipeline of EVALSHAs. A script inside
-// a pipeline is not retried after NOSCRIPT (a restarted or failed-over
-// server has an empty script cache), so the calls that report NOSCRIPT, and
-// only those (the others ran), are sent once more after SCRIPT LOAD, which a
-// cluster client sends to every master.
+// a pipeline is not retried after NOSCRIPT (a restarted or newly promoted
+// server, or a master added to a cluster, has an empty script cache), so
+// the calls that report NOSCRIPT, and only those (the others ran), are
+// sent once more after [Store.LoadScripts] has loaded every script on
+// every node.
 func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, args [][]any) ([]*redis.Cmd, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -194,9 +213,8 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, ar
 		if len(todo) == 0 || attempt == 1 {
 			return cmds, nil
 		}
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			return nil, err
-		}
+		// A node that cannot be reached fails its own calls again below.
+		_ = s.LoadScripts(ctx)
 	}
 }
 

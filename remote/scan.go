@@ -73,21 +73,13 @@ func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m
 	}
 }
 
-// unlinkOn removes keys (local keys) through c, one UNLINK per key in one
-// pipeline.
-func (s *Store) unlinkOn(ctx context.Context, c redis.Cmdable, keys []string) error {
+// unlinkOn removes keys (local keys) from the one server c, one UNLINK per
+// key in one pipeline, followed by WAIT with WaitReplicas.
+func (s *Store) unlinkOn(ctx context.Context, c *redis.Client, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range keys {
-			p.Unlink(ctx, s.prefix+k)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.pipeOn(ctx, c, keys, addUnlink); err != nil {
 		return fmt.Errorf("remote: unlink: %w", err)
 	}
 	return nil

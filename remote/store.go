@@ -25,6 +25,18 @@ type Options struct {
 	// context.WithTimeout; go-redis honours it on sockets only with
 	// ContextTimeoutEnabled). Default: 250ms.
 	Timeout time.Duration
+	// WaitReplicas, when positive, makes Set, Unlink and DeletePattern wait
+	// until that many replicas of every master they wrote to have
+	// acknowledged the writes (WAIT, sent on the connection that wrote), and
+	// return an error wrapping [ErrNotReplicated] when fewer do within
+	// WaitTimeout. Redis replicates asynchronously: without it, a failover
+	// can lose a write that was acknowledged. It needs a *redis.Client
+	// (a failover client included) or a *redis.ClusterClient. Default: 0,
+	// no waiting.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT; every call that waits may take Timeout
+	// plus WaitTimeout. Default: Timeout.
+	WaitTimeout time.Duration
 }
 
 // DefaultNamespace is the namespace of a [Store] whose Options leave it empty.
@@ -38,10 +50,12 @@ const DefaultTimeout = 250 * time.Millisecond
 // is safe for concurrent use. It does not own the client: Close does not
 // close it.
 type Store struct {
-	rdb      redis.UniversalClient
-	prefix   string // Namespace + ":"
-	timeout  time.Duration
-	noSetGet atomic.Bool // the server rejects SET NX GET (Redis < 7.0): take leases with a script
+	rdb          redis.UniversalClient
+	prefix       string // Namespace + ":"
+	timeout      time.Duration
+	waitReplicas int
+	waitTimeout  time.Duration // 0 without waitReplicas
+	noSetGet     atomic.Bool   // the server rejects SET NX GET (Redis < 7.0): take leases with a script
 }
 
 // New returns a Store on rdb. It does no I/O.
@@ -62,7 +76,34 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	return &Store{rdb: rdb, prefix: ns + ":", timeout: opts.Timeout}, nil
+	s := &Store{rdb: rdb, prefix: ns + ":", timeout: opts.Timeout}
+	if err := s.setWait(opts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// setWait validates and applies WaitReplicas and WaitTimeout.
+func (s *Store) setWait(opts Options) error {
+	if opts.WaitReplicas < 0 || opts.WaitTimeout < 0 {
+		return fmt.Errorf("remote: negative WaitReplicas %d or WaitTimeout %v", opts.WaitReplicas, opts.WaitTimeout)
+	}
+	if opts.WaitReplicas == 0 {
+		return nil
+	}
+	switch s.rdb.(type) {
+	case *redis.Client, *redis.ClusterClient:
+	default:
+		return fmt.Errorf("remote: WaitReplicas needs a *redis.Client or a *redis.ClusterClient, not %T", s.rdb)
+	}
+	s.waitReplicas = opts.WaitReplicas
+	s.waitTimeout = opts.WaitTimeout
+	if s.waitTimeout == 0 {
+		s.waitTimeout = s.timeout
+	}
+	// WAIT takes whole milliseconds, and 0 would block for ever.
+	s.waitTimeout = pxDuration(s.waitTimeout)
+	return nil
 }
 
 // ValidateNamespace reports whether ns can be a namespace: 1 to 64 bytes of
@@ -162,19 +203,29 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
 // Set writes rec under key with a TTL of ttl (rounded down to whole
 // milliseconds, at least 1ms), in one SET ... PX. It overwrites whatever the
 // key held, a lease included: a load in flight then fails its [Store.Fill].
+// With WaitReplicas, it then waits for the replicas (see [Options]).
 func (s *Store) Set(ctx context.Context, key string, rec Record, ttl time.Duration) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	if err := s.rdb.Set(ctx, s.prefix+key, encode(rec), pxDuration(ttl)).Err(); err != nil {
+	raw, px := encode(rec), pxDuration(ttl)
+	err := s.write(ctx, []string{key}, func(ctx context.Context, p redis.Pipeliner, rkey string) {
+		p.Set(ctx, rkey, raw, px)
+	})
+	if err != nil {
 		return fmt.Errorf("remote: set: %w", err)
 	}
 	return nil
 }
 
-// Unlink removes keys (leases included) with pipelined single-key UNLINKs.
+// Unlink removes keys (leases included) with pipelined single-key UNLINKs:
+// none crosses cluster slots. With WaitReplicas, it then waits for the
+// replicas of every master it wrote to (see [Options]).
 func (s *Store) Unlink(ctx context.Context, keys ...string) error {
-	return s.unlinkOn(ctx, s.rdb, keys)
+	if err := s.write(ctx, keys, addUnlink); err != nil {
+		return fmt.Errorf("remote: unlink: %w", err)
+	}
+	return nil
 }
+
+func addUnlink(ctx context.Context, p redis.Pipeliner, rkey string) { p.Unlink(ctx, rkey) }
 
 // Discard removes key only while it still holds exactly rec.Raw (a
 // compare-and-delete): a corrupt value goes, a newer value stays. It reports
