@@ -25,3 +25,7 @@ func ScriptSHAs() []string {
 	}
 	return out
 }
+
+// SetSkipWait makes a store with WaitReplicas leave WAIT out of its
+// writes.
+func SetSkipWait(s *Store, on bool) { s.skipWait = on }

@@ -56,6 +56,11 @@ type Store struct {
 	waitReplicas int
 	waitTimeout  time.Duration // 0 without waitReplicas
 	noSetGet     atomic.Bool   // the server rejects SET NX GET (Redis < 7.0): take leases with a script
+
+	// skipWait leaves WAIT out while keeping WaitReplicas' per-master
+	// writes. Tests set it to show that they catch a write reported
+	// replicated that is not; nothing else may.
+	skipWait bool
 }
 
 // New returns a Store on rdb. It does no I/O.
