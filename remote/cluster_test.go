@@ -189,9 +189,12 @@ func TestMasterAddedLater(t *testing.T) {
 	}
 }
 
-// TestScriptsAfterRestartAndFailover: a master is killed, comes back as a
-// replica with an empty script cache, and is failed over to again; the
-// pipelined scripts that then meet NOSCRIPT are loaded and run.
+// TestScriptsAfterRestartAndFailover: a master is killed, and its keys are
+// read from the replica that replaced it (the store makes the client look
+// for the new layout after the first failed call, instead of waiting for
+// its periodic reload); the node comes back as a replica with an empty
+// script cache and is failed over to again; the pipelined scripts that
+// then meet NOSCRIPT are loaded and run.
 func TestScriptsAfterRestartAndFailover(t *testing.T) {
 	t.Parallel()
 	cl := redistest.StartCluster(t)
@@ -224,7 +227,27 @@ func TestScriptsAfterRestartAndFailover(t *testing.T) {
 		}
 	}
 	fillAll(1)
+	var onM string
+	for i := range 30 {
+		if k := "r1:" + strconv.Itoa(i); cl.MasterOf(t, s.RedisKey(k)) == m {
+			onM = k
+		}
+	}
+	cl.WaitReplicated(t)
 	r := cl.KillMaster(t, m)
+	deadline := time.Now().Add(10 * time.Second) // a hang guard: the periodic reload comes after 60s
+	for {
+		rec, err := s.Get(ctx, onM)
+		if err == nil {
+			if rec.Kind != remote.KindValue {
+				t.Fatalf("Get(%s) from the promoted replica = %v; want its value", onM, rec.Kind)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Get(%s) still fails 10s after the failover: %v", onM, err)
+		}
+	}
 	cl.Restart(t, m)
 	if got, _ := m.Admin().ScriptExists(ctx, remote.ScriptSHAs()...).Result(); len(got) == 0 || got[0] {
 		t.Fatalf("a restarted node has scripts: %v", got)

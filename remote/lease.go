@@ -77,7 +77,7 @@ func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		cmds, err = s.runMany(ctx, acquireScript, keys, args)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("remote: acquire many: %w", err)
+		return nil, s.fail("acquire many", err)
 	}
 	for i, c := range cmds {
 		raw, err := c.Text()
@@ -85,7 +85,7 @@ func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		case err == redis.Nil:
 			out[i].Won = true
 		case err != nil:
-			return nil, fmt.Errorf("remote: acquire many: %w", err)
+			return nil, s.fail("acquire many", err)
 		default:
 			rec := decode([]byte(raw))
 			if rec.Kind == KindLease && rec.Token == out[i].Lease.Token {
@@ -127,7 +127,7 @@ func (s *Store) Fill(ctx context.Context, l Lease, rec Record, ttl time.Duration
 	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + l.Key},
 		identity(KindLease, l.Token), encode(rec), pxArg(ttl)).Int()
 	if err != nil {
-		return false, fmt.Errorf("remote: fill: %w", err)
+		return false, s.fail("fill", err)
 	}
 	return n == 1, nil
 }
@@ -150,13 +150,13 @@ func (s *Store) FillMany(ctx context.Context, fills []Fill) ([]bool, error) {
 	}
 	cmds, err := s.runMany(ctx, fillScript, keys, args)
 	if err != nil {
-		return nil, fmt.Errorf("remote: fill many: %w", err)
+		return nil, s.fail("fill many", err)
 	}
 	ok := make([]bool, len(fills))
 	for i, c := range cmds {
 		n, err := c.Int()
 		if err != nil {
-			return nil, fmt.Errorf("remote: fill many: %w", err)
+			return nil, s.fail("fill many", err)
 		}
 		ok[i] = n == 1
 	}
@@ -181,7 +181,7 @@ func (s *Store) leaseOp(ctx context.Context, sc *redis.Script, l Lease, op strin
 	args := append([]any{identity(KindLease, l.Token)}, extra...)
 	n, err := sc.Run(ctx, s.rdb, []string{s.prefix + l.Key}, args...).Int()
 	if err != nil {
-		return false, fmt.Errorf("remote: %s: %w", op, err)
+		return false, s.fail(op, err)
 	}
 	return n == 1, nil
 }
@@ -262,7 +262,7 @@ func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("remote: release many: %w", err)
+		return s.fail("release many", err)
 	}
 	return nil
 }

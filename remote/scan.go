@@ -54,7 +54,7 @@ func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m
 		keys, next, err := c.Scan(sctx, cursor, match, scanCount).Result()
 		cancel()
 		if err != nil {
-			return removed, fmt.Errorf("remote: scan: %w", err)
+			return removed, s.fail("scan", err)
 		}
 		var batch []string
 		for _, k := range keys {
@@ -80,7 +80,7 @@ func (s *Store) unlinkOn(ctx context.Context, c *redis.Client, keys []string) er
 		return nil
 	}
 	if err := s.pipeOn(ctx, c, keys, addUnlink); err != nil {
-		return fmt.Errorf("remote: unlink: %w", err)
+		return s.fail("unlink", err)
 	}
 	return nil
 }

@@ -167,7 +167,7 @@ func (s *Store) Get(ctx context.Context, key string) (Record, error) {
 		return Record{}, nil
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("remote: get: %w", err)
+		return Record{}, s.fail("get", err)
 	}
 	return decode(raw), nil
 }
@@ -189,7 +189,7 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
 		return nil
 	})
 	if err != nil && err != redis.Nil {
-		return nil, fmt.Errorf("remote: get many: %w", err)
+		return nil, s.fail("get many", err)
 	}
 	recs := make([]Record, len(keys))
 	for i, c := range cmds {
@@ -197,7 +197,7 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
 		switch {
 		case err == redis.Nil:
 		case err != nil:
-			return nil, fmt.Errorf("remote: get many: %w", err)
+			return nil, s.fail("get many", err)
 		default:
 			recs[i] = decode(raw)
 		}
@@ -215,7 +215,7 @@ func (s *Store) Set(ctx context.Context, key string, rec Record, ttl time.Durati
 		p.Set(ctx, rkey, raw, px)
 	})
 	if err != nil {
-		return fmt.Errorf("remote: set: %w", err)
+		return s.fail("set", err)
 	}
 	return nil
 }
@@ -225,7 +225,7 @@ func (s *Store) Set(ctx context.Context, key string, rec Record, ttl time.Durati
 // replicas of every master it wrote to (see [Options]).
 func (s *Store) Unlink(ctx context.Context, keys ...string) error {
 	if err := s.write(ctx, keys, addUnlink); err != nil {
-		return fmt.Errorf("remote: unlink: %w", err)
+		return s.fail("unlink", err)
 	}
 	return nil
 }
@@ -240,7 +240,7 @@ func (s *Store) Discard(ctx context.Context, key string, rec Record) (bool, erro
 	defer cancel()
 	n, err := discardScript.Run(ctx, s.rdb, []string{s.prefix + key}, rec.Raw).Int()
 	if err != nil {
-		return false, fmt.Errorf("remote: discard: %w", err)
+		return false, s.fail("discard", err)
 	}
 	return n == 1, nil
 }
@@ -253,4 +253,17 @@ func pxDuration(d time.Duration) time.Duration {
 		d = time.Millisecond
 	}
 	return d
+}
+
+// fail returns err as the error of operation op, and makes a cluster
+// client reload the cluster's layout in the background. go-redis follows
+// a MOVED by itself, but after a master dies it keeps sending that
+// master's slots to the dead address until its next reload (every 60s by
+// default); a failed call is the sign to look again. go-redis runs at most
+// one reload at a time.
+func (s *Store) fail(op string, err error) error {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
+	return fmt.Errorf("remote: %s: %w", op, err)
 }
