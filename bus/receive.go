@@ -27,7 +27,7 @@ func (b *Bus) receiveLoop() {
 	defer b.wg.Done()
 	backoff := initialBackoff
 	for {
-		ps := b.opts.Client.Subscribe(b.ctx, b.opts.Channel)
+		ps := b.subscribe()
 		b.mu.Lock()
 		b.sub = ps
 		b.mu.Unlock()
@@ -41,6 +41,13 @@ func (b *Bus) receiveLoop() {
 			return
 		}
 		b.lost(err)
+		if cc, ok := b.opts.Client.(*redis.ClusterClient); ok {
+			// The channel's node may have failed over or handed the slot
+			// on: a cluster client picks the node for the next
+			// subscription from its layout, which it reloads by itself only
+			// after a MOVED or once a minute.
+			cc.ReloadState(b.ctx)
+		}
 		if confirmed {
 			backoff = initialBackoff
 		}
@@ -53,6 +60,15 @@ func (b *Bus) receiveLoop() {
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
+}
+
+// subscribe starts a subscription to the channel: SUBSCRIBE, or SSUBSCRIBE
+// when sharded.
+func (b *Bus) subscribe() *redis.PubSub {
+	if b.opts.Sharded {
+		return b.opts.Client.SSubscribe(b.ctx, b.opts.Channel)
+	}
+	return b.opts.Client.Subscribe(b.ctx, b.opts.Channel)
 }
 
 // lost marks the subscription lost and tells the handler, once per loss.
@@ -75,7 +91,7 @@ func (b *Bus) session(ps *redis.PubSub) (confirmed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if s, ok := msg.(*redis.Subscription); !ok || s.Kind != "subscribe" {
+	if s, ok := msg.(*redis.Subscription); !ok || s.Kind != "subscribe" && s.Kind != "ssubscribe" {
 		return false, fmt.Errorf("%w: %T", errUnexpectedFirst, msg)
 	}
 	b.opts.Handler.Restored() // first: WaitHealthy returns only once the handler has acted
