@@ -165,9 +165,30 @@ func New(opts Options) (*Bus, error) {
 
 // Publisher returns the function that sends one encoded message on
 // channel through c: PUBLISH, or SPUBLISH when sharded.
+//
+// On a cluster client, PUBLISH goes to the master that serves the
+// channel's hash slot (where a cluster client subscribes too), not to any
+// node: the cluster relays a message published on one node to the others,
+// so two messages of one sender published on two different nodes may
+// reach a subscriber out of order, which the receivers would take for a
+// lost message. After a failed publish the client reloads the cluster's
+// layout.
 func Publisher(c redis.UniversalClient, channel string, sharded bool) func(ctx context.Context, payload []byte) error {
-	if sharded {
+	cc, cluster := c.(*redis.ClusterClient)
+	switch {
+	case sharded:
 		return func(ctx context.Context, payload []byte) error { return c.SPublish(ctx, channel, payload).Err() }
+	case cluster:
+		return func(ctx context.Context, payload []byte) error {
+			node, err := cc.MasterForKey(ctx, channel)
+			if err == nil {
+				err = node.Publish(ctx, channel, payload).Err()
+			}
+			if err != nil {
+				cc.ReloadState(ctx)
+			}
+			return err
+		}
 	}
 	return func(ctx context.Context, payload []byte) error { return c.Publish(ctx, channel, payload).Err() }
 }

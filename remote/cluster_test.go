@@ -82,7 +82,9 @@ func TestWaitReplicasSingle(t *testing.T) {
 		}
 	}
 
-	if _, err := remote.New(redis.NewRing(&redis.RingOptions{}), remote.Options{WaitReplicas: 1}); err == nil {
+	ring := redis.NewRing(&redis.RingOptions{})
+	defer ring.Close()
+	if _, err := remote.New(ring, remote.Options{WaitReplicas: 1}); err == nil {
 		t.Error("New accepted WaitReplicas on a Ring")
 	}
 	if _, err := remote.New(rdb, remote.Options{WaitReplicas: -1}); err == nil {
