@@ -114,6 +114,8 @@ type Bus struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
+	peers map[NodeID]uint64 // last sequence number seen per origin; only the receive goroutine uses it
+
 	mu      sync.Mutex // protects healthy, waiters and sub
 	healthy bool
 	waiters []chan struct{}
@@ -155,7 +157,7 @@ func New(opts Options) (*Bus, error) {
 	if err := checkClient(opts.Client); err != nil {
 		return nil, err
 	}
-	b := &Bus{opts: opts}
+	b := &Bus{opts: opts, peers: make(map[NodeID]uint64)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.wg.Add(2)
 	go b.heartbeatLoop()

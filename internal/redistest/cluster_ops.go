@@ -74,11 +74,17 @@ func (c *Cluster) waitPromoted(t testing.TB, id, old string) {
 // KillMaster kills master m outright (SIGKILL) and returns the replica
 // that the cluster elects in its place, once every live node serves m's
 // slots from it and the cluster is stable again. The election takes
-// cluster-node-timeout and a short random delay. It fails the test when m
-// has no replica.
+// cluster-node-timeout and a short random delay. m's replicas need not be
+// in sync (a test may have cut their link on purpose). It fails the test
+// when m has no replica.
 func (c *Cluster) KillMaster(t testing.TB, m *Node) *Node {
 	t.Helper()
-	reps := c.currentView(t).replicasOf(m.id)
+	var reps []string
+	waitUntil(t, "nodes agree on the slots", convergeTimeout, func(ctx context.Context) error {
+		v, err := c.converged(ctx, false)
+		reps = v.replicasOf(m.id)
+		return err
+	})
 	if len(reps) == 0 {
 		t.Fatalf("redistest: master %s has no replica to take over", m.Addr())
 	}

@@ -128,7 +128,11 @@ func (v view) isReplica(id string) bool {
 // cluster_state:ok with every slot served, all report the same view, and
 // every live replica is listed in it and in sync with its master. It
 // returns the common view.
-func (c *Cluster) stable(ctx context.Context) (view, error) {
+func (c *Cluster) stable(ctx context.Context) (view, error) { return c.converged(ctx, true) }
+
+// converged is stable, where synced says whether every live replica must be
+// listed and in sync too.
+func (c *Cluster) converged(ctx context.Context, synced bool) (view, error) {
 	var common view
 	for i, n := range c.live() {
 		info, err := n.admin.ClusterInfo(ctx).Result()
@@ -147,6 +151,9 @@ func (c *Cluster) stable(ctx context.Context) (view, error) {
 		} else if v.String() != common.String() {
 			return nil, fmt.Errorf("%s sees %v, another node %v: %w", n.Addr(), v, common, errPending)
 		}
+		if !synced {
+			continue
+		}
 		r, err := n.role(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("ROLE on %s: %w", n.Addr(), err)
@@ -154,6 +161,9 @@ func (c *Cluster) stable(ctx context.Context) (view, error) {
 		if !r.master && !r.connected {
 			return nil, fmt.Errorf("replica %s not in sync with %s: %w", n.Addr(), r.masterAt, errPending)
 		}
+	}
+	if !synced {
+		return common, nil
 	}
 	for _, n := range c.live() {
 		if r, err := n.role(ctx); err == nil && !r.master && !common.isReplica(n.id) {
