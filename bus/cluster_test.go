@@ -69,11 +69,11 @@ func delivered(t *testing.T, a *bus.Bus, rb *recorder, key string) {
 
 // TestClusterBus: plain and sharded buses on one cluster deliver a burst
 // in order, with no false gap. A manual
-// failover of the shard that owns the sharded channel ends that
-// subscription from the server's side (SUNSUBSCRIBE), which counts as a
-// loss followed by a recovery; killing the master a plain subscription sits
-// on is a loss too, and the bus comes back on the promoted replica.
-// Messages flow again after each.
+// failover of the shard that owns the sharded channel, or a move of its
+// slot, ends that subscription from the server's side (SUNSUBSCRIBE),
+// which counts as a loss followed by a recovery; killing the master a
+// plain subscription sits on is a loss too, and the bus comes back on the
+// promoted replica. Messages flow again after each.
 func TestClusterBus(t *testing.T) {
 	t.Parallel()
 	cl := redistest.StartCluster(t)
@@ -114,6 +114,19 @@ func TestClusterBus(t *testing.T) {
 	rd.expect(t, "restored")
 	delivered(t, c, rd, "sharded-2")
 	delivered(t, a, rb, "plain-2")
+
+	// Moving the sharded channel's slot to another master ends the
+	// subscription too.
+	owner = cl.MasterOf(t, sharded)
+	for _, m := range cl.Masters(t) {
+		if m != owner {
+			cl.MoveSlot(t, cl.Slot(t, sharded), m)
+			break
+		}
+	}
+	rd.expect(t, "lost")
+	rd.expect(t, "restored")
+	delivered(t, c, rd, "sharded-3")
 
 	promoted := cl.KillMaster(t, cl.MasterOf(t, plain))
 	rb.until(t, "lost")
