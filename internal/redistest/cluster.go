@@ -56,7 +56,6 @@ func ClusterArgs(args ...string) ClusterOption {
 // Restart, AddMaster, MoveSlot, ProxyReplication) fail the test like
 // t.Fatal, so they must be called from the test's goroutine.
 type Cluster struct {
-	t   testing.TB
 	cfg clusterConfig
 
 	mu    sync.Mutex // protects nodes and remap
@@ -110,7 +109,7 @@ func StartCluster(t testing.TB, opts ...ClusterOption) *Cluster {
 		t.Fatalf("redistest: NodeTimeout(%v) below 100ms", cfg.nodeTimeout)
 	}
 	Binary(t) // skip or fail before starting anything
-	c := &Cluster{t: t, cfg: cfg, remap: make(map[string]string)}
+	c := &Cluster{cfg: cfg, remap: make(map[string]string)}
 	total := cfg.masters * (1 + cfg.replicas)
 	for range total {
 		c.startNode(t)
