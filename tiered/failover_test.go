@@ -200,25 +200,47 @@ func failoverUnderLoad(t *testing.T, d deployment) (a, b *loadNode) {
 // busChannel is the bus channel of namespace ns.
 func busChannel(ns string) string { return ns + ":tiercache:bus" }
 
-// TestClusterFailoverUnderLoad: a manual failover (CLUSTER FAILOVER on a
-// replica) of the master that holds the bus channel, under load, with
-// plain and with sharded pub/sub. With sharded pub/sub the server ends the
-// subscriptions, so both nodes lose the bus and recover.
+// TestClusterFailoverUnderLoad: failovers of the master that holds the bus
+// channel, under load: a manual failover (CLUSTER FAILOVER on its replica)
+// with plain and with sharded pub/sub (where the server ends the
+// subscriptions, so both nodes lose the bus and recover), and the master
+// killed outright with InvalidateReplicas (the writes to its shard fail
+// and are retried until the killed node is back as a replica).
 func TestClusterFailoverUnderLoad(t *testing.T) {
 	t.Parallel()
-	for _, sharded := range []bool{false, true} {
-		t.Run("sharded="+strconv.FormatBool(sharded), func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    tiered.Options
+		kill    bool
+		wantBus bool // both nodes must lose the bus
+	}{
+		{name: "manual", opts: tiered.Options{}},
+		{name: "manual-sharded", opts: tiered.Options{ShardedPubSub: true}, wantBus: true},
+		{name: "kill-wait", opts: tiered.Options{InvalidateReplicas: 1}, kill: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cl := redistest.StartCluster(t)
-			a, b := failoverUnderLoad(t, deployment{
+			var killed *redistest.Node
+			d := deployment{
 				client: func(t *testing.T) redis.UniversalClient { return cl.Client(t) },
-				opts:   tiered.Options{ShardedPubSub: sharded},
+				opts:   tc.opts,
 				failover: func(t *testing.T) {
-					cl.Failover(t, cl.ReplicaOf(t, cl.MasterOf(t, busChannel("load"))))
+					m := cl.MasterOf(t, busChannel("load"))
+					if tc.kill {
+						killed = m
+						cl.KillMaster(t, m)
+						return
+					}
+					cl.Failover(t, cl.ReplicaOf(t, m))
 				},
-			})
-			if sharded && (a.lost.Load() == 0 || b.lost.Load() == 0) {
-				t.Fatalf("sharded: bus losses a %d, b %d; want the server's unsubscribe on both", a.lost.Load(), b.lost.Load())
+			}
+			if tc.kill {
+				d.settle = func(t *testing.T) { cl.Restart(t, killed) }
+			}
+			a, b := failoverUnderLoad(t, d)
+			if tc.wantBus && (a.lost.Load() == 0 || b.lost.Load() == 0) {
+				t.Fatalf("bus losses a %d, b %d; want the server's unsubscribe on both", a.lost.Load(), b.lost.Load())
 			}
 		})
 	}
