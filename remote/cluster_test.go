@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,10 +57,10 @@ func TestWaitReplicasSingle(t *testing.T) {
 	replica := redistest.Start(t, redistest.Args("--replicaof", "127.0.0.1", port))
 	rdb := primary.Client(t)
 	keys := []string{"a", "b", "c"}
-	waitInSync(t, replica.Client(t))
+	waitInSync(t, replica.Client(t), rdb)
 
-	s := newStore(t, rdb, remote.Options{WaitReplicas: 1, WaitTimeout: time.Second})
-	for op, err := range waitWrites(t, s, keys) { // the replica attaches within the timeout
+	s := newStore(t, rdb, remote.Options{WaitReplicas: 1, WaitTimeout: 5 * time.Second})
+	for op, err := range waitWrites(t, s, keys) {
 		if err != nil {
 			t.Fatalf("%s with an attached replica: %v", op, err)
 		}
@@ -92,18 +93,21 @@ func TestWaitReplicasSingle(t *testing.T) {
 	}
 }
 
-// waitInSync waits until the replica behind c reports its link up. A
+// waitInSync waits until the replica behind r reports its link up and the
+// primary behind p counts it online (only then does WAIT count it). A
 // bounded wait for the replication handshake, not a test interleaving.
-func waitInSync(t *testing.T, c *redis.Client) {
+func waitInSync(t *testing.T, r, p *redis.Client) {
 	t.Helper()
+	ctx := context.Background()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		role, err := c.Do(context.Background(), "role").Slice()
-		if err == nil && len(role) > 3 && role[3] == "connected" {
+		role, err := r.Do(ctx, "role").Slice()
+		info := p.Info(ctx, "replication").Val()
+		if err == nil && len(role) > 3 && role[3] == "connected" && strings.Contains(info, "state=online") {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replica not in sync within 10s: %v, %v", role, err)
+			t.Fatalf("replica not in sync within 10s: %v, %v; primary: %s", role, err, info)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -116,16 +120,17 @@ func TestWaitReplicasCluster(t *testing.T) {
 	t.Parallel()
 	cl := redistest.StartCluster(t)
 	rdb := cl.Client(t)
-	s := newStore(t, rdb, remote.Options{WaitReplicas: 1, WaitTimeout: 20 * time.Millisecond})
 	keys := manyKeys("w:", 60)
-	held := cl.MasterOf(t, s.RedisKey(keys[0]))
+	patient := newStore(t, rdb, remote.Options{WaitReplicas: 1, WaitTimeout: 5 * time.Second})
+	held := cl.MasterOf(t, patient.RedisKey(keys[0]))
 	proxy := cl.ProxyReplication(t, held)
-	for op, err := range waitWrites(t, s, keys) {
+	for op, err := range waitWrites(t, patient, keys) {
 		if err != nil {
 			t.Fatalf("%s with every replica up: %v", op, err)
 		}
 	}
 	proxy.Blackhole()
+	s := newStore(t, rdb, remote.Options{WaitReplicas: 1, WaitTimeout: 20 * time.Millisecond})
 	var onHeld, elsewhere []string
 	for _, k := range keys {
 		if cl.MasterOf(t, s.RedisKey(k)) == held {
@@ -142,7 +147,7 @@ func TestWaitReplicasCluster(t *testing.T) {
 			t.Errorf("%s with %s's replication held = %v; want ErrNotReplicated", op, held.Addr(), err)
 		}
 	}
-	if err := s.Unlink(context.Background(), elsewhere...); err != nil {
+	if err := patient.Unlink(context.Background(), elsewhere...); err != nil {
 		t.Errorf("Unlink of keys of the other masters = %v; want nil", err)
 	}
 	remote.SetSkipWait(s, true)

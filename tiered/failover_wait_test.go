@@ -143,7 +143,7 @@ func killMasterScenario(t *testing.T, wait bool) (acked, stale bool) {
 	ctx := context.Background()
 	o := tiered.Options{Namespace: "kw", Heartbeat: 200 * time.Millisecond}
 	if wait {
-		o.InvalidateReplicas, o.InvalidateReplicasTimeout = 1, 50*time.Millisecond
+		o.InvalidateReplicas, o.InvalidateReplicasTimeout = 1, 500*time.Millisecond
 	}
 	a := newFleetNodeOn(t, cl.Client(t), o)
 	b := newFleetNodeOn(t, cl.Client(t), o)

@@ -161,6 +161,11 @@ func (c *Cluster) converged(ctx context.Context, synced bool) (view, error) {
 		if !r.master && !r.connected {
 			return nil, fmt.Errorf("replica %s not in sync with %s: %w", n.Addr(), r.masterAt, errPending)
 		}
+		if r.master {
+			if err := replicasOnline(ctx, n.admin); err != nil {
+				return nil, fmt.Errorf("master %s: %w", n.Addr(), err)
+			}
+		}
 	}
 	if !synced {
 		return common, nil
@@ -176,7 +181,9 @@ func (c *Cluster) converged(ctx context.Context, synced bool) (view, error) {
 // WaitStable waits until the live nodes have converged: every one reports
 // cluster_state:ok with all 16384 slots served, they all agree on the
 // master and the replicas of every slot, and every live replica is in sync
-// with its master. It fails the test if they have not within 30s.
+// with its master (its link up, and online in its master's view, so that
+// the master counts it for WAIT). It fails the test if they have not
+// within 30s.
 func (c *Cluster) WaitStable(t testing.TB) {
 	t.Helper()
 	waitUntil(t, "cluster stable", convergeTimeout, func(ctx context.Context) error {
@@ -205,6 +212,23 @@ func (c *Cluster) waitKnown(t testing.TB) {
 		}
 		return nil
 	})
+}
+
+// replicasOnline reports nil when every replica attached to the master
+// behind c is online in the master's own view (INFO replication): only
+// then does the master count the replica's acknowledgements for WAIT. A
+// replica reports its link up a moment before its master puts it online.
+func replicasOnline(ctx context.Context, c *redis.Client) error {
+	info, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		return err
+	}
+	for line := range strings.Lines(info) {
+		if strings.HasPrefix(line, "slave") && strings.Contains(line, "state=") && !strings.Contains(line, "state=online") {
+			return fmt.Errorf("replica not online yet: %s: %w", strings.TrimSpace(line), errPending)
+		}
+	}
+	return nil
 }
 
 // waitSynced waits until every live replica's link to its master is up

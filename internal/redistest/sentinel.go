@@ -55,6 +55,9 @@ func StartSentinel(t testing.TB) *Sentinel {
 		if err == nil && !r.connected {
 			err = fmt.Errorf("replica %s not in sync: %w", s.data[1].Addr(), errPending)
 		}
+		if err == nil {
+			err = replicasOnline(ctx, s.client(s.data[0]))
+		}
 		return err
 	})
 	for range 3 {
@@ -246,6 +249,6 @@ func (s *Sentinel) WaitReplicaInSync(t testing.TB) {
 		if ro.master || ro.masterAt != p.Addr() || !ro.connected {
 			return fmt.Errorf("%s: primary %v, replicating from %q, in sync %v: %w", r.Addr(), ro.master, ro.masterAt, ro.connected, errPending)
 		}
-		return nil
+		return replicasOnline(ctx, s.client(p))
 	})
 }
