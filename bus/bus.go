@@ -64,9 +64,18 @@ type Options struct {
 	// Observe, if set, receives every [Event]; it is called on the bus's
 	// goroutines and must be fast.
 	Observe func(Event)
-	// Publish, if set, replaces PUBLISH on Client for sending one encoded
-	// message (to use sharded pub/sub, or to inject faults in tests).
-	// Default: Client.Publish(ctx, Channel, payload).
+	// Sharded makes the bus use sharded pub/sub (SSUBSCRIBE and, by
+	// default, SPUBLISH; Redis 7.0 and later). On a cluster a sharded
+	// channel lives on the shard that owns its hash slot: messages travel
+	// within that shard only instead of being broadcast to every node, but
+	// a failover of that shard or a move of the slot makes the server end
+	// the subscription (SUNSUBSCRIBE), which the bus reports as a loss and
+	// follows with a new subscription. Default: false, plain SUBSCRIBE and
+	// PUBLISH.
+	Sharded bool
+	// Publish, if set, replaces PUBLISH (SPUBLISH when Sharded) on Client
+	// for sending one encoded message (to inject faults in tests). Default:
+	// Client.Publish(ctx, Channel, payload).
 	Publish func(ctx context.Context, payload []byte) error
 }
 
@@ -105,6 +114,8 @@ type Bus struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
+	peers map[NodeID]uint64 // last sequence number seen per origin; only the receive goroutine uses it
+
 	mu      sync.Mutex // protects healthy, waiters and sub
 	healthy bool
 	waiters []chan struct{}
@@ -141,20 +152,47 @@ func New(opts Options) (*Bus, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Publish == nil {
-		client, channel := opts.Client, opts.Channel
-		opts.Publish = func(ctx context.Context, payload []byte) error {
-			return client.Publish(ctx, channel, payload).Err()
-		}
+		opts.Publish = Publisher(opts.Client, opts.Channel, opts.Sharded)
 	}
 	if err := checkClient(opts.Client); err != nil {
 		return nil, err
 	}
-	b := &Bus{opts: opts}
+	b := &Bus{opts: opts, peers: make(map[NodeID]uint64)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.wg.Add(2)
 	go b.heartbeatLoop()
 	go b.receiveLoop()
 	return b, nil
+}
+
+// Publisher returns the function that sends one encoded message on
+// channel through c: PUBLISH, or SPUBLISH when sharded.
+//
+// On a cluster client, PUBLISH goes to the master that serves the
+// channel's hash slot (where a cluster client subscribes too), not to any
+// node: the cluster relays a message published on one node to the others,
+// so two messages of one sender published on two different nodes may
+// reach a subscriber out of order, which the receivers would take for a
+// lost message. After a failed publish the client reloads the cluster's
+// layout.
+func Publisher(c redis.UniversalClient, channel string, sharded bool) func(ctx context.Context, payload []byte) error {
+	cc, cluster := c.(*redis.ClusterClient)
+	switch {
+	case sharded:
+		return func(ctx context.Context, payload []byte) error { return c.SPublish(ctx, channel, payload).Err() }
+	case cluster:
+		return func(ctx context.Context, payload []byte) error {
+			node, err := cc.MasterForKey(ctx, channel)
+			if err == nil {
+				err = node.Publish(ctx, channel, payload).Err()
+			}
+			if err != nil {
+				cc.ReloadState(ctx)
+			}
+			return err
+		}
+	}
+	return func(ctx context.Context, payload []byte) error { return c.Publish(ctx, channel, payload).Err() }
 }
 
 // checkClient refuses a client with go-redis's client-side caching on: it

@@ -12,6 +12,13 @@
 // this node's own heartbeats. The handler (the cache) flushes its L1 when the
 // subscription is lost and again when it is back.
 //
+// On a Redis Cluster the bus works with plain pub/sub (PUBLISH reaches the
+// subscribers of every node) or, with Options.Sharded, with sharded pub/sub
+// (SPUBLISH and SSUBSCRIBE, Redis 7.0+), where the server ends a
+// subscription when the channel's slot fails over or moves: a loss like
+// any other. After every loss on a cluster client the bus has the client
+// reload the cluster's layout before it subscribes again.
+//
 // Every message carries a version byte, the origin node's random 128-bit ID,
 // a per-origin sequence number, the time it was sent, and keys or patterns.
 // Publishing is serialized per node and assigns the sequence numbers, so one

@@ -27,7 +27,7 @@ func (b *Bus) receiveLoop() {
 	defer b.wg.Done()
 	backoff := initialBackoff
 	for {
-		ps := b.opts.Client.Subscribe(b.ctx, b.opts.Channel)
+		ps := b.subscribe()
 		b.mu.Lock()
 		b.sub = ps
 		b.mu.Unlock()
@@ -41,6 +41,13 @@ func (b *Bus) receiveLoop() {
 			return
 		}
 		b.lost(err)
+		if cc, ok := b.opts.Client.(*redis.ClusterClient); ok {
+			// The channel's node may have failed over or handed the slot
+			// on: a cluster client picks the node for the next
+			// subscription from its layout, which it reloads by itself only
+			// after a MOVED or once a minute.
+			cc.ReloadState(b.ctx)
+		}
 		if confirmed {
 			backoff = initialBackoff
 		}
@@ -53,6 +60,15 @@ func (b *Bus) receiveLoop() {
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
+}
+
+// subscribe starts a subscription to the channel: SUBSCRIBE, or SSUBSCRIBE
+// when sharded.
+func (b *Bus) subscribe() *redis.PubSub {
+	if b.opts.Sharded {
+		return b.opts.Client.SSubscribe(b.ctx, b.opts.Channel)
+	}
+	return b.opts.Client.Subscribe(b.ctx, b.opts.Channel)
 }
 
 // lost marks the subscription lost and tells the handler, once per loss.
@@ -70,12 +86,12 @@ func (b *Bus) lost(err error) {
 // session runs one subscription until it fails, and reports whether it was
 // confirmed.
 func (b *Bus) session(ps *redis.PubSub) (confirmed bool, err error) {
-	r := receiver{b: b, peers: make(map[NodeID]uint64)}
+	r := receiver{b: b, peers: b.peers}
 	msg, err := ps.ReceiveTimeout(b.ctx, b.opts.PingInterval*2)
 	if err != nil {
 		return false, err
 	}
-	if s, ok := msg.(*redis.Subscription); !ok || s.Kind != "subscribe" {
+	if s, ok := msg.(*redis.Subscription); !ok || s.Kind != "subscribe" && s.Kind != "ssubscribe" {
 		return false, fmt.Errorf("%w: %T", errUnexpectedFirst, msg)
 	}
 	b.opts.Handler.Restored() // first: WaitHealthy returns only once the handler has acted
@@ -87,7 +103,7 @@ func (b *Bus) session(ps *redis.PubSub) (confirmed bool, err error) {
 // receiver is the state of one confirmed subscription.
 type receiver struct {
 	b           *Bus
-	peers       map[NodeID]uint64 // last sequence number seen per origin
+	peers       map[NodeID]uint64 // the bus's, kept across subscriptions
 	pingPending bool
 	lastOwnBeat time.Time
 }
@@ -162,17 +178,19 @@ func (r *receiver) message(payload string) {
 }
 
 // gap records m's sequence number and reports whether a message of its
-// origin went missing before it. The first message of an origin in a
-// subscription sets the baseline: what that origin sent before was either
-// received by an earlier subscription or is covered by the flush that
-// ended it.
+// origin went missing before it. Sequence numbers are kept across
+// subscriptions, and an origin heard of for the first time counts as
+// having sent nothing yet, so the first message of an origin after a
+// (re)subscription is checked like any other: a new subscription may be
+// confirmed on a node that still misses what is published elsewhere (on a
+// cluster, a replica that its new master does not count in its shard yet),
+// and the flush that ended the outage does not cover a message lost after
+// it. What an origin sent while no subscription was up shows as a gap
+// too, which costs one more flush right after that one.
 func (r *receiver) gap(m Message) bool {
-	last, known := r.peers[m.Origin]
+	last := r.peers[m.Origin]
 	if m.Seq > last {
 		r.peers[m.Origin] = m.Seq
-	}
-	if !known {
-		return false
 	}
 	if m.Kind == KindHeartbeat {
 		return m.Seq > last

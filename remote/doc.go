@@ -12,6 +12,22 @@
 // holds that holder's lease, so an invalidation (which UNLINKs the key, lease
 // included) always wins over a load that began before it.
 //
+// On a Redis Cluster every command touches one key, so nothing crosses
+// slots: GetMany, AcquireMany, FillMany and Unlink send pipelines of
+// single-key commands (go-redis splits them by node), every script reads
+// and writes only KEYS[1], and [Store.DeletePattern] SCANs every master,
+// after reloading the cluster's layout so that a master added since is
+// included. A script inside a pipeline is not retried after NOSCRIPT, so
+// the store loads its scripts on every node ([Store.LoadScripts]) and sends
+// those calls again. After a failed call the store has a cluster client
+// reload its layout: go-redis would otherwise keep sending a dead master's
+// slots to it until its periodic reload.
+//
+// Redis replicates asynchronously, so a failover can undo an acknowledged
+// write. With Options.WaitReplicas, Set, Unlink and DeletePattern follow
+// each master's writes with WAIT on the connection that wrote them, and
+// report [ErrNotReplicated] when too few replicas acknowledged them.
+//
 // redis.Nil never leaves this package: a missing key is a [Record] of
 // [KindMiss].
 package remote

@@ -40,12 +40,25 @@ type Acquired struct {
 // AcquireMany is [Store.Acquire] for many keys in one pipeline (one
 // single-key command per key, so nothing crosses slots). The results are in
 // the order of keys.
+//
+// A client may send a command again after a connection failed mid-way (a
+// cluster client does so for a whole pipeline), so a key found holding the
+// very lease this call was taking counts as won.
 func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duration) ([]Acquired, error) {
+	tokens := make([]uint64, len(keys))
+	for i := range tokens {
+		tokens[i] = NewToken()
+	}
+	return s.acquireMany(ctx, keys, ttl, tokens)
+}
+
+// acquireMany is AcquireMany with the lease tokens chosen by the caller.
+func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duration, tokens []uint64) ([]Acquired, error) {
 	out := make([]Acquired, len(keys))
 	envs := make([][]byte, len(keys))
 	exp := time.Now().Add(ttl).UnixMilli()
 	for i, k := range keys {
-		out[i].Lease = Lease{Key: k, Token: NewToken()}
+		out[i].Lease = Lease{Key: k, Token: tokens[i]}
 		envs[i] = encode(Record{Kind: KindLease, Token: out[i].Lease.Token, Expire: exp})
 	}
 	g, err := s.enterOn(ctx, s.rdb, keys)
@@ -68,7 +81,7 @@ func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duratio
 	}
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err != nil {
-		return nil, fmt.Errorf("remote: acquire many: %w", err)
+		return nil, s.fail("acquire many", err)
 	}
 	for i, c := range cmds {
 		raw, err := c.Text()
@@ -76,10 +89,15 @@ func (s *Store) AcquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		case err == redis.Nil:
 			out[i].Won = true
 		case err != nil:
-			return nil, fmt.Errorf("remote: acquire many: %w", err)
+			return nil, s.fail("acquire many", err)
 		default:
+			rec := decode([]byte(raw))
+			if rec.Kind == KindLease && rec.Token == out[i].Lease.Token {
+				out[i].Won = true // our own lease, taken by an earlier send
+				continue
+			}
 			out[i].Lease = Lease{}
-			out[i].Found = decode([]byte(raw))
+			out[i].Found = rec
 		}
 	}
 	return out, nil
@@ -112,7 +130,7 @@ func (s *Store) Fill(ctx context.Context, l Lease, rec Record, ttl time.Duration
 	defer cancel()
 	g, err := s.enter(ctx, s.prefix+l.Key)
 	if err != nil {
-		return false, fmt.Errorf("remote: fill: %w", err)
+		return false, s.fail("fill", err)
 	}
 	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + l.Key},
 		identity(KindLease, l.Token), encode(rec), pxArg(ttl)).Int()
@@ -161,13 +179,13 @@ func (s *Store) FillMany(ctx context.Context, fills []Fill) ([]bool, error) {
 	cmds, err := s.runMany(ctx, fillScript, keys, args)
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err != nil {
-		return nil, fmt.Errorf("remote: fill many: %w", err)
+		return nil, s.fail("fill many", err)
 	}
 	ok := make([]bool, len(fills))
 	for i, c := range cmds {
 		n, err := c.Int()
 		if err != nil {
-			return nil, fmt.Errorf("remote: fill many: %w", err)
+			return nil, s.fail("fill many", err)
 		}
 		ok[i] = n == 1
 	}
@@ -197,17 +215,18 @@ func (s *Store) leaseOp(ctx context.Context, sc *redis.Script, l Lease, op strin
 	n, err := sc.Run(ctx, s.rdb, []string{s.prefix + l.Key}, args...).Int()
 	g.exit(ctx, err)
 	if err != nil {
-		return false, fmt.Errorf("remote: %s: %w", op, err)
+		return false, s.fail(op, err)
 	}
 	return n == 1, nil
 }
 
 // runMany runs sc once per key in one pipeline of EVALSHAs. The commands
-// come back with an error too, for the breakers to see each key's outcome. A script inside
-// a pipeline is not retried after NOSCRIPT (a restarted or failed-over
-// server has an empty script cache), so the calls that report NOSCRIPT, and
-// only those (the others ran), are sent once more after SCRIPT LOAD, which a
-// cluster client sends to every master.
+// come back with an error too, for the breakers to see each key's outcome.
+// A script inside a pipeline is not retried after NOSCRIPT (a restarted or
+// newly promoted server, or a master added to a cluster, has an empty
+// script cache), so the calls that report NOSCRIPT, and only those (the
+// others ran), are sent once more after [Store.LoadScripts] has loaded
+// every script on every node.
 func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, args [][]any) ([]*redis.Cmd, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -229,9 +248,8 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, ar
 		if len(todo) == 0 || attempt == 1 {
 			return cmds, nil
 		}
-		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			return cmds, err
-		}
+		// A node that cannot be reached fails its own calls again below.
+		_ = s.LoadScripts(ctx)
 	}
 }
 
@@ -284,7 +302,7 @@ func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("remote: release many: %w", err)
+		return s.fail("release many", err)
 	}
 	return nil
 }

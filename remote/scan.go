@@ -60,7 +60,7 @@ func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m
 		}
 		cancel()
 		if err != nil {
-			return removed, fmt.Errorf("remote: scan: %w", err)
+			return removed, s.fail("scan", err)
 		}
 		var batch []string
 		for _, k := range keys {
@@ -79,32 +79,20 @@ func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m
 	}
 }
 
-// unlinkOn removes keys (local keys) through c, one UNLINK per key in one
-// pipeline.
-func (s *Store) unlinkOn(ctx context.Context, c redis.Cmdable, keys []string) error {
+// unlinkOn removes keys (local keys) from the one server c, one UNLINK per
+// key in one pipeline, followed by WAIT with WaitReplicas.
+func (s *Store) unlinkOn(ctx context.Context, c *redis.Client, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
 	g, err := s.enterOn(ctx, c, keys)
 	if err != nil {
 		return fmt.Errorf("remote: unlink: %w", err)
 	}
-	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range keys {
-			p.Unlink(ctx, s.prefix+k)
-		}
-		return nil
-	})
-	g.exitEach(ctx, err, len(keys), func(i int) error {
-		if i < len(cmds) {
-			return cmds[i].Err()
-		}
-		return err
-	})
+	err = s.pipeOn(ctx, c, keys, addUnlink)
+	g.exit(ctx, err)
 	if err != nil {
-		return fmt.Errorf("remote: unlink: %w", err)
+		return s.fail("unlink", err)
 	}
 	return nil
 }

@@ -1,60 +1,124 @@
 package remote
 
-import "github.com/redis/go-redis/v9"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Every script touches exactly one key (KEYS[1]), so each runs on the key's
 // own node of a cluster. ARGV[1] is always the identity (the first 11
 // envelope bytes) of the write the caller expects the key to hold.
 
-// acquireScript returns the key's current string, or takes the lease
+// acquireSrc returns the key's current string, or takes the lease
 // (ARGV[1] = lease envelope, ARGV[2] = PX) and returns nil: reading and
 // taking are one atomic step. It stands in for SET NX PX GET on servers
 // older than Redis 7.0.
-var acquireScript = redis.NewScript(`
+const acquireSrc = `
 local v = redis.call('GET', KEYS[1])
 if v then return v end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
-`)
+`
 
-// fillScript replaces the key with ARGV[2] (PX ARGV[3]) only while it holds
+// fillSrc replaces the key with ARGV[2] (PX ARGV[3]) only while it holds
 // the lease whose identity is ARGV[1].
-var fillScript = redis.NewScript(`
+const fillSrc = `
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, 11) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0
-`)
+`
 
-// releaseScript deletes the key only while it holds the lease ARGV[1].
-var releaseScript = redis.NewScript(`
+// releaseSrc deletes the key only while it holds the lease ARGV[1].
+const releaseSrc = `
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, 11) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
 end
 return 0
-`)
+`
 
-// renewScript extends the lease ARGV[1] to PX ARGV[2] only while the key
+// renewSrc extends the lease ARGV[1] to PX ARGV[2] only while the key
 // still holds it.
-var renewScript = redis.NewScript(`
+const renewSrc = `
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, 11) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
 return 0
-`)
+`
 
-// discardScript deletes the key only while it holds exactly ARGV[1]: a
+// discardSrc deletes the key only while it holds exactly ARGV[1]: a
 // corrupt value is removed, never someone else's newer one.
-var discardScript = redis.NewScript(`
+const discardSrc = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
 end
 return 0
-`)
+`
+
+// The scripts, by their sources above.
+var (
+	acquireScript = redis.NewScript(acquireSrc)
+	fillScript    = redis.NewScript(fillSrc)
+	releaseScript = redis.NewScript(releaseSrc)
+	renewScript   = redis.NewScript(renewSrc)
+	discardScript = redis.NewScript(discardSrc)
+)
+
+// scriptSources are the sources of every script a Store runs.
+var scriptSources = []string{acquireSrc, fillSrc, releaseSrc, renewSrc, discardSrc}
+
+// LoadScripts loads every script the store runs into the script cache of
+// every server of the deployment: each master and replica of a cluster (as
+// the cluster is now, masters added since the client started included), or
+// the one server of any other client. The store runs scripts by their SHA
+// and loads them again by itself where a server answers NOSCRIPT (after a
+// restart, a failover to a replica that never had them, a SCRIPT FLUSH);
+// calling LoadScripts at start-up saves that round trip. It returns the
+// errors of the servers it could not load them on, joined.
+func (s *Store) LoadScripts(ctx context.Context) error {
+	load := func(ctx context.Context, c redis.Cmdable) error {
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			// Not Script.Load: it reads the SHA from the reply, which a
+			// pipeline has not received yet.
+			for _, src := range scriptSources {
+				p.ScriptLoad(ctx, src)
+			}
+			return nil
+		})
+		return err
+	}
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		if err := load(ctx, s.rdb); err != nil {
+			return fmt.Errorf("remote: load scripts: %w", err)
+		}
+		return nil
+	}
+	var (
+		mu   sync.Mutex // protects errs
+		errs []error
+	)
+	err := cc.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
+		if err := load(ctx, c); err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("remote: load scripts on %s: %w", c.Options().Addr, err))
+			mu.Unlock()
+		}
+		return nil // every node gets its try
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("remote: load scripts: %w", err))
+	}
+	return errors.Join(errs...)
+}

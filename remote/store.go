@@ -51,6 +51,18 @@ type Options struct {
 	// breaker's changes held back until it returns: it must be quick and
 	// must not wait for calls to the Store. Default: nil.
 	OnBreaker func(endpoint string, open bool, err error)
+	// WaitReplicas, when positive, makes Set, Unlink and DeletePattern wait
+	// until that many replicas of every master they wrote to have
+	// acknowledged the writes (WAIT, sent on the connection that wrote), and
+	// return an error wrapping [ErrNotReplicated] when fewer do within
+	// WaitTimeout. Redis replicates asynchronously: without it, a failover
+	// can lose a write that was acknowledged. It needs a *redis.Client
+	// (a failover client included) or a *redis.ClusterClient. Default: 0,
+	// no waiting.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT; every call that waits may take Timeout
+	// plus WaitTimeout. Default: Timeout.
+	WaitTimeout time.Duration
 }
 
 // DefaultNamespace is the namespace of a [Store] whose Options leave it empty.
@@ -77,11 +89,18 @@ const DefaultTimeout = 250 * time.Millisecond
 // only; [Store.DeletePattern] scans each master under that master's
 // breaker. Any other client is one endpoint, named by its type.
 type Store struct {
-	rdb      redis.UniversalClient
-	prefix   string // Namespace + ":"
-	timeout  time.Duration
-	brk      *breakers   // nil with DisableBreaker
-	noSetGet atomic.Bool // the server rejects SET NX GET (Redis < 7.0): take leases with a script
+	rdb          redis.UniversalClient
+	prefix       string // Namespace + ":"
+	timeout      time.Duration
+	brk          *breakers // nil with DisableBreaker
+	waitReplicas int
+	waitTimeout  time.Duration // 0 without waitReplicas
+	noSetGet     atomic.Bool   // the server rejects SET NX GET (Redis < 7.0): take leases with a script
+
+	// skipWait leaves WAIT out while keeping WaitReplicas' per-master
+	// writes. Tests set it to show that they catch a write reported
+	// replicated that is not; nothing else may.
+	skipWait bool
 }
 
 // New returns a Store on rdb. It does no I/O.
@@ -106,7 +125,33 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if err := s.setBreakers(opts); err != nil {
 		return nil, err
 	}
+	if err := s.setWait(opts); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// setWait validates and applies WaitReplicas and WaitTimeout.
+func (s *Store) setWait(opts Options) error {
+	if opts.WaitReplicas < 0 || opts.WaitTimeout < 0 {
+		return fmt.Errorf("remote: negative WaitReplicas %d or WaitTimeout %v", opts.WaitReplicas, opts.WaitTimeout)
+	}
+	if opts.WaitReplicas == 0 {
+		return nil
+	}
+	switch s.rdb.(type) {
+	case *redis.Client, *redis.ClusterClient:
+	default:
+		return fmt.Errorf("remote: WaitReplicas needs a *redis.Client or a *redis.ClusterClient, not %T", s.rdb)
+	}
+	s.waitReplicas = opts.WaitReplicas
+	s.waitTimeout = opts.WaitTimeout
+	if s.waitTimeout == 0 {
+		s.waitTimeout = s.timeout
+	}
+	// WAIT takes whole milliseconds, and 0 would block for ever.
+	s.waitTimeout = pxDuration(s.waitTimeout)
+	return nil
 }
 
 // ValidateNamespace reports whether ns can be a namespace: 1 to 64 bytes of
@@ -172,7 +217,7 @@ func (s *Store) Get(ctx context.Context, key string) (Record, error) {
 		return Record{}, nil
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("remote: get: %w", err)
+		return Record{}, s.fail("get", err)
 	}
 	return decode(raw), nil
 }
@@ -199,7 +244,7 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
 	})
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmds[i].Err() })
 	if err != nil && err != redis.Nil {
-		return nil, fmt.Errorf("remote: get many: %w", err)
+		return nil, s.fail("get many", err)
 	}
 	recs := make([]Record, len(keys))
 	for i, c := range cmds {
@@ -207,7 +252,7 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
 		switch {
 		case err == redis.Nil:
 		case err != nil:
-			return nil, fmt.Errorf("remote: get many: %w", err)
+			return nil, s.fail("get many", err)
 		default:
 			recs[i] = decode(raw)
 		}
@@ -218,23 +263,44 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
 // Set writes rec under key with a TTL of ttl (rounded down to whole
 // milliseconds, at least 1ms), in one SET ... PX. It overwrites whatever the
 // key held, a lease included: a load in flight then fails its [Store.Fill].
+// With WaitReplicas, it then waits for the replicas (see [Options]).
 func (s *Store) Set(ctx context.Context, key string, rec Record, ttl time.Duration) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	g, err := s.enter(ctx, s.prefix+key)
-	if err == nil {
-		err = s.rdb.Set(ctx, s.prefix+key, encode(rec), pxDuration(ttl)).Err()
-		g.exit(ctx, err)
-	}
+	raw, px := encode(rec), pxDuration(ttl)
+	err := s.guardedWrite(ctx, []string{key}, func(ctx context.Context, p redis.Pipeliner, rkey string) {
+		p.Set(ctx, rkey, raw, px)
+	})
 	if err != nil {
-		return fmt.Errorf("remote: set: %w", err)
+		return s.fail("set", err)
 	}
 	return nil
 }
 
-// Unlink removes keys (leases included) with pipelined single-key UNLINKs.
+// Unlink removes keys (leases included) with pipelined single-key UNLINKs:
+// none crosses cluster slots. With WaitReplicas, it then waits for the
+// replicas of every master it wrote to (see [Options]).
 func (s *Store) Unlink(ctx context.Context, keys ...string) error {
-	return s.unlinkOn(ctx, s.rdb, keys)
+	if err := s.guardedWrite(ctx, keys, addUnlink); err != nil {
+		return s.fail("unlink", err)
+	}
+	return nil
+}
+
+func addUnlink(ctx context.Context, p redis.Pipeliner, rkey string) { p.Unlink(ctx, rkey) }
+
+// guardedWrite is write behind the breakers of the endpoints of keys: it is
+// refused when one of them is open, and its outcome is charged to all of
+// them.
+func (s *Store) guardedWrite(ctx context.Context, keys []string, add adder) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	g, err := s.enterOn(ctx, s.rdb, keys)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, keys, add)
+	g.exit(ctx, err)
+	return err
 }
 
 // Discard removes key only while it still holds exactly rec.Raw (a
@@ -250,7 +316,7 @@ func (s *Store) Discard(ctx context.Context, key string, rec Record) (bool, erro
 	n, err := discardScript.Run(ctx, s.rdb, []string{s.prefix + key}, rec.Raw).Int()
 	g.exit(ctx, err)
 	if err != nil {
-		return false, fmt.Errorf("remote: discard: %w", err)
+		return false, s.fail("discard", err)
 	}
 	return n == 1, nil
 }
@@ -263,4 +329,17 @@ func pxDuration(d time.Duration) time.Duration {
 		d = time.Millisecond
 	}
 	return d
+}
+
+// fail returns err as the error of operation op, and makes a cluster
+// client reload the cluster's layout in the background. go-redis follows
+// a MOVED by itself, but after a master dies it keeps sending that
+// master's slots to the dead address until its next reload (every 60s by
+// default); a failed call is the sign to look again. go-redis runs at most
+// one reload at a time.
+func (s *Store) fail(op string, err error) error {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
+	return fmt.Errorf("remote: %s: %w", op, err)
 }

@@ -101,6 +101,7 @@ func New(opts Options) (*Cache, error) {
 			Namespace: o.Namespace, Timeout: o.RedisTimeout,
 			BreakerFailures: o.BreakerFailures, BreakerCooldown: o.BreakerCooldown,
 			DisableBreaker: o.DisableBreaker, OnBreaker: c.onBreaker,
+			WaitReplicas: o.InvalidateReplicas, WaitTimeout: o.InvalidateReplicasTimeout,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("tiered: %w", err)
@@ -141,7 +142,7 @@ func New(opts Options) (*Cache, error) {
 		c.bus, err = bus.New(bus.Options{
 			Client: o.Redis, Channel: c.busChannel(), Handler: busHandler{c},
 			Heartbeat: o.Heartbeat, Timeout: o.RedisTimeout, Logger: c.log, Observe: c.observeBus,
-			Publish: c.publishMessage,
+			Sharded: o.ShardedPubSub, Publish: c.publishMessage,
 		})
 		if err != nil {
 			c.stop()
@@ -280,7 +281,8 @@ func (c *Cache) WaitBus(ctx context.Context) error {
 // any group, after which every value it was meant to remove has expired.
 func (c *Cache) maxTTL() time.Duration { return time.Duration(c.longestTTL.Load()) }
 
-// publishMessage sends one encoded bus message on the namespace's channel.
+// publishMessage sends one encoded bus message on the namespace's channel
+// (PUBLISH, or SPUBLISH with ShardedPubSub).
 func (c *Cache) publishMessage(ctx context.Context, payload []byte) error {
 	if c.holdPublish != nil {
 		c.holdPublish()
@@ -288,7 +290,7 @@ func (c *Cache) publishMessage(ctx context.Context, payload []byte) error {
 	if c.dropNext.CompareAndSwap(true, false) {
 		return nil
 	}
-	return c.opts.Redis.Publish(ctx, c.busChannel(), payload).Err()
+	return bus.Publisher(c.opts.Redis, c.busChannel(), c.opts.ShardedPubSub)(ctx, payload)
 }
 
 // busChannel is the pub/sub channel of the namespace.

@@ -17,7 +17,7 @@ import (
 // fleetNode is one node of a test fleet: its own client, cache and group,
 // and a channel of the events the test waits for.
 type fleetNode struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	cache  *tiered.Cache
 	group  *tiered.Group[string]
 	events chan tiered.Event
@@ -31,9 +31,19 @@ var waitedEvents = []tiered.EventKind{
 
 func newFleetNode(t *testing.T, addr string, o tiered.Options) *fleetNode {
 	t.Helper()
-	n := &fleetNode{events: make(chan tiered.Event, 4096)}
-	n.rdb = redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { n.rdb.Close() })
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	return newFleetNodeOn(t, rdb, o)
+}
+
+// nodeFactory makes a fleet node with options o; tests that run against
+// several deployments (one server, a cluster) take one.
+type nodeFactory func(t *testing.T, o tiered.Options) *fleetNode
+
+// newFleetNodeOn makes a fleet node on its own client rdb.
+func newFleetNodeOn(t *testing.T, rdb redis.UniversalClient, o tiered.Options) *fleetNode {
+	t.Helper()
+	n := &fleetNode{events: make(chan tiered.Event, 4096), rdb: rdb}
 	o.Redis = n.rdb
 	if o.Namespace == "" {
 		o.Namespace = "fleet"
@@ -103,7 +113,11 @@ func (n *fleetNode) inL1(t *testing.T, id string) bool {
 func TestInvalidationReachesEveryNode(t *testing.T) {
 	rdb := newReal(t)
 	addr := rdb.Options().Addr
-	nodes := []*fleetNode{newFleetNode(t, addr, tiered.Options{}), newFleetNode(t, addr, tiered.Options{}), newFleetNode(t, addr, tiered.Options{})}
+	invalidationReachesEveryNode(t, rdb, func(t *testing.T, o tiered.Options) *fleetNode { return newFleetNode(t, addr, o) })
+}
+
+func invalidationReachesEveryNode(t *testing.T, rdb redis.UniversalClient, newNode nodeFactory) {
+	nodes := []*fleetNode{newNode(t, tiered.Options{}), newNode(t, tiered.Options{}), newNode(t, tiered.Options{})}
 	ctx := context.Background()
 	ids := []string{"user_1_posts", "user_1_profile", "user_10_posts", "other", "solo"}
 	for _, n := range nodes {

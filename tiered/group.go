@@ -268,7 +268,9 @@ func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 // replacing whatever the key held, a lease included, so a load in flight
 // will not overwrite it), then to this process's L1. A load of id that
 // began before Set never installs its result. If Redis fails, Set returns
-// the error and removes id from this process's L1.
+// the error, removes id from this process's L1, and invalidates id in the
+// background like a failed [Cache.Invalidate] (the write may have reached
+// Redis, or, with InvalidateReplicas, may not survive a failover).
 func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	if err := g.c.checkOpen(); err != nil {
 		return err
@@ -292,6 +294,7 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	if g.c.store != nil {
 		if err := g.c.store.Set(ctx, key, rec, ttl); err != nil {
 			g.c.release(keys)
+			g.c.queueRetry(invalidation{keys: keys}, g.ttl)
 			g.record(Event{Kind: EventRedisError, Err: err})
 			return fmt.Errorf("tiered: set %q: %w", key, err)
 		}

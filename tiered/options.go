@@ -150,6 +150,30 @@ type Options struct {
 	// number over the bus; a lost subscription is detected within three
 	// heartbeats at worst (at once on a connection error). Default: 1s.
 	Heartbeat time.Duration
+	// ShardedPubSub carries the bus over sharded pub/sub (SSUBSCRIBE and
+	// SPUBLISH, Redis 7.0+): on a Redis Cluster its messages stay within
+	// the shard that owns the channel's slot instead of being broadcast to
+	// every node, but a failover of that shard or a move of its slot ends
+	// every subscription, so every node flushes its L1 (the bus counts the
+	// server's SUNSUBSCRIBE as a lost subscription). Default: false, plain
+	// PUBLISH and SUBSCRIBE.
+	ShardedPubSub bool
+
+	// InvalidateReplicas, when positive, makes every invalidation and every
+	// Set wait until that many replicas of each master it wrote to have
+	// acknowledged the write (WAIT, on the connection that wrote), and fail
+	// otherwise: Invalidate, InvalidatePattern, Delete and Set then return
+	// nil only for a write that a failover to one of those replicas keeps,
+	// and a write left unconfirmed is retried in the background like any
+	// failed invalidation. Without it, Redis replicates asynchronously and
+	// a failover can undo an acknowledged invalidation, so the old value
+	// comes back to every node until its TTL. It needs a *redis.Client (a
+	// failover client included) or a *redis.ClusterClient. Default: 0, no
+	// waiting.
+	InvalidateReplicas int
+	// InvalidateReplicasTimeout bounds each wait of InvalidateReplicas.
+	// Default: RedisTimeout.
+	InvalidateReplicasTimeout time.Duration
 
 	// Logger receives errors that reads absorb (a failing Redis, a value
 	// that does not decode, a loader panic no caller was left to receive).
@@ -194,6 +218,9 @@ func (o Options) withDefaults() (Options, error) {
 		if err := defaultDuration(d.name, d.p, d.def); err != nil {
 			return o, err
 		}
+	}
+	if o.InvalidateReplicas < 0 || o.InvalidateReplicasTimeout < 0 {
+		return o, fmt.Errorf("tiered: negative InvalidateReplicas %d or InvalidateReplicasTimeout %v", o.InvalidateReplicas, o.InvalidateReplicasTimeout)
 	}
 	if o.LeaseTTL < 0 || o.LeaseWait < 0 {
 		return o, fmt.Errorf("tiered: negative LeaseTTL %v or LeaseWait %v", o.LeaseTTL, o.LeaseWait)

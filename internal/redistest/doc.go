@@ -8,6 +8,16 @@
 // message, unless the environment sets TIERCACHE_REQUIRE_REDIS=1 (as CI
 // does), in which case it fails ([RequireRedis], [Binary]).
 //
+// [StartCluster] runs a [Cluster]: by default three masters, each with a
+// replica, joined directly (ADDSLOTSRANGE, MEET, REPLICATE) and returned
+// once every node reports cluster_state:ok and all agree on the slots. Its
+// methods fail a master over ([Cluster.Failover]), kill it outright
+// ([Cluster.KillMaster]), bring a node back ([Cluster.Restart]), add a
+// master and move slots to it ([Cluster.AddMaster], [Cluster.MoveSlot]),
+// and put a proxy in a master's replication link only
+// ([Cluster.ProxyReplication]). [StartSentinel] runs a [Sentinel]: a
+// primary, a replica and three sentinels, with [Sentinel.Failover].
+//
 // [NewProxy] forwards TCP traffic to an address and injects faults on
 // demand: latency ([Proxy.SetLatency]), resets ([Proxy.Reset]), an
 // unreachable server ([Proxy.Cut]) and a hung one ([Proxy.Blackhole]).

@@ -55,3 +55,31 @@ func listenPort(port int) (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+const (
+	// busOffset is how far above its port a cluster node listens for its
+	// cluster bus.
+	busOffset = 10000
+	// highestClusterPort keeps a cluster node and its bus below 32768,
+	// where the kernel's ephemeral ports usually begin, so that no
+	// outgoing connection holds a bus port.
+	highestClusterPort = 32767 - busOffset
+)
+
+// freeClusterPort returns a loopback port P in [10000, 22767], other than
+// 6379, such that P and P+10000 were both free a moment ago.
+func freeClusterPort() (int, error) {
+	for range 200 {
+		p := lowestPort + rand.IntN(highestClusterPort-lowestPort+1)
+		if p == machinePort || p+busOffset == machinePort {
+			continue
+		}
+		if _, err := listenPort(p); err != nil {
+			continue
+		}
+		if _, err := listenPort(p + busOffset); err == nil {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port P in [%d, %d] with P+%d free", lowestPort, highestClusterPort, busOffset)
+}

@@ -64,11 +64,15 @@ func (p *process) stop(timeout time.Duration) {
 
 // argv returns the server's command line.
 func (s *Server) argv() []string {
-	return append([]string{
+	var conf []string
+	if s.conf != "" {
+		conf = []string{s.conf}
+	}
+	return append(append(conf,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--daemonize", "no", "--logfile", "",
-	}, s.args...)
+	), s.args...)
 }
 
 // launch starts redis-server on s.port and waits until it answers. On

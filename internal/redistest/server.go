@@ -29,6 +29,12 @@ type Option func(*config)
 type config struct {
 	args    []string
 	maxPort int
+	// clusterPort makes Start pick a port P below the kernel's ephemeral
+	// range whose cluster bus port P+10000 is free too.
+	clusterPort bool
+	// conf is a configuration file passed before every other argument
+	// (a Sentinel needs one it can rewrite).
+	conf string
 }
 
 // Args adds arguments to the redis-server command line, after the ones
@@ -64,6 +70,7 @@ type Server struct {
 	t    testing.TB
 	bin  string
 	dir  string
+	conf string // a configuration file, first on the command line; "" for none
 	args []string
 	port int
 
@@ -87,10 +94,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{t: t, bin: Binary(t), dir: t.TempDir(), args: cfg.args}
+	s := &Server{t: t, bin: Binary(t), dir: t.TempDir(), conf: cfg.conf, args: cfg.args}
 	t.Cleanup(s.Kill)
 	for range startAttempts {
-		if s.port, err = freePort(cfg.maxPort); err != nil {
+		if cfg.clusterPort {
+			s.port, err = freeClusterPort()
+		} else {
+			s.port, err = freePort(cfg.maxPort)
+		}
+		if err != nil {
 			break
 		}
 		var p *process
@@ -135,6 +147,14 @@ func (s *Server) Stop() {
 		s.proc.stop(stopTimeout)
 		s.proc = nil
 	}
+}
+
+// Running reports whether the server's process is running: it was started
+// and not killed or stopped since.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil
 }
 
 // Restart starts the server again on the same address, with the same

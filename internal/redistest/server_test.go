@@ -129,11 +129,18 @@ func TestPortTaken(t *testing.T) {
 
 func TestBinaryMissing(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
+	starts := map[string]func(testing.TB){
+		"Start":         func(tb testing.TB) { redistest.Start(tb) },
+		"StartCluster":  func(tb testing.TB) { redistest.StartCluster(tb) },
+		"StartSentinel": func(tb testing.TB) { redistest.StartSentinel(tb) },
+	}
 	for _, tc := range []struct{ env, want string }{{"", "skip"}, {"1", "fatal"}} {
 		t.Setenv(redistest.RequireEnv, tc.env)
-		got, msg := outcome(t, func(tb testing.TB) { redistest.Start(tb) })
-		if got != tc.want || !strings.Contains(msg, "redis-server not found") {
-			t.Errorf("Start with %s=%q and no binary: %s %q; want %s", redistest.RequireEnv, tc.env, got, msg, tc.want)
+		for name, start := range starts {
+			got, msg := outcome(t, start)
+			if got != tc.want || !strings.Contains(msg, "redis-server not found") {
+				t.Errorf("%s with %s=%q and no binary: %s %q; want %s", name, redistest.RequireEnv, tc.env, got, msg, tc.want)
+			}
 		}
 	}
 }

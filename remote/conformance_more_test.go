@@ -1,0 +1,218 @@
+package remote_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/remote"
+)
+
+// manyKeys returns n keys, which a cluster spreads over every master.
+func manyKeys(prefix string, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s%d", prefix, i)
+	}
+	return keys
+}
+
+func testManyKeys(t *testing.T, s *remote.Store, _ redis.UniversalClient) {
+	ctx := context.Background()
+	keys := manyKeys("many:", 200)
+	recs, err := s.GetMany(ctx, keys)
+	if err != nil || len(recs) != len(keys) {
+		t.Fatalf("GetMany = %d records, %v", len(recs), err)
+	}
+	acq, err := s.AcquireMany(ctx, keys, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fills []remote.Fill
+	var releases []remote.Lease
+	for i, a := range acq {
+		if !a.Won {
+			t.Fatalf("AcquireMany: %s not won on an empty store", keys[i])
+		}
+		if i%2 == 0 {
+			fills = append(fills, remote.Fill{Lease: a.Lease, Record: value(keys[i], time.Minute), TTL: time.Minute})
+		} else {
+			releases = append(releases, a.Lease)
+		}
+	}
+	ok, err := s.FillMany(ctx, fills)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, filled := range ok {
+		if !filled {
+			t.Fatalf("FillMany: fill %d of %d failed", i, len(ok))
+		}
+	}
+	if err := s.ReleaseMany(ctx, releases); err != nil {
+		t.Fatal(err)
+	}
+	recs, err = s.GetMany(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		switch {
+		case i%2 == 0 && (r.Kind != remote.KindValue || string(r.Payload) != keys[i]):
+			t.Fatalf("GetMany(%s) = %v %q; want its value", keys[i], r.Kind, r.Payload)
+		case i%2 == 1 && r.Kind != remote.KindMiss:
+			t.Fatalf("GetMany(%s) = %v after Release; want a miss", keys[i], r.Kind)
+		}
+	}
+	if err := s.Unlink(ctx, keys...); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ = s.GetMany(ctx, keys)
+	for i, r := range recs {
+		if r.Kind != remote.KindMiss {
+			t.Fatalf("after Unlink %s = %v; want a miss", keys[i], r.Kind)
+		}
+	}
+}
+
+func testFillManyAfterFlush(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	keys := manyKeys("flush:", 30)
+	acq, err := s.AcquireMany(ctx, keys, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Skipf("SCRIPT FLUSH unsupported: %v", err)
+	}
+	fills := make([]remote.Fill, len(acq))
+	for i, a := range acq {
+		fills[i] = remote.Fill{Lease: a.Lease, Record: value("v", time.Minute), TTL: time.Minute}
+	}
+	ok, err := s.FillMany(ctx, fills)
+	if err != nil {
+		t.Fatalf("FillMany after SCRIPT FLUSH: %v", err)
+	}
+	for i, filled := range ok {
+		if !filled {
+			t.Fatalf("FillMany after SCRIPT FLUSH: %s not filled", keys[i])
+		}
+	}
+}
+
+func testLoadScripts(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Skipf("SCRIPT FLUSH unsupported: %v", err)
+	}
+	if err := s.LoadScripts(ctx); err != nil {
+		t.Fatalf("LoadScripts: %v", err)
+	}
+	// A cluster client's SCRIPT EXISTS is true only where every node
+	// has the script.
+	got, err := rdb.ScriptExists(ctx, remote.ScriptSHAs()...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range got {
+		if !ok {
+			t.Fatalf("script %d of %d not loaded everywhere", i+1, len(got))
+		}
+	}
+}
+
+// testResentAcquire: a client that sends an acquisition again (after a
+// connection failed once the server had run it) finds its own lease and
+// counts it as won; another token still loses.
+func testResentAcquire(t *testing.T, s *remote.Store, _ redis.UniversalClient) {
+	ctx := context.Background()
+	keys := []string{"r1", "r2"}
+	tokens := []uint64{remote.NewToken(), remote.NewToken()}
+	for round := 1; round <= 2; round++ {
+		acq, err := remote.AcquireWithTokens(ctx, s, keys, 5*time.Second, tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, a := range acq {
+			if !a.Won || a.Lease.Token != tokens[i] {
+				t.Fatalf("send %d: %s won %v with token %x; want won with %x", round, keys[i], a.Won, a.Lease.Token, tokens[i])
+			}
+		}
+	}
+	acq, err := remote.AcquireWithTokens(ctx, s, keys[:1], 5*time.Second, []uint64{tokens[0] + 1})
+	if err != nil || acq[0].Won || acq[0].Found.Token != tokens[0] {
+		t.Fatalf("another token: %+v, %v; want lost to lease %x", acq, err, tokens[0])
+	}
+}
+
+func testDeletePattern(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	ns := []string{"post:user_5_a", "post:user_5_b", "post:user_50_a", "post:user_[5]_a", "post:user_*", "other:1"}
+	for _, k := range ns {
+		if err := s.Set(ctx, k, value("v", time.Minute), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	foreign := []string{"post:user_5_a", "x:post:user_5_a", "conf"}
+	for _, k := range foreign {
+		rdb.Set(ctx, k, "foreign", 0)
+	}
+	exists := func(k string) bool { return mustGet(t, s, k).Kind != remote.KindMiss }
+	for _, step := range []struct {
+		pattern string
+		n       int
+		gone    []string
+	}{
+		{"post:user_5_*", 2, []string{"post:user_5_a", "post:user_5_b"}},
+		{`post:user_\[5]_a`, 1, []string{"post:user_[5]_a"}},
+		{`post:user_\*`, 1, []string{"post:user_*"}},
+		{"*", 2, []string{"post:user_50_a", "other:1"}},
+	} {
+		n, err := s.DeletePattern(ctx, step.pattern)
+		if err != nil || n != step.n {
+			t.Fatalf("DeletePattern(%q) = %d, %v; want %d", step.pattern, n, err, step.n)
+		}
+		for _, k := range step.gone {
+			if exists(k) {
+				t.Fatalf("DeletePattern(%q) left %s", step.pattern, k)
+			}
+		}
+	}
+	for _, k := range foreign {
+		if rdb.Exists(ctx, k).Val() != 1 {
+			t.Fatalf("DeletePattern removed %s, outside the namespace", k)
+		}
+	}
+}
+
+func testDeletePatternMany(t *testing.T, s *remote.Store, _ redis.UniversalClient) {
+	ctx := context.Background()
+	keys := manyKeys("bulk:", 2500)
+	for _, k := range keys {
+		if err := s.Set(ctx, k, value("v", time.Minute), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Set(ctx, "bulkier", value("v", time.Minute), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeletePattern(ctx, "bulk:*")
+	if err != nil || n != len(keys) {
+		t.Fatalf("DeletePattern(bulk:*) = %d, %v; want %d", n, err, len(keys))
+	}
+	recs, err := s.GetMany(ctx, append(keys, "bulkier"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs[:len(keys)] {
+		if r.Kind != remote.KindMiss {
+			t.Fatalf("%s survived DeletePattern", keys[i])
+		}
+	}
+	if recs[len(keys)].Kind != remote.KindValue {
+		t.Fatal("DeletePattern(bulk:*) removed bulkier")
+	}
+}

@@ -1,0 +1,13 @@
+package remote_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	// A go-redis pool whose dial failed (a killed cluster node) retries on
+	// a goroutine that notices Close only after its one-second sleep.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))
+}
