@@ -173,7 +173,8 @@ func (b *breaker) isOpen() bool {
 // the endpoint. ctx is the caller's context or one derived from it by
 // Store.ctx.
 //
-// Success: no error, redis.Nil, and every reply error but the ones below
+// Success: no error, redis.Nil, ErrNotReplicated (the master answered; its
+// replicas lag), and every reply error but the ones below
 // (NOSCRIPT, WRONGTYPE, a syntax error...): the server answered.
 // Neutral: the caller's ctx ended (cancelled, or its own deadline passed
 // before the store's), and a closed client.
@@ -181,8 +182,8 @@ func (b *breaker) isOpen() bool {
 // deadline, a pool timeout, and the replies of a server that cannot serve
 // (LOADING, BUSY, MASTERDOWN, CLUSTERDOWN, max clients).
 func classify(ctx context.Context, err error) outcome {
-	if err == nil || err == redis.Nil {
-		return success
+	if err == nil || err == redis.Nil || errors.Is(err, ErrNotReplicated) {
+		return success // a WAIT that counted too few replicas: the master answered
 	}
 	if dl, ok := ctx.Deadline(); ok && ctx.Err() == nil && ctx.Done() != nil && !time.Now().Before(dl) {
 		<-ctx.Done() // the socket's deadline can fire just before ctx's timer: wait for it, to know whose it was

@@ -226,6 +226,7 @@ func TestClassify(t *testing.T) {
 	}{
 		{"nil", bg, nil, success},
 		{"miss", bg, redis.Nil, success},
+		{"too few replicas", bg, fmt.Errorf("x: %w", ErrNotReplicated), success},
 		{"NOSCRIPT", bg, redis.ErrNoScript, success},
 		{"WRONGTYPE wrapped", bg, fmt.Errorf("x: %w", redisErr("WRONGTYPE Operation against a key")), success},
 		{"OOM", bg, redisErr("OOM command not allowed"), success},

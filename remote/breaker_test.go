@@ -314,12 +314,15 @@ type fakeCluster struct {
 
 func newFakeCluster(t *testing.T, ns string) *fakeCluster {
 	fc := &fakeCluster{a: miniredis.RunT(t), b: miniredis.RunT(t)}
+	// The addresses are read once: a failed call makes the store reload the
+	// layout in the background, which may run after the servers stopped.
+	addrA, addrB := fc.a.Addr(), fc.b.Addr()
 	fc.rdb = redis.NewClusterClient(&redis.ClusterOptions{
 		ContextTimeoutEnabled: true, MaxRetries: -1, MaxRedirects: -1,
 		ClusterSlots: func(context.Context) ([]redis.ClusterSlot, error) {
 			return []redis.ClusterSlot{
-				{Start: 0, End: 8191, Nodes: []redis.ClusterNode{{Addr: fc.a.Addr()}}},
-				{Start: 8192, End: 16383, Nodes: []redis.ClusterNode{{Addr: fc.b.Addr()}}},
+				{Start: 0, End: 8191, Nodes: []redis.ClusterNode{{Addr: addrA}}},
+				{Start: 8192, End: 16383, Nodes: []redis.ClusterNode{{Addr: addrB}}},
 			}, nil
 		},
 	})
