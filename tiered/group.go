@@ -157,7 +157,7 @@ var (
 func (g *Group[V]) Fetch(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
 	if l1 := g.l1; l1 != nil {
 		if e, ok := l1.LookupPrefix(g.pfx, id); ok {
-			g.l1Hit(e.Hash())
+			g.l1Hit()
 			if e.Refresh != 0 || e.Absent {
 				return g.hitSpecial(ctx, e, id, load)
 			}
@@ -181,8 +181,8 @@ func (g *Group[V]) hitSpecial(ctx context.Context, e *local.Entry[any], id strin
 	return v, nil
 }
 
-func (g *Group[V]) l1Hit(h uint64) {
-	g.st.l1Hits.incAt(h)
+func (g *Group[V]) l1Hit() {
+	g.st.l1Hits.inc()
 	if r := g.rec; r != nil {
 		r.Record(Event{Kind: EventHit, Group: g.name, Tier: TierL1})
 	}
@@ -230,7 +230,7 @@ func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 	var zero V
 	if g.c.l1 != nil {
 		if e, ok := g.c.l1.LookupPrefix(g.pfx, id); ok {
-			g.l1Hit(e.Hash())
+			g.l1Hit()
 			if e.Absent {
 				return zero, ErrNotFound
 			}

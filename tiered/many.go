@@ -116,7 +116,7 @@ func (g *Group[V]) lookupMany(ids []string, out map[string]V) ([]string, error) 
 		seen[id] = struct{}{}
 		if g.c.l1 != nil {
 			if e, ok := g.c.l1.LookupPrefix(g.pfx, id); ok {
-				g.l1Hit(e.Hash())
+				g.l1Hit()
 				if !e.Absent {
 					out[id], _ = e.Value.(V)
 				}

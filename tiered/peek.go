@@ -11,7 +11,7 @@ package tiered
 func (g *Group[V]) Peek(id string) (V, bool) {
 	if l1 := g.c.l1; l1 != nil {
 		if e, ok := l1.LookupPrefix(g.pfx, id); ok && !e.Absent {
-			g.l1Hit(e.Hash())
+			g.l1Hit()
 			v, _ := e.Value.(V)
 			return v, true
 		}
