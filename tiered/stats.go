@@ -204,7 +204,6 @@ type stripedCounter struct {
 // goroutine keeps adding to one stripe while others, likely on other
 // cores, add to others. (A stack can move when it grows; the stripe then
 // changes, which is harmless.)
-//
 func (c *stripedCounter) inc() {
 	var onStack byte
 	c.c[stripeOf(uintptr(unsafe.Pointer(&onStack)))].n.Add(1)
