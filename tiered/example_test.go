@@ -2,6 +2,7 @@ package tiered_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -138,4 +139,47 @@ func ExampleCache_InvalidatePattern() {
 	// posts:user_5_*
 	// false false true
 	// posts:user_\*_*
+}
+
+// errNoSuchUser is what the loader below returns for an id that does not
+// exist: it wraps tiered.ErrNotFound.
+var errNoSuchUser = fmt.Errorf("no such user: %w", tiered.ErrNotFound)
+
+func loadMaybe(_ context.Context, id string) (Profile, error) {
+	fmt.Println("loading", id, "from the database")
+	if id == "404" {
+		return Profile{}, errNoSuchUser
+	}
+	return Profile{ID: id, Name: "user " + id}, nil
+}
+
+// ExampleGroupOptions_negativeTTL caches a "not found" answer: the second
+// Fetch of a missing id does not reach the database, and Get tells it apart
+// from an id that is not cached at all.
+func ExampleGroupOptions_negativeTTL() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "shop"})
+	defer c.Close()
+	profiles, _ := tiered.NewGroup[Profile](c, "user_profile", tiered.GroupOptions{
+		TTL:         time.Hour,
+		NegativeTTL: time.Minute, // creating user 404 must then invalidate its id
+	})
+	ctx := context.Background()
+	_ = c.WaitBus(ctx)
+
+	_, err := profiles.Fetch(ctx, "404", loadMaybe)
+	fmt.Println(err)
+	c.WaitL1()
+	_, err = profiles.Fetch(ctx, "404", loadMaybe) // from the cache: no load
+	fmt.Println(errors.Is(err, tiered.ErrNotFound))
+	_, err = profiles.Get(ctx, "7")
+	fmt.Println(errors.Is(err, tiered.ErrNotCached))
+	// Output:
+	// loading 404 from the database
+	// no such user: tiered: not found
+	// true
+	// true
 }
