@@ -181,7 +181,21 @@ func (b *breaker) isOpen() bool {
 // Failure: everything else: network errors, timeouts, the store's own
 // deadline, a pool timeout, and the replies of a server that cannot serve
 // (LOADING, BUSY, MASTERDOWN, CLUSTERDOWN, max clients).
+// Several errors joined (the masters of one write) classify as the worst
+// of them.
 func classify(ctx context.Context, err error) outcome {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		o := neutral
+		for _, e := range j.Unwrap() {
+			switch classify(ctx, e) {
+			case failure:
+				return failure
+			case success:
+				o = success
+			}
+		}
+		return o
+	}
 	if err == nil || err == redis.Nil || errors.Is(err, ErrNotReplicated) {
 		return success // a WAIT that counted too few replicas: the master answered
 	}

@@ -245,6 +245,11 @@ func TestClassify(t *testing.T) {
 		{"caller cancel", callerCancelled, context.Canceled, neutral},
 		{"caller cancel under the store ctx", inner, context.Canceled, neutral},
 		{"closed client", bg, redis.ErrClosed, neutral},
+		// The masters of one write with WaitReplicas: one short of
+		// replicas, another unreachable. The worst counts.
+		{"joined: replicas short and network", bg, errors.Join(fmt.Errorf("a: %w", ErrNotReplicated), fmt.Errorf("b: %w", errNet)), failure},
+		{"joined: replicas short twice", bg, errors.Join(ErrNotReplicated, ErrNotReplicated), success},
+		{"joined: closed client and replicas short", bg, errors.Join(redis.ErrClosed, ErrNotReplicated), success},
 	} {
 		if got := classify(tc.ctx, tc.err); got != tc.want {
 			t.Errorf("classify(%s) = %d; want %d", tc.name, got, tc.want)

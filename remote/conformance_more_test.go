@@ -2,12 +2,14 @@ package remote_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache/internal/redistest"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -214,5 +216,44 @@ func testDeletePatternMany(t *testing.T, s *remote.Store, _ redis.UniversalClien
 	}
 	if recs[len(keys)].Kind != remote.KindValue {
 		t.Fatal("DeletePattern(bulk:*) removed bulkier")
+	}
+}
+
+// testFailedAcquire: an AcquireMany whose pipeline the server ran but
+// whose replies were lost returns the error and leaves none of its leases
+// behind (other nodes would wait for them), while what other writers put
+// in the keys stays. With the release switched off, the leases stay: the
+// check can fail.
+func testFailedAcquire(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	h := &redistest.FailHook{}
+	rdb.AddHook(h)
+	for _, keep := range []bool{false, true} {
+		keys := manyKeys(fmt.Sprintf("fa-%v-", keep), 8)
+		if err := s.Set(ctx, keys[0], value("theirs", time.Minute), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		remote.SetKeepAbandoned(s, keep)
+		h.FailPipelines(1, true)
+		_, err := s.AcquireMany(ctx, keys, time.Minute)
+		h.FailPipelines(0, false)
+		if !errors.Is(err, redistest.ErrInjected) {
+			t.Fatalf("AcquireMany = %v; want the injected failure", err)
+		}
+		if got := mustGet(t, s, keys[0]); got.Kind != remote.KindValue || string(got.Payload) != "theirs" {
+			t.Fatalf("%s holds %v after a failed AcquireMany; want the value another writer set", keys[0], got.Kind)
+		}
+		left := 0
+		for _, k := range keys[1:] {
+			if mustGet(t, s, k).Kind == remote.KindLease {
+				left++
+			}
+		}
+		switch {
+		case !keep && left != 0:
+			t.Fatalf("%d leases left behind by a failed AcquireMany; want none", left)
+		case keep && left != len(keys)-1:
+			t.Fatalf("release off: %d leases left; want %d (the server ran the acquisition)", left, len(keys)-1)
+		}
 	}
 }

@@ -77,6 +77,7 @@ func RunConformance(t *testing.T, newClient backend) {
 		{"FillManyAfterScriptFlush", testFillManyAfterFlush},
 		{"LoadScripts", testLoadScripts},
 		{"ResentAcquireIsWon", testResentAcquire},
+		{"FailedAcquireLeavesNoLease", testFailedAcquire},
 		{"DeletePattern", testDeletePattern},
 		{"DeletePatternManyKeys", testDeletePatternMany},
 	}

@@ -52,3 +52,7 @@ func ScriptSHAs() []string {
 // SetSkipWait makes a store with WaitReplicas leave WAIT out of its
 // writes.
 func SetSkipWait(s *Store, on bool) { s.skipWait = on }
+
+// SetKeepAbandoned makes a failed AcquireMany of s leave the leases it may
+// have taken in place.
+func SetKeepAbandoned(s *Store, on bool) { s.keepAbandoned = on }

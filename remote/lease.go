@@ -81,6 +81,7 @@ func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duratio
 	}
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err != nil {
+		s.abandon(ctx, out)
 		return nil, s.fail("acquire many", err)
 	}
 	for i, c := range cmds {
@@ -89,6 +90,7 @@ func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		case err == redis.Nil:
 			out[i].Won = true
 		case err != nil:
+			s.abandon(ctx, out)
 			return nil, s.fail("acquire many", err)
 		default:
 			rec := decode([]byte(raw))
@@ -101,6 +103,25 @@ func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		}
 	}
 	return out, nil
+}
+
+// abandon releases the leases a failed AcquireMany may have taken (a
+// pipeline can fail after Redis ran some of its commands, a timeout
+// after it ran all of them), so that other nodes do not wait for a lease
+// nobody will fill. The release is a compare-and-delete of this call's
+// own tokens: it removes nothing else. It does not observe ctx's
+// cancellation and is bounded by the store's Timeout.
+func (s *Store) abandon(ctx context.Context, acq []Acquired) {
+	if s.keepAbandoned {
+		return
+	}
+	ls := make([]Lease, 0, len(acq))
+	for _, a := range acq {
+		if a.Lease.Key != "" || a.Lease.Token != 0 {
+			ls = append(ls, a.Lease)
+		}
+	}
+	_ = s.ReleaseMany(context.WithoutCancel(ctx), ls) // the lease expires anyway
 }
 
 // setNXGet sends SET key env PX ttl NX GET for every key in one pipeline.
@@ -130,13 +151,13 @@ func (s *Store) Fill(ctx context.Context, l Lease, rec Record, ttl time.Duration
 	defer cancel()
 	g, err := s.enter(ctx, s.prefix+l.Key)
 	if err != nil {
-		return false, s.fail("fill", err)
+		return false, fmt.Errorf("remote: fill: %w", err)
 	}
 	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + l.Key},
 		identity(KindLease, l.Token), encode(rec), pxArg(ttl)).Int()
 	g.exit(ctx, err)
 	if err != nil {
-		return false, fmt.Errorf("remote: fill: %w", err)
+		return false, s.fail("fill", err)
 	}
 	return n == 1, nil
 }
@@ -148,10 +169,15 @@ func (s *Store) Fill(ctx context.Context, l Lease, rec Record, ttl time.Duration
 func (s *Store) Replace(ctx context.Context, key string, old Record, rec Record, ttl time.Duration) (bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + key},
-		identity(old.Kind, old.Token), encode(rec), pxArg(ttl)).Int()
+	g, err := s.enter(ctx, s.prefix+key)
 	if err != nil {
 		return false, fmt.Errorf("remote: replace: %w", err)
+	}
+	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + key},
+		identity(old.Kind, old.Token), encode(rec), pxArg(ttl)).Int()
+	g.exit(ctx, err)
+	if err != nil {
+		return false, s.fail("replace", err)
 	}
 	return n == 1, nil
 }

@@ -101,6 +101,10 @@ type Store struct {
 	// writes. Tests set it to show that they catch a write reported
 	// replicated that is not; nothing else may.
 	skipWait bool
+	// keepAbandoned leaves the leases of a failed AcquireMany in place,
+	// as they were before abandon; tests set it to show that they catch
+	// it.
+	keepAbandoned bool
 }
 
 // New returns a Store on rdb. It does no I/O.
