@@ -25,7 +25,7 @@ const ScopeName = "github.com/tiercache/tiercache/otel"
 type Metrics struct {
 	cache       atomic.Pointer[tiered.Cache]
 	breakerOpen atomic.Int64 // endpoints whose breaker is open
-	groups      sync.Map // group name → metric.MeasurementOption: its attribute set, built once
+	groups      sync.Map     // group name → metric.MeasurementOption: its attribute set, built once
 
 	load, leaseWait, refresh, lag metric.Float64Histogram
 
