@@ -63,6 +63,9 @@ type Cache struct {
 	// it to show that the stale-fill tests catch the bug the compare-and-set
 	// prevents; nothing else may.
 	noCAS bool
+	// noRelease leaves the leases of failed loads and fills in Redis, for
+	// the same purpose.
+	noRelease bool
 	// noFlush switches off the flush on a lost subscription and the
 	// degraded L1 that follows, for the same purpose.
 	noFlush atomic.Bool
@@ -158,8 +161,9 @@ func New(opts Options) (*Cache, error) {
 	return c, nil
 }
 
-// Close cancels the loads in progress (their loaders' ctx is cancelled),
-// waits for them to end, stops the bus and the background retries, and
+// Close cancels the loads in progress (their loaders' ctx is cancelled;
+// a load not yet at its loader, such as one waiting for another node's
+// lease, ends with ErrClosed and calls no loader), waits for them to end, stops the bus and the background retries, and
 // releases the L1. Calls that start after Close returns get ErrClosed. It
 // does not close the Redis client. Close is idempotent and always returns
 // nil.
@@ -248,11 +252,15 @@ func (c *Cache) stopwatch() func() time.Duration {
 	return func() time.Duration { return time.Since(start) }
 }
 
-// redisFailed records a failed Redis call that a read absorbed.
+// redisFailed records a failed Redis call that a read absorbed; a call
+// that fails once Close has begun is not counted.
 // During an outage every miss fails: the log line is written at most once
 // per redisLogEvery, with the number of failures it stands for (the
 // Recorder and Stats see each one).
 func (c *Cache) redisFailed(st *counters, group, op, key string, err error) {
+	if c.closing.Err() != nil {
+		return // Close cut the call short
+	}
 	st.record(c.rec, Event{Kind: EventRedisError, Group: group, Err: err})
 	n := c.redisFails.Add(1)
 	now := time.Now().UnixNano()

@@ -36,6 +36,9 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"negative size", tiered.Options{L1MaxBytes: -1}, "L1MaxBytes"},
 		{"jitter 1", tiered.Options{Jitter: 1}, "Jitter"},
 		{"jitter negative", tiered.Options{Jitter: -0.1}, "Jitter"},
+		{"negative LeaseTTL", tiered.Options{LeaseTTL: -1}, "negative LeaseTTL"},
+		{"LeaseTTL too short", tiered.Options{LeaseTTL: tiered.MinLeaseTTL - 1}, "below the minimum"},
+		{"LeaseTTL minimum", tiered.Options{LeaseTTL: tiered.MinLeaseTTL}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := tiered.New(tc.opts)

@@ -11,6 +11,11 @@ import (
 // test can show it catches the stale fill they prevent.
 func SetNoCAS(c *Cache, off bool) { c.noCAS = off }
 
+// SetNoRelease switches off (true) the release of the leases of failed
+// loads and fills, so that a test can show it catches the leases left
+// behind.
+func SetNoRelease(c *Cache, off bool) { c.noRelease = off }
+
 // SetNoFlush switches off (true) the L1 flush and degraded mode that follow
 // a lost bus subscription, so that a test can show it catches the stale
 // reads they prevent.

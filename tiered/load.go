@@ -36,7 +36,7 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 		rec, rerr := c.store.Get(rctx, key)
 		if rerr == nil {
 			c.at(hookReadDone)
-			switch v, st := g.fromRecord(ctx, key, rec, tok, load); st {
+			switch v, st := g.fromRecord(rctx, key, rec, tok, load); st {
 			case foundValue:
 				if !c.flights.endUnwaited(key, fl) {
 					c.flights.finish(key, fl, v, nil)

@@ -26,6 +26,10 @@ const (
 	DefaultHeartbeat     = time.Second
 )
 
+// MinLeaseTTL is the shortest Options.LeaseTTL: Redis keeps TTLs in whole
+// milliseconds, and a lease is renewed every LeaseTTL/3.
+const MinLeaseTTL = 10 * time.Millisecond
+
 // Defaults of the Redis circuit breaker fields of [Options].
 const (
 	DefaultBreakerFailures = remote.DefaultBreakerFailures
@@ -82,7 +86,10 @@ type Options struct {
 	// By default a read whose Redis call fails (or times out) is served
 	// from L1 or the loader and returns no error (fail-open: the error goes
 	// to the Logger and the Recorder). With FailClosed, Fetch and
-	// FetchMany return it, wrapped, and load nothing.
+	// FetchMany return it, wrapped, and load nothing: a failure of any
+	// Redis call before the loader runs (the read, the lease, the wait for
+	// another node's lease) ends the load. Once the loader has run, its
+	// value is returned even if writing it to Redis fails.
 	FailClosed bool
 
 	// LeaseTTL is how long a lease lives in Redis before it is renewed: a
@@ -91,7 +98,7 @@ type Options struct {
 	// (compare-and-PEXPIRE); a renewal that finds the lease gone counts as
 	// a lost lease (Stats.LeasesLost) and the load's result is not cached.
 	// Default: LoadTimeout+RedisTimeout, so a load within LoadTimeout
-	// never needs a renewal.
+	// never needs a renewal. At least MinLeaseTTL.
 	LeaseTTL time.Duration
 	// LeaseWait bounds how long a miss that finds another node's lease
 	// waits for that node's value (polling Redis with jittered backoff)
@@ -227,6 +234,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = o.LoadTimeout + o.RedisTimeout
+	}
+	if o.LeaseTTL < MinLeaseTTL {
+		return o, fmt.Errorf("tiered: LeaseTTL %v is below the minimum of %v", o.LeaseTTL, MinLeaseTTL)
 	}
 	if o.LeaseWait == 0 {
 		o.LeaseWait = o.LeaseTTL

@@ -162,19 +162,15 @@ func (r *run[V]) await(ids []string) (leases map[string]remote.Lease, unfilled [
 	for round := 0; len(ids) > 0; round++ {
 		vanished, timedOut, err := r.wait(ids)
 		unfilled = append(unfilled, timedOut...)
-		if err != nil || round == 1 {
-			if err != nil && r.ctx.Err() == nil {
-				r.g.c.redisFailed(&r.g.st, r.g.name, "wait for lease", "", err)
-			}
-			return leases, append(unfilled, vanished...)
+		if err != nil {
+			return leases, append(unfilled, r.failed("wait for lease", vanished, err)...)
 		}
-		if len(vanished) == 0 {
-			return leases, unfilled
+		if len(vanished) == 0 || round == 1 {
+			return leases, append(unfilled, vanished...)
 		}
 		won, busy, more, err := r.acquire(vanished)
 		if err != nil {
-			r.g.c.redisFailed(&r.g.st, r.g.name, "acquire", "", err)
-			return leases, append(unfilled, vanished...)
+			return leases, append(unfilled, r.failed("acquire", vanished, err)...)
 		}
 		for id, l := range won {
 			leases[id] = l
@@ -220,11 +216,11 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 		select {
 		case <-timer.C:
 		case <-r.ctx.Done():
-			return ids, nil, r.ctx.Err()
+			return append(vanished, ids...), nil, r.ctx.Err()
 		}
 		recs, err := g.c.store.GetMany(r.ctx, g.keys(ids))
 		if err != nil {
-			return ids, nil, err
+			return append(vanished, ids...), nil, err
 		}
 		pending := ids[:0:0]
 		for i, rec := range recs {
@@ -372,7 +368,14 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 	}
 	ok, err := c.store.FillMany(r.ctx, fills)
 	if err != nil {
+		// Some fills may have landed; releasing is a compare-and-delete
+		// of our own leases, so it removes only those that did not.
+		ls := make([]remote.Lease, len(fills))
+		for i, f := range fills {
+			ls[i] = f.Lease
+		}
 		c.redisFailed(&g.st, g.name, "fill", "", err)
+		r.release(ls)
 		return
 	}
 	for i, filled := range ok {
@@ -471,17 +474,52 @@ func (r *run[V]) loadL1Only(ids []string, degraded bool) {
 	}
 }
 
-// redisFailed handles a failed Redis call of the run: with FailClosed the
-// ids get the error; otherwise they are loaded and kept in L1 for
-// DegradedL1TTL only.
+// failed handles a failed Redis call of the run that came after the run
+// took leases (those stay its own): with FailClosed the ids get the error
+// and failed returns none; otherwise it returns ids, to be loaded without
+// filling. A call cut short by Close is not a Redis failure: the ids get
+// ErrClosed.
+func (r *run[V]) failed(op string, ids []string, err error) []string {
+	g := r.g
+	if r.ctx.Err() != nil {
+		r.closed(ids)
+		return nil
+	}
+	if g.c.opts.FailClosed {
+		r.fail(op, ids, err)
+		return nil
+	}
+	g.c.redisFailed(&g.st, g.name, op, "", err)
+	return ids
+}
+
+// closed delivers ErrClosed to ids: Close ended the run.
+func (r *run[V]) closed(ids []string) {
+	for _, id := range ids {
+		r.done(id, *new(V), ErrClosed)
+	}
+}
+
+// fail delivers the failed Redis call err to ids.
+func (r *run[V]) fail(op string, ids []string, err error) {
+	r.g.record(Event{Kind: EventRedisError, Err: err})
+	err = fmt.Errorf("tiered: redis %s: %w", op, err)
+	for _, id := range ids {
+		r.done(id, *new(V), err)
+	}
+}
+
+// redisFailed handles a failed Redis call of the run before it took any
+// lease: with FailClosed the ids get the error; otherwise they are loaded
+// and kept in L1 for DegradedL1TTL only. After Close they get ErrClosed.
 func (r *run[V]) redisFailed(op string, ids []string, err error) {
 	g := r.g
+	if r.ctx.Err() != nil {
+		r.closed(ids)
+		return
+	}
 	if g.c.opts.FailClosed {
-		g.record(Event{Kind: EventRedisError, Err: err})
-		err = fmt.Errorf("tiered: redis %s: %w", op, err)
-		for _, id := range ids {
-			r.done(id, *new(V), err)
-		}
+		r.fail(op, ids, err)
 		return
 	}
 	key := ""
@@ -495,7 +533,7 @@ func (r *run[V]) redisFailed(op string, ids []string, err error) {
 // release gives leases up after a failed load, so the next reader loads at
 // once instead of waiting for them to expire.
 func (r *run[V]) release(ls []remote.Lease) {
-	if len(ls) == 0 {
+	if len(ls) == 0 || r.g.c.noRelease {
 		return
 	}
 	c := r.g.c
@@ -521,7 +559,9 @@ type renewer[V any] struct {
 func (r *run[V]) renew(leases map[string]remote.Lease) *renewer[V] {
 	rn := &renewer[V]{r: r, leases: leases}
 	if len(leases) > 0 {
+		rn.mu.Lock() // a tick waits for rn.t
 		rn.t = time.AfterFunc(r.g.c.opts.LeaseTTL/3, rn.tick)
+		rn.mu.Unlock()
 	}
 	return rn
 }

@@ -1,0 +1,185 @@
+package tiered_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/redistest"
+	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// hookedClient returns a client on srv whose pipelines fail when the test
+// asks.
+func hookedClient(t *testing.T, srv *redistest.Server) (*redis.Client, *redistest.FailHook) {
+	rdb := srv.Client(t)
+	h := &redistest.FailHook{}
+	rdb.AddHook(h)
+	return rdb, h
+}
+
+// holdLeases takes the leases of ids of g, as another node that loads them
+// would, and returns them.
+func holdLeases[V any](t *testing.T, srv *redistest.Server, ns string, g *tiered.Group[V], ids ...string) []remote.Lease {
+	st, err := remote.New(srv.Client(t), remote.Options{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := make([]remote.Lease, len(ids))
+	for i, id := range ids {
+		l, won, _, err := st.Acquire(context.Background(), g.Key(id), time.Minute)
+		if err != nil || !won {
+			t.Fatalf("holding the lease of %s: won %v, %v", id, won, err)
+		}
+		ls[i] = l
+	}
+	t.Cleanup(func() { _ = st.ReleaseMany(context.Background(), ls) })
+	return ls
+}
+
+// TestLeaseWaitRedisFailure: a FetchMany waits for two leases another node
+// holds; one disappears (its holder failed), then Redis fails on the next
+// poll. Every id still gets an answer: fail-open loads both, FailClosed
+// returns the Redis error and loads nothing. The id whose lease vanished
+// before the failure is the one that is easy to lose: the batch would end
+// without answering it.
+func TestLeaseWaitRedisFailure(t *testing.T) {
+	for _, closed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("FailClosed=%v", closed), func(t *testing.T) {
+			srv := startRedis(t)
+			rdb, h := hookedClient(t, srv)
+			var vanished atomic.Bool
+			rec := tiered.RecorderFunc(func(e tiered.Event) {
+				// On the run's goroutine, between two polls: the next fails.
+				if e.Kind == tiered.EventLeaseWaited && e.Err != nil && !vanished.Swap(true) {
+					h.FailPipelines(1, false)
+				}
+			})
+			c := newCache(t, tiered.Options{Redis: rdb, Namespace: "lw", DisableBus: true, FailClosed: closed, LeaseWait: time.Minute, Recorder: rec})
+			g := newGroup[string](t, c, "g", tiered.GroupOptions{})
+			ls := holdLeases(t, srv, "lw", g, "a", "b")
+			var calls atomic.Int64
+			type result struct {
+				got map[string]string
+				err error
+			}
+			ch := make(chan result, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a hang's guard only
+			defer cancel()
+			go func() {
+				got, err := g.FetchMany(ctx, []string{"a", "b"}, func(_ context.Context, ids []string) (map[string]string, error) {
+					calls.Add(1)
+					out := make(map[string]string)
+					for _, id := range ids {
+						out[id] = strings.ToUpper(id)
+					}
+					return out, nil
+				})
+				ch <- result{got, err}
+			}()
+			waitUntil(t, "both leases are found busy", func() bool { return c.Stats().LeasesBusy == 2 })
+			if err := srv.Client(t).Del(context.Background(), "lw:g:a").Err(); err != nil {
+				t.Fatal(err)
+			}
+			res := <-ch
+			if !vanished.Load() || h.Pending() != 0 {
+				t.Fatalf("the failure was not injected between two polls (vanished %v, pending %d)", vanished.Load(), h.Pending())
+			}
+			if closed {
+				if res.err == nil || !strings.Contains(res.err.Error(), "wait for lease") || calls.Load() != 0 {
+					t.Fatalf("FetchMany = %v, %v with %d loads; want the Redis error and no load", res.got, res.err, calls.Load())
+				}
+				return
+			}
+			if res.err != nil || res.got["a"] != "A" || res.got["b"] != "B" || calls.Load() != 1 {
+				t.Fatalf("FetchMany = %v, %v with %d loads; want both values from one load", res.got, res.err, calls.Load())
+			}
+			_ = ls
+		})
+	}
+}
+
+// TestFailedFillReleasesLease: when the pipeline that fills a loaded value
+// fails, the value is returned and the lease released, so that the next
+// reader on any node loads at once instead of waiting LeaseWait for a
+// lease nobody will fill. With the release switched off the lease stays:
+// the check can fail.
+func TestFailedFillReleasesLease(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("release off=%v", off), func(t *testing.T) {
+			srv := startRedis(t)
+			rdb, h := hookedClient(t, srv)
+			c := newCache(t, tiered.Options{Redis: rdb, Namespace: "ff", DisableBus: true})
+			tiered.SetNoRelease(c, off)
+			g := newGroup[string](t, c, "g", tiered.GroupOptions{})
+			v, err := g.Fetch(context.Background(), "1", func(context.Context, string) (string, error) {
+				h.FailPipelines(1, false) // the fill
+				return "v", nil
+			})
+			if err != nil || v != "v" {
+				t.Fatalf("Fetch = %q, %v; want the loaded value", v, err)
+			}
+			if h.Pending() != 0 {
+				t.Fatal("the fill's pipeline was not the one failed")
+			}
+			st, err := remote.New(srv.Client(t), remote.Options{Namespace: "ff"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := st.Get(context.Background(), g.Key("1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if left := rec.Kind == remote.KindLease; left != off {
+				t.Fatalf("Redis holds a %v after the failed fill (release off: %v)", rec.Kind, off)
+			}
+		})
+	}
+}
+
+// TestCloseDuringLeaseWait: Close ends a miss waiting for another node's
+// lease with ErrClosed; it neither calls the loader nor counts a Redis
+// failure.
+func TestCloseDuringLeaseWait(t *testing.T) {
+	srv := startRedis(t)
+	var redisErrs atomic.Int64
+	rec := tiered.RecorderFunc(func(e tiered.Event) {
+		if e.Kind == tiered.EventRedisError {
+			redisErrs.Add(1)
+		}
+	})
+	c, err := tiered.New(tiered.Options{Redis: srv.Client(t), Namespace: "cw", DisableBus: true, LeaseWait: time.Minute, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	g := newGroup[string](t, c, "g", tiered.GroupOptions{})
+	holdLeases(t, srv, "cw", g, "1")
+	var calls atomic.Int64
+	errc := make(chan error, 1)
+	go func() {
+		_, err := g.Fetch(context.Background(), "1", func(context.Context, string) (string, error) {
+			calls.Add(1)
+			return "v", nil
+		})
+		errc <- err
+	}()
+	waitUntil(t, "the lease is found busy", func() bool { return c.Stats().LeasesBusy == 1 })
+	c.Close()
+	if err := <-errc; !errors.Is(err, tiered.ErrClosed) {
+		t.Fatalf("Fetch = %v; want ErrClosed", err)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("loader called %d times after Close", n)
+	}
+	if n := redisErrs.Load(); n != 0 {
+		t.Fatalf("Close counted %d Redis failures", n)
+	}
+}
