@@ -3,7 +3,9 @@ package redistest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -15,12 +17,14 @@ var ErrInjected = errors.New("redistest: injected pipeline failure")
 // FailHook is a go-redis hook (add it with AddHook) that fails pipelines
 // when a test asks, for faults a proxy cannot place precisely: a pipeline
 // that never reached the server, or one the server ran whose replies were
-// lost. Single commands and dials pass through. Its methods are safe for
-// concurrent use.
+// lost; and the same for single commands. Dials pass through. Its methods
+// are safe for concurrent use.
 type FailHook struct {
-	mu   sync.Mutex // protects the fields below
-	n    int        // pipelines still to fail
-	sent bool       // send them to the server before failing them
+	mu      sync.Mutex // protects the fields below
+	n       int        // pipelines still to fail
+	sent    bool       // send them to the server before failing them
+	cmds    int        // single commands still to fail (sent first when cmdSent)
+	cmdSent bool
 }
 
 // FailPipelines makes the next n pipelines fail with ErrInjected. With
@@ -33,11 +37,30 @@ func (h *FailHook) FailPipelines(n int, sent bool) {
 	h.n, h.sent = n, sent
 }
 
-// Pending returns how many of the pipelines asked to fail have not come yet.
+// FailCommands is FailPipelines for single commands (not in a pipeline).
+func (h *FailHook) FailCommands(n int, sent bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cmds, h.cmdSent = n, sent
+}
+
+// Pending returns how many of the pipelines and commands asked to fail
+// have not come yet.
 func (h *FailHook) Pending() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.n
+	return h.n + h.cmds
+}
+
+// takeCmd is take for a single command.
+func (h *FailHook) takeCmd() (fail, sent bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cmds == 0 {
+		return false, false
+	}
+	h.cmds--
+	return true, h.cmdSent
 }
 
 // take reports whether this pipeline fails, and whether it is sent first.
@@ -58,9 +81,20 @@ func (*FailHook) DialHook(next redis.DialHook) redis.DialHook {
 	}
 }
 
-// ProcessHook implements redis.Hook: single commands pass through.
-func (*FailHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { return next(ctx, cmd) }
+// ProcessHook implements redis.Hook: it fails the single commands asked
+// for.
+func (h *FailHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		fail, sent := h.takeCmd()
+		if !fail {
+			return next(ctx, cmd)
+		}
+		if sent {
+			_ = next(ctx, cmd) // the server runs it; the reply is lost
+		}
+		cmd.SetErr(ErrInjected)
+		return ErrInjected
+	}
 }
 
 // ProcessPipelineHook implements redis.Hook: it fails the pipelines asked
@@ -78,5 +112,100 @@ func (h *FailHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 			c.SetErr(ErrInjected)
 		}
 		return ErrInjected
+	}
+}
+
+// OldServerHook is a go-redis hook (add it with AddHook) that makes a
+// client see a server older than Redis 7.0, which rejects SET with both NX
+// and GET: such a command, alone or in a pipeline, fails with "ERR syntax
+// error" without reaching the server. Everything else passes through.
+type OldServerHook struct {
+	mu       sync.Mutex // protects rejected
+	rejected int
+}
+
+// Rejected returns how many SET NX GET commands the hook rejected.
+func (h *OldServerHook) Rejected() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rejected
+}
+
+// replyError is an error reply, as go-redis reports it.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+func (replyError) RedisError()     {}
+
+const syntaxError = replyError("ERR syntax error")
+
+// setNXGet reports whether cmd is a SET with both NX and GET.
+func setNXGet(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if len(args) == 0 || !strings.EqualFold(fmt.Sprint(args[0]), "set") {
+		return false
+	}
+	var nx, get bool
+	for _, a := range args[3:] {
+		switch strings.ToLower(fmt.Sprint(a)) {
+		case "nx":
+			nx = true
+		case "get":
+			get = true
+		}
+	}
+	return nx && get
+}
+
+// reject fails cmd if it is a SET NX GET, and reports whether it did.
+func (h *OldServerHook) reject(cmd redis.Cmder) bool {
+	if !setNXGet(cmd) {
+		return false
+	}
+	h.mu.Lock()
+	h.rejected++
+	h.mu.Unlock()
+	cmd.SetErr(syntaxError)
+	return true
+}
+
+// DialHook implements redis.Hook: dials pass through.
+func (*OldServerHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return next(ctx, network, addr)
+	}
+}
+
+// ProcessHook implements redis.Hook.
+func (h *OldServerHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.reject(cmd) {
+			return syntaxError
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook implements redis.Hook: the SET NX GETs of a
+// pipeline fail, the other commands run, and the pipeline returns the
+// first error, as go-redis does.
+func (h *OldServerHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		var rest []redis.Cmder
+		for _, c := range cmds {
+			if !h.reject(c) {
+				rest = append(rest, c)
+			}
+		}
+		var err error
+		if len(rest) > 0 {
+			err = next(ctx, rest)
+		}
+		for _, c := range cmds {
+			if e := c.Err(); e != nil {
+				return e
+			}
+		}
+		return err
 	}
 }

@@ -48,4 +48,27 @@ func TestFailHook(t *testing.T) {
 			t.Fatalf("%s: %d failures still pending", tc.key, h.Pending())
 		}
 	}
+	// Single commands, the same way; pipelines are not touched.
+	for _, tc := range []struct {
+		key        string
+		sent, fail bool
+	}{{"cmd-sent", true, true}, {"cmd-dropped", false, true}, {"cmd-passes", false, false}} {
+		if tc.fail {
+			h.FailCommands(1, tc.sent)
+		}
+		err := rdb.Set(ctx, tc.key, "v", 0).Err()
+		if got := errors.Is(err, redistest.ErrInjected); got != tc.fail {
+			t.Fatalf("%s: command error %v; want injected %v", tc.key, err, tc.fail)
+		}
+		if _, err := set(tc.key + "-pipe"); err != nil {
+			t.Fatalf("%s: a pipeline failed while a command was asked to: %v", tc.key, err)
+		}
+		n, err := rdb.Exists(ctx, tc.key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := tc.sent || !tc.fail; (n == 1) != want {
+			t.Fatalf("%s: key exists %v; want %v", tc.key, n == 1, want)
+		}
+	}
 }
