@@ -255,5 +255,54 @@ func testFailedAcquire(t *testing.T, s *remote.Store, rdb redis.UniversalClient)
 		case keep && left != len(keys)-1:
 			t.Fatalf("release off: %d leases left; want %d (the server ran the acquisition)", left, len(keys)-1)
 		}
+		// Acquire: one SET NX PX GET, run by the server, its reply lost.
+		one := keys[0] + "-one"
+		h.FailCommands(1, true)
+		_, _, _, err = s.Acquire(ctx, one, time.Minute)
+		h.FailCommands(0, false)
+		if !errors.Is(err, redistest.ErrInjected) {
+			t.Fatalf("Acquire = %v; want the injected failure", err)
+		}
+		if got := mustGet(t, s, one).Kind == remote.KindLease; got != keep {
+			t.Fatalf("a lease left behind by a failed Acquire: %v; want %v (release off: %v)", got, keep, keep)
+		}
+	}
+}
+
+// testOldServer: a server that rejects SET NX GET (Redis before 7.0,
+// played by a hook) is found out at the first lease taking, which then
+// succeeds with the script, as do the ones after, without another SET NX
+// GET.
+func testOldServer(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	h := &redistest.OldServerHook{}
+	rdb.AddHook(h)
+	if s.LeaseByScript() {
+		t.Fatal("a new store takes leases with the script before it asked the server")
+	}
+	l, won, _, err := s.Acquire(ctx, "old1", time.Minute)
+	if err != nil || !won {
+		t.Fatalf("Acquire on an old server = won %v, %v; want won", won, err)
+	}
+	if !s.LeaseByScript() || h.Rejected() != 1 {
+		t.Fatalf("after the first lease: by script %v, %d rejected; want true, 1", s.LeaseByScript(), h.Rejected())
+	}
+	if got := mustGet(t, s, "old1"); got.Kind != remote.KindLease || got.Token != l.Token {
+		t.Fatalf("old1 holds %v %x; want our lease %x", got.Kind, got.Token, l.Token)
+	}
+	acq, err := s.AcquireMany(ctx, manyKeys("old-", 4), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range acq {
+		if !a.Won {
+			t.Fatalf("AcquireMany key %d not won on an old server", i)
+		}
+	}
+	if _, won, _, err := s.Acquire(ctx, "old1", time.Minute); err != nil || won {
+		t.Fatalf("a second Acquire of old1 = won %v, %v; want lost to the first", won, err)
+	}
+	if h.Rejected() != 1 {
+		t.Fatalf("%d SET NX GETs rejected; want 1", h.Rejected())
 	}
 }

@@ -78,6 +78,7 @@ func RunConformance(t *testing.T, newClient backend) {
 		{"LoadScripts", testLoadScripts},
 		{"ResentAcquireIsWon", testResentAcquire},
 		{"FailedAcquireLeavesNoLease", testFailedAcquire},
+		{"OldServerFallsBackToScript", testOldServer},
 		{"DeletePattern", testDeletePattern},
 		{"DeletePatternManyKeys", testDeletePatternMany},
 	}

@@ -22,13 +22,65 @@ type Lease struct {
 // either the key was missing and the caller now holds the lease (won), or
 // the key holds something and Acquire returns it (a value filled meanwhile,
 // another node's lease, a foreign or corrupt envelope) without changing it.
+// It is a read too: on a key that holds a value it costs what a GET does.
+// Like AcquireMany, a failed call releases the lease it may have taken.
 func (s *Store) Acquire(ctx context.Context, key string, ttl time.Duration) (Lease, bool, Record, error) {
+	if !s.noSetGet.Load() {
+		l, won, rec, err := s.acquireOne(ctx, key, ttl)
+		if err == nil || !oldServer(err) {
+			return l, won, rec, err
+		}
+		s.noSetGet.Store(true) // a server older than 7.0: NX and GET do not combine
+	}
 	acq, err := s.AcquireMany(ctx, []string{key}, ttl)
 	if err != nil {
 		return Lease{}, false, Record{}, fmt.Errorf("remote: acquire: %w", err)
 	}
 	return acq[0].Lease, acq[0].Won, acq[0].Found, nil
 }
+
+// acquireOne is Acquire as one SET NX PX GET, without a pipeline. A
+// syntax error (an old server) is returned as it is, for Acquire to fall
+// back.
+func (s *Store) acquireOne(ctx context.Context, key string, ttl time.Duration) (Lease, bool, Record, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	rkey := s.prefix + key
+	g, err := s.enter(ctx, rkey)
+	if err != nil {
+		return Lease{}, false, Record{}, fmt.Errorf("remote: acquire: %w", err)
+	}
+	l := Lease{Key: key, Token: NewToken()}
+	env := encode(Record{Kind: KindLease, Token: l.Token, Expire: time.Now().Add(ttl).UnixMilli()})
+	cmd := redis.NewStringCmd(ctx, "set", rkey, env, "px", pxArg(ttl), "nx", "get")
+	_ = s.rdb.Process(ctx, cmd)
+	raw, err := cmd.Bytes()
+	g.exit(ctx, err)
+	switch {
+	case err == redis.Nil:
+		return l, true, Record{}, nil
+	case oldServer(err):
+		return Lease{}, false, Record{}, err
+	case err != nil:
+		s.abandon(ctx, []Acquired{{Lease: l}})
+		return Lease{}, false, Record{}, s.fail("acquire", err)
+	}
+	rec := decode(raw)
+	if rec.Kind == KindLease && rec.Token == l.Token {
+		return l, true, Record{}, nil // our own lease, taken by an earlier send
+	}
+	return Lease{}, false, rec, nil
+}
+
+// oldServer reports whether err is the syntax error a server older than
+// Redis 7.0 answers to SET with both NX and GET. (redis.HasErrorPrefix
+// strips a leading "ERR " before it compares.)
+func oldServer(err error) bool { return redis.HasErrorPrefix(err, "syntax error") }
+
+// LeaseByScript reports whether the store takes leases with a script,
+// because the server rejected SET NX GET (Redis older than 7.0; known
+// after the first lease taking). A lease taking is then dearer than a GET.
+func (s *Store) LeaseByScript() bool { return s.noSetGet.Load() }
 
 // Acquired is the outcome of one key of [Store.AcquireMany].
 type Acquired struct {
@@ -68,7 +120,7 @@ func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duratio
 	var cmds []*redis.Cmd
 	if !s.noSetGet.Load() {
 		cmds, err = s.setNXGet(ctx, keys, envs, ttl)
-		if err != nil && redis.HasErrorPrefix(err, "ERR syntax error") {
+		if err != nil && oldServer(err) {
 			s.noSetGet.Store(true) // a server older than 7.0: NX and GET do not combine
 		}
 	}
