@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/tiered"
@@ -217,6 +218,39 @@ func TestDecodeErrorIsRemovedAndReloaded(t *testing.T) {
 	if s := g.Stats(); s.DecodeErrors != 2 || s.Loads != 2 || s.LeasesWon != 2 {
 		t.Fatalf("Stats = %+v; want 2 decode errors, 2 loads, 2 leases", s)
 	}
+	// FetchMany: the removed keys are taken once more and filled.
+	if err := writer.Set(ctx, "3", "not a user object"); err != nil {
+		t.Fatal(err)
+	}
+	m.Set("app:user:4", "no envelope at all")
+	got, err := g.FetchMany(ctx, []string{"3", "4"}, func(_ context.Context, ids []string) (map[string]User, error) {
+		out := make(map[string]User)
+		for _, id := range ids {
+			out[id] = User{ID: id, Name: "user " + id}
+		}
+		return out, nil
+	})
+	if err != nil || got["3"].Name != "user 3" || got["4"].Name != "user 4" {
+		t.Fatalf("FetchMany = %+v, %v; want fresh loads", got, err)
+	}
+	if s := g.Stats(); s.DecodeErrors != 4 || s.Loads != 3 || s.LeasesWon != 4 {
+		t.Fatalf("Stats = %+v; want 4 decode errors, 3 loads, 4 leases", s)
+	}
+	for _, id := range []string{"1", "2", "3", "4"} {
+		if !strings.Contains(mustMini(t, m, "app:user:"+id), "user "+id) {
+			t.Fatalf("Redis does not hold the reloaded value of %s", id)
+		}
+	}
+}
+
+// mustMini returns what miniredis holds under key.
+func mustMini(t *testing.T, m *miniredis.Miniredis, key string) string {
+	t.Helper()
+	v, err := m.Get(key)
+	if err != nil {
+		t.Fatalf("miniredis %s: %v", key, err)
+	}
+	return v
 }
 
 func TestLoaderErrorIsNotCached(t *testing.T) {

@@ -183,3 +183,57 @@ func TestCloseDuringLeaseWait(t *testing.T) {
 		t.Fatalf("Close counted %d Redis failures", n)
 	}
 }
+
+// TestServerWithoutSetNXGet: on a server that rejects SET NX GET (Redis
+// before 7.0, played by a hook), each client finds out once, then reads
+// with GETs and takes leases with the script: a miss on two nodes loads
+// once and the other node reads the value from Redis, for Fetch and
+// FetchMany alike.
+func TestServerWithoutSetNXGet(t *testing.T) {
+	srv := startRedis(t)
+	var caches []*tiered.Cache
+	var groups []*tiered.Group[string]
+	var hooks []*redistest.OldServerHook
+	for range 2 {
+		rdb := srv.Client(t)
+		h := &redistest.OldServerHook{}
+		rdb.AddHook(h)
+		c := newCache(t, tiered.Options{Redis: rdb, Namespace: "old", DisableBus: true})
+		caches, hooks = append(caches, c), append(hooks, h)
+		groups = append(groups, newGroup[string](t, c, "g", tiered.GroupOptions{}))
+	}
+	var calls atomic.Int64
+	load := func(_ context.Context, id string) (string, error) { calls.Add(1); return "v" + id, nil }
+	many := func(_ context.Context, ids []string) (map[string]string, error) {
+		calls.Add(1)
+		out := make(map[string]string)
+		for _, id := range ids {
+			out[id] = "v" + id
+		}
+		return out, nil
+	}
+	ctx := context.Background()
+	for i, g := range groups {
+		if v, err := g.Fetch(ctx, "1", load); err != nil || v != "v1" {
+			t.Fatalf("node %d: Fetch = %q, %v", i, v, err)
+		}
+		got, err := g.FetchMany(ctx, []string{"2", "3"}, many)
+		if err != nil || got["2"] != "v2" || got["3"] != "v3" {
+			t.Fatalf("node %d: FetchMany = %v, %v", i, got, err)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("loader calls = %d; want 2 (node 0's Fetch and FetchMany; node 1 reads Redis)", n)
+	}
+	if s := caches[1].Stats(); s.L2Hits != 3 || s.LeasesWon != 0 {
+		t.Fatalf("node 1: %d L2 hits, %d leases; want 3 and 0", s.L2Hits, s.LeasesWon)
+	}
+	if s := caches[0].Stats(); s.LeasesWon != 3 || s.L2Misses != 3 {
+		t.Fatalf("node 0: %d leases won, %d L2 misses; want 3 and 3", s.LeasesWon, s.L2Misses)
+	}
+	for i, h := range hooks {
+		if n := h.Rejected(); n != 1 {
+			t.Fatalf("node %d sent %d SET NX GETs to the old server; want 1 (then it knows)", i, n)
+		}
+	}
+}

@@ -12,16 +12,26 @@ import (
 )
 
 // leadL2Read is the first part of a Fetch's load, run by the caller that
-// leads it, on its own goroutine: it takes the token and reads Redis. On a
-// hit (a value, or a cached "not found") it ends the load (no goroutine is
-// started: an L2 hit costs one GET); otherwise it starts the rest of the
-// load (lease, loader, fill; see [run]) on a new goroutine and reports
-// false. The read is bounded by RedisTimeout and does not observe ctx's
-// cancellation, which the caller's wait then reports.
+// leads it, on its own goroutine: it takes the token, then reads Redis and
+// takes the key's lease in one step (SET NX GET; a GET on servers older
+// than Redis 7.0, see [run.exec]). On a hit (a value, or a cached "not
+// found") it ends the load: no goroutine is started, and an L2 hit costs
+// one command. Otherwise it starts the rest of the load (the wait for
+// another node's lease, the loader, the fill; see [run]) on a new
+// goroutine and reports false. The read is bounded by RedisTimeout and
+// does not observe ctx's cancellation, which the caller's wait then
+// reports.
 func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load LoaderFunc[V]) (v V, err error, done bool) {
 	c := g.c
 	tok := c.begin()
 	var l2err error
+	// The outcome of the read: with acquired, of a lease taking that read
+	// the key (rec is empty when the lease was won: a miss).
+	var (
+		acquired, won bool
+		lease         remote.Lease
+		rec           remote.Record
+	)
 	if c.store != nil {
 		defer func() {
 			if r := recover(); r != nil { // a codec panic: hand it to every waiter
@@ -33,8 +43,13 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 		if ctx.Done() != nil {
 			rctx = context.WithoutCancel(ctx)
 		}
-		rec, rerr := c.store.Get(rctx, key)
-		if rerr == nil {
+		if c.store.LeaseByScript() {
+			rec, l2err = c.store.Get(rctx, key)
+		} else {
+			acquired = true
+			lease, won, rec, l2err = c.store.Acquire(rctx, key, c.opts.LeaseTTL)
+		}
+		if l2err == nil {
 			c.at(hookReadDone)
 			switch v, st := g.fromRecord(rctx, key, rec, tok, load); st {
 			case foundValue:
@@ -45,20 +60,26 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 			case foundAbsent:
 				c.flights.finish(key, fl, nil, ErrNotFound)
 				return v, ErrNotFound, true
+			case foundGone:
+				acquired = false // the lease was not taken: take it now
 			}
 		}
-		l2err = rerr
 	}
-	id := key[len(g.prefix):]
+	// Fresh variables, so that only a miss moves them to the heap.
+	id, readErr, read := key[len(g.prefix):], l2err, acquired
+	acq := remote.Acquired{Lease: lease, Won: won, Found: rec}
 	c.flights.start(key, fl, func() (any, error) {
 		rctx, cancel := c.runContext(ctx)
 		defer cancel()
 		var out any
 		var oerr error
 		r := g.newRun(rctx, tok, single(load), func(_ string, v V, err error) { out, oerr = v, err })
-		if l2err != nil {
-			r.redisFailed("get", []string{id}, l2err)
-		} else {
+		switch {
+		case readErr != nil:
+			r.redisFailed("get", []string{id}, readErr)
+		case read:
+			r.proceed([]string{id}, []remote.Acquired{acq}, true, false)
+		default:
 			r.exec([]string{id}, false)
 		}
 		return out, oerr
@@ -96,12 +117,14 @@ const (
 	foundNone   found = iota // a miss, a lease, or something unusable
 	foundValue               // a value, decoded
 	foundAbsent              // a cached "not found"
+	foundGone                // bytes that do not decode, now removed: the key is free
 )
 
 // fromRecord turns what Redis held into a value, keeping it in L1 (unless
 // an invalidation happened since tok). A value past its logical expiry, a
-// lease, a foreign envelope, a corrupt one (which it removes) and a payload
-// the codec cannot decode (which it removes) are foundNone. With load set
+// lease and a foreign envelope are foundNone; a corrupt envelope and a
+// payload the codec cannot decode are removed (compare-and-delete) and
+// are foundGone. With load set
 // and early refresh on, a value past its refresh deadline starts a
 // background refresh.
 func (g *Group[V]) fromRecord(ctx context.Context, key string, rec remote.Record, tok local.Token, load LoaderFunc[V]) (V, found) {
@@ -116,7 +139,7 @@ func (g *Group[V]) fromRecord(ctx context.Context, key string, rec remote.Record
 		}
 	case remote.KindCorrupt:
 		g.discard(ctx, key, rec, errors.New("not an envelope"))
-		return v, foundNone
+		return v, foundGone
 	default:
 		g.record(Event{Kind: EventMiss, Tier: TierL2})
 		return v, foundNone
@@ -128,7 +151,7 @@ func (g *Group[V]) fromRecord(ctx context.Context, key string, rec remote.Record
 	}
 	if err := g.codec.Unmarshal(rec.Payload, &v); err != nil {
 		g.discard(ctx, key, rec, err)
-		return v, foundNone
+		return v, foundGone
 	}
 	g.record(Event{Kind: EventHit, Tier: TierL2})
 	refresh := g.refreshAt(rec)

@@ -14,11 +14,11 @@ type BatchLoaderFunc[V any] func(ctx context.Context, ids []string) (map[string]
 // FetchMany returns the values of ids (duplicates are read once): from L1,
 // then, for the rest, exactly as [Group.Fetch] does for one id but in
 // batches: an id that a Fetch or FetchMany of this process is already
-// loading joins that load; the others are read from Redis with one pipeline
-// of single-key GETs (no command crosses cluster slots), their leases are
-// taken with one pipeline, and what is still missing is loaded with one
-// call of load and kept in both tiers with a compare-and-set per key. Ids
-// that do not exist are absent from the result.
+// loading joins that load; the others are read from Redis, and the leases
+// of the missing ones taken, with one pipeline of single-key SET NX GETs
+// (no command crosses cluster slots), and what is still missing is loaded
+// with one call of load and kept in both tiers with a compare-and-set per
+// key. Ids that do not exist are absent from the result.
 //
 // The load runs on its own goroutine; FetchMany returns ctx.Err() as soon
 // as ctx is done while the load goes on for the callers that share it. An

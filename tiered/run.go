@@ -62,7 +62,11 @@ func (c *Cache) runContext(ctx context.Context) (context.Context, context.Cancel
 	return rctx, func() { stop(); cancel() }
 }
 
-// exec loads ids; with read it first reads them from Redis.
+// exec loads ids; with read it first reads them from Redis. The read and
+// the lease taking are one step (SET NX GET: a key that holds a value
+// answers with it, a missing key gets this run's lease), except on servers
+// older than Redis 7.0, where taking a lease runs a script: those are read
+// with GETs first.
 func (r *run[V]) exec(ids []string, read bool) {
 	g := r.g
 	if len(ids) > 1 {
@@ -76,7 +80,7 @@ func (r *run[V]) exec(ids []string, read bool) {
 		r.loadL1Only(ids, false)
 		return
 	}
-	if read {
+	if read && st.LeaseByScript() {
 		recs, err := st.GetMany(r.ctx, g.keys(ids))
 		if err != nil {
 			r.redisFailed("get many", ids, err)
@@ -92,11 +96,19 @@ func (r *run[V]) exec(ids []string, read bool) {
 			return
 		}
 	}
-	leases, busy, unfilled, err := r.acquire(ids)
+	acq, err := st.AcquireMany(r.ctx, g.keys(ids), g.c.opts.LeaseTTL)
 	if err != nil {
 		r.redisFailed("acquire", ids, err)
 		return
 	}
+	r.proceed(ids, acq, false, read && !st.LeaseByScript())
+}
+
+// proceed goes on from the lease taking of ids (acq, in the order of ids):
+// it waits for the leases other nodes hold, then loads and fills. seen and
+// read are as for sort.
+func (r *run[V]) proceed(ids []string, acq []remote.Acquired, seen, read bool) {
+	leases, busy, unfilled := r.sort(ids, acq, seen, read)
 	if len(busy) > 0 {
 		more, rest := r.await(busy)
 		for id, l := range more {
@@ -110,47 +122,91 @@ func (r *run[V]) exec(ids []string, read bool) {
 // settle delivers what Redis held for id, if it is a value or a cached
 // "not found", and reports whether it did.
 func (r *run[V]) settle(id string, rec remote.Record) bool {
-	switch v, st := r.g.fromRecord(r.ctx, r.g.Key(id), rec, r.tok, nil); st {
-	case foundValue:
-		r.done(id, v, nil)
-		return true
-	case foundAbsent:
-		r.done(id, v, ErrNotFound)
-		return true
-	}
-	return false
+	st := r.look(id, rec)
+	return st == foundValue || st == foundAbsent
 }
 
-// acquire takes the leases of ids. It returns the leases won, the ids whose
-// lease another node holds and that this run will wait for, and the ids to
-// load without filling; ids filled meanwhile are delivered.
+// look is settle that tells what it found.
+func (r *run[V]) look(id string, rec remote.Record) found {
+	v, st := r.g.fromRecord(r.ctx, r.g.Key(id), rec, r.tok, nil)
+	switch st {
+	case foundValue:
+		r.done(id, v, nil)
+	case foundAbsent:
+		r.done(id, v, ErrNotFound)
+	}
+	return st
+}
+
+// acquire takes the leases of ids and sorts them (see sort).
 func (r *run[V]) acquire(ids []string) (leases map[string]remote.Lease, busy, unfilled []string, err error) {
 	g := r.g
 	acq, err := g.c.store.AcquireMany(r.ctx, g.keys(ids), g.c.opts.LeaseTTL)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	leases, busy, unfilled = r.sort(ids, acq, false, false)
+	return leases, busy, unfilled, nil
+}
+
+// sort splits the outcome of a lease taking: it returns the leases won, the
+// ids whose lease another node holds and that this run will wait for, and
+// the ids to load without filling. Unless seen (what the keys held was
+// already looked at), ids whose key held a value or a cached "not found"
+// are delivered, and the keys that held bytes that do not decode, now
+// removed, are taken once more. With read (the lease taking was the run's
+// read of the keys), a won lease counts as an L2 miss.
+func (r *run[V]) sort(ids []string, acq []remote.Acquired, seen, read bool) (leases map[string]remote.Lease, busy, unfilled []string) {
 	leases = make(map[string]remote.Lease)
+	gone := r.sortInto(ids, acq, seen, read, leases, &busy, &unfilled)
+	if len(gone) == 0 {
+		return leases, busy, unfilled
+	}
+	g := r.g
+	again, err := g.c.store.AcquireMany(r.ctx, g.keys(gone), g.c.opts.LeaseTTL)
+	if err != nil {
+		return leases, busy, append(unfilled, r.failed("acquire", gone, err)...)
+	}
+	unfilled = append(unfilled, r.sortInto(gone, again, false, false, leases, &busy, &unfilled)...)
+	return leases, busy, unfilled
+}
+
+// sortInto is one pass of sort; it returns the ids found holding bytes
+// that were removed.
+func (r *run[V]) sortInto(ids []string, acq []remote.Acquired, seen, read bool, leases map[string]remote.Lease, busy, unfilled *[]string) (gone []string) {
+	g := r.g
 	for i, a := range acq {
 		id := ids[i]
-		switch {
-		case a.Won:
+		if a.Won {
+			if read {
+				g.record(Event{Kind: EventMiss, Tier: TierL2})
+			}
 			g.record(Event{Kind: EventLeaseWon})
 			leases[id] = a.Lease
-		case r.settle(id, a.Found):
-		case a.Found.Kind == remote.KindLease && !g.c.opts.DisableLeaseWait:
+			continue
+		}
+		if !seen {
+			switch r.look(id, a.Found) {
+			case foundValue, foundAbsent:
+				continue
+			case foundGone:
+				gone = append(gone, id)
+				continue
+			}
+		}
+		if a.Found.Kind == remote.KindLease && !g.c.opts.DisableLeaseWait {
 			g.record(Event{Kind: EventLeaseBusy})
-			busy = append(busy, id)
+			*busy = append(*busy, id)
 			if r.holders == nil {
 				r.holders = make(map[string]uint64)
 			}
 			r.holders[id] = a.Found.Token
-		default:
-			g.record(Event{Kind: EventLeaseBusy})
-			unfilled = append(unfilled, id)
+			continue
 		}
+		g.record(Event{Kind: EventLeaseBusy})
+		*unfilled = append(*unfilled, id)
 	}
-	return leases, busy, unfilled, nil
+	return gone
 }
 
 // await waits for the values of ids, whose leases other nodes hold. An id

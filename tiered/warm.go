@@ -374,7 +374,7 @@ func (g *Group[V]) warmL1(ctx context.Context, keys []string) (int, error) {
 	}
 	n := 0
 	for i, rec := range recs {
-		if _, st := g.fromRecord(ctx, keys[i], rec, tok, nil); st != foundNone {
+		if _, st := g.fromRecord(ctx, keys[i], rec, tok, nil); st == foundValue || st == foundAbsent {
 			n++
 		}
 	}
