@@ -60,6 +60,7 @@ type Group[V any] struct {
 	beta   float64       // early refresh; 0: off
 	codec  Codec
 	st     counters
+	loads  loadTime // how long this group's loads take, to pace lease waits
 }
 
 // NewGroup returns the group named name (the key prefix) of c. The name must

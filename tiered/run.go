@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tiercache/tiercache/local"
@@ -80,7 +81,8 @@ func (r *run[V]) exec(ids []string, read bool) {
 		r.loadL1Only(ids, false)
 		return
 	}
-	if read && st.LeaseByScript() {
+	byScript := st.LeaseByScript()
+	if read && byScript {
 		recs, err := st.GetMany(r.ctx, g.keys(ids))
 		if err != nil {
 			r.redisFailed("get many", ids, err)
@@ -101,7 +103,7 @@ func (r *run[V]) exec(ids []string, read bool) {
 		r.redisFailed("acquire", ids, err)
 		return
 	}
-	r.proceed(ids, acq, false, read && !st.LeaseByScript())
+	r.proceed(ids, acq, false, read && !byScript)
 }
 
 // proceed goes on from the lease taking of ids (acq, in the order of ids):
@@ -167,8 +169,8 @@ func (r *run[V]) sort(ids []string, acq []remote.Acquired, seen, read bool) (lea
 	if err != nil {
 		return leases, busy, append(unfilled, r.failed("acquire", gone, err)...)
 	}
-	unfilled = append(unfilled, r.sortInto(gone, again, false, false, leases, &busy, &unfilled)...)
-	return leases, busy, unfilled
+	gone = r.sortInto(gone, again, false, false, leases, &busy, &unfilled)
+	return leases, busy, append(unfilled, gone...)
 }
 
 // sortInto is one pass of sort; it returns the ids found holding bytes
@@ -237,12 +239,46 @@ func (r *run[V]) await(ids []string) (leases map[string]remote.Lease, unfilled [
 	return leases, unfilled
 }
 
-// Poll intervals of a lease wait: from the first to the last, doubling,
-// each drawn at random within [d/2, d] so that waiters spread out.
+// Poll intervals of a lease wait: from the first, doubling, up to a
+// quarter of the group's typical load time within [firstPoll, lastPoll]
+// (lastPoll until a load time is known), each drawn at random within
+// [d/2, d] so that waiters spread out. A waiter then sees the value about
+// an eighth of a load time after it lands, at the cost of about four
+// GETs per load time waited.
 const (
 	firstPoll = 500 * time.Microsecond
 	lastPoll  = 8 * time.Millisecond
 )
+
+// loadTime is a moving average of a group's load times: this node's loads
+// and the ones other nodes' values report (their envelope's LoadTime).
+type loadTime struct{ ns atomic.Int64 }
+
+// add folds d in with a weight of 1/8.
+func (l *loadTime) add(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	for {
+		old := l.ns.Load()
+		next := int64(d)
+		if old != 0 {
+			next = old + (int64(d)-old)/8
+		}
+		if l.ns.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// pollLimit is the longest pause between two polls of a lease wait.
+func (l *loadTime) pollLimit() time.Duration {
+	t := time.Duration(l.ns.Load())
+	if t == 0 {
+		return lastPoll
+	}
+	return min(max(t/4, firstPoll), lastPoll)
+}
 
 // wait polls Redis for ids until each holds a value (delivered), the lease
 // it waits for vanished (returned in vanished: removed, expired, or
@@ -259,7 +295,8 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			timer.Stop()
 		}
 	}()
-	for d := firstPoll; ; d = min(2*d, lastPoll) {
+	limit := g.loads.pollLimit()
+	for d := firstPoll; ; d = min(2*d, limit) {
 		pause := d/2 + rand.N(d/2+1)
 		if left := time.Until(deadline); pause > left {
 			pause = max(left, 0)
@@ -283,6 +320,7 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			id := ids[i]
 			switch {
 			case r.settle(id, rec):
+				g.loads.add(rec.LoadTime)
 				g.record(Event{Kind: EventLeaseWaited, Duration: time.Since(start)})
 			case rec.Kind == remote.KindLease && rec.Token == r.holders[id]:
 				pending = append(pending, id)
@@ -486,6 +524,7 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 	}()
 	vals, err = r.load(ctx, ids)
 	took := start()
+	g.loads.add(took)
 	if err != nil {
 		return nil, took, err
 	}
