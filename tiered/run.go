@@ -460,7 +460,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		r.fillWithoutCAS(fills, items)
 		return
 	}
-	ok, err := c.store.FillMany(r.ctx, fills)
+	ok, err := r.fillRedis(fills)
 	if err != nil {
 		// Some fills may have landed; releasing is a compare-and-delete
 		// of our own leases, so it removes only those that did not.
@@ -480,6 +480,18 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		c.at(hookFilled)
 		c.fillL1(fills[i].Lease.Key, r.tok, items[i])
 	}
+}
+
+// fillRedis runs the compare-and-set fills: one script call for a single
+// fill (a Fetch), a pipeline of them for several.
+func (r *run[V]) fillRedis(fills []remote.Fill) ([]bool, error) {
+	st := r.g.c.store
+	if len(fills) != 1 {
+		return st.FillMany(r.ctx, fills)
+	}
+	f := fills[0]
+	ok, err := st.Fill(r.ctx, f.Lease, f.Record, f.TTL)
+	return []bool{ok}, err
 }
 
 // fillWithoutCAS is the fill the compare-and-set replaces, kept only so that

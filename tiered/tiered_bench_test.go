@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -154,6 +157,57 @@ func BenchmarkL2Hit(b *testing.B) {
 			}
 			var p Profile
 			if err := json.Unmarshal(data, &p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkMiss: a read of a key in neither tier, with a loader that
+// answers at once: tiercache (one SET NX GET that takes the lease, the
+// loader, one compare-and-set fill) against the cache-aside a user writes
+// with go-redis (GET, the loader, SET). L1 is off, so every read is a miss
+// of a key no one read before.
+func BenchmarkMiss(b *testing.B) {
+	rdb := newReal(b)
+	ctx := context.Background()
+	next := 0 // ids are never read twice, across the runs of b.N
+	b.Run("tiered", func(b *testing.B) {
+		c := newCache(b, tiered.Options{Redis: rdb, Namespace: "miss", DisableL1: true, DisableBus: true})
+		g := newGroup[Profile](b, c, "user_profile", tiered.GroupOptions{})
+		load := func(ctx context.Context, id string) (Profile, error) {
+			p, err := benchLoad(ctx, id)
+			return *p, err
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			next++
+			if _, err := g.Fetch(ctx, strconv.Itoa(next), load); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		if s := g.Stats(); s.Loads != uint64(b.N) || s.LeasesWon != uint64(b.N) {
+			b.Fatalf("%d reads made %d loads, %d leases", b.N, s.Loads, s.LeasesWon)
+		}
+	})
+	b.Run("goredis", func(b *testing.B) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			next++
+			id := strconv.Itoa(next)
+			key := "raw-miss:user_profile:" + id
+			if _, err := rdb.Get(ctx, key).Bytes(); err != redis.Nil {
+				b.Fatalf("GET of a new key: %v", err)
+			}
+			p, _ := benchLoad(ctx, id)
+			data, err := json.Marshal(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := rdb.Set(ctx, key, data, time.Minute).Err(); err != nil {
 				b.Fatal(err)
 			}
 		}
