@@ -36,8 +36,8 @@ func benchLoad(_ context.Context, id string) (*Profile, error) {
 // what recording costs the hit path. Run it with -cpu 1,2.
 func BenchmarkL1Hit(b *testing.B) {
 	ids := benchIDs()
-	b.Run("tiered", func(b *testing.B) { benchL1Hit(b, ids, tiered.Options{}) })
-	b.Run("tiered-recorder", func(b *testing.B) {
+	b.Run("impl=tiered", func(b *testing.B) { benchL1Hit(b, ids, tiered.Options{}) })
+	b.Run("impl=tiered-recorder", func(b *testing.B) {
 		var other atomic.Int64
 		benchL1Hit(b, ids, tiered.Options{Recorder: tiered.RecorderFunc(func(e tiered.Event) {
 			if e.Kind != tiered.EventHit {
@@ -45,7 +45,7 @@ func BenchmarkL1Hit(b *testing.B) {
 			}
 		})})
 	})
-	b.Run("ristretto", func(b *testing.B) {
+	b.Run("impl=ristretto", func(b *testing.B) {
 		rc, err := ristretto.NewCache(&ristretto.Config[string, *Profile]{
 			NumCounters: 10 * benchKeys * 10, MaxCost: 64 << 20, BufferItems: 64, IgnoreInternalCost: true,
 		})
@@ -115,7 +115,7 @@ func BenchmarkL2Hit(b *testing.B) {
 	rdb := newReal(b)
 	ids := benchIDs()
 	ctx := context.Background()
-	b.Run("tiered", func(b *testing.B) {
+	b.Run("impl=tiered", func(b *testing.B) {
 		c := newCache(b, tiered.Options{Redis: rdb, Namespace: "bench", DisableL1: true})
 		g := newGroup[Profile](b, c, "user_profile", tiered.GroupOptions{})
 		load := func(ctx context.Context, id string) (Profile, error) {
@@ -140,7 +140,7 @@ func BenchmarkL2Hit(b *testing.B) {
 			b.Fatalf("the benchmark loaded: %+v", s)
 		}
 	})
-	b.Run("goredis", func(b *testing.B) {
+	b.Run("impl=goredis", func(b *testing.B) {
 		keys := make([]string, benchKeys)
 		for i, id := range ids {
 			keys[i] = "raw:user_profile:" + id
@@ -172,7 +172,7 @@ func BenchmarkMiss(b *testing.B) {
 	rdb := newReal(b)
 	ctx := context.Background()
 	next := 0 // ids are never read twice, across the runs of b.N
-	b.Run("tiered", func(b *testing.B) {
+	b.Run("impl=tiered", func(b *testing.B) {
 		c := newCache(b, tiered.Options{Redis: rdb, Namespace: "miss", DisableL1: true, DisableBus: true})
 		g := newGroup[Profile](b, c, "user_profile", tiered.GroupOptions{})
 		load := func(ctx context.Context, id string) (Profile, error) {
@@ -192,7 +192,7 @@ func BenchmarkMiss(b *testing.B) {
 			b.Fatalf("%d reads made %d loads, %d leases", b.N, s.Loads, s.LeasesWon)
 		}
 	})
-	b.Run("goredis", func(b *testing.B) {
+	b.Run("impl=goredis", func(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
