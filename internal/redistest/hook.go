@@ -20,28 +20,30 @@ var ErrInjected = errors.New("redistest: injected pipeline failure")
 // lost; and the same for single commands. Dials pass through. Its methods
 // are safe for concurrent use.
 type FailHook struct {
-	mu      sync.Mutex // protects the fields below
-	n       int        // pipelines still to fail
-	sent    bool       // send them to the server before failing them
-	cmds    int        // single commands still to fail (sent first when cmdSent)
-	cmdSent bool
+	mu    sync.Mutex // protects pipes and cmds
+	pipes failures
+	cmds  failures
+}
+
+// failures is what is left of one FailHook order.
+type failures struct {
+	n    int  // calls still to fail
+	sent bool // send them to the server before failing them
 }
 
 // FailPipelines makes the next n pipelines fail with ErrInjected. With
 // sent, each is first sent and run by the server (its replies are then
 // dropped, as when a connection breaks after the server answered);
 // otherwise none of its commands reaches the server.
-func (h *FailHook) FailPipelines(n int, sent bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.n, h.sent = n, sent
-}
+func (h *FailHook) FailPipelines(n int, sent bool) { h.order(&h.pipes, n, sent) }
 
 // FailCommands is FailPipelines for single commands (not in a pipeline).
-func (h *FailHook) FailCommands(n int, sent bool) {
+func (h *FailHook) FailCommands(n int, sent bool) { h.order(&h.cmds, n, sent) }
+
+func (h *FailHook) order(f *failures, n int, sent bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.cmds, h.cmdSent = n, sent
+	*f = failures{n: n, sent: sent}
 }
 
 // Pending returns how many of the pipelines and commands asked to fail
@@ -49,29 +51,19 @@ func (h *FailHook) FailCommands(n int, sent bool) {
 func (h *FailHook) Pending() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.n + h.cmds
+	return h.pipes.n + h.cmds.n
 }
 
-// takeCmd is take for a single command.
-func (h *FailHook) takeCmd() (fail, sent bool) {
+// take reports whether the next call of f's kind fails, and whether it is
+// sent first.
+func (h *FailHook) take(f *failures) (fail, sent bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.cmds == 0 {
+	if f.n == 0 {
 		return false, false
 	}
-	h.cmds--
-	return true, h.cmdSent
-}
-
-// take reports whether this pipeline fails, and whether it is sent first.
-func (h *FailHook) take() (fail, sent bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.n == 0 {
-		return false, false
-	}
-	h.n--
-	return true, h.sent
+	f.n--
+	return true, f.sent
 }
 
 // DialHook implements redis.Hook: dials pass through.
@@ -85,7 +77,7 @@ func (*FailHook) DialHook(next redis.DialHook) redis.DialHook {
 // for.
 func (h *FailHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		fail, sent := h.takeCmd()
+		fail, sent := h.take(&h.cmds)
 		if !fail {
 			return next(ctx, cmd)
 		}
@@ -101,7 +93,7 @@ func (h *FailHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // for, setting ErrInjected on each of their commands.
 func (h *FailHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		fail, sent := h.take()
+		fail, sent := h.take(&h.pipes)
 		if !fail {
 			return next(ctx, cmds)
 		}
