@@ -158,7 +158,7 @@ func runAll(ctx context.Context, cfg *config, args []string, errOut io.Writer) (
 	}
 	prog.clear()
 	if !e.realRedis() {
-		rep.Notes = append(rep.Notes, "miniredis runs every Lua script in a fresh interpreter under one global lock, and tiercache takes a lease and fills with a compare-and-set script on each miss, so miss-heavy figures here understate it; client-side caching peers need a real server. Run with -redis ADDR for representative figures.")
+		rep.Notes = append(rep.Notes, "miniredis runs every Lua script in a fresh interpreter under one global lock, and tiercache fills every miss with a compare-and-set script, so miss-heavy figures here understate it; client-side caching peers need a real server. Run with -redis ADDR for representative figures.")
 	}
 	if n := jetLogger.warnings.Load(); n > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("jetcache-go logged %d warnings or errors (such as sync events dropped because its event buffer was full).", n))
