@@ -25,13 +25,10 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 	c := g.c
 	tok := c.begin()
 	var l2err error
-	// The outcome of the read: with acquired, of a lease taking that read
-	// the key (rec is empty when the lease was won: a miss).
-	var (
-		acquired, won bool
-		lease         remote.Lease
-		rec           remote.Record
-	)
+	// The read: with acquired, a lease taking that read the key (Found is
+	// empty when the lease was won: a miss).
+	var a remote.Acquired
+	acquired := false
 	if c.store != nil {
 		defer func() {
 			if r := recover(); r != nil { // a codec panic: hand it to every waiter
@@ -44,14 +41,14 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 			rctx = context.WithoutCancel(ctx)
 		}
 		if c.store.LeaseByScript() {
-			rec, l2err = c.store.Get(rctx, key)
+			a.Found, l2err = c.store.Get(rctx, key)
 		} else {
 			acquired = true
-			lease, won, rec, l2err = c.store.Acquire(rctx, key, c.opts.LeaseTTL)
+			a.Lease, a.Won, a.Found, l2err = c.store.Acquire(rctx, key, c.opts.LeaseTTL)
 		}
 		if l2err == nil {
 			c.at(hookReadDone)
-			switch v, st := g.fromRecord(rctx, key, rec, tok, load); st {
+			switch v, st := g.fromRecord(rctx, key, a.Found, tok, load); st {
 			case foundValue:
 				if !c.flights.endUnwaited(key, fl) {
 					c.flights.finish(key, fl, v, nil)
@@ -66,8 +63,7 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 		}
 	}
 	// Fresh variables, so that only a miss moves them to the heap.
-	id, readErr, read := key[len(g.prefix):], l2err, acquired
-	acq := remote.Acquired{Lease: lease, Won: won, Found: rec}
+	id, readErr, read, acq := key[len(g.prefix):], l2err, acquired, a
 	c.flights.start(key, fl, func() (any, error) {
 		rctx, cancel := c.runContext(ctx)
 		defer cancel()

@@ -581,11 +581,10 @@ func (r *run[V]) loadL1Only(ids []string, degraded bool) {
 	}
 }
 
-// failed handles a failed Redis call of the run that came after the run
-// took leases (those stay its own): with FailClosed the ids get the error
-// and failed returns none; otherwise it returns ids, to be loaded without
-// filling. A call cut short by Close is not a Redis failure: the ids get
-// ErrClosed.
+// failed handles a failed Redis call of the run: with FailClosed the ids
+// get the error and failed returns none; otherwise it records the failure
+// and returns ids, to be loaded without filling. A call cut short by Close
+// is not a Redis failure: the ids get ErrClosed.
 func (r *run[V]) failed(op string, ids []string, err error) []string {
 	g := r.g
 	if r.ctx.Err() != nil {
@@ -596,7 +595,11 @@ func (r *run[V]) failed(op string, ids []string, err error) []string {
 		r.fail(op, ids, err)
 		return nil
 	}
-	g.c.redisFailed(&g.st, g.name, op, "", err)
+	key := ""
+	if len(ids) == 1 {
+		key = g.Key(ids[0])
+	}
+	g.c.redisFailed(&g.st, g.name, op, key, err)
 	return ids
 }
 
@@ -616,25 +619,12 @@ func (r *run[V]) fail(op string, ids []string, err error) {
 	}
 }
 
-// redisFailed handles a failed Redis call of the run before it took any
-// lease: with FailClosed the ids get the error; otherwise they are loaded
-// and kept in L1 for DegradedL1TTL only. After Close they get ErrClosed.
+// redisFailed is failed for a call before the run took any lease: the ids
+// left are loaded and kept in L1 for DegradedL1TTL only.
 func (r *run[V]) redisFailed(op string, ids []string, err error) {
-	g := r.g
-	if r.ctx.Err() != nil {
-		r.closed(ids)
-		return
+	if ids = r.failed(op, ids, err); len(ids) > 0 {
+		r.loadL1Only(ids, true)
 	}
-	if g.c.opts.FailClosed {
-		r.fail(op, ids, err)
-		return
-	}
-	key := ""
-	if len(ids) == 1 {
-		key = g.Key(ids[0])
-	}
-	g.c.redisFailed(&g.st, g.name, op, key, err)
-	r.loadL1Only(ids, true)
 }
 
 // release gives leases up after a failed load, so the next reader loads at
