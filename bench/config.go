@@ -40,6 +40,7 @@ type config struct {
 	jsonOut  string
 	chartOut string
 	progress string
+	cpuProf  string
 
 	// Set in worker processes only.
 	workerID int
@@ -78,6 +79,7 @@ func parseFlags(args []string, errOut io.Writer) (*config, error) {
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&c.chartOut, "chart", "", "also draw the results as an SVG chart in this file")
 	fs.StringVar(&c.progress, "progress", "auto", "progress on stderr: auto (a live line on a terminal, plain lines otherwise), plain, or off")
+	fs.StringVar(&c.cpuProf, "cpuprofile", "", "write a CPU profile of the run (this process only) to this file")
 	fs.IntVar(&c.workerID, "worker", -1, "internal: run as worker process N of -procs")
 	fs.StringVar(&c.arena, "arena", "", "internal: the shared-memory file of a worker")
 	fs.BoolVar(&c.mini, "mini", false, "internal: the parent's Redis is its embedded miniredis")

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,17 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	if cfg.workerID >= 0 {
 		return workerMain(ctx, cfg, os.Stdin, out)
+	}
+	if cfg.cpuProf != "" {
+		f, err := os.Create(cfg.cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := runAll(ctx, cfg, args, errOut)
 	if err != nil {
