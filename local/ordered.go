@@ -1,91 +1,123 @@
 package local
 
-import "math/rand/v2"
+import (
+	"slices"
+	"strings"
+)
 
-// ordered is a skip list of keys in byte order, so that the keys sharing a
+// ordered is a set of keys in byte order, so that the keys sharing a
 // prefix can be visited without scanning the rest. It is not safe for
 // concurrent use: each orderedShard guards its own.
+//
+// The keys are kept in sorted chunks of at most chunkMax keys, in order: a
+// seek is two binary searches over contiguous memory, an insert or a
+// removal moves at most chunkMax string headers, and only a chunk split
+// allocates. (A skip list costs a node allocation per insert and a
+// pointer chase, usually to cold memory, per step of a seek; the index
+// changes on every fill of a new key, so that cost is on the miss path.)
+// Any two neighbouring chunks hold more than chunkMax/2 keys together, so
+// there are at most 4n/chunkMax+1 chunks for n keys.
 type ordered struct {
-	head  node
-	level int
+	chunks [][]string // each sorted and not empty; all keys of chunk i sort before chunk i+1's
 }
 
-const maxLevel = 24 // enough for 2^48 keys per set at p = 1/4
+// chunkMax is the most keys a chunk holds; a chunk that would hold one more
+// is split in two.
+const chunkMax = 128
 
-type node struct {
-	key  string
-	next []*node
-}
+func (o *ordered) init() { o.chunks = nil }
 
-func (o *ordered) init() {
-	o.head.next = make([]*node, maxLevel)
-	o.level = 1
-}
+// newChunk returns an empty chunk that can take chunkMax+1 keys without
+// growing, which an insert before a split needs.
+func newChunk() []string { return make([]string, 0, chunkMax+1) }
 
-func randomLevel() int {
-	l := 1
-	for l < maxLevel && rand.Uint32()&3 == 0 {
-		l++
+// chunkFor returns the index of the chunk key belongs in: the last one
+// whose first key is not after key, or 0. There must be a chunk.
+func (o *ordered) chunkFor(key string) int {
+	i, found := slices.BinarySearchFunc(o.chunks, key, func(c []string, k string) int {
+		return strings.Compare(c[0], k)
+	})
+	if found || i == 0 {
+		return i
 	}
-	return l
-}
-
-// seek fills update with the last node before key at every level and
-// returns the first node whose key is >= key.
-func (o *ordered) seek(key string, update *[maxLevel]*node) *node {
-	x := &o.head
-	for i := o.level - 1; i >= 0; i-- {
-		for x.next[i] != nil && x.next[i].key < key {
-			x = x.next[i]
-		}
-		if update != nil {
-			update[i] = x
-		}
-	}
-	return x.next[0]
+	return i - 1
 }
 
 // insert adds key; adding a key already present does nothing.
 func (o *ordered) insert(key string) {
-	var update [maxLevel]*node
-	if n := o.seek(key, &update); n != nil && n.key == key {
+	if len(o.chunks) == 0 {
+		o.chunks = append(o.chunks, append(newChunk(), key))
 		return
 	}
-	l := randomLevel()
-	for i := o.level; i < l; i++ {
-		update[i] = &o.head
+	ci := o.chunkFor(key)
+	c := o.chunks[ci]
+	j, found := slices.BinarySearch(c, key)
+	if found {
+		return
 	}
-	o.level = max(o.level, l)
-	n := &node{key: key, next: make([]*node, l)}
-	for i := 0; i < l; i++ {
-		n.next[i] = update[i].next[i]
-		update[i].next[i] = n
+	c = slices.Insert(c, j, key)
+	if len(c) <= chunkMax {
+		o.chunks[ci] = c
+		return
 	}
+	half := len(c) / 2
+	right := append(newChunk(), c[half:]...)
+	clear(c[half:]) // no hidden references to the moved keys
+	o.chunks[ci] = c[:half]
+	o.chunks = slices.Insert(o.chunks, ci+1, right)
 }
 
 // remove deletes key if present.
 func (o *ordered) remove(key string) {
-	var update [maxLevel]*node
-	n := o.seek(key, &update)
-	if n == nil || n.key != key {
+	if len(o.chunks) == 0 {
 		return
 	}
-	for i := 0; i < len(n.next); i++ {
-		if update[i].next[i] == n {
-			update[i].next[i] = n.next[i]
-		}
+	ci := o.chunkFor(key)
+	c := o.chunks[ci]
+	j, found := slices.BinarySearch(c, key)
+	if !found {
+		return
 	}
-	for o.level > 1 && o.head.next[o.level-1] == nil {
-		o.level--
+	c = slices.Delete(c, j, j+1)
+	if len(c) == 0 {
+		// Its neighbours held more than chunkMax/2 keys each; together
+		// they still do.
+		o.chunks = slices.Delete(o.chunks, ci, ci+1)
+		return
+	}
+	o.chunks[ci] = c
+	if ci+1 < len(o.chunks) {
+		o.mergeNext(ci)
+	}
+	if ci > 0 {
+		o.mergeNext(ci - 1)
 	}
 }
 
+// mergeNext moves chunk i+1 into chunk i if they hold at most chunkMax/2
+// keys together.
+func (o *ordered) mergeNext(i int) {
+	a, b := o.chunks[i], o.chunks[i+1]
+	if len(a)+len(b) > chunkMax/2 {
+		return
+	}
+	o.chunks[i] = append(a, b...)
+	o.chunks = slices.Delete(o.chunks, i+1, i+2)
+}
+
 // ascendPrefix calls fn for every key that starts with prefix, in order,
-// until fn returns false. fn must not modify the list.
+// until fn returns false. fn must not modify the set.
 func (o *ordered) ascendPrefix(prefix string, fn func(key string) bool) {
-	for n := o.seek(prefix, nil); n != nil && len(n.key) >= len(prefix) && n.key[:len(prefix)] == prefix; n = n.next[0] {
-		if !fn(n.key) {
-			return
+	if len(o.chunks) == 0 {
+		return
+	}
+	ci := o.chunkFor(prefix)
+	j, _ := slices.BinarySearch(o.chunks[ci], prefix)
+	for ; ci < len(o.chunks); ci, j = ci+1, 0 {
+		for _, k := range o.chunks[ci][j:] {
+			if !strings.HasPrefix(k, prefix) || !fn(k) {
+				return
+			}
 		}
 	}
 }

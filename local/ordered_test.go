@@ -8,22 +8,29 @@ import (
 	"testing"
 )
 
-// TestOrderedAgainstSortedSlice checks the skip list against a sorted set of
-// keys through random inserts, removals and prefix scans.
+// TestOrderedAgainstSortedSlice checks the ordered set against a sorted
+// set of keys through random inserts, removals and prefix scans: while it
+// grows (two inserts to a removal), then while it shrinks to nothing, and
+// checks the chunks' invariants after every step.
 func TestOrderedAgainstSortedSlice(t *testing.T) {
 	var o ordered
 	o.init()
 	set := map[string]bool{}
 	r := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < 20000; i++ {
-		k := fmt.Sprintf("%c%d", 'a'+r.IntN(3), r.IntN(300))
-		if r.IntN(3) == 0 {
+	for i := 0; i < 60000; i++ {
+		k := fmt.Sprintf("%c%d", 'a'+r.IntN(3), r.IntN(1000))
+		removal := r.IntN(3) == 0
+		if i >= 20000 {
+			removal = r.IntN(8) != 0
+		}
+		if removal {
 			o.remove(k)
 			delete(set, k)
 		} else {
 			o.insert(k)
 			set[k] = true
 		}
+		checkChunks(t, &o, len(set))
 		if i%1000 != 0 {
 			continue
 		}
@@ -40,5 +47,86 @@ func TestOrderedAgainstSortedSlice(t *testing.T) {
 				t.Fatalf("ascendPrefix(%q) = %v; want %v", p, got, want)
 			}
 		}
+	}
+}
+
+// TestOrderedEmptiesAChunk removes every key of a chunk whose neighbours
+// are too full to merge with it, as random removals rarely do: the empty
+// chunk must go.
+func TestOrderedEmptiesAChunk(t *testing.T) {
+	var o ordered
+	o.init()
+	n := 0
+	add := func(k string) { o.insert(k); n++ }
+	for i := range 1000 {
+		add(fmt.Sprintf("k%04d", i))
+	}
+	ci := len(o.chunks) / 2
+	victims := slices.Clone(o.chunks[ci])
+	for i := range 5 {
+		add(fmt.Sprintf("%sx%d", o.chunks[ci-1][len(o.chunks[ci-1])-1], i))
+		add(fmt.Sprintf("%sx%d", o.chunks[ci+1][0], i))
+	}
+	checkChunks(t, &o, n)
+	for _, k := range victims {
+		o.remove(k)
+		n--
+		checkChunks(t, &o, n)
+	}
+	o.ascendPrefix("k", func(k string) bool {
+		if slices.Contains(victims, k) {
+			t.Fatalf("removed key %q is still there", k)
+		}
+		return true
+	})
+}
+
+// checkChunks fails t unless o's chunks are not empty, sorted within and
+// across, hold n keys in all, and any two neighbours hold more than
+// chunkMax/2 keys together.
+func checkChunks(t *testing.T, o *ordered, n int) {
+	t.Helper()
+	total := 0
+	for i, c := range o.chunks {
+		total += len(c)
+		switch {
+		case len(c) == 0 || len(c) > chunkMax:
+			t.Fatalf("chunk %d holds %d keys", i, len(c))
+		case !slices.IsSorted(c):
+			t.Fatalf("chunk %d is not sorted: %v", i, c)
+		case i > 0 && o.chunks[i-1][len(o.chunks[i-1])-1] >= c[0]:
+			t.Fatalf("chunk %d starts at %q, before chunk %d ends", i, c[0], i-1)
+		case i > 0 && len(o.chunks[i-1])+len(c) <= chunkMax/2:
+			t.Fatalf("chunks %d and %d hold %d keys together", i-1, i, len(o.chunks[i-1])+len(c))
+		}
+	}
+	if total != n {
+		t.Fatalf("the chunks hold %d keys; want %d", total, n)
+	}
+}
+
+// BenchmarkOrderedChurn is the index work of a fill that Ristretto rejects:
+// a new key inserted and removed again, in a set of n keys with a shared
+// prefix, as a group's keys are.
+func BenchmarkOrderedChurn(b *testing.B) {
+	for _, n := range []int{200, 100_000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			var o ordered
+			o.init()
+			r := rand.New(rand.NewPCG(3, 4))
+			for range n {
+				o.insert(fmt.Sprintf("group:item:%d", r.IntN(10*n)))
+			}
+			churn := make([]string, 4096)
+			for i := range churn {
+				churn[i] = fmt.Sprintf("group:item:%d", r.IntN(10*n))
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				k := churn[i%len(churn)]
+				o.insert(k)
+				o.remove(k)
+			}
+		})
 	}
 }
