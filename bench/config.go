@@ -139,11 +139,16 @@ func (c *config) validate() error {
 	return errors.Join(errs...)
 }
 
-// wants reports whether -caches selects the system named name.
+// wants reports whether -caches selects the system named name: a filter
+// that is some system's whole name selects that one; any other selects
+// every system whose name contains it.
 func (c *config) wants(name string) bool {
 	name = strings.ToLower(name)
 	for _, want := range c.caches {
-		if want == "all" || strings.Contains(name, want) {
+		switch {
+		case want == "all" || want == name:
+			return true
+		case strings.Contains(name, want) && !slices.ContainsFunc(systems(), func(s *system) bool { return strings.ToLower(s.name) == want }):
 			return true
 		}
 	}

@@ -230,3 +230,32 @@ func TestRealRedisSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestCachesFilter: a whole name selects that cache alone, a part of one
+// every cache whose name holds it.
+func TestCachesFilter(t *testing.T) {
+	for _, tc := range []struct {
+		filter string
+		want   []string
+	}{
+		{"tiercache", []string{"tiercache"}},
+		{"No Bus", []string{"tiercache, no bus"}},
+		{"TierCache,no jitter", []string{"tiercache", "tiercache, no jitter"}},
+		{"tierc", []string{"tiercache, no bus", "tiercache", "tiercache, no jitter"}},
+		{"csc,redis only", []string{"redis only", "rueidis CSC", "go-redis CSC"}},
+	} {
+		cfg, err := parseFlags([]string{"-caches", tc.filter}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range systems() {
+			if cfg.wants(s.name) {
+				got = append(got, s.name)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("-caches %q selects %q; want %q", tc.filter, got, tc.want)
+		}
+	}
+}
