@@ -63,6 +63,39 @@ func (h *hist) quantile(q float64) time.Duration {
 	return time.Duration(bucketValue(len(h.counts) - 1))
 }
 
+// mid is the middle of bucket b's range, the estimate of its samples.
+func mid(b int) float64 {
+	if b < subBuckets {
+		return float64(b)
+	}
+	return float64(bucketValue(b)) + float64(bucketValue(b+1)-bucketValue(b))/2
+}
+
+// mean returns the mean latency (from the buckets, within about 3%).
+func (h *hist) mean() time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	var sum float64
+	for b, c := range h.counts {
+		sum += float64(c) * mid(b)
+	}
+	return time.Duration(sum / float64(h.n))
+}
+
+// fracAbove returns the fraction of the samples of at least d (those in
+// d's bucket count in whole).
+func (h *hist) fracAbove(d time.Duration) float64 {
+	if h.n == 0 {
+		return 0
+	}
+	var above uint64
+	for _, c := range h.counts[bucket(uint64(max(d, 0))):] {
+		above += c
+	}
+	return float64(above) / float64(h.n)
+}
+
 // count is the number of samples.
 func (h *hist) count() uint64 { return h.n }
 

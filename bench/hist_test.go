@@ -46,3 +46,32 @@ func TestHistQuantiles(t *testing.T) {
 		t.Error("merging a histogram twice changed its median or lost samples")
 	}
 }
+
+// TestHistMeanAndShare checks the mean and the fraction of samples above
+// a latency against exact figures: 9,000 reads of 1µs and 1,000 of 2ms.
+func TestHistMeanAndShare(t *testing.T) {
+	var h hist
+	if h.mean() != 0 || h.fracAbove(time.Millisecond) != 0 {
+		t.Error("an empty histogram has a mean or a share")
+	}
+	for range 9000 {
+		h.record(time.Microsecond)
+	}
+	for range 1000 {
+		h.record(2 * time.Millisecond)
+	}
+	within := func(got, want, tol float64) bool { return math.Abs(got-want) <= tol*want }
+	wantMean := (9000*1e3 + 1000*2e6) / 10000.0
+	if got := float64(h.mean()); !within(got, wantMean, 0.04) {
+		t.Errorf("mean = %v; want within 4%% of %v", h.mean(), time.Duration(wantMean))
+	}
+	if got := h.fracAbove(time.Millisecond); got != 0.1 {
+		t.Errorf("fracAbove(1ms) = %v; want 0.1", got)
+	}
+	if got := h.fracAbove(time.Nanosecond); got != 1 {
+		t.Errorf("fracAbove(1ns) = %v; want 1", got)
+	}
+	if got := h.fracAbove(time.Second); got != 0 {
+		t.Errorf("fracAbove(1s) = %v; want 0", got)
+	}
+}

@@ -139,6 +139,9 @@ func checkConsistent(t *testing.T, r *result) {
 	if !(r.P50 <= r.P99 && r.P99 <= r.P999) {
 		t.Errorf("%s: percentiles out of order: %v %v %v", name, r.P50, r.P99, r.P999)
 	}
+	if r.Mean <= 0 || r.Waited < 0 || r.Waited > 1 {
+		t.Errorf("%s: mean %v (p99.9 %v), waited %v", name, r.Mean, r.P999, r.Waited)
+	}
 	if r.RedisCommands == 0 {
 		t.Errorf("%s: no Redis commands counted", name)
 	}
@@ -180,7 +183,7 @@ func checkSVG(t *testing.T, svg []byte, rep *report) {
 
 // TestProcs runs the fleet as worker processes sharing the source of truth.
 func TestProcs(t *testing.T) {
-	args := append([]string{"-workload", "invalidate", "-caches", "tiercache", "-procs", "2"}, smokeArgs...)
+	args := append([]string{"-workload", "invalidate", "-caches", "tiercache,no bus", "-procs", "2"}, smokeArgs...)
 	rep, _ := runJSON(t, args...)
 	n := 0
 	for _, r := range rep.Results {
@@ -210,7 +213,7 @@ func TestBadFlags(t *testing.T) {
 // (started for the test), where the client-side caching peers run too.
 func TestRealRedisSmoke(t *testing.T) {
 	srv := redistest.Start(t)
-	args := append([]string{"-redis", srv.Addr(), "-workload", "invalidate", "-caches", "tiercache,csc"}, smokeArgs...)
+	args := append([]string{"-redis", srv.Addr(), "-workload", "invalidate", "-caches", "tiercache,no bus,csc"}, smokeArgs...)
 	rep, _ := runJSON(t, args...)
 	got := map[string]bool{}
 	for _, r := range rep.Results {

@@ -29,7 +29,8 @@ func writeMarkdown(w io.Writer, rep *report) {
 	}
 	fmt.Fprintf(w, "\n## How to read this\n\n")
 	for _, s := range []string{
-		"ops/s: reads and writes per second, all nodes together; p50/p99/p99.9: read latency (log-linear histogram, within 6%).",
+		"ops/s: reads and writes per second, all nodes together; mean, p50/p99/p99.9: read latency (log-linear histogram, within 6%).",
+		"waited: share of reads that took at least half the load latency, that is, waited for a load (their own or one in flight). Each worker runs one operation after another, so ops/s is about the number of workers over the mean read time, and these reads make most of it: a cache that must reload a key on every node after each write has more of them than one whose other nodes keep serving the old value.",
 		"L1/L2: share of reads served from the node's memory / from Redis; the rest were loaded or waited for a load.",
 		"loads: loader calls the source of truth counted; ideal: the fewest a perfect fleet needs (each version of each key loaded once; in expiry, once per TTL; in stampede, once per round); max/key: loads of the most loaded key.",
 		"cmds/op: Redis commands sent per operation (a go-redis hook on every node's client; counted by the adapter for rueidis).",
@@ -72,11 +73,11 @@ func writeTable(w io.Writer, scenario string, rows []*result) {
 	if scenario == "expiry" {
 		extra, extraSep = " reload peak/25ms |", "---:|"
 	}
-	fmt.Fprintf(w, "| cache | ops/s | p50 | p99 | p99.9 | L1 | L2 | loads | ideal | max/key | cmds/op | lag p50 | lag p99 | stale | late |%s\n", extra)
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", extraSep)
+	fmt.Fprintf(w, "| cache | ops/s | mean | p50 | p99 | p99.9 | waited | L1 | L2 | loads | ideal | max/key | cmds/op | lag p50 | lag p99 | stale | late |%s\n", extra)
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", extraSep)
 	for _, r := range rows {
 		if r.Skipped != "" {
-			fmt.Fprintf(w, "| %s | %s |%s\n", r.Cache, r.Skipped, strings.Repeat(" |", 14))
+			fmt.Fprintf(w, "| %s | %s |%s\n", r.Cache, r.Skipped, strings.Repeat(" |", 16))
 			continue
 		}
 		lag50, lag99 := "none", "none"
@@ -86,9 +87,9 @@ func writeTable(w io.Writer, scenario string, rows []*result) {
 				lag50, lag99 = fmtDur(r.LagP50), fmtDur(r.LagP99)
 			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s | %s |",
-			r.Cache, groupDigits(uint64(r.Throughput)), fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999),
-			pct(r.L1Share), pct(r.L2Share), groupDigits(r.Loads), groupDigits(r.Ideal), groupDigits(r.MaxKeyLoads),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s | %s |",
+			r.Cache, groupDigits(uint64(r.Throughput)), fmtDur(r.Mean), fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999),
+			pct(r.Waited), pct(r.L1Share), pct(r.L2Share), groupDigits(r.Loads), groupDigits(r.Ideal), groupDigits(r.MaxKeyLoads),
 			r.CommandsPerOp, lag50, lag99, groupDigits(r.Stale), groupDigits(r.Late))
 		if scenario == "expiry" {
 			fmt.Fprintf(w, " %s |", groupDigits(r.ReloadPeak))
@@ -100,11 +101,13 @@ func writeTable(w io.Writer, scenario string, rows []*result) {
 // isTiercache reports whether a cache is one of tiercache's variants.
 func isTiercache(name string) bool { return strings.HasPrefix(name, "tiercache") }
 
-// bestPeer returns the peer (not tiercache) with the highest throughput.
-func bestPeer(rows []*result) *result {
+// bestPeer returns the peer (not tiercache) with the highest throughput;
+// with propagating, only among the peers that tell other nodes of
+// invalidations.
+func bestPeer(rows []*result, propagating bool) *result {
 	var best *result
 	for _, r := range rows {
-		if r.Skipped != "" || isTiercache(r.Cache) {
+		if r.Skipped != "" || isTiercache(r.Cache) || (propagating && !r.Propagates) {
 			continue
 		}
 		if best == nil || r.Throughput > best.Throughput {
@@ -123,15 +126,23 @@ func findCache(rows []*result, name string) *result {
 	return nil
 }
 
-// leadLine compares tiercache with the best peer of a scenario.
+// leadLine compares tiercache with the best peer of a scenario, and with
+// the best of those that tell other nodes of invalidations if that is
+// another.
 func leadLine(rows []*result) string {
-	tc, best := findCache(rows, "tiercache"), bestPeer(rows)
+	tc, best := findCache(rows, "tiercache"), bestPeer(rows, false)
 	if tc == nil || best == nil || best.Throughput == 0 {
 		return ""
 	}
-	return fmt.Sprintf("tiercache: %.2fx the throughput of the best peer (%s), p99 %.2fx theirs, %s loads against their %s, %s stale reads against their %s.",
+	line := fmt.Sprintf("tiercache: %.2fx the throughput of the best peer (%s), p99 %.2fx theirs, %s loads against their %s, %s stale reads against their %s; %s of its reads waited for a load against their %s.",
 		tc.Throughput/best.Throughput, best.Cache, ratio(tc.P99, best.P99),
-		groupDigits(tc.Loads), groupDigits(best.Loads), groupDigits(tc.Stale), groupDigits(best.Stale))
+		groupDigits(tc.Loads), groupDigits(best.Loads), groupDigits(tc.Stale), groupDigits(best.Stale),
+		pct(tc.Waited), pct(best.Waited))
+	if p := bestPeer(rows, true); p != nil && p != best && p.Throughput > 0 {
+		line += fmt.Sprintf(" Against the best peer that tells other nodes (%s): %.2fx the throughput, %s stale reads against their %s.",
+			p.Cache, tc.Throughput/p.Throughput, groupDigits(tc.Stale), groupDigits(p.Stale))
+	}
+	return line
 }
 
 func ratio(a, b time.Duration) float64 {

@@ -22,6 +22,12 @@ type result struct {
 	P50  time.Duration `json:"p50_ns"`
 	P99  time.Duration `json:"p99_ns"`
 	P999 time.Duration `json:"p999_ns"`
+	Mean time.Duration `json:"mean_ns"`
+	// Waited is the share of reads that took at least half the load
+	// latency: they waited for a load, their own or one in flight. Each
+	// worker runs one operation after another, so throughput is about
+	// workers / Mean, and these reads make most of Mean.
+	Waited float64 `json:"waited_share"`
 
 	// Shares of reads served by each tier; the rest were loaded or joined
 	// a load in flight.
@@ -63,6 +69,7 @@ func newResult(sc *scenario, sys *system, cfg *config, p *partial, t *truth, war
 		Scenario: sc.name, Cache: sys.name, Config: sys.config,
 		Elapsed: p.Elapsed, Reads: p.Reads, Writes: p.Writes, Errors: p.Errors, FirstError: p.FirstError,
 		P50: p.Lat.quantile(0.5), P99: p.Lat.quantile(0.99), P999: p.Lat.quantile(0.999),
+		Mean: p.Lat.mean(), Waited: p.Lat.fracAbove(cfg.latency / 2),
 		Loads: t.loads(), CacheLoads: p.Tiers.LoaderCalls, Ideal: sc.ideal(cfg, t),
 		RedisCommands: p.Cmds,
 		LagP50:        p.Lag.quantile(0.5), LagP99: p.Lag.quantile(0.99), LagSamples: p.Lag.count(),
