@@ -306,3 +306,73 @@ func testOldServer(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
 		t.Fatalf("%d SET NX GETs rejected; want 1", h.Rejected())
 	}
 }
+
+// testHandOff: FillHandOff writes each hand-off in the pipeline of the
+// fills, whether the fill succeeds (a lease still held) or not (a lease an
+// UNLINK removed), on the slot of its key (checked with CLUSTER KEYSLOT on
+// a cluster), readable with GetMany; a key whose braces leave no such name
+// gets none. The keys cross slots, and one carries a hash tag.
+func testHandOff(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	keys := append(manyKeys("hand:", 20), "tagged:{user7}:a")
+	acq, err := s.AcquireMany(ctx, keys, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unlink(ctx, keys[0], keys[1]); err != nil {
+		t.Fatal(err)
+	}
+	var fills []remote.Fill
+	var hands []remote.HandOff
+	var hkeys []string
+	for i, a := range acq {
+		rec := value(fmt.Sprintf("v%d", i), time.Minute)
+		fills = append(fills, remote.Fill{Lease: a.Lease, Record: rec, TTL: time.Minute})
+		hands = append(hands, remote.HandOff{Lease: a.Lease, Record: rec, TTL: time.Minute})
+		k, ok := s.HandOffKey(a.Lease)
+		if !ok {
+			t.Fatalf("no hand-off key for %q", a.Lease.Key)
+		}
+		if cc, isCluster := rdb.(*redis.ClusterClient); isCluster {
+			want := cc.ClusterKeySlot(ctx, s.RedisKey(a.Lease.Key)).Val()
+			if got := cc.ClusterKeySlot(ctx, s.RedisKey(k)).Val(); got != want {
+				t.Fatalf("hand-off key %q on slot %d, its key %q on %d", k, got, a.Lease.Key, want)
+			}
+		}
+		hkeys = append(hkeys, k)
+	}
+	ok, err := s.FillHandOff(ctx, fills, hands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, filled := range ok {
+		if filled != (i >= 2) {
+			t.Errorf("fill of %s: %v; want %v (its lease was unlinked: %v)", keys[i], filled, i >= 2, i < 2)
+		}
+	}
+	recs, err := s.GetMany(ctx, hkeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		if r.Kind != remote.KindValue || string(r.Payload) != fmt.Sprintf("v%d", i) {
+			t.Errorf("hand-off of %s: %v %q", keys[i], r.Kind, r.Payload)
+		}
+	}
+	if _, ok := s.HandOffKey(remote.Lease{Key: "odd}key", Token: 1}); ok {
+		t.Error("a hand-off key for a key with a stray brace")
+	}
+	// Only hand-offs: no fill in the pipeline.
+	l, won, _, err := s.Acquire(ctx, "hand:only", 5*time.Second)
+	if err != nil || !won {
+		t.Fatalf("Acquire: won %v, %v", won, err)
+	}
+	marker := remote.Record{Kind: remote.KindLease, Token: l.Token}
+	if _, err := s.FillHandOff(ctx, nil, []remote.HandOff{{Lease: l, Record: marker, TTL: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	hk, _ := s.HandOffKey(l)
+	if r := mustGet(t, s, hk); r.Kind != remote.KindLease || r.Token != l.Token {
+		t.Errorf("marker hand-off: %v token %x; want a lease record of %x", r.Kind, r.Token, l.Token)
+	}
+}

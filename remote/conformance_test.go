@@ -81,6 +81,7 @@ func RunConformance(t *testing.T, newClient backend) {
 		{"OldServerFallsBackToScript", testOldServer},
 		{"DeletePattern", testDeletePattern},
 		{"DeletePatternManyKeys", testDeletePatternMany},
+		{"HandOffBesideTheFill", testHandOff},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

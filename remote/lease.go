@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -129,7 +130,7 @@ func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		for i := range keys {
 			args[i] = []any{envs[i], pxArg(ttl)}
 		}
-		cmds, err = s.runMany(ctx, acquireScript, keys, args)
+		cmds, err = s.runMany(ctx, acquireScript, keys, args, nil)
 	}
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err != nil {
@@ -244,17 +245,82 @@ type Fill struct {
 // FillMany is [Store.Fill] for many leases in one pipeline. The results are
 // in the order of fills.
 func (s *Store) FillMany(ctx context.Context, fills []Fill) ([]bool, error) {
+	return s.FillHandOff(ctx, fills, nil)
+}
+
+// HandOff is what the holder of a lease leaves, under [Store.HandOffKey],
+// for the nodes that waited for it: the value it loaded (a Record of
+// KindValue or KindAbsent), or a Record of KindLease when the load ended
+// without one. A node that saw the lease began its read before the lease
+// was removed, so before any invalidation that removed it: the value is
+// its to take even when the fill failed because an invalidation won.
+type HandOff struct {
+	Lease  Lease
+	Record Record
+	TTL    time.Duration
+}
+
+// HandOffKey returns the key (within the namespace) of lease l's hand-off,
+// on the same cluster slot as l.Key; ok is false for a key whose braces
+// leave no way to name one there (no hand-off is written or read for it).
+// Hand-off keys begin with ":", which no group key does.
+func (s *Store) HandOffKey(l Lease) (key string, ok bool) {
+	rk := s.prefix + l.Key
+	pre := ":handoff:" + strconv.FormatUint(l.Token, 16)
+	switch {
+	case hashTag(rk) != "":
+		// The inserted part holds no brace: the key keeps its tag.
+		return pre + ":" + l.Key, true
+	case strings.ContainsAny(rk, "{}"):
+		return "", false
+	}
+	return pre + "{" + rk + "}", true
+}
+
+// hashTag returns the part of a Redis key that Redis Cluster hashes when it
+// is not the whole key: between the first "{" and the next "}", if not
+// empty.
+func hashTag(rk string) string {
+	i := strings.IndexByte(rk, '{')
+	if i < 0 {
+		return ""
+	}
+	j := strings.IndexByte(rk[i+1:], '}')
+	if j <= 0 {
+		return ""
+	}
+	return rk[i+1 : i+1+j]
+}
+
+// FillHandOff runs fills as [Store.FillMany] does and writes hands (SET PX
+// under their [Store.HandOffKey]) in the same pipeline. The results are
+// those of the fills; a hand-off that cannot be written is not an error
+// (the nodes waiting for it take their lease again instead).
+func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) ([]bool, error) {
 	keys := make([]string, len(fills))
 	args := make([][]any, len(fills))
 	for i, f := range fills {
 		keys[i] = f.Lease.Key
 		args[i] = []any{identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL)}
 	}
+	var extra func(context.Context, redis.Pipeliner)
+	if len(hands) > 0 {
+		extra = func(ctx context.Context, p redis.Pipeliner) {
+			for _, h := range hands {
+				if k, ok := s.HandOffKey(h.Lease); ok {
+					p.Set(ctx, s.prefix+k, encode(h.Record), pxDuration(h.TTL))
+				}
+			}
+		}
+	}
+	if len(keys) == 0 && extra == nil {
+		return nil, nil
+	}
 	g, err := s.enterOn(ctx, s.rdb, keys)
 	if err != nil {
 		return nil, fmt.Errorf("remote: fill many: %w", err)
 	}
-	cmds, err := s.runMany(ctx, fillScript, keys, args)
+	cmds, err := s.runMany(ctx, fillScript, keys, args, extra)
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err != nil {
 		return nil, s.fail("fill many", err)
@@ -298,14 +364,16 @@ func (s *Store) leaseOp(ctx context.Context, sc *redis.Script, l Lease, op strin
 	return n == 1, nil
 }
 
-// runMany runs sc once per key in one pipeline of EVALSHAs. The commands
+// runMany runs sc once per key in one pipeline of EVALSHAs, after the
+// commands extra (if not nil) queues, which are sent once and whose replies
+// are not looked at. The commands
 // come back with an error too, for the breakers to see each key's outcome.
 // A script inside a pipeline is not retried after NOSCRIPT (a restarted or
 // newly promoted server, or a master added to a cluster, has an empty
 // script cache), so the calls that report NOSCRIPT, and only those (the
 // others ran), are sent once more after [Store.LoadScripts] has loaded
 // every script on every node.
-func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, args [][]any) ([]*redis.Cmd, error) {
+func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, args [][]any, extra func(context.Context, redis.Pipeliner)) ([]*redis.Cmd, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	cmds := make([]*redis.Cmd, len(keys))
@@ -314,9 +382,10 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, ar
 		todo[i] = i
 	}
 	for attempt := 0; ; attempt++ {
-		if err := s.pipeScript(ctx, sc, keys, args, todo, cmds); err != nil {
+		if err := s.pipeScript(ctx, sc, keys, args, todo, cmds, extra); err != nil {
 			return cmds, err
 		}
+		extra = nil
 		todo = todo[:0]
 		for i, c := range cmds {
 			if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
@@ -334,8 +403,11 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, ar
 // pipeScript sends sc for the keys at the indexes todo, storing each call in
 // cmds. It returns an error only when the pipeline itself failed (a
 // connection error), not for a call's own error reply.
-func (s *Store) pipeScript(ctx context.Context, sc *redis.Script, keys []string, args [][]any, todo []int, cmds []*redis.Cmd) error {
+func (s *Store) pipeScript(ctx context.Context, sc *redis.Script, keys []string, args [][]any, todo []int, cmds []*redis.Cmd, extra func(context.Context, redis.Pipeliner)) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if extra != nil {
+			extra(ctx, p)
+		}
 		for _, i := range todo {
 			cmds[i] = sc.EvalSha(ctx, p, []string{s.prefix + keys[i]}, args[i]...)
 		}
@@ -370,7 +442,7 @@ func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
 	if err != nil {
 		return fmt.Errorf("remote: release many: %w", err)
 	}
-	cmds, err := s.runMany(ctx, releaseScript, keys, args)
+	cmds, err := s.runMany(ctx, releaseScript, keys, args, nil)
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err == nil {
 		for _, c := range cmds {

@@ -66,6 +66,12 @@ type Cache struct {
 	// noRelease leaves the leases of failed loads and fills in Redis, for
 	// the same purpose.
 	noRelease bool
+	// noHandOff switches the hand-off of loaded values to the nodes that
+	// waited for a lease off, so that a test can show what it saves.
+	noHandOff bool
+	// handOffWatch, if not 0, replaces handOffWait's estimate, so that a
+	// test's loader may take as long as the test needs.
+	handOffWatch time.Duration
 	// noFlush switches off the flush on a lost subscription and the
 	// degraded L1 that follows, for the same purpose.
 	noFlush atomic.Bool
@@ -212,6 +218,15 @@ func (c *Cache) WaitL1() {
 
 // jitter draws a TTL uniformly from [ttl*(1-Jitter), ttl] in whole
 // milliseconds (Redis keeps milliseconds), so that no key outlives ttl.
+// handOffTTL is how long a hand-off stays in Redis: long enough for the
+// waiting nodes' next poll (every few milliseconds), short enough that
+// writing one per load costs little memory; never past LeaseWait, which
+// bounds every wait.
+func (c *Cache) handOffTTL() time.Duration { return min(c.opts.LeaseWait, maxHandOffTTL) }
+
+// maxHandOffTTL bounds handOffTTL.
+const maxHandOffTTL = time.Second
+
 func (c *Cache) jitter(ttl time.Duration) time.Duration {
 	ms := ttl.Milliseconds()
 	if c.opts.Jitter == 0 || ms <= 1 {

@@ -2,6 +2,7 @@ package tiered
 
 import (
 	"context"
+	"time"
 
 	"github.com/tiercache/tiercache/bus"
 	"github.com/tiercache/tiercache/local"
@@ -15,6 +16,14 @@ func SetNoCAS(c *Cache, off bool) { c.noCAS = off }
 // loads and fills, so that a test can show it catches the leases left
 // behind.
 func SetNoRelease(c *Cache, off bool) { c.noRelease = off }
+
+// SetNoHandOff switches off (true) the hand-off of loaded values to the
+// nodes that waited for a lease an invalidation removed.
+func SetNoHandOff(c *Cache, off bool) { c.noHandOff = off }
+
+// SetHandOffWatch sets how long a wait watches for the hand-off of a
+// lease that vanished (0: the estimate from the group's load times).
+func SetHandOffWatch(c *Cache, d time.Duration) { c.handOffWatch = d }
 
 // SetNoFlush switches off (true) the L1 flush and degraded mode that follow
 // a lost bus subscription, so that a test can show it catches the stale

@@ -107,59 +107,67 @@ func TestLeaseWaitRedisFailure(t *testing.T) {
 }
 
 // TestFailedFillReleasesLease: when the compare-and-set that fills a
-// loaded value fails (one script call for Fetch, a pipeline of them for
-// FetchMany), the value is returned and the lease released, so that the
+// loaded value fails (a pipeline of the fills and their hand-offs; one
+// script call for Fetch with hand-offs off), the value is returned and the
+// lease released, so that the
 // next reader on any node loads at once instead of waiting LeaseWait for a
 // lease nobody will fill. With the release switched off the lease stays:
 // the check can fail.
 func TestFailedFillReleasesLease(t *testing.T) {
 	for _, many := range []bool{false, true} {
 		for _, off := range []bool{false, true} {
-			t.Run(fmt.Sprintf("FetchMany=%v/release off=%v", many, off), func(t *testing.T) {
-				srv := startRedis(t)
-				rdb, h := hookedClient(t, srv)
-				c := newCache(t, tiered.Options{Redis: rdb, Namespace: "ff", DisableBus: true})
-				tiered.SetNoRelease(c, off)
-				g := newGroup[string](t, c, "g", tiered.GroupOptions{})
-				ids := []string{"1"}
-				if many {
-					ids = []string{"1", "2"}
-				}
-				var v string
-				var err error
-				if many {
-					var got map[string]string
-					got, err = g.FetchMany(context.Background(), ids, func(context.Context, []string) (map[string]string, error) {
-						h.FailPipelines(1, false) // the fills
-						return map[string]string{"1": "v", "2": "v"}, nil
-					})
-					v = got["1"] + got["2"]
-				} else {
-					v, err = g.Fetch(context.Background(), "1", func(context.Context, string) (string, error) {
-						h.FailCommands(1, false) // the fill
-						return "v", nil
-					})
-				}
-				if want := strings.Repeat("v", len(ids)); err != nil || v != want {
-					t.Fatalf("read = %q, %v; want %q, the loaded values", v, err, want)
-				}
-				if h.Pending() != 0 {
-					t.Fatal("the fill was not the call failed")
-				}
-				st, err := remote.New(srv.Client(t), remote.Options{Namespace: "ff"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, id := range ids {
-					rec, err := st.Get(context.Background(), g.Key(id))
+			for _, handOff := range []bool{true, false} {
+				t.Run(fmt.Sprintf("FetchMany=%v/release off=%v/hand-off=%v", many, off, handOff), func(t *testing.T) {
+					srv := startRedis(t)
+					rdb, h := hookedClient(t, srv)
+					c := newCache(t, tiered.Options{Redis: rdb, Namespace: "ff", DisableBus: true})
+					tiered.SetNoRelease(c, off)
+					tiered.SetNoHandOff(c, !handOff)
+					g := newGroup[string](t, c, "g", tiered.GroupOptions{})
+					ids := []string{"1"}
+					if many {
+						ids = []string{"1", "2"}
+					}
+					var v string
+					var err error
+					if many {
+						var got map[string]string
+						got, err = g.FetchMany(context.Background(), ids, func(context.Context, []string) (map[string]string, error) {
+							h.FailPipelines(1, false) // the fills
+							return map[string]string{"1": "v", "2": "v"}, nil
+						})
+						v = got["1"] + got["2"]
+					} else {
+						v, err = g.Fetch(context.Background(), "1", func(context.Context, string) (string, error) {
+							if handOff {
+								h.FailPipelines(1, false) // the fill and its hand-off
+							} else {
+								h.FailCommands(1, false) // the fill
+							}
+							return "v", nil
+						})
+					}
+					if want := strings.Repeat("v", len(ids)); err != nil || v != want {
+						t.Fatalf("read = %q, %v; want %q, the loaded values", v, err, want)
+					}
+					if h.Pending() != 0 {
+						t.Fatal("the fill was not the call failed")
+					}
+					st, err := remote.New(srv.Client(t), remote.Options{Namespace: "ff"})
 					if err != nil {
 						t.Fatal(err)
 					}
-					if left := rec.Kind == remote.KindLease; left != off {
-						t.Fatalf("Redis holds a %v under %s after the failed fill (release off: %v)", rec.Kind, id, off)
+					for _, id := range ids {
+						rec, err := st.Get(context.Background(), g.Key(id))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if left := rec.Kind == remote.KindLease; left != off {
+							t.Fatalf("Redis holds a %v under %s after the failed fill (release off: %v)", rec.Kind, id, off)
+						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }

@@ -271,6 +271,21 @@ func (l *loadTime) add(d time.Duration) {
 	}
 }
 
+// handOffWait is how long a wait watches for the hand-off of a lease that
+// vanished: twice the group's typical load time plus two polls, as the
+// holder began its load before this node saw the lease. 0, no watching,
+// until a load time is known.
+func (g *Group[V]) handOffWait() time.Duration {
+	if d := g.c.handOffWatch; d > 0 {
+		return d
+	}
+	t := time.Duration(g.loads.ns.Load())
+	if t == 0 {
+		return 0
+	}
+	return 2*t + 2*g.loads.pollLimit()
+}
+
 // pollLimit is the longest pause between two polls of a lease wait.
 func (l *loadTime) pollLimit() time.Duration {
 	t := time.Duration(l.ns.Load())
@@ -285,6 +300,14 @@ func (l *loadTime) pollLimit() time.Duration {
 // replaced by another node's lease, as happens when invalidations keep
 // beating the fills), or LeaseWait passed (timedOut). err is a failed Redis
 // call or the run's end; the ids not settled are then in vanished.
+//
+// A lease that vanishes is watched on: its holder hands off what it loaded
+// (see [run.fill]) under the lease's hand-off key, and this run saw the
+// lease, so it began before whatever removed it and may take that value.
+// Meanwhile the key itself is polled too, for a value another node filled.
+// An id is vanished when its holder reports that it has no value, or when
+// no hand-off came within [Group.handOffWait] (the holder may have died,
+// or run a version that does not hand off), or LeaseWait passed.
 func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 	g := r.g
 	start := time.Now()
@@ -295,6 +318,16 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			timer.Stop()
 		}
 	}()
+	var watched []string
+	var until map[string]time.Time // when each watched id stops being watched
+	watchFor := g.handOffWait()
+	ended := func(id string, ok bool) {
+		e := Event{Kind: EventLeaseWaited, Duration: time.Since(start)}
+		if !ok {
+			e.Err = errLeaseWait
+		}
+		g.record(e)
+	}
 	limit := g.loads.pollLimit()
 	for d := firstPoll; ; d = min(2*d, limit) {
 		pause := d/2 + rand.N(d/2+1)
@@ -309,36 +342,92 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 		select {
 		case <-timer.C:
 		case <-r.ctx.Done():
-			return append(vanished, ids...), nil, r.ctx.Err()
+			return append(append(vanished, ids...), watched...), nil, r.ctx.Err()
 		}
-		recs, err := g.c.store.GetMany(r.ctx, g.keys(ids))
+		keys := g.keys(ids)
+		for _, id := range watched {
+			hk, _ := r.handOffKey(id)
+			keys = append(keys, g.Key(id), hk)
+		}
+		recs, err := g.c.store.GetMany(r.ctx, keys)
 		if err != nil {
-			return append(vanished, ids...), nil, err
+			return append(append(vanished, ids...), watched...), nil, err
 		}
-		pending := ids[:0:0]
-		for i, rec := range recs {
-			id := ids[i]
+		now := time.Now()
+		pending, watching := ids[:0:0], watched[:0:0]
+		for i, id := range ids {
+			rec := recs[i]
 			switch {
 			case r.settle(id, rec):
 				g.loads.add(rec.LoadTime)
-				g.record(Event{Kind: EventLeaseWaited, Duration: time.Since(start)})
+				ended(id, true)
 			case rec.Kind == remote.KindLease && rec.Token == r.holders[id]:
 				pending = append(pending, id)
+			case r.watchable(id) && watchFor > 0:
+				if until == nil {
+					until = make(map[string]time.Time)
+				}
+				until[id] = now.Add(watchFor)
+				watching = append(watching, id)
 			default:
-				g.record(Event{Kind: EventLeaseWaited, Duration: time.Since(start), Err: errLeaseWait})
+				ended(id, false)
 				vanished = append(vanished, id)
 			}
 		}
-		if ids = pending; len(ids) == 0 {
+		for j, id := range watched {
+			rec, hand := recs[len(ids)+2*j], recs[len(ids)+2*j+1]
+			switch {
+			case holds(rec) && r.settle(id, rec):
+				g.loads.add(rec.LoadTime)
+				ended(id, true)
+			case holds(hand) && r.settle(id, hand):
+				g.loads.add(hand.LoadTime)
+				ended(id, true)
+			case hand.Kind == remote.KindLease || !now.Before(until[id]):
+				// The holder's load ended without a value, or no hand-off
+				// came in time: the holder may be gone, or not hand off.
+				ended(id, false)
+				vanished = append(vanished, id)
+			default:
+				watching = append(watching, id)
+			}
+		}
+		ids, watched = pending, watching
+		if len(ids)+len(watched) == 0 {
 			return vanished, nil, nil
 		}
 		if !time.Now().Before(deadline) {
-			for range ids {
-				g.record(Event{Kind: EventLeaseWaited, Duration: time.Since(start), Err: errLeaseWait})
+			for _, id := range ids {
+				ended(id, false)
 			}
-			return vanished, ids, nil
+			for _, id := range watched {
+				ended(id, false)
+			}
+			return append(vanished, watched...), ids, nil
 		}
 	}
+}
+
+// holds reports whether rec is something to deliver: a value or a cached
+// "not found".
+func holds(rec remote.Record) bool {
+	return rec.Kind == remote.KindValue || rec.Kind == remote.KindAbsent
+}
+
+// handOffKey is the key of the hand-off of the lease this run waits for on
+// id.
+func (r *run[V]) handOffKey(id string) (string, bool) {
+	return r.g.c.store.HandOffKey(remote.Lease{Key: r.g.Key(id), Token: r.holders[id]})
+}
+
+// watchable reports whether a vanished lease of id may still be handed
+// off.
+func (r *run[V]) watchable(id string) bool {
+	if r.g.c.noHandOff {
+		return false
+	}
+	_, ok := r.handOffKey(id)
+	return ok
 }
 
 // loadAndFill calls the loader once for the ids of leases (filled with a
@@ -356,14 +445,14 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 	defer func() {
 		if p := recover(); p != nil {
 			rn.stop()
-			r.release(leaseList(leases))
+			r.giveUp(leases)
 			panic(p)
 		}
 	}()
 	vals, took, err := r.call(ids)
 	lost := rn.stop()
 	if err != nil && !isNotFound(err) {
-		r.release(leaseList(leases))
+		r.giveUp(leases)
 		for _, id := range ids {
 			r.done(id, *new(V), err)
 		}
@@ -377,6 +466,18 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 			r.done(id, v, absentErr(err))
 		}
 	}
+}
+
+// giveUp releases the leases of a load that failed, and tells the nodes
+// that wait for them that no value is coming.
+func (r *run[V]) giveUp(leases map[string]remote.Lease) {
+	ls := leaseList(leases)
+	r.release(ls)
+	hands := make([]remote.HandOff, len(ls))
+	for i, l := range ls {
+		hands[i] = r.noHandOff(l)
+	}
+	r.handOff(hands)
 }
 
 // isNotFound reports whether err is the "not found" of a Fetch's loader.
@@ -405,25 +506,18 @@ func leaseList(m map[string]remote.Lease) []remote.Lease {
 
 // fill writes the values (and, with NegativeTTL, the "not found" answers)
 // of the ids whose lease this run holds, with a compare-and-set each, and
-// releases the leases it does not fill.
+// releases the leases it does not fill. It hands each lease's outcome off
+// too (see [run.wait]), in the fill's pipeline: the value, or a mark that
+// there is none, so that the nodes that waited for a lease an invalidation
+// removed need not load again.
 func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals map[string]V, took time.Duration) {
 	g, c := r.g, r.g.c
 	var fills []remote.Fill
 	var items []local.Item[any]
 	var unused []remote.Lease
+	var hands []remote.HandOff
 	now := c.clock.Now()
 	for id, l := range leases {
-		if lost[id] {
-			continue
-		}
-		if c.l1 != nil && !c.noCAS && c.l1.Invalidated(l.Key, r.tok) {
-			// An invalidation of the key reached this node after the load
-			// began, possibly before the lease was taken: the lease cannot
-			// tell, so the value is not written.
-			g.record(Event{Kind: EventLeaseLost})
-			unused = append(unused, l)
-			continue
-		}
 		v, ok := vals[id]
 		rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took}
 		var ttl time.Duration
@@ -433,7 +527,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			payload, err := g.codec.Marshal(v)
 			if err != nil {
 				c.log.Warn("tiered: cannot encode a loaded value; not caching it", "group", g.name, "key", l.Key, "err", err)
-				unused = append(unused, l)
+				unused, hands = append(unused, l), append(hands, r.noHandOff(l))
 				continue
 			}
 			ttl = c.jitter(g.ttl)
@@ -445,6 +539,18 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			rec.Kind, rec.Expire = remote.KindAbsent, msAfter(now, ttl)
 			it = local.Item[any]{Cost: 1, Expire: c.l1Expiry(rec.Expire, false), Absent: true}
 		default:
+			unused, hands = append(unused, l), append(hands, r.noHandOff(l))
+			continue
+		}
+		hands = append(hands, remote.HandOff{Lease: l, Record: rec, TTL: c.handOffTTL()})
+		if lost[id] {
+			continue
+		}
+		if c.l1 != nil && !c.noCAS && c.l1.Invalidated(l.Key, r.tok) {
+			// An invalidation of the key reached this node after the load
+			// began, possibly before the lease was taken: the lease cannot
+			// tell, so the value is not written.
+			g.record(Event{Kind: EventLeaseLost})
 			unused = append(unused, l)
 			continue
 		}
@@ -453,14 +559,18 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		items = append(items, it)
 	}
 	r.release(unused)
+	if c.noHandOff {
+		hands = nil
+	}
 	if len(fills) == 0 {
+		r.handOff(hands)
 		return
 	}
 	if c.noCAS {
 		r.fillWithoutCAS(fills, items)
 		return
 	}
-	ok, err := r.fillRedis(fills)
+	ok, err := r.fillRedis(fills, hands)
 	if err != nil {
 		// Some fills may have landed; releasing is a compare-and-delete
 		// of our own leases, so it removes only those that did not.
@@ -482,12 +592,33 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 	}
 }
 
-// fillRedis runs the compare-and-set fills: one script call for a single
-// fill (a Fetch), a pipeline of them for several.
-func (r *run[V]) fillRedis(fills []remote.Fill) ([]bool, error) {
+// noHandOff is the hand-off of lease l whose load ended without a value to
+// hand over: the nodes that wait for it take the lease again.
+func (r *run[V]) noHandOff(l remote.Lease) remote.HandOff {
+	return remote.HandOff{Lease: l, Record: remote.Record{Kind: remote.KindLease, Token: l.Token}, TTL: r.g.c.handOffTTL()}
+}
+
+// handOff writes hands on their own, for the leases that were not filled.
+// A failure is logged: the nodes waiting take their lease again when
+// LeaseWait ends.
+func (r *run[V]) handOff(hands []remote.HandOff) {
+	c := r.g.c
+	if len(hands) == 0 || c.noHandOff {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), c.opts.RedisTimeout)
+	defer cancel()
+	if _, err := c.store.FillHandOff(ctx, nil, hands); err != nil {
+		c.redisFailed(&r.g.st, r.g.name, "hand off", "", err)
+	}
+}
+
+// fillRedis runs the compare-and-set fills, and writes hands in the same
+// pipeline: one script call for a single fill without hand-offs.
+func (r *run[V]) fillRedis(fills []remote.Fill, hands []remote.HandOff) ([]bool, error) {
 	st := r.g.c.store
-	if len(fills) != 1 {
-		return st.FillMany(r.ctx, fills)
+	if len(fills) != 1 || len(hands) > 0 {
+		return st.FillHandOff(r.ctx, fills, hands)
 	}
 	f := fills[0]
 	ok, err := st.Fill(r.ctx, f.Lease, f.Record, f.TTL)
