@@ -308,8 +308,9 @@ func testOldServer(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
 }
 
 // testHandOff: FillHandOff writes each hand-off in the pipeline of the
-// fills, whether the fill succeeds (a lease still held) or not (a lease an
-// UNLINK removed), on the slot of its key (checked with CLUSTER KEYSLOT on
+// fills (given apart, or as a fill's own record), whether the fill succeeds
+// (a lease still held) or not (a lease an UNLINK removed), on the slot of
+// its key (checked with CLUSTER KEYSLOT on
 // a cluster), readable with GetMany; a key whose braces leave no such name
 // gets none. The keys cross slots, and one carries a hash tag.
 func testHandOff(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
@@ -327,8 +328,13 @@ func testHandOff(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
 	var hkeys []string
 	for i, a := range acq {
 		rec := value(fmt.Sprintf("v%d", i), time.Minute)
-		fills = append(fills, remote.Fill{Lease: a.Lease, Record: rec, TTL: time.Minute})
-		hands = append(hands, remote.HandOff{Lease: a.Lease, Record: rec, TTL: time.Minute})
+		f := remote.Fill{Lease: a.Lease, Record: rec, TTL: time.Minute}
+		if i%2 == 0 {
+			f.HandOff = time.Minute // the fill's own record
+		} else {
+			hands = append(hands, remote.HandOff{Lease: a.Lease, Record: rec, TTL: time.Minute})
+		}
+		fills = append(fills, f)
 		k, ok := s.HandOffKey(a.Lease)
 		if !ok {
 			t.Fatalf("no hand-off key for %q", a.Lease.Key)

@@ -240,6 +240,9 @@ type Fill struct {
 	Lease  Lease
 	Record Record
 	TTL    time.Duration
+	// HandOff, if not 0, makes [Store.FillHandOff] write Record as the
+	// lease's hand-off too, for that long, whether the fill succeeds or not.
+	HandOff time.Duration
 }
 
 // FillMany is [Store.Fill] for many leases in one pipeline. The results are
@@ -292,24 +295,35 @@ func hashTag(rk string) string {
 	return rk[i+1 : i+1+j]
 }
 
-// FillHandOff runs fills as [Store.FillMany] does and writes hands (SET PX
-// under their [Store.HandOffKey]) in the same pipeline. The results are
+// FillHandOff runs fills as [Store.FillMany] does and writes hands, and the
+// hand-offs of the fills that ask for one (SET PX under their
+// [Store.HandOffKey]), in the same pipeline. The results are
 // those of the fills; a hand-off that cannot be written is not an error
 // (the nodes waiting for it take their lease again instead).
 func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) ([]bool, error) {
 	keys := make([]string, len(fills))
 	args := make([][]any, len(fills))
+	var also []int // the fills whose record is their hand-off too
 	for i, f := range fills {
 		keys[i] = f.Lease.Key
 		args[i] = []any{identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL)}
+		if f.HandOff > 0 {
+			also = append(also, i)
+		}
 	}
 	var extra func(context.Context, redis.Pipeliner)
-	if len(hands) > 0 {
+	if len(hands)+len(also) > 0 {
 		extra = func(ctx context.Context, p redis.Pipeliner) {
-			for _, h := range hands {
-				if k, ok := s.HandOffKey(h.Lease); ok {
-					p.Set(ctx, s.prefix+k, encode(h.Record), pxDuration(h.TTL))
+			set := func(l Lease, raw any, ttl time.Duration) {
+				if k, ok := s.HandOffKey(l); ok {
+					p.Set(ctx, s.prefix+k, raw, pxDuration(ttl))
 				}
+			}
+			for _, i := range also {
+				set(fills[i].Lease, args[i][1], fills[i].HandOff)
+			}
+			for _, h := range hands {
+				set(h.Lease, encode(h.Record), h.TTL)
 			}
 		}
 	}

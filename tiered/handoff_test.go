@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -184,5 +187,98 @@ func TestVanishedLeaseWithoutHandOff(t *testing.T) {
 	}
 	if s := c.Stats(); s.LeasesWon != 1 {
 		t.Errorf("%d leases won; want 1, taken after the watch", s.LeasesWon)
+	}
+}
+
+// gate holds a client's pipelines of GETs (the polls of a lease wait)
+// while shut; everything else passes.
+type gate struct{ shut atomic.Pointer[chan struct{}] }
+
+func (g *gate) close()                                             { ch := make(chan struct{}); g.shut.Store(&ch) }
+func (g *gate) open()                                              { close(*g.shut.Swap(nil)) }
+func (*gate) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if ch := g.shut.Load(); ch != nil && !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() != "get" }) {
+			<-*ch
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestHandOffOfAFilledValue: node a fills its value (the compare-and-set
+// succeeds), then node c invalidates the key, all while node b's polls are
+// held; b's first poll then finds the key empty. b began before the
+// invalidation, and the fill's pipeline handed the value off too: b takes
+// it, with one load in all. Without the hand-off b loads again.
+func TestHandOffOfAFilledValue(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hand-off off=%v", off), func(t *testing.T) {
+			addr := startServer(t)
+			var gb gate
+			nodes := make([]*tiered.Cache, 3)
+			groups := make([]*tiered.Group[string], 3)
+			for i := range nodes {
+				rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+				t.Cleanup(func() { rdb.Close() })
+				if i == 1 {
+					rdb.AddHook(&gb)
+				}
+				nodes[i] = newCache(t, tiered.Options{Redis: rdb, Namespace: "filled", LeaseWait: time.Minute})
+				tiered.SetHandOffWatch(nodes[i], time.Minute)
+				tiered.SetNoHandOff(nodes[i], off)
+				groups[i] = newGroup[string](t, nodes[i], "g", tiered.GroupOptions{})
+			}
+			b := nodes[1]
+			var version, loads atomic.Int64
+			version.Store(1)
+			started, release := make(chan struct{}), make(chan struct{})
+			load := func(ctx context.Context, id string) (string, error) {
+				if loads.Add(1) == 1 {
+					close(started)
+					<-release
+				}
+				return fmt.Sprintf("v%d", version.Load()), nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a hang's guard only
+			defer cancel()
+			aDone := make(chan error, 1)
+			go func() {
+				_, err := groups[0].Fetch(ctx, "k", load)
+				aDone <- err
+			}()
+			<-started
+			gb.close()
+			bDone := make(chan string, 1)
+			go func() {
+				v, err := groups[1].Fetch(ctx, "k", load)
+				if err != nil {
+					v = err.Error()
+				}
+				bDone <- v
+			}()
+			waitUntil(t, "b found a's lease", func() bool { return b.Stats().LeasesBusy == 1 })
+			close(release)
+			if err := <-aDone; err != nil {
+				t.Fatal(err)
+			}
+			version.Store(2)
+			if err := nodes[2].Invalidate(ctx, groups[2].Key("k")); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "b applied the invalidation", func() bool { return b.Stats().InvalidationsReceived == 1 })
+			gb.open()
+			want, wantLoads := "v1", int64(1)
+			if off {
+				want, wantLoads = "v2", 2
+			}
+			if got := <-bDone; got != want || loads.Load() != wantLoads {
+				t.Fatalf("b read %q after %d loads; want %q after %d", got, loads.Load(), want, wantLoads)
+			}
+			if v, err := groups[1].Fetch(ctx, "k", load); err != nil || v != "v2" {
+				t.Fatalf("b's read after the invalidation = %q, %v; want v2", v, err)
+			}
+		})
 	}
 }

@@ -542,8 +542,8 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			unused, hands = append(unused, l), append(hands, r.noHandOff(l))
 			continue
 		}
-		hands = append(hands, remote.HandOff{Lease: l, Record: rec, TTL: c.handOffTTL()})
 		if lost[id] {
+			hands = append(hands, remote.HandOff{Lease: l, Record: rec, TTL: c.handOffTTL()})
 			continue
 		}
 		if c.l1 != nil && !c.noCAS && c.l1.Invalidated(l.Key, r.tok) {
@@ -552,10 +552,15 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			// tell, so the value is not written.
 			g.record(Event{Kind: EventLeaseLost})
 			unused = append(unused, l)
+			hands = append(hands, remote.HandOff{Lease: l, Record: rec, TTL: c.handOffTTL()})
 			continue
 		}
 		it.Version = rec.Token
-		fills = append(fills, remote.Fill{Lease: l, Record: rec, TTL: ttl})
+		f := remote.Fill{Lease: l, Record: rec, TTL: ttl}
+		if !c.noHandOff {
+			f.HandOff = c.handOffTTL()
+		}
+		fills = append(fills, f)
 		items = append(items, it)
 	}
 	r.release(unused)
@@ -617,7 +622,7 @@ func (r *run[V]) handOff(hands []remote.HandOff) {
 // pipeline: one script call for a single fill without hand-offs.
 func (r *run[V]) fillRedis(fills []remote.Fill, hands []remote.HandOff) ([]bool, error) {
 	st := r.g.c.store
-	if len(fills) != 1 || len(hands) > 0 {
+	if len(fills) != 1 || len(hands) > 0 || fills[0].HandOff > 0 {
 		return st.FillHandOff(r.ctx, fills, hands)
 	}
 	f := fills[0]
