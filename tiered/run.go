@@ -22,16 +22,18 @@ import (
 //  2. take the leases in one pipelined atomic step; an id filled meanwhile
 //     is served from Redis;
 //  3. for an id another node holds the lease of, wait for that node's
-//     value (bounded by LeaseWait); if the lease disappears without a
-//     value, take it once more, and wait once more if another node won it;
-//     an id still without a value is loaded here without filling anything;
+//     value (bounded by LeaseWait), or for its hand-off if the lease
+//     disappears; if neither comes, take the lease once more, and wait
+//     once more if another node won it; an id still without a value is
+//     loaded here without filling anything;
 //  4. call the loader once for every id left; a slow load renews its
 //     leases;
 //  5. compare-and-set each value into Redis only if the key still holds
 //     our lease, and into L1 only if no invalidation of the key happened
-//     since step 1. A failed compare-and-set means an invalidation won:
-//     the value is returned and cached nowhere. A loader error releases
-//     the leases.
+//     since step 1, and hand each lease's outcome off to the nodes that
+//     waited for it. A failed compare-and-set means an invalidation won:
+//     the value goes to this run's callers and the waiting nodes, and is
+//     cached nowhere. A loader error releases the leases.
 //
 // Without Redis, or when Redis fails, the values come from the loader and
 // stay in L1 only (for DegradedL1TTL when Redis failed); with FailClosed a
