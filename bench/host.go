@@ -235,7 +235,7 @@ func (h *host) finish() *partial {
 		tc := tiers[i]
 		p.Tiers.add(tierCounts{
 			L1Hits: tc.L1Hits - hn.base.L1Hits, L2Hits: tc.L2Hits - hn.base.L2Hits,
-			LoaderCalls: tc.LoaderCalls, BusTrouble: tc.BusTrouble,
+			LoaderCalls: tc.LoaderCalls, BusTrouble: tc.BusTrouble - hn.base.BusTrouble,
 		})
 		stale, late, unsure, lag, broken := hn.log.finish()
 		p.Stale += stale
@@ -289,6 +289,9 @@ func (w *worker) read(ctx context.Context, k int) {
 	w.hn.log.check(k, v.Version, w.hn.ne.t.rel(t0))
 }
 
+// writeTimeout bounds one write's invalidation.
+const writeTimeout = 10 * time.Second
+
 // write commits new versions of keys (a whole group if group >= 0) and
 // invalidates them through the node.
 func (w *worker) write(ctx context.Context, keys []int, group int) {
@@ -297,11 +300,16 @@ func (w *worker) write(ctx context.Context, keys []int, group int) {
 	for i, k := range keys {
 		vs[i] = t.commit(k, w.hn.ne.idx)
 	}
+	// The run's end must not cut an invalidation short: a cache whose
+	// message is cut after taking its place in the sender's sequence makes
+	// every other node see a gap and flush, as after a lost message.
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
 	var err error
 	if group >= 0 {
-		err = w.hn.node.invalidateGroup(ctx, group)
+		err = w.hn.node.invalidateGroup(ictx, group)
 	} else {
-		err = w.hn.node.invalidate(ctx, keys)
+		err = w.hn.node.invalidate(ictx, keys)
 	}
 	w.tick()
 	if err != nil {
