@@ -330,12 +330,24 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 	if len(keys) == 0 && extra == nil {
 		return nil, nil
 	}
-	g, err := s.enterOn(ctx, s.rdb, keys)
+	guarded := keys
+	if len(keys) == 0 { // hand-offs only: the breakers of their keys
+		for _, h := range hands {
+			if k, ok := s.HandOffKey(h.Lease); ok {
+				guarded = append(guarded, k)
+			}
+		}
+	}
+	g, err := s.enterOn(ctx, s.rdb, guarded)
 	if err != nil {
 		return nil, fmt.Errorf("remote: fill many: %w", err)
 	}
 	cmds, err := s.runMany(ctx, fillScript, keys, args, extra)
-	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
+	if len(keys) == 0 {
+		g.exit(ctx, err)
+	} else {
+		g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
+	}
 	if err != nil {
 		return nil, s.fail("fill many", err)
 	}
