@@ -311,30 +311,35 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 			also = append(also, i)
 		}
 	}
-	var extra func(context.Context, redis.Pipeliner)
-	if len(hands)+len(also) > 0 {
-		extra = func(ctx context.Context, p redis.Pipeliner) {
-			set := func(l Lease, raw any, ttl time.Duration) {
-				if k, ok := s.HandOffKey(l); ok {
-					p.Set(ctx, s.prefix+k, raw, pxDuration(ttl))
-				}
-			}
-			for _, i := range also {
-				set(fills[i].Lease, args[i][1], fills[i].HandOff)
-			}
-			for _, h := range hands {
-				set(h.Lease, encode(h.Record), h.TTL)
-			}
+	// The hand-offs given apart may live on other slots than the fills:
+	// their keys go through the breakers too, after the fills' keys.
+	guarded := keys
+	type set struct {
+		key string
+		raw any
+		ttl time.Duration
+	}
+	var sets []set
+	for _, i := range also {
+		if k, ok := s.HandOffKey(fills[i].Lease); ok {
+			sets = append(sets, set{k, args[i][1], fills[i].HandOff})
 		}
 	}
-	if len(keys) == 0 && extra == nil {
+	for _, h := range hands {
+		if k, ok := s.HandOffKey(h.Lease); ok {
+			guarded = append(guarded[:len(guarded):len(guarded)], k)
+			sets = append(sets, set{k, encode(h.Record), h.TTL})
+		}
+	}
+	if len(keys) == 0 && len(sets) == 0 {
 		return nil, nil
 	}
-	guarded := keys
-	if len(keys) == 0 { // hand-offs only: the breakers of their keys
-		for _, h := range hands {
-			if k, ok := s.HandOffKey(h.Lease); ok {
-				guarded = append(guarded, k)
+	setCmds := make([]*redis.StatusCmd, len(sets))
+	var extra func(context.Context, redis.Pipeliner)
+	if len(sets) > 0 {
+		extra = func(ctx context.Context, p redis.Pipeliner) {
+			for i, st := range sets {
+				setCmds[i] = p.Set(ctx, s.prefix+st.key, st.raw, pxDuration(st.ttl))
 			}
 		}
 	}
@@ -343,11 +348,16 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 		return nil, fmt.Errorf("remote: fill many: %w", err)
 	}
 	cmds, err := s.runMany(ctx, fillScript, keys, args, extra)
-	if len(keys) == 0 {
-		g.exit(ctx, err)
-	} else {
-		g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
-	}
+	g.exitEach(ctx, err, len(guarded), func(i int) error {
+		if i < len(keys) {
+			return cmdErr(cmds, i, err)
+		}
+		// The hand-offs given apart come last in sets, in guarded's order.
+		if c := setCmds[len(sets)-(len(guarded)-i)]; c != nil {
+			return c.Err()
+		}
+		return err
+	})
 	if err != nil {
 		return nil, s.fail("fill many", err)
 	}
@@ -455,8 +465,15 @@ func pxArg(ttl time.Duration) string {
 
 // ReleaseMany is [Store.Release] for many leases in one pipeline.
 func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
+	_, err := s.ReleaseEach(ctx, leases)
+	return err
+}
+
+// ReleaseEach is [Store.ReleaseMany] that reports, lease by lease, whether
+// it removed the lease (false: the key no longer held it).
+func (s *Store) ReleaseEach(ctx context.Context, leases []Lease) ([]bool, error) {
 	if len(leases) == 0 {
-		return nil
+		return nil, nil
 	}
 	keys := make([]string, len(leases))
 	args := make([][]any, len(leases))
@@ -466,19 +483,20 @@ func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
 	}
 	g, err := s.enterOn(ctx, s.rdb, keys)
 	if err != nil {
-		return fmt.Errorf("remote: release many: %w", err)
+		return nil, fmt.Errorf("remote: release many: %w", err)
 	}
 	cmds, err := s.runMany(ctx, releaseScript, keys, args, nil)
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
-	if err == nil {
-		for _, c := range cmds {
-			if err = c.Err(); err != nil {
-				break
-			}
-		}
-	}
 	if err != nil {
-		return s.fail("release many", err)
+		return nil, s.fail("release many", err)
 	}
-	return nil
+	removed := make([]bool, len(cmds))
+	for i, c := range cmds {
+		n, err := c.Int()
+		if err != nil {
+			return nil, s.fail("release many", err)
+		}
+		removed[i] = n == 1
+	}
+	return removed, nil
 }

@@ -69,6 +69,10 @@ type Cache struct {
 	// noHandOff switches the hand-off of loaded values to the nodes that
 	// waited for a lease off, so that a test can show what it saves.
 	noHandOff bool
+	// handOffAny hands a vetoed value off even when its lease was still in
+	// Redis, so that a test can show it catches the stale read that check
+	// prevents.
+	handOffAny bool
 	// handOffWatch, if not 0, replaces handOffWait's estimate, so that a
 	// test's loader may take as long as the test needs.
 	handOffWatch time.Duration
@@ -216,8 +220,6 @@ func (c *Cache) WaitL1() {
 	}
 }
 
-// jitter draws a TTL uniformly from [ttl*(1-Jitter), ttl] in whole
-// milliseconds (Redis keeps milliseconds), so that no key outlives ttl.
 // handOffTTL is how long a hand-off stays in Redis: long enough for the
 // waiting nodes' next poll (every few milliseconds), short enough that
 // writing one per load costs little memory; never past LeaseWait, which
@@ -227,6 +229,8 @@ func (c *Cache) handOffTTL() time.Duration { return min(c.opts.LeaseWait, maxHan
 // maxHandOffTTL bounds handOffTTL.
 const maxHandOffTTL = time.Second
 
+// jitter draws a TTL uniformly from [ttl*(1-Jitter), ttl] in whole
+// milliseconds (Redis keeps milliseconds), so that no key outlives ttl.
 func (c *Cache) jitter(ttl time.Duration) time.Duration {
 	ms := ttl.Milliseconds()
 	if c.opts.Jitter == 0 || ms <= 1 {

@@ -517,7 +517,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 	var fills []remote.Fill
 	var items []local.Item[any]
 	var unused []remote.Lease
-	var hands []remote.HandOff
+	var hands, vetoed []remote.HandOff
 	now := c.clock.Now()
 	for id, l := range leases {
 		v, ok := vals[id]
@@ -553,8 +553,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			// began, possibly before the lease was taken: the lease cannot
 			// tell, so the value is not written.
 			g.record(Event{Kind: EventLeaseLost})
-			unused = append(unused, l)
-			hands = append(hands, remote.HandOff{Lease: l, Record: rec, TTL: c.handOffTTL()})
+			vetoed = append(vetoed, remote.HandOff{Lease: l, Record: rec, TTL: c.handOffTTL()})
 			continue
 		}
 		it.Version = rec.Token
@@ -565,7 +564,21 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		fills = append(fills, f)
 		items = append(items, it)
 	}
-	r.release(unused)
+	// A vetoed value is handed off only if its lease was gone already: an
+	// invalidation's UNLINK took it, so whoever saw it began before that
+	// invalidation. A lease still there may have outlived an invalidation
+	// whose UNLINK failed while its message went out: a waiter may have
+	// begun after applying it, and gets the mark that no value comes.
+	for _, h := range vetoed {
+		unused = append(unused, h.Lease)
+	}
+	removed := r.release(unused)
+	for i, h := range vetoed {
+		if j := len(unused) - len(vetoed) + i; (removed == nil || removed[j]) && !c.handOffAny {
+			h = r.noHandOff(h.Lease)
+		}
+		hands = append(hands, h)
+	}
 	if c.noHandOff {
 		hands = nil
 	}
@@ -767,16 +780,18 @@ func (r *run[V]) redisFailed(op string, ids []string, err error) {
 
 // release gives leases up after a failed load, so the next reader loads at
 // once instead of waiting for them to expire.
-func (r *run[V]) release(ls []remote.Lease) {
+func (r *run[V]) release(ls []remote.Lease) (removed []bool) {
 	if len(ls) == 0 || r.g.c.noRelease {
-		return
+		return nil
 	}
 	c := r.g.c
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), c.opts.RedisTimeout)
 	defer cancel()
-	if err := c.store.ReleaseMany(ctx, ls); err != nil {
+	removed, err := c.store.ReleaseEach(ctx, ls)
+	if err != nil {
 		c.redisFailed(&r.g.st, r.g.name, "release", "", err)
 	}
+	return removed
 }
 
 // renewer extends the leases of a load that runs longer than a third of
