@@ -465,15 +465,8 @@ func pxArg(ttl time.Duration) string {
 
 // ReleaseMany is [Store.Release] for many leases in one pipeline.
 func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
-	_, err := s.ReleaseEach(ctx, leases)
-	return err
-}
-
-// ReleaseEach is [Store.ReleaseMany] that reports, lease by lease, whether
-// it removed the lease (false: the key no longer held it).
-func (s *Store) ReleaseEach(ctx context.Context, leases []Lease) ([]bool, error) {
 	if len(leases) == 0 {
-		return nil, nil
+		return nil
 	}
 	keys := make([]string, len(leases))
 	args := make([][]any, len(leases))
@@ -483,20 +476,19 @@ func (s *Store) ReleaseEach(ctx context.Context, leases []Lease) ([]bool, error)
 	}
 	g, err := s.enterOn(ctx, s.rdb, keys)
 	if err != nil {
-		return nil, fmt.Errorf("remote: release many: %w", err)
+		return fmt.Errorf("remote: release many: %w", err)
 	}
 	cmds, err := s.runMany(ctx, releaseScript, keys, args, nil)
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
-	if err != nil {
-		return nil, s.fail("release many", err)
-	}
-	removed := make([]bool, len(cmds))
-	for i, c := range cmds {
-		n, err := c.Int()
-		if err != nil {
-			return nil, s.fail("release many", err)
+	if err == nil {
+		for _, c := range cmds {
+			if err = c.Err(); err != nil {
+				break
+			}
 		}
-		removed[i] = n == 1
 	}
-	return removed, nil
+	if err != nil {
+		return s.fail("release many", err)
+	}
+	return nil
 }

@@ -69,10 +69,6 @@ type Cache struct {
 	// noHandOff switches the hand-off of loaded values to the nodes that
 	// waited for a lease off, so that a test can show what it saves.
 	noHandOff bool
-	// handOffAny hands a vetoed value off even when its lease was still in
-	// Redis, so that a test can show it catches the stale read that check
-	// prevents.
-	handOffAny bool
 	// handOffWatch, if not 0, replaces handOffWait's estimate, so that a
 	// test's loader may take as long as the test needs.
 	handOffWatch time.Duration

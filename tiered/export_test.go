@@ -21,10 +21,6 @@ func SetNoRelease(c *Cache, off bool) { c.noRelease = off }
 // nodes that waited for a lease an invalidation removed.
 func SetNoHandOff(c *Cache, off bool) { c.noHandOff = off }
 
-// SetHandOffAny makes a node hand a vetoed value off even when its lease
-// was still in Redis (true), so that a test can show the check matters.
-func SetHandOffAny(c *Cache, on bool) { c.handOffAny = on }
-
 // SetHandOffWatch sets how long a wait watches for the hand-off of a
 // lease that vanished (0: the estimate from the group's load times).
 func SetHandOffWatch(c *Cache, d time.Duration) { c.handOffWatch = d }

@@ -564,21 +564,15 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		fills = append(fills, f)
 		items = append(items, it)
 	}
-	// A vetoed value is handed off only if its lease was gone already: an
-	// invalidation's UNLINK took it, so whoever saw it began before that
-	// invalidation. A lease still there may have outlived an invalidation
-	// whose UNLINK failed while its message went out: a waiter may have
-	// begun after applying it, and gets the mark that no value comes.
+	// A vetoed value is handed off too. Whoever saw its lease began before
+	// the invalidation's UNLINK removed it, or no invalidation of the key
+	// removed it (the veto is conservative: a pattern, or another key of
+	// the same bucket, vetoes it as well).
 	for _, h := range vetoed {
 		unused = append(unused, h.Lease)
 	}
-	removed := r.release(unused)
-	for i, h := range vetoed {
-		if j := len(unused) - len(vetoed) + i; (removed == nil || removed[j]) && !c.handOffAny {
-			h = r.noHandOff(h.Lease)
-		}
-		hands = append(hands, h)
-	}
+	r.release(unused)
+	hands = append(hands, vetoed...)
 	if c.noHandOff {
 		hands = nil
 	}
@@ -780,18 +774,16 @@ func (r *run[V]) redisFailed(op string, ids []string, err error) {
 
 // release gives leases up after a failed load, so the next reader loads at
 // once instead of waiting for them to expire.
-func (r *run[V]) release(ls []remote.Lease) (removed []bool) {
+func (r *run[V]) release(ls []remote.Lease) {
 	if len(ls) == 0 || r.g.c.noRelease {
-		return nil
+		return
 	}
 	c := r.g.c
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), c.opts.RedisTimeout)
 	defer cancel()
-	removed, err := c.store.ReleaseEach(ctx, ls)
-	if err != nil {
+	if err := c.store.ReleaseMany(ctx, ls); err != nil {
 		c.redisFailed(&r.g.st, r.g.name, "release", "", err)
 	}
-	return removed
 }
 
 // renewer extends the leases of a load that runs longer than a third of
