@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -312,23 +313,24 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 		}
 	}
 	// The hand-offs given apart may live on other slots than the fills:
-	// their keys go through the breakers too, after the fills' keys.
-	guarded := keys
+	// their keys go through the breakers too, after the fills' keys, so
+	// guarded[len(keys)+i] is the key of sets[i] for the first of them.
+	guarded := slices.Clip(keys)
 	type set struct {
 		key string
 		raw any
 		ttl time.Duration
 	}
 	var sets []set
-	for _, i := range also {
-		if k, ok := s.HandOffKey(fills[i].Lease); ok {
-			sets = append(sets, set{k, args[i][1], fills[i].HandOff})
-		}
-	}
 	for _, h := range hands {
 		if k, ok := s.HandOffKey(h.Lease); ok {
-			guarded = append(guarded[:len(guarded):len(guarded)], k)
+			guarded = append(guarded, k)
 			sets = append(sets, set{k, encode(h.Record), h.TTL})
+		}
+	}
+	for _, i := range also { // on their fills' slots
+		if k, ok := s.HandOffKey(fills[i].Lease); ok {
+			sets = append(sets, set{k, args[i][1], fills[i].HandOff})
 		}
 	}
 	if len(keys) == 0 && len(sets) == 0 {
@@ -352,8 +354,7 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 		if i < len(keys) {
 			return cmdErr(cmds, i, err)
 		}
-		// The hand-offs given apart come last in sets, in guarded's order.
-		if c := setCmds[len(sets)-(len(guarded)-i)]; c != nil {
+		if c := setCmds[i-len(keys)]; c != nil {
 			return c.Err()
 		}
 		return err

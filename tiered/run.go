@@ -321,7 +321,7 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 		}
 	}()
 	var watched []string
-	var until map[string]time.Time // when each watched id stops being watched
+	watches := map[string]watch{} // of the ids in watched
 	watchFor := g.handOffWait()
 	ended := func(id string, ok bool) {
 		e := Event{Kind: EventLeaseWaited, Duration: time.Since(start)}
@@ -348,8 +348,7 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 		}
 		keys := g.keys(ids)
 		for _, id := range watched {
-			hk, _ := r.handOffKey(id)
-			keys = append(keys, g.Key(id), hk)
+			keys = append(keys, g.Key(id), watches[id].key)
 		}
 		recs, err := g.c.store.GetMany(r.ctx, keys)
 		if err != nil {
@@ -365,11 +364,9 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 				ended(id, true)
 			case rec.Kind == remote.KindLease && rec.Token == r.holders[id]:
 				pending = append(pending, id)
-			case r.watchable(id) && watchFor > 0:
-				if until == nil {
-					until = make(map[string]time.Time)
-				}
-				until[id] = now.Add(watchFor)
+			case watchFor > 0 && r.watchable(id):
+				hk, _ := r.handOffKey(id)
+				watches[id] = watch{key: hk, until: now.Add(watchFor)}
 				watching = append(watching, id)
 			default:
 				ended(id, false)
@@ -385,7 +382,7 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			case holds(hand) && r.settle(id, hand):
 				g.loads.add(hand.LoadTime)
 				ended(id, true)
-			case hand.Kind == remote.KindLease || !now.Before(until[id]):
+			case hand.Kind == remote.KindLease || !now.Before(watches[id].until):
 				// The holder's load ended without a value, or no hand-off
 				// came in time: the holder may be gone, or not hand off.
 				ended(id, false)
@@ -408,6 +405,13 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			return append(vanished, watched...), ids, nil
 		}
 	}
+}
+
+// watch is a vanished lease that a wait watches for its hand-off: the
+// hand-off's key, and when the watch ends.
+type watch struct {
+	key   string
+	until time.Time
 }
 
 // holds reports whether rec is something to deliver: a value or a cached
@@ -477,7 +481,7 @@ func (r *run[V]) giveUp(leases map[string]remote.Lease) {
 	r.release(ls)
 	hands := make([]remote.HandOff, len(ls))
 	for i, l := range ls {
-		hands[i] = r.noHandOff(l)
+		hands[i] = r.emptyHandOff(l)
 	}
 	r.handOff(hands)
 }
@@ -517,7 +521,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 	var fills []remote.Fill
 	var items []local.Item[any]
 	var unused []remote.Lease
-	var hands, vetoed []remote.HandOff
+	var hands []remote.HandOff
 	now := c.clock.Now()
 	for id, l := range leases {
 		v, ok := vals[id]
@@ -529,7 +533,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			payload, err := g.codec.Marshal(v)
 			if err != nil {
 				c.log.Warn("tiered: cannot encode a loaded value; not caching it", "group", g.name, "key", l.Key, "err", err)
-				unused, hands = append(unused, l), append(hands, r.noHandOff(l))
+				unused, hands = append(unused, l), append(hands, r.emptyHandOff(l))
 				continue
 			}
 			ttl = c.jitter(g.ttl)
@@ -541,7 +545,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			rec.Kind, rec.Expire = remote.KindAbsent, msAfter(now, ttl)
 			it = local.Item[any]{Cost: 1, Expire: c.l1Expiry(rec.Expire, false), Absent: true}
 		default:
-			unused, hands = append(unused, l), append(hands, r.noHandOff(l))
+			unused, hands = append(unused, l), append(hands, r.emptyHandOff(l))
 			continue
 		}
 		if lost[id] {
@@ -552,8 +556,14 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			// An invalidation of the key reached this node after the load
 			// began, possibly before the lease was taken: the lease cannot
 			// tell, so the value is not written.
+			// The value is handed off all the same: whoever saw the lease
+			// began before the invalidation's UNLINK removed it, or no
+			// invalidation of this key removed it (the veto is
+			// conservative: a pattern, or another key of the bucket,
+			// vetoes it too).
 			g.record(Event{Kind: EventLeaseLost})
-			vetoed = append(vetoed, remote.HandOff{Lease: l, Record: rec, TTL: c.handOffTTL()})
+			unused = append(unused, l)
+			hands = append(hands, remote.HandOff{Lease: l, Record: rec, TTL: c.handOffTTL()})
 			continue
 		}
 		it.Version = rec.Token
@@ -564,15 +574,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		fills = append(fills, f)
 		items = append(items, it)
 	}
-	// A vetoed value is handed off too. Whoever saw its lease began before
-	// the invalidation's UNLINK removed it, or no invalidation of the key
-	// removed it (the veto is conservative: a pattern, or another key of
-	// the same bucket, vetoes it as well).
-	for _, h := range vetoed {
-		unused = append(unused, h.Lease)
-	}
 	r.release(unused)
-	hands = append(hands, vetoed...)
 	if c.noHandOff {
 		hands = nil
 	}
@@ -606,9 +608,9 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 	}
 }
 
-// noHandOff is the hand-off of lease l whose load ended without a value to
+// emptyHandOff is the hand-off of lease l whose load ended without a value to
 // hand over: the nodes that wait for it take the lease again.
-func (r *run[V]) noHandOff(l remote.Lease) remote.HandOff {
+func (r *run[V]) emptyHandOff(l remote.Lease) remote.HandOff {
 	return remote.HandOff{Lease: l, Record: remote.Record{Kind: remote.KindLease, Token: l.Token}, TTL: r.g.c.handOffTTL()}
 }
 
