@@ -130,7 +130,7 @@ func (n *tieredNode) invalidate(ctx context.Context, keys []int) error {
 	for i, k := range keys {
 		list[i] = n.ne.t.id(k)
 	}
-	return n.g.Delete(ctx, list...)
+	return n.g.Invalidate(ctx, list...)
 }
 
 func (n *tieredNode) invalidateGroup(ctx context.Context, g int) error {

@@ -165,14 +165,14 @@ func TestGetSetDelete(t *testing.T) {
 	if u, err := other.Get(ctx, "1"); err != nil || u.Name != "Ann" {
 		t.Fatalf("other node Get = %+v, %v", u, err)
 	}
-	if err := g.Delete(ctx, "1"); err != nil {
+	if err := g.Invalidate(ctx, "1"); err != nil {
 		t.Fatal(err)
 	}
 	if m.Exists("app:user:1") {
-		t.Fatal("Delete left the key in Redis")
+		t.Fatal("Invalidate left the key in Redis")
 	}
 	if _, err := g.Get(ctx, "1"); !errors.Is(err, tiered.ErrNotCached) {
-		t.Fatalf("Get after Delete error = %v; want ErrNotCached", err)
+		t.Fatalf("Get after Invalidate error = %v; want ErrNotCached", err)
 	}
 }
 
@@ -190,7 +190,7 @@ func TestEmptyIDAndNilLoader(t *testing.T) {
 	if err := g.Set(ctx, "", User{}); err == nil {
 		t.Error("Set(empty id) succeeded")
 	}
-	if err := g.Delete(ctx, "a", ""); err == nil {
+	if err := g.Invalidate(ctx, "a", ""); err == nil {
 		t.Error("Delete(empty id) succeeded")
 	}
 	if _, err := g.FetchMany(ctx, []string{"a", ""}, nil); err == nil {

@@ -43,8 +43,8 @@ func TestClusterInvalidation(t *testing.T) {
 		{"FetchManyAcrossSlots", func(t *testing.T) { fetchManyAcrossSlots(t, cl) }},
 	}
 	invalidations := map[string]func(*tiered.Group[string]) error{
-		"Delete": func(g *tiered.Group[string]) error { return g.Delete(context.Background(), "1") },
-		"Set":    func(g *tiered.Group[string]) error { return g.Set(context.Background(), "1", "v2") },
+		"Invalidate": func(g *tiered.Group[string]) error { return g.Invalidate(context.Background(), "1") },
+		"Set":        func(g *tiered.Group[string]) error { return g.Set(context.Background(), "1", "v2") },
 	}
 	for iname, inv := range invalidations {
 		cases = append(cases, struct {

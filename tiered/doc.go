@@ -7,7 +7,7 @@
 // and loads a miss once per process (and takes a lease in Redis so that a
 // load that began before an invalidation never installs its result),
 // [Group.FetchMany] does so for a batch, [Group.Get] reads without loading,
-// [Group.Set] writes, and [Group.Delete] invalidates. [Group.Warm] loads
+// [Group.Set] writes, and [Group.Invalidate] invalidates. [Group.Warm] loads
 // ids before traffic asks for them, with the same leases and
 // compare-and-set fills, and [Cache.WarmL1] copies hot keys from Redis into
 // a fresh process's L1. [Cache.Invalidate]

@@ -62,7 +62,7 @@ func WaitRefreshes(c *Cache) {
 	}
 }
 
-// DeleteSkippingL1 is [Group.Delete] without its local step: it removes ids
+// DeleteSkippingL1 is [Group.Invalidate] without its local step: it removes ids
 // from Redis and tells the other nodes, but leaves this node's L1 as it is,
 // so that a test can show it catches the stale read that step prevents.
 func DeleteSkippingL1[V any](ctx context.Context, g *Group[V], ids ...string) error {

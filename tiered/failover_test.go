@@ -142,7 +142,7 @@ func failoverUnderLoad(t *testing.T, d deployment) (a, b *loadNode) {
 			}
 			i := rng.IntN(keys)
 			db[i].Add(1)
-			if err := a.group.Delete(ctx, strconv.Itoa(i)); err != nil {
+			if err := a.group.Invalidate(ctx, strconv.Itoa(i)); err != nil {
 				failedWrites.Add(1) // retried in the background
 			}
 			writes.Add(1)
@@ -182,8 +182,8 @@ func failoverUnderLoad(t *testing.T, d deployment) (a, b *loadNode) {
 	if !b.inL1("fence") {
 		t.Fatal("the fence is not in L1")
 	}
-	if err := a.group.Delete(ctx, "fence"); err != nil {
-		t.Fatalf("Delete after recovery: %v", err)
+	if err := a.group.Invalidate(ctx, "fence"); err != nil {
+		t.Fatalf("Invalidate after recovery: %v", err)
 	}
 	eventually(t, "the fence invalidation crosses the bus", func() bool { return !b.inL1("fence") })
 	for i := range keys {

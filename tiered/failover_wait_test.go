@@ -155,7 +155,7 @@ func killMasterScenario(t *testing.T, wait bool) (acked, stale bool) {
 	cl.WaitReplicated(t) // the replica has the old value
 	proxy.Cut()          // and will get nothing more from m
 
-	err := a.group.Delete(ctx, "1")
+	err := a.group.Invalidate(ctx, "1")
 	if err != nil && !errors.Is(err, remote.ErrNotReplicated) {
 		t.Fatalf("Delete: %v", err)
 	}

@@ -133,7 +133,7 @@ func invalidationReachesEveryNode(t *testing.T, rdb redis.UniversalClient, newNo
 			}
 		}
 	}
-	if err := nodes[0].group.Delete(ctx, "solo"); err != nil {
+	if err := nodes[0].group.Invalidate(ctx, "solo"); err != nil {
 		t.Fatal(err)
 	}
 	if err := nodes[0].cache.InvalidatePattern(ctx, "post:user_1_*"); err != nil {
@@ -273,7 +273,7 @@ func TestLostLastMessageCaughtByHeartbeat(t *testing.T) {
 			a := newFleetNode(t, addr, tiered.Options{Heartbeat: 50 * time.Millisecond})
 			b := newFleetNode(t, addr, tiered.Options{Heartbeat: 50 * time.Millisecond})
 			tiered.SetNoFlush(b.cache, !protected)
-			if err := a.group.Delete(ctx, "x"); err != nil { // b learns a's sequence
+			if err := a.group.Invalidate(ctx, "x"); err != nil { // b learns a's sequence
 				t.Fatal(err)
 			}
 			b.expect(t, tiered.EventInvalidationReceived)
@@ -316,8 +316,8 @@ func TestFailedInvalidationIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy.Cut()
-	if err := g.Delete(ctx, "1"); err == nil {
-		t.Fatal("Delete with Redis unreachable returned no error")
+	if err := g.Invalidate(ctx, "1"); err == nil {
+		t.Fatal("Invalidate with Redis unreachable returned no error")
 	}
 	if n := c.PendingInvalidations(); n != 1 {
 		t.Fatalf("PendingInvalidations = %d; want 1", n)

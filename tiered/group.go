@@ -140,7 +140,7 @@ var (
 // every caller sharing the load and is not cached; a loader panic reaches
 // every caller sharing the load as a panic with a *[PanicError].
 //
-// A load that began before an invalidation of id (a Delete, a Set) never
+// A load that began before an invalidation of id (an Invalidate, a Set) never
 // installs its result, in either tier; its callers still receive it. When
 // Redis fails, Fetch serves from the loader and returns no error for it
 // (unless [Options.FailClosed]).
@@ -314,11 +314,12 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	return nil
 }
 
-// Delete invalidates ids: it removes them from Redis (leases included, so
-// loads in flight will not fill), from this node's L1, and from every other
-// node's L1 through the bus, as [Cache.Invalidate] does with errors and
-// retries alike.
-func (g *Group[V]) Delete(ctx context.Context, ids ...string) error {
+// Invalidate removes ids after the source of truth changed: from Redis
+// (leases included, so loads in flight will not fill), from this node's L1,
+// and from every other node's L1 through the bus, as [Cache.Invalidate] does
+// with errors and retries alike. An empty id is an error and nothing is
+// invalidated.
+func (g *Group[V]) Invalidate(ctx context.Context, ids ...string) error {
 	if err := g.c.checkOpen(); err != nil {
 		return err
 	}
@@ -333,12 +334,6 @@ func (g *Group[V]) Delete(ctx context.Context, ids ...string) error {
 		return nil
 	}
 	return g.c.invalidate(ctx, invalidation{keys: keys}, true)
-}
-
-// Invalidate is [Group.Delete], named for the write path: call it after the
-// source of truth changed.
-func (g *Group[V]) Invalidate(ctx context.Context, ids ...string) error {
-	return g.Delete(ctx, ids...)
 }
 
 func (c *Cache) checkOpen() error {

@@ -35,7 +35,7 @@ func joinAfterInvalidation(t *testing.T, remote, noForget bool) string {
 	}()
 	<-read
 	if remote {
-		if err := ga.Delete(ctx, "1"); err != nil {
+		if err := ga.Invalidate(ctx, "1"); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -43,7 +43,7 @@ func joinAfterInvalidation(t *testing.T, remote, noForget bool) string {
 		case <-time.After(10 * time.Second): // a hang guard
 			t.Fatal("b never applied the invalidation")
 		}
-	} else if err := gb.Delete(ctx, "1"); err != nil {
+	} else if err := gb.Invalidate(ctx, "1"); err != nil {
 		t.Fatal(err)
 	}
 	second := make(chan string)

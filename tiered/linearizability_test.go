@@ -191,7 +191,7 @@ type linNode struct {
 	cache *tiered.Cache
 	group *tiered.Group[string]
 	hist  linHistory
-	// del is the Delete the clients call: Group.Delete, or a test-only
+	// del is the Delete the clients call: Group.Invalidate, or a test-only
 	// variant without the protection under test.
 	del func(ctx context.Context, id string) error
 }
@@ -212,7 +212,7 @@ func newLinNode(t *testing.T, rdb redis.UniversalClient, o tiered.Options) *linN
 	o = slowMachine(o)
 	n := &linNode{cache: newCache(t, o)}
 	n.group = newGroup[string](t, n.cache, "reg", tiered.GroupOptions{})
-	n.del = func(ctx context.Context, id string) error { return n.group.Delete(ctx, id) }
+	n.del = func(ctx context.Context, id string) error { return n.group.Invalidate(ctx, id) }
 	return n
 }
 

@@ -163,12 +163,12 @@ func TestGapLogNamesNode(t *testing.T) {
 	logs := &logRecords{}
 	a := newFleetNode(t, addr, tiered.Options{Heartbeat: 50 * time.Millisecond})
 	b := newFleetNode(t, addr, tiered.Options{Heartbeat: 50 * time.Millisecond, Logger: slog.New(logs)})
-	if err := a.group.Delete(ctx, "x"); err != nil { // b learns a's sequence
+	if err := a.group.Invalidate(ctx, "x"); err != nil { // b learns a's sequence
 		t.Fatal(err)
 	}
 	b.expect(t, tiered.EventInvalidationReceived)
 	tiered.DropNextPublish(a.cache)
-	if err := a.group.Delete(ctx, "y"); err != nil {
+	if err := a.group.Invalidate(ctx, "y"); err != nil {
 		t.Fatal(err)
 	}
 	b.expect(t, tiered.EventBusGap)

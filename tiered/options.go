@@ -169,7 +169,7 @@ type Options struct {
 	// InvalidateReplicas, when positive, makes every invalidation and every
 	// Set wait until that many replicas of each master it wrote to have
 	// acknowledged the write (WAIT, on the connection that wrote), and fail
-	// otherwise: Invalidate, InvalidatePattern, Delete and Set then return
+	// otherwise: Invalidate, InvalidatePattern and Set then return
 	// nil only for a write that a failover to one of those replicas keeps,
 	// and a write left unconfirmed is retried in the background like any
 	// failed invalidation. Without it, Redis replicates asynchronously and

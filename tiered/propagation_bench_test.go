@@ -46,7 +46,7 @@ func BenchmarkPropagation(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			start := time.Now()
-			if err := sender.Delete(ctx, "1"); err != nil {
+			if err := sender.Invalidate(ctx, "1"); err != nil {
 				b.Fatal(err)
 			}
 			var slowest time.Duration

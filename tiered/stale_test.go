@@ -65,8 +65,8 @@ func TestNoStaleFill(t *testing.T) {
 		"redis":     func(t *testing.T) redis.UniversalClient { return newReal(t) },
 	}
 	invalidations := map[string]func(*tiered.Group[string]) error{
-		"Delete": func(g *tiered.Group[string]) error { return g.Delete(context.Background(), "1") },
-		"Set":    func(g *tiered.Group[string]) error { return g.Set(context.Background(), "1", "v2") },
+		"Invalidate": func(g *tiered.Group[string]) error { return g.Invalidate(context.Background(), "1") },
+		"Set":        func(g *tiered.Group[string]) error { return g.Set(context.Background(), "1", "v2") },
 	}
 	for bname, backend := range backends {
 		for iname, inv := range invalidations {

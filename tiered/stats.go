@@ -43,7 +43,7 @@ const (
 	EventL1Rejected                       // Ristretto's admission policy dropped an L1 fill
 	EventL1Evicted                        // an entry was evicted from L1 to make room
 
-	EventInvalidationSent     // an Invalidate, InvalidatePattern, Delete or Set reached Redis and the bus
+	EventInvalidationSent     // an Invalidate, InvalidatePattern or Set reached Redis and the bus
 	EventInvalidationReceived // an invalidation from another node was applied: Duration is its propagation lag
 	EventInvalidationRetried  // a failed invalidation succeeded in the background
 	EventPatternApplied       // a pattern was applied to this node's L1

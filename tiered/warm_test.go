@@ -144,7 +144,7 @@ func warmRace(t *testing.T, rdb redis.UniversalClient, noCAS bool) (l2, l1 map[s
 	mu.Lock()
 	db["2"], db["3"] = "v2", "v2"
 	mu.Unlock()
-	if err := g.Delete(ctx, "2"); err != nil {
+	if err := g.Invalidate(ctx, "2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Set(ctx, "3", "v2"); err != nil {

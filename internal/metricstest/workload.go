@@ -161,7 +161,7 @@ func (w *Workload) Run(t *testing.T, duringCut func()) {
 	}
 	w.fetchUsers(t, "4", "bad", "big")
 	w.A.WaitL1()
-	if err := w.Users.Delete(ctx, "1"); err != nil {
+	if err := w.Users.Invalidate(ctx, "1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.A.InvalidatePattern(ctx, "user:2*"); err != nil {
