@@ -25,7 +25,7 @@ logical expiry, how long the load took, the payload's size, and the payload
 itself when it is JSON (the default codec). A key Redis does not hold shows
 as kind miss. It changes nothing.`,
 	flags: func(fs *flagSet, e *env) {
-		fs.BoolVar(&e.jsonOut, "json", false, "print one JSON object")
+		fs.BoolVar(&e.jsonOut, "json", false, "print one JSON object, on one line")
 	},
 	run: func(ctx context.Context, e *env, args []string) error {
 		if len(args) != 1 || args[0] == "" {
@@ -55,9 +55,7 @@ as kind miss. It changes nothing.`,
 		}
 		in := describeRecord(args[0], st.RedisKey(args[0]), rec, pttl, time.Now())
 		if e.jsonOut {
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(in)
+			return json.NewEncoder(e.stdout).Encode(in) // one line, the payload as stored
 		}
 		in.print(e)
 		return nil
