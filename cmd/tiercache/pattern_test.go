@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/tiercache/tiercache/internal/glob"
@@ -40,3 +42,26 @@ func TestGroupPattern(t *testing.T) {
 }
 
 func encodeForTest(name string) string { return tiered.EncodeName(name) }
+
+// TestGroupPatternVectors checks the "groups" vectors of
+// testdata/protocol/keys.json, which docs/protocol.md cites.
+func TestGroupPatternVectors(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/protocol/keys.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Groups []struct{ Group, Pattern string }
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Groups) == 0 {
+		t.Fatal("keys.json: no groups")
+	}
+	for _, g := range v.Groups {
+		if got := groupPattern(g.Group); got != g.Pattern {
+			t.Errorf("groupPattern(%q) = %q; want %q", g.Group, got, g.Pattern)
+		}
+	}
+}
