@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/internal/redistest"
 )
 
 // messageVector is one entry of testdata/protocol/messages.json, the test
@@ -88,4 +89,27 @@ func TestMalformedVectors(t *testing.T) {
 			t.Errorf("%s: Decode(%s) = %v; want ErrMalformed saying %q", v.Name, v.Hex, err, v.Error)
 		}
 	}
+}
+
+// TestSenderWithoutSequence checks what docs/protocol.md promises a foreign
+// writer that numbers nothing: messages that all carry sequence number 0,
+// and heartbeats of 0 if any, are applied and never taken for a gap (a gap
+// would reach the handler before the next apply).
+func TestSenderWithoutSequence(t *testing.T) {
+	srv := redistest.Start(t)
+	rb := newRecorder()
+	newBus(t, srv.Addr(), rb, bus.Options{})
+	rb.expect(t, "restored")
+	rdb := srv.Client(t)
+	x := bus.NewNodeID()
+	publishRaw(t, rdb,
+		bus.Message{Kind: bus.KindKeys, Origin: x, Items: []string{"a"}},
+		bus.Message{Kind: bus.KindPatterns, Origin: x, Items: []string{"b*"}},
+		bus.Message{Kind: bus.KindHeartbeat, Origin: x},
+		bus.Message{Kind: bus.KindKeys, Origin: x, Items: []string{"c"}},
+	)
+	for range 3 {
+		rb.expect(t, "apply")
+	}
+	rb.none(t)
 }
