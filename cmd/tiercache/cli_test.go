@@ -370,3 +370,22 @@ func TestWatchFor(t *testing.T) {
 }
 
 var _ redis.UniversalClient = (*redis.Client)(nil)
+
+// TestInvalidationsReachL1Sentinel reaches the master through Sentinel
+// (--sentinel, --master).
+func TestInvalidationsReachL1Sentinel(t *testing.T) {
+	t.Parallel()
+	s := redistest.StartSentinel(t)
+	rdb := s.Client(t)
+	const ns = "clisentinel"
+	n := newNode(t, rdb, ns, "user")
+	n.fill(t, "1", "2")
+	mustRun(t, "invalidate", "--sentinel", strings.Join(s.SentinelAddrs(), ","), "--master", s.Options().MasterName, "--namespace", ns, "user:1")
+	n.waitReceived(t)
+	if got := n.inL1("1", "2"); !slices.Equal(got, []string{"2"}) {
+		t.Fatalf("after invalidate user:1 through Sentinel, L1 holds %q; want [2]", got)
+	}
+	if got := inRedis(t, rdb, ns, n, "1", "2"); !slices.Equal(got, []string{"2"}) {
+		t.Fatalf("Redis holds %q; want [2]", got)
+	}
+}

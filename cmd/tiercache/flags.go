@@ -58,7 +58,7 @@ func (fs *flagSet) setFlags() map[string]bool {
 // usage writes the command's help.
 func (fs *flagSet) usage(w io.Writer) {
 	c := fs.cmd
-	fmt.Fprintf(w, "Usage: tiercache %s [flags] %s\n\n%s\n\nFlags:\n", c.name, c.args, strings.TrimSpace(c.help))
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags:\n", strings.TrimSpace("tiercache "+c.name+" [flags] "+c.args), strings.TrimSpace(c.help))
 	fs.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)
 		dash := "--"
@@ -69,7 +69,7 @@ func (fs *flagSet) usage(w io.Writer) {
 		if name != "" {
 			line += " " + name
 		}
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 			usage += fmt.Sprintf(" (default %s)", f.DefValue)
 		}
 		fmt.Fprintf(w, "%-28s %s\n", line, usage)

@@ -325,8 +325,12 @@ func (w *watcher) emitTick(now time.Time, final bool) {
 		b, _ := json.Marshal(obj)
 		fmt.Fprintf(w.e.stdout, "%s\n", b)
 	} else {
-		fmt.Fprintf(w.e.stdout, "%s  %s/s: keys %g (%d items), patterns %g (%d items), flush %g, heartbeat %g; gaps %d, malformed %d, lost %d\n",
-			now.Format("15:04:05.000"), event, rates["keys"], w.tick.Items["keys"], rates["patterns"], w.tick.Items["patterns"],
+		label := "per second"
+		if final {
+			label = fmt.Sprintf("per second (last %v)", now.Sub(w.last).Round(time.Millisecond))
+		}
+		fmt.Fprintf(w.e.stdout, "%s  %s: keys %g (%d items), patterns %g (%d items), flush %g, heartbeat %g; gaps %d, malformed %d, lost %d\n",
+			now.Format("15:04:05.000"), label, rates["keys"], w.tick.Items["keys"], rates["patterns"], w.tick.Items["patterns"],
 			rates["flush"], rates["heartbeat"], w.tick.Gaps, w.tick.Malformed, w.tick.Lost)
 		for _, v := range views {
 			fmt.Fprintf(w.e.stdout, "    origin %s  seq %d  %s  messages %d  gaps %d\n", v.Origin, v.Seq, v.heartbeatHuman, v.Messages, v.Gaps)
