@@ -389,3 +389,77 @@ func TestInvalidationsReachL1Sentinel(t *testing.T) {
 		t.Fatalf("Redis holds %q; want [2]", got)
 	}
 }
+
+// TestWatchResubscribes runs watch through a fault-injecting proxy: a
+// connection reset, and a server that stops answering (found by the ping
+// that watch sends after a quiet interval), are each reported as a lost
+// subscription, and watch subscribes again and shows what comes next.
+func TestWatchResubscribes(t *testing.T) {
+	t.Parallel()
+	for _, fault := range []string{"reset", "blackhole"} {
+		t.Run(fault, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			rdb := srv.Client(t)
+			p := redistest.NewProxy(t, srv.Addr())
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "watch", "--url", "redis://"+p.Addr(), "--json", "--messages",
+				"--count", "1", "--interval", "100ms", "--timeout", "1s")
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			lines := bufio.NewScanner(stdout)
+			// until waits for the next event of kind want, skipping ticks.
+			until := func(want string) map[string]any {
+				t.Helper()
+				for lines.Scan() {
+					var ev map[string]any
+					if err := json.Unmarshal(lines.Bytes(), &ev); err != nil {
+						t.Fatalf("watch printed %q: %v", lines.Text(), err)
+					}
+					switch ev["event"] {
+					case want:
+						return ev
+					case "tick":
+					default:
+						t.Fatalf("watch printed %v; want a %q event", ev, want)
+					}
+				}
+				t.Fatalf("watch ended before a %q event: %v", want, lines.Err())
+				return nil
+			}
+			until("subscribed")
+			if fault == "reset" {
+				p.Reset()
+			} else {
+				p.Blackhole()
+			}
+			lost := until("lost")
+			if fault == "blackhole" {
+				if !strings.Contains(lost["error"].(string), "ping unanswered") {
+					t.Fatalf("lost: %v; want the unanswered ping", lost)
+				}
+				p.Heal()
+			}
+			until("restored")
+			m := bus.Message{Kind: bus.KindKeys, Origin: bus.NodeID{9}, Seq: 1, Items: []string{"k"}}
+			if err := rdb.Publish(ctx, tiered.BusChannel("tiercache"), bus.Encode(m)).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if ev := until("message"); ev["kind"] != "keys" {
+				t.Fatalf("message %v", ev)
+			}
+			end := until("end")
+			if l := end["totals"].(map[string]any)["lost"]; l != 1.0 {
+				t.Fatalf("end: lost %v; want 1", l)
+			}
+			io.Copy(io.Discard, stdout)
+		})
+	}
+}

@@ -27,7 +27,10 @@ they carried, every origin seen with its last sequence number and how long
 ago its last heartbeat came, the gaps in an origin's sequence numbers (a
 message that went missing, which makes every node flush its L1), and the
 messages that did not decode. The first message of an origin sets where its
-numbering starts, so joining mid-stream is no gap. Runs until interrupted,
+numbering starts, so joining mid-stream is no gap. A lost subscription (a
+receive error, or a ping that a quiet interval sends going unanswered
+within --timeout) is reported, and watch subscribes again: messages sent
+meanwhile are not seen. Runs until interrupted,
 for --for, or until --count messages have come. --json prints one JSON
 object per line (ticks, and with --messages every message) for scripts.
 It publishes nothing.`,
@@ -107,7 +110,7 @@ type watcher struct {
 	received int64 // every message, heartbeats and malformed included, for --count
 }
 
-var errPingUnanswered = errors.New("ping unanswered for a whole interval")
+var errPingUnanswered = errors.New("ping unanswered within --timeout")
 
 func (w *watcher) subscribe(ctx context.Context) (*redis.PubSub, error) {
 	var ps *redis.PubSub
@@ -144,6 +147,7 @@ func (w *watcher) run(ctx context.Context) error {
 	w.emitStart()
 	next := w.start.Add(w.e.watch.interval)
 	heard, pingPending := false, false
+	var pingSent time.Time
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, max(time.Until(next), time.Millisecond))
 		switch {
@@ -169,13 +173,16 @@ func (w *watcher) run(ctx context.Context) error {
 			switch {
 			case heard:
 			case pingPending:
+				if now.Sub(pingSent) < w.e.conn.timeout {
+					break // the server has --timeout to answer
+				}
 				if ps = w.lose(ctx, ps, errPingUnanswered); ps == nil {
 					w.emitTick(time.Now(), true)
 					return nil
 				}
 				pingPending = false
 			default:
-				pingPending = ps.Ping(ctx) == nil
+				pingPending, pingSent = ps.Ping(ctx) == nil, now
 			}
 			heard = false
 		}
