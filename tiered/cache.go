@@ -317,7 +317,13 @@ func (c *Cache) publishMessage(ctx context.Context, payload []byte) error {
 }
 
 // busChannel is the pub/sub channel of the namespace.
-func (c *Cache) busChannel() string { return c.opts.Namespace + ":tiercache:bus" }
+func (c *Cache) busChannel() string { return BusChannel(c.opts.Namespace) }
+
+// BusChannel returns the pub/sub channel on which the caches of namespace
+// publish and receive invalidations: namespace + ":tiercache:bus". A
+// process outside the fleet (cmd/tiercache, a script in another language)
+// publishes there; see docs/protocol.md.
+func BusChannel(namespace string) string { return namespace + ":tiercache:bus" }
 
 // splitKey returns where a key's group part ends: after its first ":"
 // (group names are encoded without one).
