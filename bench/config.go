@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 // config is the harness's flags.
 type config struct {
 	redis     string
+	miniredis bool
 	procs     int
 	nodes     int
 	workloads []string
@@ -39,23 +41,68 @@ type config struct {
 
 	jsonOut  string
 	chartOut string
+	report   string
 	progress string
 	cpuProf  string
 
-	// Set in worker processes only.
-	workerID int
+	// Set in worker processes only, from the environment (see workerEnv):
+	// they are not flags, so that -h shows only what a user may set.
+	workerID int // -1 in the parent
 	arena    string
 	mini     bool
 }
 
+// workerEnv is the environment variable through which the harness tells a
+// worker process (its own binary, re-executed for -procs) what it is:
+// JSON of [workerSettings]. The worker gets the user's flags as they were.
+const workerEnv = "TIERCACHE_BENCH_WORKER"
+
+// workerSettings are what a worker process learns from workerEnv.
+type workerSettings struct {
+	ID    int    `json:"id"`    // the worker's index among -procs
+	Arena string `json:"arena"` // the shared-memory file of the source of truth
+	Redis string `json:"redis"` // the Redis the parent chose, comma-separated addresses
+	Mini  bool   `json:"mini"`  // that Redis is the parent's embedded miniredis
+}
+
+// setWorker makes c the configuration of a worker process, from the value
+// of workerEnv.
+func (c *config) setWorker(v string) error {
+	var ws workerSettings
+	if err := json.Unmarshal([]byte(v), &ws); err != nil || ws.ID < 0 || ws.Arena == "" || ws.Redis == "" {
+		return fmt.Errorf("%s=%q: not the settings of a worker", workerEnv, v)
+	}
+	c.workerID, c.arena, c.redis, c.mini = ws.ID, ws.Arena, ws.Redis, ws.Mini
+	return nil
+}
+
+// usageHead opens the -h output.
+const usageHead = `Usage: go run ./bench [flags]
+
+Runs a fleet of cache nodes against Redis and puts tiercache side by side
+with the caches people use today. Without -redis it starts a redis-server of
+its own (found on PATH) on a free 127.0.0.1 port and stops it when the run
+ends; with no redis-server installed it falls back to an embedded miniredis,
+whose figures are not representative (the report opens with a warning).
+The Markdown report goes to stdout and to a file (see -report); progress to
+stderr. Details: bench/README.md.
+
+Flags:
+`
+
 var workloadNames = []string{"zipf", "stampede", "expiry", "invalidate"}
 
 func parseFlags(args []string, errOut io.Writer) (*config, error) {
-	c := &config{}
+	c := &config{workerID: -1}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(errOut)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
 	var workloads, caches string
-	fs.StringVar(&c.redis, "redis", "", "Redis address; several, comma-separated, for a cluster (default: an embedded miniredis)")
+	fs.StringVar(&c.redis, "redis", "", "Redis address; several, comma-separated, for a cluster (default: a redis-server the harness starts, or an embedded miniredis if none is installed)")
+	fs.BoolVar(&c.miniredis, "miniredis", false, "run on an embedded miniredis even if redis-server is installed (figures not representative)")
 	fs.IntVar(&c.procs, "procs", 0, "run the nodes in this many worker processes (0: all in this process)")
 	fs.IntVar(&c.nodes, "nodes", 4, "cache nodes, each with its own cache and connections")
 	fs.StringVar(&workloads, "workload", "all", "scenarios to run, comma-separated: "+strings.Join(workloadNames, ", ")+", or all")
@@ -78,11 +125,9 @@ func parseFlags(args []string, errOut io.Writer) (*config, error) {
 	fs.Float64Var(&c.invalidateWrites, "invalidate-writes", 0.2, "share of invalidate-scenario operations that write")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&c.chartOut, "chart", "", "also draw the results as an SVG chart in this file")
+	fs.StringVar(&c.report, "report", "", "also write the Markdown report to this file (default: bench-results/report-TIME.md in the working directory, or in the temporary directory if that fails)")
 	fs.StringVar(&c.progress, "progress", "auto", "progress on stderr: auto (a live line on a terminal, plain lines otherwise), plain, or off")
 	fs.StringVar(&c.cpuProf, "cpuprofile", "", "write a CPU profile of the run (this process only) to this file")
-	fs.IntVar(&c.workerID, "worker", -1, "internal: run as worker process N of -procs")
-	fs.StringVar(&c.arena, "arena", "", "internal: the shared-memory file of a worker")
-	fs.BoolVar(&c.mini, "mini", false, "internal: the parent's Redis is its embedded miniredis")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -114,6 +159,7 @@ func (c *config) validate() error {
 			errs = append(errs, errors.New(msg))
 		}
 	}
+	check(c.redis == "" || !c.miniredis, "-redis and -miniredis exclude each other")
 	check(c.nodes >= 1 && c.nodes <= maxNodes, fmt.Sprintf("-nodes must be in [1, %d]", maxNodes))
 	check(c.procs >= 0 && c.procs <= c.nodes, "-procs must be in [0, nodes]")
 	check(c.workers >= 1, "-workers must be at least 1")

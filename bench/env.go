@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -13,15 +14,64 @@ import (
 	"github.com/tiercache/tiercache/internal/minitime"
 )
 
-// env is the Redis every node of a run shares: an embedded miniredis, or a
-// real server (or cluster) given with -redis.
+// env is the Redis every node of a run shares: a real server (or
+// cluster) given with -redis, a redis-server the harness started, or an
+// embedded miniredis.
 type env struct {
 	name    string
 	addrs   []string
 	cluster bool
 	mini    *miniredis.Miniredis // nil on a real server
 	version string               // the server's version, if it says
+	// warning, if set, says why the figures are not representative; the
+	// report opens with it.
+	warning string
 	stop    func()
+}
+
+// miniWarning is why figures measured on miniredis are not representative.
+const miniWarning = "miniredis runs every Lua script in a fresh interpreter under one global lock, and tiercache fills every miss with a compare-and-set script, so miss-heavy figures here understate it; the client-side caching peers need a real server and are skipped."
+
+// chooseEnv picks the Redis of a run: the servers of -redis; else the
+// embedded miniredis if -miniredis; else a redis-server of its own when
+// lookPath finds the binary; else the embedded miniredis, with a warning.
+// It never uses a server the user did not name, such as one on port 6379.
+// What it started, it tells on errOut.
+func chooseEnv(cfg *config, lookPath func(string) (string, error), errOut io.Writer) (*env, error) {
+	switch {
+	case cfg.redis != "":
+		return newEnv(cfg.redis)
+	case cfg.miniredis:
+		e, err := startMiniredis()
+		if err == nil {
+			e.warning = "These figures were measured on an embedded miniredis (-miniredis) and are not representative: " + miniWarning +
+				" Drop -miniredis (with redis-server installed) or run with -redis ADDR for representative figures."
+		}
+		return e, err
+	}
+	bin, err := lookPath("redis-server")
+	if err != nil {
+		e, err := startMiniredis()
+		if err != nil {
+			return nil, err
+		}
+		e.warning = "redis-server was not found on PATH, so these figures were measured on an embedded miniredis and are not representative: " + miniWarning +
+			" Install redis-server (Debian: apt-get install redis-server) and run again, or run with -redis ADDR."
+		fmt.Fprintf(errOut, "bench: WARNING: redis-server not found on PATH; running on an embedded miniredis, whose figures are not representative (see the top of the report)\n")
+		return e, nil
+	}
+	s, err := startOwnServer(bin)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n(run with -redis ADDR to use a server of yours, or -miniredis for the embedded one)", err)
+	}
+	fmt.Fprintf(errOut, "bench: started redis-server %s on %s (pid %d) for this run; it is stopped when the run ends (-redis ADDR uses a server of yours)\n",
+		s.version, s.addr, s.cmd.Process.Pid)
+	return &env{
+		name:    fmt.Sprintf("Redis %s (a redis-server the harness started on %s)", s.version, s.addr),
+		addrs:   []string{s.addr},
+		version: s.version,
+		stop:    s.kill,
+	}, nil
 }
 
 // newEnv connects to addrs (comma-separated; more than one means a

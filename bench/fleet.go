@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -113,12 +112,10 @@ func startProcFleet(cfg *config, e *env, arenaPath string, args []string) (*proc
 	}
 	f := &procFleet{}
 	for w := range cfg.procs {
-		wargs := append([]string{}, args...)
-		wargs = append(wargs, "-worker", strconv.Itoa(w), "-arena", arenaPath, "-redis", joinAddrs(e.addrs), "-progress", "off")
-		if e.mini != nil {
-			wargs = append(wargs, "-mini")
-		}
+		wargs := append(append([]string{}, args...), "-progress", "off")
+		ws, _ := json.Marshal(workerSettings{ID: w, Arena: arenaPath, Redis: joinAddrs(e.addrs), Mini: e.mini != nil})
 		cmd := exec.Command(exe, wargs...)
+		cmd.Env = append(os.Environ(), workerEnv+"="+string(ws))
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {

@@ -1,8 +1,14 @@
 // Command bench runs a fleet of cache nodes against Redis and puts
 // tiercache side by side with the caches people use today.
 //
-//	go run ./bench                          # every scenario, on an embedded Redis (miniredis)
-//	go run ./bench -redis 127.0.0.1:6390    # on a real server (several addresses: a cluster)
+//	go run ./bench                          # every scenario, on a redis-server it starts itself
+//	go run ./bench -redis 127.0.0.1:6390    # on a server of yours (several addresses: a cluster)
+//
+// Without -redis the harness starts a redis-server from PATH on a free
+// loopback port and stops it at the end; with none installed it runs on an
+// embedded miniredis, and the report opens with a warning that those
+// figures are not representative. The Markdown report goes to stdout and
+// to a file whose path it prints (-report).
 //
 // Each node is its own cache with its own Redis connections; -procs runs
 // them in separate OS processes. A source of truth with versioned values
@@ -12,24 +18,41 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
 func main() {
 	quietJetcache()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// Ctrl-C (or SIGTERM) cancels the run, which then stops what it
+	// started (worker processes, its redis-server) and returns; a second
+	// one ends the process at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "bench: interrupted; what the run started is stopped")
+			os.Exit(130)
+		}
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -39,10 +62,16 @@ func main() {
 // the report to out and progress to errOut.
 func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	cfg, err := parseFlags(args, errOut)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the usage is printed, and asking for it is no error
+	}
 	if err != nil {
 		return err
 	}
-	if cfg.workerID >= 0 {
+	if ws := os.Getenv(workerEnv); ws != "" {
+		if err := cfg.setWorker(ws); err != nil {
+			return err
+		}
 		return workerMain(ctx, cfg, os.Stdin, out)
 	}
 	if cfg.cpuProf != "" {
@@ -60,7 +89,16 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	writeMarkdown(out, rep)
+	var md bytes.Buffer
+	writeMarkdown(&md, rep)
+	if _, err := out.Write(md.Bytes()); err != nil {
+		return err
+	}
+	path, err := saveReport(cfg.report, md.Bytes(), rep.Started)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(errOut, "bench: report written to %s\n", path)
 	if cfg.jsonOut != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -78,8 +116,58 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	return nil
 }
 
+// saveReport writes the Markdown report md to path, or when path is empty
+// to bench-results/report-TIME.md in the working directory (in the
+// temporary directory if that cannot be written), never over an earlier
+// report. It returns the absolute path written.
+func saveReport(path string, md []byte, started time.Time) (string, error) {
+	if path != "" {
+		if err := os.WriteFile(path, md, 0o644); err != nil {
+			return "", err
+		}
+		return filepath.Abs(path)
+	}
+	name := "report-" + started.Format("20060102-150405")
+	var errs []error
+	for _, dir := range []string{"bench-results", filepath.Join(os.TempDir(), "tiercache-bench-results")} {
+		p, err := createReport(dir, name, md)
+		if err == nil {
+			return filepath.Abs(p)
+		}
+		errs = append(errs, err)
+	}
+	return "", fmt.Errorf("cannot write the report file: %w", errors.Join(errs...))
+}
+
+// createReport writes md to a new file dir/name.md, or dir/name-N.md if
+// that exists.
+func createReport(dir, name string, md []byte) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for i := 1; ; i++ {
+		p := filepath.Join(dir, name+".md")
+		if i > 1 {
+			p = filepath.Join(dir, fmt.Sprintf("%s-%d.md", name, i))
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, os.ErrExist) && i < 100 {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		_, err = f.Write(md)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return p, err
+	}
+}
+
 // report is everything a run of the program measured.
 type report struct {
+	Warning     string         `json:"warning,omitempty"` // why the figures are not representative, if they are not
 	Environment string         `json:"environment"`
 	Command     string         `json:"command"`
 	Nodes       int            `json:"nodes"`
@@ -99,7 +187,7 @@ type scenarioInfo struct {
 
 func runAll(ctx context.Context, cfg *config, args []string, errOut io.Writer) (*report, error) {
 	start := time.Now()
-	e, err := newEnv(cfg.redis)
+	e, err := chooseEnv(cfg, exec.LookPath, errOut)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +219,7 @@ func runAll(ctx context.Context, cfg *config, args []string, errOut io.Writer) (
 	defer f.close()
 
 	rep := &report{
-		Environment: e.name, Command: "go run ./bench " + quoteArgs(args), Nodes: cfg.nodes, Procs: cfg.procs,
+		Warning: e.warning, Environment: e.name, Command: "go run ./bench " + quoteArgs(args), Nodes: cfg.nodes, Procs: cfg.procs,
 		Started: start,
 	}
 	b := (&host{cfg: cfg, t: t}).budget()
@@ -169,9 +257,6 @@ func runAll(ctx context.Context, cfg *config, args []string, errOut io.Writer) (
 		}
 	}
 	prog.clear()
-	if !e.realRedis() {
-		rep.Notes = append(rep.Notes, "miniredis runs every Lua script in a fresh interpreter under one global lock, and tiercache fills every miss with a compare-and-set script, so miss-heavy figures here understate it; client-side caching peers need a real server. Run with -redis ADDR for representative figures.")
-	}
 	if n := jetLogger.warnings.Load(); n > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("jetcache-go logged %d warnings or errors (such as sync events dropped because its event buffer was full).", n))
 	}

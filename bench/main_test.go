@@ -24,9 +24,16 @@ type discardLogger struct{}
 func (discardLogger) Printf(context.Context, string, ...any) {}
 
 func TestMain(m *testing.M) {
+	// Tests that check the program as a user runs it (exit codes,
+	// signals) run this binary as the program itself.
+	if os.Getenv(asMainEnv) == "1" {
+		os.Unsetenv(asMainEnv)
+		main()
+		os.Exit(0)
+	}
 	// With -procs the harness re-executes its own binary as workers; in
 	// tests that binary is the test binary, which then serves as a worker.
-	if slices.Contains(os.Args, "-worker") {
+	if os.Getenv(workerEnv) != "" {
 		quietJetcache()
 		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 			os.Stderr.WriteString("worker: " + err.Error() + "\n")
@@ -42,6 +49,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// asMainEnv makes the test binary run main() instead of the tests.
+const asMainEnv = "TIERCACHE_BENCH_TEST_AS_MAIN"
+
 // smokeArgs are a run small enough for the race detector: seconds on
 // miniredis, a few goroutines per node.
 var smokeArgs = []string{
@@ -55,12 +65,26 @@ var smokeArgs = []string{
 // file decodes it, and the Markdown it printed.
 func runJSON(t *testing.T, args ...string) (*report, string) {
 	t.Helper()
+	rep, md, _ := runAllOut(t, args...)
+	return rep, md
+}
+
+// runAllOut is runJSON that also returns what the run wrote on stderr.
+func runAllOut(t *testing.T, args ...string) (*report, string, string) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "out.json")
 	chart := filepath.Join(t.TempDir(), "out.svg")
+	mdFile := filepath.Join(t.TempDir(), "report.md")
 	var out, errOut bytes.Buffer
-	args = append(append([]string{}, args...), "-json", file, "-chart", chart)
+	args = append(append([]string{}, args...), "-json", file, "-chart", chart, "-report", mdFile)
 	if err := run(context.Background(), args, &out, &errOut); err != nil {
 		t.Fatalf("run(%q) = %v\nstderr: %s", args, err, errOut.String())
+	}
+	if md, err := os.ReadFile(mdFile); err != nil || !bytes.Equal(md, out.Bytes()) {
+		t.Fatalf("report file: %v; its %d bytes differ from the %d printed", err, len(md), out.Len())
+	}
+	if !strings.Contains(errOut.String(), "bench: report written to "+mdFile+"\n") {
+		t.Fatalf("the run did not print the report's path %s; stderr:\n%s", mdFile, errOut.String())
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -75,7 +99,7 @@ func runJSON(t *testing.T, args ...string) (*report, string) {
 		t.Fatal(err)
 	}
 	checkSVG(t, svg, &rep)
-	return &rep, out.String()
+	return &rep, out.String(), errOut.String()
 }
 
 // TestScenarioSmoke runs each scenario briefly against every cache that
@@ -84,7 +108,7 @@ func runJSON(t *testing.T, args ...string) (*report, string) {
 func TestScenarioSmoke(t *testing.T) {
 	for _, sc := range workloadNames {
 		t.Run(sc, func(t *testing.T) {
-			rep, md := runJSON(t, append([]string{"-workload", sc}, smokeArgs...)...)
+			rep, md := runJSON(t, append([]string{"-workload", sc, "-miniredis"}, smokeArgs...)...)
 			ran := 0
 			for _, r := range rep.Results {
 				if r.Scenario != sc {
@@ -183,7 +207,7 @@ func checkSVG(t *testing.T, svg []byte, rep *report) {
 
 // TestProcs runs the fleet as worker processes sharing the source of truth.
 func TestProcs(t *testing.T) {
-	args := append([]string{"-workload", "invalidate", "-caches", "tiercache,no bus", "-procs", "2"}, smokeArgs...)
+	args := append([]string{"-workload", "invalidate", "-caches", "tiercache,no bus", "-procs", "2", "-miniredis"}, smokeArgs...)
 	rep, _ := runJSON(t, args...)
 	n := 0
 	for _, r := range rep.Results {
@@ -201,7 +225,8 @@ func TestProcs(t *testing.T) {
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-nodes", "0"}, {"-skew", "1"}, {"-writes", "2"}, {"-nope"}, {"-workload", "nope"},
-		{"-procs", "9"}, {"-progress", "loud"}, {"extra"},
+		{"-procs", "9"}, {"-progress", "loud"}, {"extra"}, {"-redis", "127.0.0.1:1", "-miniredis"},
+		{"-worker", "0"}, {"-arena", "x"}, {"-mini"}, // internal settings are not flags
 	} {
 		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("run(%q) succeeded", args)
@@ -214,7 +239,10 @@ func TestBadFlags(t *testing.T) {
 func TestRealRedisSmoke(t *testing.T) {
 	srv := redistest.Start(t)
 	args := append([]string{"-redis", srv.Addr(), "-workload", "invalidate", "-caches", "tiercache,no bus,csc"}, smokeArgs...)
-	rep, _ := runJSON(t, args...)
+	rep, _, stderr := runAllOut(t, args...)
+	if strings.Contains(stderr, "started redis-server") || rep.Warning != "" {
+		t.Errorf("with -redis the run started a server of its own or warned:\n%s\nwarning: %q", stderr, rep.Warning)
+	}
 	got := map[string]bool{}
 	for _, r := range rep.Results {
 		if r.Skipped != "" {

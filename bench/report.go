@@ -11,6 +11,9 @@ import (
 // per scenario, then how each cache was configured.
 func writeMarkdown(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "# tiercache bench\n\n")
+	if rep.Warning != "" {
+		fmt.Fprintf(w, "> **Warning: not representative.** %s\n\n", rep.Warning)
+	}
 	fmt.Fprintf(w, "%d nodes", rep.Nodes)
 	if rep.Procs > 0 {
 		fmt.Fprintf(w, " in %d worker processes", rep.Procs)

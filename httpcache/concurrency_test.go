@@ -53,14 +53,27 @@ func TestConcurrentMissesRunHandlerOnce(t *testing.T) {
 		}
 		fmt.Fprintf(w, "post %s", r.PathValue("id"))
 	}), postOpts)
+	httpcache.SetClock(n.mw, newClock().now)
 	const count = 8
+	aged := 0
 	for i, w := range burst(t, n, "/posts/1", count, started, release) {
 		if w.Code != 200 || w.Body.String() != "post 1" || w.Header().Get("X-Cache") != "MISS" {
 			t.Fatalf("response %d = %d %q X-Cache %q; want 200 \"post 1\" MISS", i, w.Code, w.Body, w.Header().Get("X-Cache"))
 		}
+		if age, ok := w.Header()["Age"]; ok {
+			if len(age) != 1 || age[0] != "0" {
+				t.Fatalf("response %d: Age %q; want 0", i, age)
+			}
+			aged++
+		}
 	}
 	if calls.Load() != 1 {
 		t.Fatalf("%d concurrent misses ran the handler %d times; want once", count, calls.Load())
+	}
+	// The request whose run filled the cache gets the handler's response;
+	// the others, served the entry it stored, say its Age.
+	if aged != count-1 {
+		t.Fatalf("%d of %d responses carry Age; want all but the one that ran the handler", aged, count)
 	}
 }
 
@@ -90,6 +103,9 @@ func TestUncacheableWaitersRunHandlerThemselves(t *testing.T) {
 			t.Fatalf("response %q came with cookie %q: another request's response", w.Body, cookie)
 		}
 		bodies = append(bodies, w.Body.String())
+		if x := w.Header().Get("X-Cache"); x != "BYPASS" {
+			t.Fatalf("response %q: X-Cache %q; want BYPASS (not stored)", w.Body, x)
+		}
 	}
 	slices.Sort(bodies)
 	if calls.Load() != count || len(slices.Compact(bodies)) != count {

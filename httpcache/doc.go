@@ -26,7 +26,15 @@
 //     response in full, and hits get the content headers and
 //     [Options.StoreHeaders]. A request the cache must not answer (Authorization or
 //     Cookie without [Options.Caller], a query parameter the key does not
-//     include) runs the handler (X-Cache: BYPASS).
+//     include) runs the handler (X-Cache: BYPASS), and so does a miss whose
+//     response is not cacheable: BYPASS says that the next request runs the
+//     handler again, where MISS says that the response is now stored.
+//   - A response served from the cache (a hit, or a concurrent miss that
+//     shares another request's run) carries Age: the seconds since its
+//     handler ran (RFC 9111), whichever process stored it. Every response
+//     the cache stores goes out with "Cache-Control: private, no-cache"
+//     unless [Options.KeepCacheControl]: a write anywhere in the fleet
+//     invalidates it here, but not in a CDN or a browser that kept it.
 //   - HEAD is answered from a cached GET response (headers only); it never
 //     stores anything and never invalidates. OPTIONS and other methods pass
 //     through.

@@ -5,14 +5,33 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
-// entry is a cached GET response: status, content headers, body.
+// entry is a cached GET response: status, content headers, body, and
+// when it was generated.
 type entry struct {
 	status int
 	header http.Header
 	body   []byte
+	// stored is when the handler's response was generated, in unix
+	// milliseconds (earlier than the fill by the Age the handler's own
+	// response carried); 0 when unknown: entries of format version 1,
+	// written before the time was kept.
+	stored int64
+}
+
+// age returns the entry's Age in whole seconds at now (RFC 9111 section
+// 5.1: resident time plus the handler's own Age), and false when the entry
+// does not know when it was stored. A stored time ahead of now (clocks of
+// two processes that disagree) is an age of 0.
+func (e entry) age(now time.Time) (int64, bool) {
+	if e.stored == 0 {
+		return 0, false
+	}
+	return max(0, now.UnixMilli()-e.stored) / 1000, true
 }
 
 // storedHeaders are the response headers an entry keeps: those that
@@ -23,11 +42,17 @@ var storedHeaders = []string{
 	"Last-Modified", "Link", "Location", "Vary", "X-Content-Type-Options",
 }
 
-// entryCodec encodes entries compactly: a version byte, the status, the
-// headers, then the body as it is (JSON would base64 it).
+// entryCodec encodes entries compactly: a version byte, the time the
+// response was stored, the status, the headers, then the body as it is
+// (JSON would base64 it). It reads version 1 too, which has no stored
+// time: entries written before the time was kept stay readable, and get
+// no Age.
 type entryCodec struct{}
 
-const entryVersion = 1
+const (
+	entryVersion   = 2 // what Marshal writes: the stored time after the version byte, then as version 1
+	entryVersionV1 = 1 // no stored time
+)
 
 var errBadEntry = errors.New("httpcache: malformed cached response")
 
@@ -39,6 +64,7 @@ func (entryCodec) Marshal(v any) ([]byte, error) {
 	}
 	slices.Sort(names)
 	b := []byte{entryVersion}
+	b = binary.AppendUvarint(b, uint64(max(0, e.stored)))
 	b = binary.AppendUvarint(b, uint64(e.status))
 	b = binary.AppendUvarint(b, uint64(len(names)))
 	for _, k := range names {
@@ -58,13 +84,17 @@ func appendString(b []byte, s string) []byte {
 func (entryCodec) Unmarshal(data []byte, v any) error {
 	p := v.(*entry)
 	d := decoder{b: data}
-	if len(data) == 0 || data[0] != entryVersion {
+	if len(data) == 0 || (data[0] != entryVersion && data[0] != entryVersionV1) {
 		return errBadEntry
 	}
 	d.b = d.b[1:]
+	var stored uint64
+	if data[0] == entryVersion {
+		stored = d.uvarint()
+	}
 	status := d.uvarint()
 	n := d.uvarint()
-	if d.err || status < 100 || status > 999 || n > uint64(len(d.b)) {
+	if d.err || status < 100 || status > 999 || n > uint64(len(d.b)) || stored > 1<<53 {
 		return errBadEntry
 	}
 	h := make(http.Header, n)
@@ -83,7 +113,7 @@ func (entryCodec) Unmarshal(data []byte, v any) error {
 	if d.err {
 		return errBadEntry
 	}
-	*p = entry{status: int(status), header: h, body: d.b}
+	*p = entry{status: int(status), header: h, body: d.b, stored: int64(stored)}
 	return nil
 }
 
@@ -167,17 +197,34 @@ func (r *recorder) sendTo(w http.ResponseWriter, head bool) {
 }
 
 // toEntry returns the cacheable part of the recorded response: the
-// content headers and those named in extra (canonical names).
-func (r *recorder) toEntry(extra []string) entry {
+// content headers and those named in extra (canonical names), stored at
+// now less the Age the handler's response declares (a handler that
+// relays a cached response from elsewhere). A zero now stores no time.
+func (r *recorder) toEntry(extra []string, now time.Time) entry {
 	h := make(http.Header)
 	for _, list := range [][]string{storedHeaders, extra} {
 		for _, k := range list {
-			if v, ok := r.header[k]; ok {
+			if v, ok := r.header[k]; ok && k != "Age" {
 				h[k] = slices.Clone(v)
 			}
 		}
 	}
-	return entry{status: r.status, header: h, body: r.body}
+	e := entry{status: r.status, header: h, body: r.body}
+	if !now.IsZero() {
+		e.stored = max(1, now.UnixMilli()-1000*headerAge(r.header))
+	}
+	return e
+}
+
+// headerAge returns the value of h's Age header in seconds, 0 when it has
+// none or one that is not a non-negative integer (RFC 9111 section 5.1:
+// such a value is ignored). Values beyond ten years are capped.
+func headerAge(h http.Header) int64 {
+	v, err := strconv.ParseInt(strings.TrimSpace(h.Get("Age")), 10, 64)
+	if err != nil || v < 0 {
+		return 0
+	}
+	return min(v, 10*365*24*3600)
 }
 
 // forbidsStore reports whether h's Cache-Control forbids a shared cache to

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -29,6 +30,9 @@ type Middleware struct {
 
 	mu      sync.RWMutex      // protects caching
 	caching map[string]*route // the routes that cache, by prefix
+
+	now          func() time.Time // the clock of stored times and Age; tests replace it
+	noStoredTime bool             // store entries without their time (tests: as version 1 did)
 }
 
 // New returns a Middleware that keeps responses in c. c must outlive it.
@@ -39,7 +43,17 @@ func New(c *tiered.Cache, cfg Config) (*Middleware, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Middleware{c: c, log: cfg.Logger, caching: make(map[string]*route)}, nil
+	return &Middleware{c: c, log: cfg.Logger, caching: make(map[string]*route), now: time.Now}, nil
+}
+
+// entryOf returns the entry a cacheable recorded response is kept as,
+// stamped with the time it was stored.
+func (rt *route) entryOf(rec *recorder) entry {
+	var now time.Time
+	if !rt.m.noStoredTime {
+		now = rt.m.now()
+	}
+	return rec.toEntry(rt.opts.StoreHeaders, now)
 }
 
 // Handle registers h on mux for pattern (a Go 1.22 ServeMux pattern such
@@ -183,8 +197,8 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type Stats struct {
 	HitsL1, HitsL2     uint64 // reads answered from L1, from Redis
 	Misses             uint64 // reads that ran the handler after a miss
-	Bypassed           uint64 // reads the cache could not answer (Authorization, unkeyed query, ...)
-	Uncacheable        uint64 // handler responses that could not be kept
+	Bypassed           uint64 // reads the cache could not answer (Authorization, unkeyed query, ...): X-Cache BYPASS
+	Uncacheable        uint64 // handler responses that could not be kept (also counted in Misses): X-Cache BYPASS
 	Invalidations      uint64 // writes whose invalidation reached Redis and the other processes
 	InvalidationErrors uint64 // writes whose invalidation failed (retried in the background)
 	MissingValues      uint64 // templates left out because a value was not supplied

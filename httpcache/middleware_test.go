@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache/httpcache"
 	"github.com/tiercache/tiercache/tiered"
@@ -87,8 +88,8 @@ func TestMiddlewareTable(t *testing.T) {
 			{method: "GET", target: "/lists/1", xcache: "HIT-L1", calls: 2, respHdr: map[string]string{"X-Total-Count": "5", "X-Trace": "", "Content-Type": "text/plain; charset=utf-8"}},
 		}},
 		{"404 is not cached by default", []routeSpec{{"GET /posts/{id}", postOpts, status(404)}}, []step{
-			{method: "GET", target: "/posts/1", status: 404, xcache: "MISS", calls: 1},
-			{method: "GET", target: "/posts/1", status: 404, xcache: "MISS", calls: 2},
+			{method: "GET", target: "/posts/1", status: 404, xcache: "BYPASS", calls: 1},
+			{method: "GET", target: "/posts/1", status: 404, xcache: "BYPASS", calls: 2},
 		}},
 		{"404 is cached when opted in", []routeSpec{{"GET /posts/{id}", httpcache.Options{Prefix: "post", ID: "id", Statuses: []int{200, 404}}, status(404)}}, []step{
 			{method: "GET", target: "/posts/1", status: 404, xcache: "MISS", calls: 1},
@@ -96,22 +97,47 @@ func TestMiddlewareTable(t *testing.T) {
 			{method: "HEAD", target: "/posts/1", status: 404, xcache: "HIT-L1", calls: 1, emptyBody: true},
 		}},
 		{"Set-Cookie is never cached", []routeSpec{{"GET /posts/{id}", postOpts, setHeader("Set-Cookie", "s=1")}}, []step{
-			get("/posts/1", "MISS", 1), get("/posts/1", "MISS", 2),
+			get("/posts/1", "BYPASS", 1), get("/posts/1", "BYPASS", 2),
 		}},
 		{"no-store", []routeSpec{{"GET /posts/{id}", postOpts, setHeader("Cache-Control", "max-age=0, no-store")}}, []step{
-			get("/posts/1", "MISS", 1), get("/posts/1", "MISS", 2),
+			{method: "GET", target: "/posts/1", xcache: "BYPASS", calls: 1, respHdr: map[string]string{"Cache-Control": "max-age=0, no-store", "Age": ""}},
+			get("/posts/1", "BYPASS", 2),
 		}},
 		{"private", []routeSpec{{"GET /posts/{id}", postOpts, setHeader("Cache-Control", "Private")}}, []step{
-			get("/posts/1", "MISS", 1), get("/posts/1", "MISS", 2),
+			get("/posts/1", "BYPASS", 1), get("/posts/1", "BYPASS", 2),
 		}},
-		{"public is cached", []routeSpec{{"GET /posts/{id}", postOpts, setHeader("Cache-Control", "public, max-age=60")}}, []step{
-			get("/posts/1", "MISS", 1), get("/posts/1", "HIT-L1", 1),
+		{"no-cache", []routeSpec{{"GET /posts/{id}", postOpts, setHeader("Cache-Control", "no-cache")}}, []step{
+			get("/posts/1", "BYPASS", 1), get("/posts/1", "BYPASS", 2),
 		}},
-		{"Vary on a header the key lacks", []routeSpec{{"GET /posts/{id}", postOpts, setHeader("Vary", "Accept-Encoding")}}, []step{
-			get("/posts/1", "MISS", 1), get("/posts/1", "MISS", 2),
+		{"too large", []routeSpec{{"GET /posts/{id}", httpcache.Options{Prefix: "post", ID: "id", MaxBodyBytes: 10}, nil}}, []step{
+			get("/posts/1", "BYPASS", 1), get("/posts/1", "BYPASS", 2),
+		}},
+		{"public is cached, and sent as private, no-cache", []routeSpec{{"GET /posts/{id}", postOpts, setHeader("Cache-Control", "public, max-age=60")}}, []step{
+			{method: "GET", target: "/posts/1", xcache: "MISS", calls: 1, respHdr: map[string]string{"Cache-Control": "private, no-cache", "Age": ""}},
+			{method: "GET", target: "/posts/1", xcache: "HIT-L1", calls: 1, respHdr: map[string]string{"Cache-Control": "private, no-cache", "Age": "0"}},
+			{node: 1, method: "GET", target: "/posts/1", xcache: "HIT-L2", calls: 1, respHdr: map[string]string{"Cache-Control": "private, no-cache", "Age": "0"}},
+			{method: "HEAD", target: "/posts/1", xcache: "HIT-L1", calls: 1, emptyBody: true, respHdr: map[string]string{"Cache-Control": "private, no-cache", "Age": "0"}},
+		}},
+		{"no Cache-Control is cached, and sent as private, no-cache", []routeSpec{{"GET /posts/{id}", postOpts, nil}}, []step{
+			{method: "GET", target: "/posts/1", xcache: "MISS", calls: 1, respHdr: map[string]string{"Cache-Control": "private, no-cache"}},
+			{method: "GET", target: "/posts/1", xcache: "HIT-L1", calls: 1, respHdr: map[string]string{"Cache-Control": "private, no-cache"}},
+		}},
+		{"KeepCacheControl sends the handler's header", []routeSpec{{"GET /posts/{id}", httpcache.Options{Prefix: "post", ID: "id", KeepCacheControl: true},
+			setHeader("Cache-Control", "public, max-age=60")}}, []step{
+			{method: "GET", target: "/posts/1", xcache: "MISS", calls: 1, respHdr: map[string]string{"Cache-Control": "public, max-age=60"}},
+			{method: "GET", target: "/posts/1", xcache: "HIT-L1", calls: 1, respHdr: map[string]string{"Cache-Control": "public, max-age=60", "Age": "0"}},
+			{node: 1, method: "GET", target: "/posts/1", xcache: "HIT-L2", calls: 1, respHdr: map[string]string{"Cache-Control": "public, max-age=60"}},
+		}},
+		{"KeepCacheControl without a header sends none", []routeSpec{{"GET /posts/{id}", httpcache.Options{Prefix: "post", ID: "id", KeepCacheControl: true}, nil}}, []step{
+			{method: "GET", target: "/posts/1", xcache: "MISS", calls: 1, respHdr: map[string]string{"Cache-Control": ""}},
+			{method: "GET", target: "/posts/1", xcache: "HIT-L1", calls: 1, respHdr: map[string]string{"Cache-Control": ""}},
+		}},
+		{"Vary on a header the key lacks", []routeSpec{{"GET /posts/{id}", postOpts, setHeader("Vary", "Accept-Encoding", "Cache-Control", "public, max-age=60")}}, []step{
+			{method: "GET", target: "/posts/1", xcache: "BYPASS", calls: 1, respHdr: map[string]string{"Vary": "Accept-Encoding", "Cache-Control": "public, max-age=60"}},
+			get("/posts/1", "BYPASS", 2),
 		}},
 		{"Vary *", []routeSpec{{"GET /posts/{id}", httpcache.Options{Prefix: "post", ID: "id", VaryHeaders: []string{"accept-encoding"}}, setHeader("Vary", "*")}}, []step{
-			get("/posts/1", "MISS", 1), get("/posts/1", "MISS", 2),
+			get("/posts/1", "BYPASS", 1), get("/posts/1", "BYPASS", 2),
 		}},
 		{"Vary on a keyed header", []routeSpec{{"GET /posts/{id}", httpcache.Options{Prefix: "post", ID: "id", VaryHeaders: []string{"accept-encoding"}}, setHeader("Vary", "Accept-Encoding")}}, []step{
 			{method: "GET", target: "/posts/1", header: withHeader("Accept-Encoding", "gzip"), xcache: "MISS", calls: 1, bodyHas: "ae=gzip"},
@@ -120,7 +146,7 @@ func TestMiddlewareTable(t *testing.T) {
 			{method: "GET", target: "/posts/1", header: withHeader("Accept-Encoding", "br"), xcache: "MISS", calls: 3, bodyHas: "ae=br"},
 		}},
 		{"Authorization and Cookie bypass", []routeSpec{{"GET /posts/{id}", postOpts, nil}}, []step{
-			{method: "GET", target: "/posts/1", header: withHeader("Authorization", "Bearer a"), xcache: "BYPASS", calls: 1},
+			{method: "GET", target: "/posts/1", header: withHeader("Authorization", "Bearer a"), xcache: "BYPASS", calls: 1, respHdr: map[string]string{"Cache-Control": "", "Age": ""}},
 			{method: "GET", target: "/posts/1", header: withHeader("Authorization", "Bearer a"), xcache: "BYPASS", calls: 2},
 			{method: "GET", target: "/posts/1", header: withHeader("Cookie", "s=1"), xcache: "BYPASS", calls: 3},
 			get("/posts/1", "MISS", 4),
@@ -147,7 +173,8 @@ func TestMiddlewareTable(t *testing.T) {
 			{method: "HEAD", target: "/posts/1", xcache: "MISS", calls: 2},
 			get("/posts/1", "MISS", 3),
 			{method: "HEAD", target: "/posts/1", xcache: "HIT-L1", calls: 3, emptyBody: true},
-			{method: "GET", target: "/posts/1", header: withHeader("If-None-Match", `"v1"`), status: 304, xcache: "HIT-L1", calls: 3, emptyBody: true},
+			{method: "GET", target: "/posts/1", header: withHeader("If-None-Match", `"v1"`), status: 304, xcache: "HIT-L1", calls: 3, emptyBody: true,
+				respHdr: map[string]string{"Age": "0", "Cache-Control": "private, no-cache", "Etag": `"v1"`}},
 		}},
 		{"OPTIONS passes through", []routeSpec{{"/posts/{id}", postOpts, nil}}, []step{
 			{method: "OPTIONS", target: "/posts/1", calls: 1}, {method: "OPTIONS", target: "/posts/1", calls: 2},
@@ -236,6 +263,9 @@ func TestMiddlewareTable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rdb, _ := newMiniClient(t)
 			nodes := []*node{newNode(t, tiered.Options{Redis: rdb}), newNode(t, tiered.Options{Redis: rdb})}
+			for _, n := range nodes { // Age is 0 throughout, however long the steps take
+				httpcache.SetClock(n.mw, func() time.Time { return time.Unix(1_700_000_000, 0) })
+			}
 			var calls atomic.Int64
 			for _, rs := range tc.routes {
 				h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -59,8 +59,21 @@ type Options struct {
 	// Content-Language, Content-Disposition, Content-Location,
 	// Content-Security-Policy, Cache-Control, ETag, Expires, Last-Modified,
 	// Link, Location, Vary, X-Content-Type-Options), such as
-	// "X-Total-Count". Never Set-Cookie.
+	// "X-Total-Count". Never Set-Cookie; never Age, which a hit computes
+	// (the handler's Age is counted in it).
 	StoreHeaders []string
+	// KeepCacheControl sends the Cache-Control header of a response the
+	// cache stores as the handler wrote it. Default (false): such a
+	// response goes out, on the miss that stored it and on every hit, with
+	// "Cache-Control: private, no-cache" instead, so that no shared cache
+	// (a CDN, a proxy) keeps it and a browser asks again each time (a
+	// conditional request the cache answers with 304 when the handler set
+	// an ETag or Last-Modified): a write on any process of the fleet
+	// invalidates the response here, but could not reach those copies.
+	// Set it when the handler's own freshness (max-age, s-maxage) is
+	// meant, staleness for that long included. Responses the cache does
+	// not store (X-Cache BYPASS) always keep the handler's header.
+	KeepCacheControl bool
 
 	// ExtraKeys are further resources a write invalidates
 	// (to_invalidate_extra): key prefix -> id template, such as

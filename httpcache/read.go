@@ -9,7 +9,15 @@ import (
 	"strconv"
 )
 
-// The X-Cache header of a read.
+// The X-Cache header of a read: HIT-L1 and HIT-L2 for a response served
+// from a tier; MISS when the cache did not have it and the response now
+// is stored (or, for HEAD, when a GET would store it); BYPASS when the
+// handler answered and nothing is stored: the request is one the cache
+// must not answer, or the response is one it must not keep (its status,
+// size, Set-Cookie, Cache-Control private, no-store or no-cache, or a
+// Vary the key does not cover). BYPASS rather than MISS tells the reader
+// that the next request will run the handler again: a MISS that never
+// turns into a hit would look like a broken cache.
 const (
 	headerXCache = "X-Cache"
 	hitL1        = "HIT-L1"
@@ -17,6 +25,12 @@ const (
 	miss         = "MISS"
 	bypass       = "BYPASS"
 )
+
+// noSharing is the Cache-Control of responses the cache stores, unless
+// [Options.KeepCacheControl]: browsers and shared caches must not reuse
+// them without asking this server, since a write elsewhere in the fleet
+// may invalidate them at any moment.
+const noSharing = "private, no-cache"
 
 // errUncacheable is what the loader returns for a response the cache must
 // not keep: the requests that waited for it run the handler themselves.
@@ -39,12 +53,12 @@ func (rt *route) serveRead(w http.ResponseWriter, r *http.Request) {
 	}
 	if e, ok := rt.group.Peek(id); ok {
 		st.hitsL1.Add(1)
-		serveEntry(w, r, e, hitL1)
+		rt.serveEntry(w, r, e, hitL1)
 		return
 	}
 	if e, err := rt.group.Get(r.Context(), id); err == nil {
 		st.hitsL2.Add(1)
-		serveEntry(w, r, e, hitL2)
+		rt.serveEntry(w, r, e, hitL2)
 		return
 	}
 	st.misses.Add(1)
@@ -67,20 +81,24 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 		if !rt.cacheable(rec) {
 			return entry{}, errUncacheable
 		}
-		return rec.toEntry(rt.opts.StoreHeaders), nil
+		return rt.entryOf(rec), nil
 	})
 	switch {
 	case r.Context().Err() != nil: // the client left; a load in flight goes on for the others
-	case mine != nil: // this request's own run of the handler, cached or not
-		if err != nil {
-			rt.m.st.uncacheable.Add(1)
+	case mine != nil && err != nil: // this request's own run, not kept
+		rt.m.st.uncacheable.Add(1)
+		w.Header().Set(headerXCache, bypass)
+		mine.sendTo(w, false)
+	case mine != nil: // this request's own run, now cached
+		if !rt.opts.KeepCacheControl {
+			mine.header["Cache-Control"] = []string{noSharing} // the entry has its own copy
 		}
 		w.Header().Set(headerXCache, miss)
 		mine.sendTo(w, false)
 	case err == nil: // another request's run, shared
-		serveEntry(w, r, e, miss)
+		rt.serveEntry(w, r, e, miss)
 	default: // uncacheable for another request, or the cache is closed: run the handler
-		w.Header().Set(headerXCache, miss)
+		w.Header().Set(headerXCache, bypass)
 		rt.h.ServeHTTP(w, r)
 	}
 }
@@ -121,12 +139,14 @@ func conditionalRequest(r *http.Request) bool {
 	return false
 }
 
-// serveEntry answers r from a cached response. A 200 answering a
+// serveEntry answers r from a cached response, with its Age (when the
+// entry knows when it was stored) and, unless the route keeps it, the
+// Cache-Control that stops other caches reusing it. A 200 answering a
 // conditional or range request goes through http.ServeContent, which
 // answers it from the cached body.
-func serveEntry(w http.ResponseWriter, r *http.Request, e entry, xcache string) {
+func (rt *route) serveEntry(w http.ResponseWriter, r *http.Request, e entry, xcache string) {
 	dst := w.Header()
-	n := 1
+	n := 3
 	for _, v := range e.header {
 		n += len(v)
 	}
@@ -137,8 +157,17 @@ func serveEntry(w http.ResponseWriter, r *http.Request, e entry, xcache string) 
 		vals = append(vals, v...)
 		dst[k] = vals[len(vals)-len(v) : len(vals) : len(vals)]
 	}
-	vals = append(vals, xcache)
-	dst[headerXCache] = vals[len(vals)-1:]
+	add := func(k, v string) {
+		vals = append(vals, v)
+		dst[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	add(headerXCache, xcache)
+	if age, ok := e.age(rt.m.now()); ok {
+		add("Age", strconv.FormatInt(age, 10))
+	}
+	if !rt.opts.KeepCacheControl {
+		add("Cache-Control", noSharing)
+	}
 	if e.status == http.StatusOK && conditionalRequest(r) {
 		modtime, _ := http.ParseTime(e.header.Get("Last-Modified"))
 		if _, typed := e.header["Content-Type"]; !typed {

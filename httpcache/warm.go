@@ -64,7 +64,7 @@ func (m *Middleware) Warm(ctx context.Context, prefix string, ids []string, opts
 			if !rt.cacheable(rec) {
 				return entry{}, fmt.Errorf("%w: status %d", errUncacheable, rec.status)
 			}
-			return rec.toEntry(rt.opts.StoreHeaders), nil
+			return rt.entryOf(rec), nil
 		},
 	})
 }
