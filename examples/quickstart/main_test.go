@@ -30,7 +30,7 @@ node B: user 42 is Grace (loaded from the database; database queries: 2)
 // TestRunEmbedded runs the program as `go run ./examples/quickstart` does
 // with no REDIS_ADDR, several times: the output must be the same every time.
 func TestRunEmbedded(t *testing.T) {
-	for i := range 5 {
+	for i := range 3 {
 		var out bytes.Buffer
 		if err := run(context.Background(), &out, ""); err != nil {
 			t.Fatalf("run %d: %v", i, err)
