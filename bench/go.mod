@@ -12,7 +12,7 @@ require (
 	github.com/mgtv-tech/jetcache-go v1.2.6
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/redis/rueidis v1.0.79
-	github.com/tiercache/tiercache v0.0.0
+	github.com/tiercache/tiercache v0.1.0
 	go.uber.org/goleak v1.3.0
 )
 

@@ -1,13 +1,11 @@
-// Command blog is the posts service of the caching guide this project
-// ports, in Go: GET /posts/{post_id}, GET /users/{user_id}/posts?page=N,
+// Command blog is a posts service cached by httpcache in a two-tier cache:
+// GET /posts/{post_id}, GET /users/{user_id}/posts?page=N,
 // GET /categories/{category_id}, GET /categories/{category_id}/posts and
-// GET /recent are cached by
-// httpcache in a two-tier cache; PUT /posts/{post_id} invalidates the post,
-// the owner's post lists, the old and new category lists and the recent
-// posts, on every instance. At start-up it warms, through the cached
-// routes, reference data (categories), popular posts and active users'
-// first pages, printing progress. An in-memory
-// store stands in for the database.
+// GET /recent are cached; PUT /posts/{post_id} invalidates the post, the
+// owner's post lists, the old and new category lists and the recent posts,
+// on every instance. At start-up it warms, through the cached routes,
+// reference data (categories), popular posts and active users' first pages,
+// printing progress. An in-memory store stands in for the database.
 //
 //	go run ./examples/blog                      # embedded Redis (miniredis)
 //	go run ./examples/blog -redis 127.0.0.1:6379 -addr 127.0.0.1:8081
