@@ -24,7 +24,8 @@ const (
 	propMessages
 )
 
-// A read is checked as DESIGN.md defines it. It returned version v of key k
+// A read is checked by the definitions of docs/guarantees.md (stale and
+// late reads). It returned version v of key k
 // and began at t0:
 //   - fine if no write newer than v had its invalidation return before t0
 //     (a write still committing or invalidating is the cache-aside window

@@ -14,7 +14,7 @@
 // them in separate OS processes. A source of truth with versioned values
 // and a load latency counts every load, and every read's version is checked
 // against it and against the node's own invalidation log, so stale and late
-// reads are counted as DESIGN.md defines them. See bench/README.md.
+// reads are counted as docs/guarantees.md defines them. See bench/README.md.
 package main
 
 import (

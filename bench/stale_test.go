@@ -140,8 +140,8 @@ func TestNoBusServesStale(t *testing.T) {
 	}
 }
 
-// TestCheckerVerdicts drives the checker through each verdict DESIGN.md
-// defines.
+// TestCheckerVerdicts drives the checker through each verdict (fine, stale,
+// late) as docs/guarantees.md defines them.
 func TestCheckerVerdicts(t *testing.T) {
 	tr, err := newTruth(newMemArena(arenaWords(10)), 10, 0, 1)
 	if err != nil {
@@ -318,8 +318,8 @@ func joinedFlightRead(t *testing.T) (*partial, value) {
 // TestNoStaleReadThroughJoinedFlight: a read that begins after its node
 // applied an invalidation must not get the value of a load that began
 // before it (the invalidation detaches the load in flight); if it did, it
-// would return version 0, a stale read by DESIGN.md's definition, which the
-// harness's checker must then count.
+// would return version 0, a stale read by the definition in
+// docs/guarantees.md, which the harness's checker must then count.
 func TestNoStaleReadThroughJoinedFlight(t *testing.T) {
 	p, v := joinedFlightRead(t)
 	switch {

@@ -24,14 +24,14 @@ import (
 // client) on one real redis-server, a versioned source of truth, slow
 // loaders, writers that bump versions and then invalidate (by key and by
 // pattern), and readers on every node. Every read is classified with the
-// definitions of DESIGN.md ("Guarantees"):
+// definitions of docs/guarantees.md ("Definitions"):
 //
-//   - stale: "A read is stale if it returns a value whose invalidation had
-//     already been applied on the reading node (issued there, or received
-//     from the bus) before the read began."
-//   - late: "A read is late if it returns a value that another node had
-//     invalidated before the read began but whose message had not yet
-//     arrived; late reads are bounded by the bus lag and are measured."
+//   - stale: the read returns a value whose invalidation had already been
+//     applied on the reading node (issued there, or received from the bus)
+//     before the read began. tiercache allows none.
+//   - late: the read returns a value that another node had invalidated
+//     before the read began but whose message had not yet arrived; late
+//     reads are bounded by the bus lag, and are counted.
 //
 // Version v of an id is invalidated by the first invalidation that a
 // writer issues after bumping the id past v. The checker knows exactly
@@ -207,7 +207,7 @@ func (c *checker) begin(node int) readStart {
 }
 
 // classify records a read of id that began at s and returned v (found
-// false: not found), per DESIGN.md's definitions.
+// false: not found), by the definitions of stale and late above.
 func (c *checker) classify(s readStart, id, v string, found bool, how string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

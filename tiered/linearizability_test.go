@@ -40,8 +40,8 @@ import (
 // register model: a load reads it at one moment and fills at a later one,
 // and a change in between is a legitimate race that only the invalidation
 // following the change resolves; freshness across source versions is what
-// the randomized checker (checker_test.go) verifies with DESIGN.md's
-// definitions.
+// the randomized checker (checker_test.go) verifies with the definitions
+// of stale and late reads in docs/guarantees.md ("Definitions").
 //
 // Timestamps are a logical clock: an atomic counter read before the call
 // and after the return, so an operation that returned before another was
@@ -269,8 +269,8 @@ func (n *linNode) mustNotBeLinearizable(t *testing.T) {
 // linearizable. (Fetch is left out of random histories: concurrent
 // Fetches of a key share one load, so a Fetch that begins while a Set of
 // the key is under way may return the load's older value after another
-// read saw the Set's. DESIGN.md allows that read, which is not stale by
-// its definition, but no register does; the scripted cases below use
+// read saw the Set's. docs/guarantees.md allows that read, which is not
+// stale by its definition, but no register does; the scripted cases below use
 // Fetch where the model applies.)
 func TestLinearizableRandom(t *testing.T) {
 	const clients, opsPerClient = 4, 100
@@ -417,7 +417,7 @@ func (c *gateClock) Now() int64 {
 // entry) when the Delete runs from start to end; then the Set finishes.
 // Both have returned, so the key is either empty or holds the Set's value
 // (whichever order they are linearized in), and reads must agree with one
-// of the two for good. L1 is advisory (DESIGN.md, guarantee 7), so the
+// of the two for good. L1 is advisory (docs/guarantees.md), so the
 // answer must not change when the L1 entry expires, which the test makes
 // happen by moving the L1 clock past L1TTL (Redis's TTL is not affected).
 func TestLinearizableSetCrossingDelete(t *testing.T) {
