@@ -11,7 +11,7 @@ import (
 
 // The X-Cache header of a read: HIT-L1 and HIT-L2 for a response served
 // from a tier; MISS when the cache did not have it and the response now
-// is stored (or, for HEAD, when a GET would store it); BYPASS when the
+// is stored (a HEAD that misses says MISS and stores nothing); BYPASS when the
 // handler answered and nothing is stored: the request is one the cache
 // must not answer, or the response is one it must not keep (its status,
 // size, Set-Cookie, Cache-Control private, no-store or no-cache, or a
