@@ -28,6 +28,9 @@ type Cache[V any] struct {
 	onEvict  func(key string)
 	onReject func(key string)
 	stored   atomic.Uint64 // entries Ristretto took into its Set buffer
+	maxCost  int64         // Options.MaxCost
+	fixed    int64         // with ChargeMemory: the part of MaxCost taken by the fixed structures; else 0
+	charge   bool          // Options.ChargeMemory
 
 	closeMu   sync.RWMutex // held shared around every Ristretto Set, Del and Wait; exclusively to set closed
 	closed    atomic.Bool
@@ -44,7 +47,13 @@ func New[V any](opts Options) (*Cache[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache[V]{clock: opts.Clock, splitFn: opts.Split, onEvict: opts.OnEvict, onReject: opts.OnReject}
+	c := &Cache[V]{
+		clock: opts.Clock, splitFn: opts.Split, onEvict: opts.OnEvict, onReject: opts.OnReject,
+		maxCost: opts.MaxCost, charge: opts.ChargeMemory,
+	}
+	if c.charge {
+		c.fixed = min(FixedBytes(opts), opts.MaxCost/2)
+	}
 	c.maxAge.Store(-1)
 	for i := range c.ordered {
 		c.ordered[i].keys.init()
@@ -55,7 +64,7 @@ func New[V any](opts Options) (*Cache[V], error) {
 	}
 	c.rc, err = ristretto.NewCache(&ristretto.Config[uint64, *Entry[V]]{
 		NumCounters:        opts.NumCounters,
-		MaxCost:            opts.MaxCost,
+		MaxCost:            opts.MaxCost - c.fixed,
 		BufferItems:        opts.BufferItems,
 		IgnoreInternalCost: true,
 		KeyToHash:          func(h uint64) (uint64, uint64) { return h, 0 },

@@ -1,5 +1,7 @@
 package local
 
+import "github.com/tiercache/tiercache/internal/memsize"
+
 // Test hooks: they reach the states that depend on timing inside Ristretto
 // or on hash values.
 
@@ -72,4 +74,21 @@ func OrderedKeys[V any](c *Cache[V]) []string {
 		keys = c.ordered[i].collect("", func(string) bool { return true }, keys)
 	}
 	return keys
+}
+
+// OrderedBytes returns the heap the ordered key sets' chunks take (their
+// arrays of string headers, as the allocator rounds them, and the chunk
+// lists), and how many keys they hold.
+func OrderedBytes[V any](c *Cache[V]) (bytes int64, keys int) {
+	for i := range c.ordered {
+		o := &c.ordered[i]
+		o.mu.Lock()
+		bytes += memsize.Alloc(cap(o.keys.chunks) * 24)
+		for _, ch := range o.keys.chunks {
+			bytes += memsize.Alloc(cap(ch) * 16)
+			keys += len(ch)
+		}
+		o.mu.Unlock()
+	}
+	return bytes, keys
 }

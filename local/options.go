@@ -29,9 +29,22 @@ const (
 // documented default; New copies the struct.
 type Options struct {
 	// MaxCost bounds the sum of the costs of the entries. The caller gives
-	// each entry's cost (tiercache uses its encoded length in bytes); the
-	// key index and the entry headers are not counted. Default: 64 MiB.
+	// each entry's cost ([Item.Cost]), in a unit of its choice; without
+	// ChargeMemory only those costs count. Default: 64 MiB.
 	MaxCost int64
+	// ChargeMemory makes MaxCost a bound, in bytes, on the cache's share
+	// of the Go heap. Item.Cost is then the heap bytes the value holds
+	// outside its Entry (the Entry's own Value field is counted with the
+	// Entry), and each entry is charged that plus [Cache.EntryBytes] of
+	// its key: the key's bytes, the Entry, its slots in the key index and
+	// the ordered key set, and Ristretto's per-item bookkeeping (see
+	// docs/memory.md for how that was measured). The structures the cache
+	// allocates up front, whatever it holds (Ristretto's admission
+	// counters and Set buffer, the index stripes; [FixedBytes]), are
+	// taken off MaxCost from the start, but never more than half of it:
+	// below about 1.5 MiB they are more than that, and the cache then
+	// takes more than MaxCost.
+	ChargeMemory bool
 	// NumCounters is the number of Ristretto's admission counters. Default:
 	// ten per expected item, expecting items of 256 bytes (MaxCost/256),
 	// at least 10,000 and at most 2^26.

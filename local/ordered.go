@@ -15,15 +15,25 @@ import (
 // allocates. (A skip list costs a node allocation per insert and a
 // pointer chase, usually to cold memory, per step of a seek; the index
 // changes on every fill of a new key, so that cost is on the miss path.)
-// Any two neighbouring chunks hold more than chunkMax/2 keys together, so
-// there are at most 4n/chunkMax+1 chunks for n keys.
+// Any two neighbouring chunks hold more than mergeMax keys together, so
+// there are at most 2n/mergeMax+1 chunks for n keys, and a key takes at
+// most 2*16*(chunkMax+1)/mergeMax = 43 bytes of chunk, 16 to 24 in a set
+// grown by inserts (L1 entries are charged this; see memory.go).
 type ordered struct {
 	chunks [][]string // each sorted and not empty; all keys of chunk i sort before chunk i+1's
 }
 
 // chunkMax is the most keys a chunk holds; a chunk that would hold one more
-// is split in two.
-const chunkMax = 128
+// is split in two. A chunk's array then holds 128 string headers, 2 KiB:
+// a size class of the allocator, which wastes nothing (129 took a
+// 2304-byte allocation).
+const chunkMax = 127
+
+// mergeMax is the most keys two neighbouring chunks hold before they are
+// merged: three quarters of a chunk, so that removals leave no chunk
+// mostly empty, and a chunk just split (into two of 64) needs 33 removals
+// to merge again.
+const mergeMax = chunkMax * 3 / 4
 
 func (o *ordered) init() { o.chunks = nil }
 
@@ -80,8 +90,8 @@ func (o *ordered) remove(key string) {
 	}
 	c = slices.Delete(c, j, j+1)
 	if len(c) == 0 {
-		// Its neighbours held more than chunkMax/2 keys each; together
-		// they still do.
+		// Each neighbour held more than mergeMax keys with this chunk's
+		// last one; together they still do.
 		o.chunks = slices.Delete(o.chunks, ci, ci+1)
 		return
 	}
@@ -94,11 +104,11 @@ func (o *ordered) remove(key string) {
 	}
 }
 
-// mergeNext moves chunk i+1 into chunk i if they hold at most chunkMax/2
+// mergeNext moves chunk i+1 into chunk i if they hold at most mergeMax
 // keys together.
 func (o *ordered) mergeNext(i int) {
 	a, b := o.chunks[i], o.chunks[i+1]
-	if len(a)+len(b) > chunkMax/2 {
+	if len(a)+len(b) > mergeMax {
 		return
 	}
 	o.chunks[i] = append(a, b...)

@@ -63,7 +63,7 @@ func TestOrderedEmptiesAChunk(t *testing.T) {
 	}
 	ci := len(o.chunks) / 2
 	victims := slices.Clone(o.chunks[ci])
-	for i := range 5 {
+	for i := range 32 { // 64 + 32 keys: too many to merge with one more
 		add(fmt.Sprintf("%sx%d", o.chunks[ci-1][len(o.chunks[ci-1])-1], i))
 		add(fmt.Sprintf("%sx%d", o.chunks[ci+1][0], i))
 	}
@@ -83,7 +83,7 @@ func TestOrderedEmptiesAChunk(t *testing.T) {
 
 // checkChunks fails t unless o's chunks are not empty, sorted within and
 // across, hold n keys in all, and any two neighbours hold more than
-// chunkMax/2 keys together.
+// mergeMax keys together.
 func checkChunks(t *testing.T, o *ordered, n int) {
 	t.Helper()
 	total := 0
@@ -96,7 +96,7 @@ func checkChunks(t *testing.T, o *ordered, n int) {
 			t.Fatalf("chunk %d is not sorted: %v", i, c)
 		case i > 0 && o.chunks[i-1][len(o.chunks[i-1])-1] >= c[0]:
 			t.Fatalf("chunk %d starts at %q, before chunk %d ends", i, c[0], i-1)
-		case i > 0 && len(o.chunks[i-1])+len(c) <= chunkMax/2:
+		case i > 0 && len(o.chunks[i-1])+len(c) <= mergeMax:
 			t.Fatalf("chunks %d and %d hold %d keys together", i-1, i, len(o.chunks[i-1])+len(c))
 		}
 	}

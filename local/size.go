@@ -10,14 +10,16 @@ func (c *Cache[V]) Stored() uint64 { return c.stored.Load() }
 
 // Cost returns the sum of the costs of the entries Ristretto holds: the
 // Sets it has applied (see [Cache.Wait]) less what it evicted, rejected or
-// deleted. Entries of an earlier epoch count until they leave. It is 0
-// after Close.
+// deleted. Entries of an earlier epoch count until they leave. With
+// Options.ChargeMemory, it is in bytes: each entry counts its Item.Cost
+// plus [Cache.EntryBytes], and the part of MaxCost taken by the fixed
+// structures counts too. It is 0 after Close.
 func (c *Cache[V]) Cost() int64 {
 	if c.closed.Load() {
 		return 0
 	}
-	return c.rc.MaxCost() - c.rc.RemainingCost()
+	return c.fixed + c.rc.MaxCost() - c.rc.RemainingCost()
 }
 
 // MaxCost returns the capacity: Options.MaxCost, or its default.
-func (c *Cache[V]) MaxCost() int64 { return c.rc.MaxCost() }
+func (c *Cache[V]) MaxCost() int64 { return c.maxCost }

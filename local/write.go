@@ -168,8 +168,12 @@ func (c *Cache[V]) newEntry(key string, h uint64, it Item[V], epoch uint64) *Ent
 // a stored hash calls OnExit on the caller's goroutine). A Set that
 // Ristretto drops at once calls no callback: the index lets go here.
 func (c *Cache[V]) store(e *Entry[V], cost int64) {
+	cost = max(cost, 1)
+	if c.charge {
+		cost += entryBytes[V](e.Key)
+	}
 	c.closeMu.RLock()
-	ok := !c.closed.Load() && c.rc.Set(e.hash, e, max(cost, 1))
+	ok := !c.closed.Load() && c.rc.Set(e.hash, e, cost)
 	c.closeMu.RUnlock()
 	if !ok {
 		c.stripe(e.hash).forget(e)

@@ -76,8 +76,8 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	m.downtime = b.floatCounter("tiercache.bus.downtime", "Time the bus subscription was lost, summed over the losses that ended.")
 	g := &m.gauges
 	g.l1Entries = b.gauge("tiercache.l1.entries", "Entries in the L1 key index.", "{entry}")
-	g.l1Bytes = b.gauge("tiercache.l1.size", "Encoded bytes held by the L1.", "By")
-	g.l1MaxBytes = b.gauge("tiercache.l1.capacity", "Capacity of the L1 in encoded bytes.", "By")
+	g.l1Bytes = b.gauge("tiercache.l1.size", "Heap bytes the L1 accounts for: its entries (values, keys, index) and its fixed structures.", "By")
+	g.l1MaxBytes = b.gauge("tiercache.l1.capacity", "Capacity of the L1 in heap bytes (L1MaxBytes).", "By")
 	g.l1Degraded = b.gauge("tiercache.l1.degraded", "1 while the bus subscription is not confirmed and L1 serves only young entries.", "1")
 	g.pending = b.gauge("tiercache.invalidations.pending", "Failed invalidations waiting for a background retry.", "{invalidation}")
 	g.breaker = b.gauge("tiercache.redis.breaker.open", "Redis endpoints (a server, or each master of a cluster) whose circuit breaker is open.", "1")

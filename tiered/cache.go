@@ -127,11 +127,12 @@ func New(opts Options) (*Cache, error) {
 	}
 	if !o.DisableL1 {
 		c.l1, err = local.New[any](local.Options{
-			MaxCost:  o.L1MaxBytes,
-			Clock:    c.clock,
-			OnReject: func(string) { c.stats.record(c.rec, Event{Kind: EventL1Rejected}) },
-			OnEvict:  func(string) { c.stats.record(c.rec, Event{Kind: EventL1Evicted}) },
-			Split:    splitKey,
+			MaxCost:      o.L1MaxBytes,
+			ChargeMemory: true,
+			Clock:        c.clock,
+			OnReject:     func(string) { c.stats.record(c.rec, Event{Kind: EventL1Rejected}) },
+			OnEvict:      func(string) { c.stats.record(c.rec, Event{Kind: EventL1Evicted}) },
+			Split:        splitKey,
 		})
 		if err != nil {
 			clock.Stop()

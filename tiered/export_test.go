@@ -78,3 +78,10 @@ func DeleteSkippingL1[V any](ctx context.Context, g *Group[V], ids ...string) er
 	}
 	return g.c.bus.Publish(ctx, bus.KindKeys, keys...)
 }
+
+// L1EntryBytes returns what the L1 charges an entry of key beyond its
+// value's cost.
+func L1EntryBytes(c *Cache, key string) int64 { return c.l1.EntryBytes(key) }
+
+// L1Cost returns the L1 cost of the decoded value v of encoded size n.
+func L1Cost(v any, n int) int64 { return cost(v, n) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/internal/memsize"
 	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 )
@@ -355,9 +356,12 @@ func (c *Cache) begin() local.Token {
 // at l2Expire (unix ms).
 func (c *Cache) l1Item(v any, n int, l2Expire int64) local.Item[any] {
 	if c.store == nil {
-		return local.Item[any]{Value: v, Cost: cost(n), Expire: l2Expire*int64(time.Millisecond) - c.tick}
+		return local.Item[any]{Value: v, Cost: cost(v, n), Expire: l2Expire*int64(time.Millisecond) - c.tick}
 	}
-	return local.Item[any]{Value: v, Cost: cost(n), Expire: c.l1Expiry(l2Expire, false)}
+	return local.Item[any]{Value: v, Cost: cost(v, n), Expire: c.l1Expiry(l2Expire, false)}
 }
 
-func cost(n int) int64 { return int64(max(n, 1)) }
+// cost is the L1 cost of the decoded value v of encoded size n: the heap
+// bytes it holds outside its entry (see [Options.L1MaxBytes]); L1 adds the
+// key, the entry and the index's share.
+func cost(v any, n int) int64 { return max(memsize.Value(v, n), 1) }

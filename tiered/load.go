@@ -185,8 +185,14 @@ func (g *Group[V]) discard(ctx context.Context, key string, rec remote.Record, w
 	}
 }
 
-// size is the encoded size of v, the cost of an L1-only entry.
+// size is the encoded size of v, for the cost of an L1-only entry; 0 for a
+// string or a []byte, whose cost does not depend on it (see [cost]), which
+// are not encoded for it.
 func (g *Group[V]) size(v V) int {
+	switch any(v).(type) {
+	case string, []byte:
+		return 0
+	}
 	b, err := g.codec.Marshal(v)
 	if err != nil {
 		return 1

@@ -27,8 +27,10 @@ type L1State struct {
 	// about to apply, including invalid ones (expired, or flushed) that were
 	// not yet replaced, deleted or evicted.
 	Entries int
-	// Bytes is the sum of the costs (encoded sizes) of the entries L1
-	// holds, out of MaxBytes ([Options.L1MaxBytes]).
+	// Bytes is the heap L1 accounts for, out of MaxBytes
+	// ([Options.L1MaxBytes]): the charges of the entries it holds (each
+	// its value's size, its key's and its share of the index) plus its
+	// fixed structures.
 	Bytes, MaxBytes int64
 	// Stored counts the fills handed to L1 since [New]. Each is then
 	// admitted or refused by its admission policy ([Stats.L1Rejected]), so

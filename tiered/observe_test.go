@@ -97,11 +97,12 @@ func TestBusDowntimeAndReconnects(t *testing.T) {
 // of a scripted workload, a value larger than L1 is stored and rejected, and
 // StatsByGroup splits the counters by group and sums to Stats.
 func TestL1StateAndStatsByGroup(t *testing.T) {
-	c := newCache(t, tiered.Options{L1MaxBytes: 100})
+	const maxBytes = 1 << 20 // its fixed structures take half: 512 KiB left for entries
+	c := newCache(t, tiered.Options{L1MaxBytes: maxBytes})
 	a := newGroup[string](t, c, "a", tiered.GroupOptions{})
 	b := newGroup[string](t, c, "b", tiered.GroupOptions{})
 	ctx := context.Background()
-	big := strings.Repeat("x", 200)
+	big := strings.Repeat("x", maxBytes/2)
 	for _, id := range []string{"1", "22"} {
 		if _, err := a.Fetch(ctx, id, constLoader("v"+id)); err != nil {
 			t.Fatal(err)
@@ -119,11 +120,14 @@ func TestL1StateAndStatsByGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	size := func(v string) int64 { data, _ := json.Marshal(v); return int64(len(data)) }
+	size := func(key, v string) int64 {
+		data, _ := json.Marshal(v)
+		return tiered.L1Cost(v, len(data)) + tiered.L1EntryBytes(c, key)
+	}
 	want := tiered.L1State{
 		Entries:  3,
-		Bytes:    size("v1") + size("v22") + size("w"),
-		MaxBytes: 100,
+		Bytes:    maxBytes/2 + size("a:1", "v1") + size("a:22", "v22") + size("b:1", "w"),
+		MaxBytes: maxBytes,
 		Stored:   4,
 	}
 	if got := c.L1State(); got != want {

@@ -721,7 +721,7 @@ func (r *run[V]) loadL1Only(ids []string, degraded bool) {
 			r.done(id, v, nil)
 			continue
 		default:
-			it = local.Item[any]{Value: v, Cost: cost(g.size(v)), Expire: c.l1Expiry(0, true)}
+			it = local.Item[any]{Value: v, Cost: cost(v, g.size(v)), Expire: c.l1Expiry(0, true)}
 		}
 		c.fillL1(g.Key(id), r.tok, it)
 		r.done(id, v, nil)

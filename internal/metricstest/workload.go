@@ -6,6 +6,7 @@ package metricstest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache/internal/memsize"
 	"github.com/tiercache/tiercache/internal/redistest"
+	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -23,9 +26,10 @@ type User struct {
 	Name string `json:"name"`
 }
 
-// L1MaxBytes is the L1 capacity of the recorded cache: the value "big"
-// (2,000 bytes) never fits, so its fill is rejected.
-const L1MaxBytes = 1000
+// L1MaxBytes is the L1 capacity of the recorded cache. Its fixed
+// structures take half of it; the value "big" (600,000 bytes) never fits in
+// the other half, so its fill is rejected.
+const L1MaxBytes = 1 << 20
 
 // Workload is a recorded cache A and another node B on one real
 // redis-server. A reaches Redis through a proxy, so that its bus can be
@@ -111,7 +115,7 @@ func (w *Workload) expect(t *testing.T, want tiered.EventKind) tiered.Event {
 
 func loadUser(_ context.Context, id string) (User, error) {
 	if id == "big" {
-		return User{ID: id, Name: strings.Repeat("x", 2000)}, nil
+		return User{ID: id, Name: strings.Repeat("x", 600_000)}, nil
 	}
 	return User{ID: id, Name: "user " + id}, nil
 }
@@ -141,7 +145,7 @@ func loadPost(_ context.Context, id string) (string, error) {
 //	      loss, 1 reconnect, downtime > 0; 3 flushes with the one at
 //	      start-up)
 //	L1:   8 fills (1, 2, 3, p, 4, bad, big, cut), 1 rejected (big);
-//	      5 entries left (3, p, 4, bad, cut), Bytes their JSON sizes
+//	      5 entries left (3, p, 4, bad, cut), Bytes their charges (see Bytes)
 func (w *Workload) Run(t *testing.T, duringCut func()) {
 	t.Helper()
 	ctx := context.Background()
@@ -215,14 +219,26 @@ func (w *Workload) collapse(t *testing.T) {
 	}
 }
 
-// Bytes returns the L1 cost the script leaves: the JSON sizes of the
-// values of user 3, 4 and bad, and of post p and cut.
+// Bytes returns the L1 bytes the script leaves: the half of L1MaxBytes its
+// fixed structures take, and the charges of the entries of user 3, 4 and
+// bad, and of post p and cut (each its value's size, its key and its
+// entry; see tiered.Options.L1MaxBytes).
 func Bytes() int64 {
-	n := 0
-	for _, id := range []string{"3", "bad"} {
-		n += len(`{"id":"` + id + `","name":"user ` + id + `"}`)
+	l1, err := local.New[any](local.Options{MaxCost: L1MaxBytes, ChargeMemory: true})
+	if err != nil {
+		panic(err)
 	}
-	n += len(`{"id":"4","name":"from B"}`)
-	n += len(`"post p"`) + len(`"post cut"`)
-	return int64(n)
+	defer l1.Close()
+	n := min(local.FixedBytes(local.Options{MaxCost: L1MaxBytes}), L1MaxBytes/2)
+	add := func(key string, v any) {
+		data, _ := json.Marshal(v)
+		n += max(memsize.Value(v, len(data)), 1) + l1.EntryBytes(key)
+	}
+	for _, id := range []string{"3", "bad"} {
+		add("user:"+id, User{ID: id, Name: "user " + id})
+	}
+	add("user:4", User{ID: "4", Name: "from B"})
+	add("post:p", "post p")
+	add("post:cut", "post cut")
+	return n
 }
