@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tiercache/tiercache/internal/memsize"
+	"github.com/tiercache/tiercache/local"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,7 +150,17 @@ func (h *host) setup(ctx context.Context) error {
 // budget is the in-process memory every cache gets.
 func (h *host) budget() budget {
 	v := value{ID: h.t.id(h.t.keys - 1), Version: 1 << 20, Body: h.t.body}
-	return budget{entries: h.cfg.l1Entries, bytes: int64(h.cfg.l1Entries) * int64(encodedSize(v))}
+	n, enc := int64(h.cfg.l1Entries), encodedSize(v)
+	return budget{entries: h.cfg.l1Entries, bytes: n * int64(enc), heap: heapBudget(n, h.spec.Prefix+":g:"+v.ID, v, enc)}
+}
+
+// heapBudget is the L1MaxBytes under which tiercache's L1 holds n entries
+// like v under keys like key: n entries' charges plus the structures the L1
+// allocates up front, which come off the budget (at most half of it).
+func heapBudget(n int64, key string, v value, enc int) int64 {
+	entries := n * (memsize.Value(v, enc) + local.EntryBytes[any](key))
+	fixed := local.FixedBytes(local.Options{MaxCost: entries})
+	return max(entries+fixed, 2*entries)
 }
 
 // hello makes every node announce itself on the bus (tiercache), and

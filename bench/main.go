@@ -223,8 +223,9 @@ func runAll(ctx context.Context, cfg *config, args []string, errOut io.Writer) (
 		Started: start,
 	}
 	b := (&host{cfg: cfg, t: t}).budget()
-	rep.Budget = fmt.Sprintf("%d entries (entry-bounded caches) or %d bytes = %d entries x %d-byte JSON value (byte-bounded caches), per node",
-		b.entries, b.bytes, b.entries, b.bytes/int64(b.entries))
+	rep.Budget = fmt.Sprintf("%d entries (entry-bounded caches) or %d bytes = %d entries x %d-byte JSON value (byte-bounded caches), "+
+		"or %d heap bytes for the same entries (tiercache, whose L1 counts what an entry holds in memory), per node",
+		b.entries, b.bytes, b.entries, b.bytes/int64(b.entries), b.heap)
 	prog := newProgress(errOut, cfg.progress)
 	run := 0
 	for _, sc := range scenarios() {

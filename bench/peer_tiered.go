@@ -22,7 +22,7 @@ const (
 func tieredSystem(variant int) *system {
 	s := &system{
 		name:   "tiercache",
-		config: "defaults (L1 Ristretto, bus, leases, 10% TTL jitter); L1MaxBytes = the byte budget; JSON values",
+		config: "defaults (L1 Ristretto, bus, leases, 10% TTL jitter); L1MaxBytes = the entry budget in heap bytes (docs/memory.md); JSON values",
 		prop:   propMessages,
 	}
 	switch variant {
@@ -59,7 +59,7 @@ func openTiered(ne *nodeEnv, variant int) (cacheNode, error) {
 	opts := tiered.Options{
 		Redis:         rdb,
 		Namespace:     ne.prefix,
-		L1MaxBytes:    ne.budget.bytes,
+		L1MaxBytes:    ne.budget.heap,
 		L1TTL:         ne.l1TTL,
 		TTL:           ne.ttl,
 		DisableBus:    variant == tieredNoBus,

@@ -67,6 +67,11 @@ type nodeEnv struct {
 type budget struct {
 	entries int
 	bytes   int64
+	// heap is tiercache's L1MaxBytes for the same entries: its L1 is
+	// charged what an entry holds in memory (the decoded value, the key,
+	// the entry and its index share) plus the fixed structures, not the
+	// encoded bytes that bytes counts.
+	heap int64
 }
 
 // load is the loader every adapter uses.

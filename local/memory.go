@@ -38,9 +38,12 @@ const (
 // beyond its Item.Cost: the key's bytes (as the allocator rounds them),
 // the Entry itself, and its measured share of the key index, the ordered
 // key set and Ristretto's store and policy.
-func (c *Cache[V]) EntryBytes(key string) int64 { return entryBytes[V](key) }
+func (c *Cache[V]) EntryBytes(key string) int64 { return EntryBytes[V](key) }
 
-func entryBytes[V any](key string) int64 {
+// EntryBytes is [Cache.EntryBytes] without a cache, for sizing a budget
+// before making one: a Cache[V] charges an entry of key this much beyond its
+// Item.Cost.
+func EntryBytes[V any](key string) int64 {
 	return memsize.Alloc(len(key)) + memsize.Alloc(int(unsafe.Sizeof(Entry[V]{}))) + indexBytes
 }
 

@@ -170,7 +170,7 @@ func (c *Cache[V]) newEntry(key string, h uint64, it Item[V], epoch uint64) *Ent
 func (c *Cache[V]) store(e *Entry[V], cost int64) {
 	cost = max(cost, 1)
 	if c.charge {
-		cost += entryBytes[V](e.Key)
+		cost += EntryBytes[V](e.Key)
 	}
 	c.closeMu.RLock()
 	ok := !c.closed.Load() && c.rc.Set(e.hash, e, cost)
