@@ -22,8 +22,14 @@ type Entry[V any] struct {
 	// Version is the caller's identity of the value (tiercache keeps the
 	// write token of its Redis copy). The cache does not interpret it.
 	Version uint64
+	// Begin and Tags are the caller's record of when the value's load began
+	// and which tags it carries; the cache passes them to Options.Recheck
+	// and does not interpret them otherwise.
+	Begin int64
+	Tags  []string
 
-	refreshing atomic.Bool // set once by ClaimRefresh
+	checked    atomic.Uint64 // the tag generation the entry was last rechecked at
+	refreshing atomic.Bool   // set once by ClaimRefresh
 	epoch      uint64      // the cache's epoch the entry belongs to
 	hash       uint64      // the Ristretto key
 	dead       atomic.Bool // set, under its stripe's lock, when the index lets go of it
@@ -52,6 +58,8 @@ type Item[V any] struct {
 	Refresh int64
 	Absent  bool
 	Version uint64
+	Begin   int64
+	Tags    []string
 }
 
 // Token records the cache's invalidation state at the moment a load began;

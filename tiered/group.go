@@ -38,6 +38,17 @@ type GroupOptions struct {
 	// 0 keeps the cache's. A negative value turns early refresh off for
 	// this group.
 	EarlyRefreshBeta float64
+	// Tags, if set, must be a func(id string, v V) []string for the group's
+	// V (NewGroup fails otherwise): it decides the tags of each value when
+	// it is loaded (Fetch, FetchMany, Warm, an early refresh) or written
+	// (Set), and the value is invalidated by [Cache.InvalidateTags] of any
+	// of them. It may return nil; at most MaxTags tags of 1 to MaxTagLen
+	// bytes, else the call that loaded or wrote the value returns an error
+	// wrapping ErrBadTag and caches nothing. It must be fast and must not
+	// call the cache. Every entry also carries the group's implicit tag
+	// ([Group.Clear]) and the namespace's ([Cache.Clear]). Default: nil,
+	// no tags of its own.
+	Tags any
 }
 
 // Group is a typed view of a [Cache]: the values of one kind under one key
@@ -59,6 +70,7 @@ type Group[V any] struct {
 	negTTL time.Duration // 0: no negative caching
 	beta   float64       // early refresh; 0: off
 	codec  Codec
+	tagFn  func(id string, v V) []string // nil: no tags
 	st     counters
 	loads  loadTime // how long this group's loads take, to pace lease waits
 }
@@ -82,6 +94,10 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 		}
 		beta = opts.EarlyRefreshBeta
 	}
+	tagFn, err := tagFunc[V](name, opts.Tags)
+	if err != nil {
+		return nil, err
+	}
 	if opts.TTL == 0 {
 		opts.TTL = c.opts.TTL
 	}
@@ -90,7 +106,7 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	}
 	g := &Group[V]{
 		l1: c.l1, rec: c.rec, c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL,
-		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec,
+		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec, tagFn: tagFn,
 	}
 	if c.l1 != nil {
 		g.pfx = c.l1.Prefix(g.prefix)
@@ -265,7 +281,9 @@ func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 	return zero, ErrNotCached
 }
 
-// Set writes v as the value of id: to Redis (with a fresh jittered TTL,
+// Set writes v as the value of id, with the tags GroupOptions.Tags gives
+// it (counted from the Redis time at the call; an error wrapping ErrBadTag
+// writes nothing): to Redis (with a fresh jittered TTL,
 // replacing whatever the key held, a lease included, so a load in flight
 // will not overwrite it), then to this process's L1. A load of id that
 // began before Set never installs its result. If Redis fails, Set returns
@@ -280,12 +298,24 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 		return errEmptyID
 	}
 	key := g.prefix + id
+	tags, err := g.tagsOf(id, v)
+	if err != nil {
+		return err
+	}
 	payload, err := g.codec.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("tiered: encode %q: %w", key, err)
 	}
+	// The value's tags count from now, in Redis's clock.
+	begin := g.c.localMicros()
+	if g.c.store != nil {
+		if begin, err = g.c.store.Time(ctx, key); err != nil {
+			g.record(Event{Kind: EventRedisError, Err: err})
+			return fmt.Errorf("tiered: set %q: %w", key, err)
+		}
+	}
 	ttl := g.c.jitter(g.ttl)
-	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: msAfter(g.c.clock.Now(), ttl), Payload: payload}
+	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: msAfter(g.c.clock.Now(), ttl), Payload: payload, Begin: begin, Tags: tags}
 	// The old value leaves this node before Redis changes, and the new one
 	// enters L1 only if no other write or invalidation of the key came in
 	// between (which would otherwise leave L1 and Redis disagreeing).
@@ -302,7 +332,7 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	}
 	if g.c.l1 != nil {
 		it := g.c.l1Item(v, len(payload), rec.Expire)
-		it.Version = rec.Token
+		it.Version, it.Begin, it.Tags = rec.Token, begin, tags
 		g.c.l1.ReleaseSet(key, tok, it)
 	}
 	if g.c.bus != nil {
