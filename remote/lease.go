@@ -307,6 +307,29 @@ func hashTag(rk string) string {
 // those of the fills; a hand-off that cannot be written is not an error
 // (the nodes waiting for it take their lease again instead).
 func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) ([]bool, error) {
+	res, err := s.FillStamped(ctx, fills, hands)
+	if err != nil || res == nil {
+		return nil, err
+	}
+	ok := make([]bool, len(res))
+	for i, r := range res {
+		ok[i] = r.OK
+	}
+	return ok, nil
+}
+
+// Filled is the outcome of one fill of [Store.FillStamped].
+type Filled struct {
+	OK bool // the value was written
+	// Stamps are the stamps the fill's script read, in the order of its
+	// Fill.Stamps (0 for none), when OK.
+	Stamps []int64
+}
+
+// FillStamped is [Store.FillHandOff] that also returns the tag stamps each
+// fill checked. A single fill without hand-offs is one script call, not a
+// pipeline.
+func (s *Store) FillStamped(ctx context.Context, fills []Fill, hands []HandOff) ([]Filled, error) {
 	keys := make([]string, len(fills))
 	args := make([][]any, len(fills))
 	var more [][]string // the tag stamps each fill checks, if any does
@@ -349,6 +372,9 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 	if len(keys) == 0 && len(sets) == 0 {
 		return nil, nil
 	}
+	if len(fills) == 1 && len(sets) == 0 {
+		return s.fillOne(ctx, keys[0], more, args[0])
+	}
 	setCmds := make([]*redis.StatusCmd, len(sets))
 	var extra func(context.Context, redis.Pipeliner)
 	if len(sets) > 0 {
@@ -375,15 +401,59 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 	if err != nil {
 		return nil, s.fail("fill many", err)
 	}
-	ok := make([]bool, len(fills))
+	out := make([]Filled, len(fills))
 	for i, c := range cmds {
-		n, err := c.Int()
-		if err != nil {
+		if out[i], err = filledOf(c); err != nil {
 			return nil, s.fail("fill many", err)
 		}
-		ok[i] = n == 1
 	}
-	return ok, nil
+	return out, nil
+}
+
+// fillOne runs one fill as one script call.
+func (s *Store) fillOne(ctx context.Context, key string, more [][]string, args []any) ([]Filled, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	g, err := s.enter(ctx, s.prefix+key)
+	if err != nil {
+		return nil, fmt.Errorf("remote: fill: %w", err)
+	}
+	ks := []string{s.prefix + key}
+	if more != nil {
+		for _, k := range more[0] {
+			ks = append(ks, s.prefix+k)
+		}
+	}
+	c := fillScript.Run(ctx, s.rdb, ks, args...)
+	g.exit(ctx, c.Err())
+	f, err := filledOf(c)
+	if err != nil {
+		return nil, s.fail("fill", err)
+	}
+	return []Filled{f}, nil
+}
+
+// filledOf reads the reply of one fill script.
+func filledOf(c *redis.Cmd) (Filled, error) {
+	v, err := c.Result()
+	if err != nil {
+		return Filled{}, err
+	}
+	switch v := v.(type) {
+	case int64:
+		return Filled{OK: v == 1}, nil
+	case []any:
+		f := Filled{OK: true, Stamps: make([]int64, 0, len(v))}
+		for _, x := range v[1:] {
+			n, ok := x.(int64)
+			if !ok {
+				return Filled{}, fmt.Errorf("fill: stamp %v is a %T", x, x)
+			}
+			f.Stamps = append(f.Stamps, n)
+		}
+		return f, nil
+	}
+	return Filled{}, fmt.Errorf("fill: reply %v is a %T", v, v)
 }
 
 // Release gives the lease l up (compare-and-delete): the key is removed only

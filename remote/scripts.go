@@ -26,26 +26,31 @@ return false
 `
 
 // fillSrc replaces the key with ARGV[2] (PX ARGV[3]) only while it holds
-// the lease whose identity is ARGV[1], and, when KEYS[2:] name tag
-// stamps (see [Store.StampTags]), only while none of them is at or after
-// ARGV[4], the Redis time at which the load began: a load that began
-// before one of its tags was invalidated removes its lease instead and
-// returns 2. The stamps are on the same server (never on a cluster).
+// the lease whose identity is ARGV[1], and returns 1. When KEYS[2:] name
+// tag stamps (see [Store.StampTags]), it fills only while none of them is
+// at or after ARGV[4], the Redis time at which the load began, and then
+// returns {1, the stamps (0 for none)...}; a load that began before one
+// of its tags was invalidated removes its lease instead and returns 2.
+// The stamps are on the same server (never on a cluster).
 const fillSrc = `
 local v = redis.call('GET', KEYS[1])
 if not v or string.sub(v, 1, 11) ~= ARGV[1] then return 0 end
-if #KEYS > 1 then
-  local b = tonumber(ARGV[4])
-  for i = 2, #KEYS do
-    local t = redis.call('GET', KEYS[i])
-    if t and tonumber(t) >= b then
-      redis.call('DEL', KEYS[1])
-      return 2
-    end
+if #KEYS == 1 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+local b = tonumber(ARGV[4])
+local out = {1}
+for i = 2, #KEYS do
+  local t = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if t > 0 and t >= b then
+    redis.call('DEL', KEYS[1])
+    return 2
   end
+  out[i] = t
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
+return out
 `
 
 // stampSrc records an invalidation of the tag whose stamp is KEYS[1]: it

@@ -78,3 +78,14 @@ func DeleteSkippingL1[V any](ctx context.Context, g *Group[V], ids ...string) er
 	}
 	return g.c.bus.Publish(ctx, bus.KindKeys, keys...)
 }
+
+// SetNoTagCheck switches every tag check off (fills and reads), so that a
+// test can show it catches the stale fills and reads they prevent.
+func SetNoTagCheck(c *Cache, off bool) { c.noTagCheck = off }
+
+// SetNoTagApply makes c ignore the tag messages of the bus.
+func SetNoTagApply(c *Cache, off bool) { c.noTagApply = off }
+
+// SetNoTagReset keeps c's table of tag stamps across a gap or a lost
+// subscription.
+func SetNoTagReset(c *Cache, off bool) { c.noTagReset = off }

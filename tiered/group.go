@@ -333,7 +333,13 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	if g.c.l1 != nil {
 		it := g.c.l1Item(v, len(payload), rec.Expire)
 		it.Version, it.Begin, it.Tags = rec.Token, begin, tags
-		g.c.l1.ReleaseSet(key, tok, it)
+		// The L1 entry is served once this node knows its tags' stamps (a
+		// round trip only for stamps it does not know yet).
+		if ok, err := g.c.tagsValid(ctx, key, begin, tags); err != nil || !ok {
+			g.c.l1.Release(key)
+		} else {
+			g.c.l1.ReleaseSet(key, tok, it)
+		}
 	}
 	if g.c.bus != nil {
 		if err := g.c.bus.Publish(ctx, bus.KindKeys, key); err != nil {

@@ -604,6 +604,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		r.fillWithoutCAS(fills, items)
 		return
 	}
+	ep := c.tags.epochNow()
 	ok, err := r.fillRedis(fills, hands)
 	if err != nil {
 		// Some fills may have landed; releasing is a compare-and-delete
@@ -617,10 +618,11 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		return
 	}
 	for i, filled := range ok {
-		if !filled {
+		if !filled.OK {
 			g.record(Event{Kind: EventLeaseLost})
 			continue
 		}
+		r.learnStamps(ep, fills[i], filled.Stamps)
 		if !r.stillAllowed(fills[i]) {
 			continue
 		}
@@ -652,14 +654,8 @@ func (r *run[V]) handOff(hands []remote.HandOff) {
 
 // fillRedis runs the compare-and-set fills, and writes hands in the same
 // pipeline: one script call for a single fill without hand-offs.
-func (r *run[V]) fillRedis(fills []remote.Fill, hands []remote.HandOff) ([]bool, error) {
-	st := r.g.c.store
-	if len(fills) != 1 || len(hands) > 0 || fills[0].HandOff > 0 || len(fills[0].Stamps) > 0 {
-		return st.FillHandOff(r.ctx, fills, hands)
-	}
-	f := fills[0]
-	ok, err := st.Fill(r.ctx, f.Lease, f.Record, f.TTL)
-	return []bool{ok}, err
+func (r *run[V]) fillRedis(fills []remote.Fill, hands []remote.HandOff) ([]remote.Filled, error) {
+	return r.g.c.store.FillStamped(r.ctx, fills, hands)
 }
 
 // fillWithoutCAS is the fill the compare-and-set replaces, kept only so that

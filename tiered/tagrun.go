@@ -51,11 +51,28 @@ func (r *run[V]) tagAll(_ map[string]remote.Lease, vals map[string]V) map[string
 // for a tag the table does not know) tells. A failed Redis call does not
 // fill.
 func (r *run[V]) tagsAllow(key string, rec remote.Record) bool {
-	ok, err := r.g.c.tagsValid(r.ctx, key, rec.Begin, rec.Tags)
+	c := r.g.c
+	if !c.store.Clustered() {
+		// The fill's script checks the stamps, and returns them to learn.
+		return c.noTagCheck || c.tags.check(groupOf(key), rec.Begin, rec.Tags) != tagsInvalid
+	}
+	ok, err := c.tagsValid(r.ctx, key, rec.Begin, rec.Tags)
 	if err != nil {
 		r.g.c.redisFailed(&r.g.st, r.g.name, "tag stamps", key, err)
 	}
 	return ok && err == nil
+}
+
+// learnStamps keeps in the table the stamps a fill's script read (see
+// Cache.stampKeys for their order), unless the table was reset since ep.
+func (r *run[V]) learnStamps(ep uint64, f remote.Fill, stamps []int64) {
+	if len(stamps) == 0 {
+		return
+	}
+	ids := tagIDs(groupOf(f.Lease.Key), f.Record.Tags)
+	if len(ids) == len(stamps) {
+		r.g.c.tags.learn(ep, ids, stamps)
+	}
 }
 
 // stillAllowed checks, after a fill landed on a cluster, that no tag of

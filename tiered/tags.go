@@ -102,7 +102,7 @@ func newTagTable(skew time.Duration, zeroUnknown bool) *tagTable {
 }
 
 // stale reports whether a stamp invalidates a load that began at begin.
-func (t *tagTable) stale(stamp, begin int64) bool { return stamp != 0 && stamp+t.skew >= begin }
+func (t *tagTable) stale(stamp, begin int64) bool { return stamp > 0 && stamp+t.skew >= begin }
 
 // check judges an entry of group that began at begin and carries tags
 // against what the table knows.
@@ -382,14 +382,16 @@ func (c *Cache) applyTagMessage(items []string) {
 func (c *Cache) resetTags(trusted bool) {
 	c.tags.keep.Store(false)
 	c.tags.trusted.Store(false)
-	if !c.noTagReset {
+	// The tests that switch the flush off (noFlush) keep the table too.
+	reset := !c.noTagReset && !c.noFlush.Load()
+	if reset {
 		c.tags.reset()
 	}
 	if trusted {
 		c.tags.keep.Store(true)
 		c.tags.trusted.Store(true)
 	}
-	if c.l1 != nil {
+	if reset && c.l1 != nil {
 		c.l1.TagsChanged()
 	}
 }
