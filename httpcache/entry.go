@@ -13,6 +13,7 @@ type entry struct {
 	status int
 	header http.Header
 	body   []byte
+	tags   []string // given at load (route tags); kept by the cache's envelope, not by entryCodec
 }
 
 // storedHeaders are the response headers an entry keeps: those that
