@@ -30,9 +30,9 @@ type Entry[V any] struct {
 
 	checked    atomic.Uint64 // the tag generation the entry was last rechecked at
 	refreshing atomic.Bool   // set once by ClaimRefresh
-	epoch      uint64      // the cache's epoch the entry belongs to
-	hash       uint64      // the Ristretto key
-	dead       atomic.Bool // set, under its stripe's lock, when the index lets go of it
+	epoch      uint64        // the cache's epoch the entry belongs to
+	hash       uint64        // the Ristretto key
+	dead       atomic.Bool   // set, under its stripe's lock, when the index lets go of it
 }
 
 // Hash returns the entry's key hash (the same for every entry of a key).

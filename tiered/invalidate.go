@@ -61,7 +61,7 @@ func (c *Cache) InvalidatePattern(ctx context.Context, patterns ...string) error
 type invalidation struct {
 	keys     []string
 	patterns []string
-	tags     []string // tag ids (see tagIDs)
+	tags     []string  // tag ids (see tagIDs)
 	deadline time.Time // retries stop after it
 }
 

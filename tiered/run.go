@@ -51,7 +51,7 @@ type run[V any] struct {
 	// holders maps the ids this run waits for to the lease it found:
 	// another lease in their place means that holder is gone.
 	holders map[string]uint64
-	begin   int64 // the Redis time before the loader ran (see tags.go)
+	begin   int64            // the Redis time before the loader ran (see tags.go)
 	tagErrs map[string]error // the ids whose tags were refused (tagAll)
 }
 
@@ -668,6 +668,8 @@ func (r *run[V]) fillWithoutCAS(fills []remote.Fill, items []local.Item[any]) {
 		}
 		c.at(hookFilled)
 		if c.l1 != nil {
+			// The table learns the stamps, or L1 would not serve the entry.
+			_, _ = c.tagsValid(r.ctx, f.Lease.Key, f.Record.Begin, f.Record.Tags)
 			c.l1.Set(f.Lease.Key, items[i])
 		}
 	}

@@ -36,7 +36,7 @@ var ErrBadTag = errors.New("tiered: bad tag")
 // (the implicit tag of Cache.Clear, carried by every entry).
 const nsTag = "n"
 
-func userTag(t string) string      { return "t:" + t }
+func userTag(t string) string        { return "t:" + t }
 func groupTag(encoded string) string { return "g:" + encoded }
 
 // checkTags validates the tags of one value (or of one call when limit is

@@ -62,7 +62,7 @@ func ExampleGroup_Clear() {
 	_ = c.WaitBus(ctx)
 	_, _ = posts.Fetch(ctx, "1", loadArticle)
 	_, _ = drafts.Fetch(ctx, "2", loadArticle)
-	_ = posts.Clear(ctx)                    // every post, no SCAN; drafts stay
+	_ = posts.Clear(ctx)                       // every post, no SCAN; drafts stay
 	_, _ = posts.Fetch(ctx, "1", loadArticle)  // loads again
 	_, _ = drafts.Fetch(ctx, "2", loadArticle) // still cached
 	// Output:
@@ -83,7 +83,7 @@ func ExampleCache_Clear() {
 	ctx := context.Background()
 	_ = c.WaitBus(ctx)
 	_, _ = posts.Fetch(ctx, "1", loadArticle)
-	_ = c.Clear(ctx)                       // every entry of the namespace, every group
+	_ = c.Clear(ctx)                          // every entry of the namespace, every group
 	_, _ = posts.Fetch(ctx, "1", loadArticle) // loads again
 	// Output:
 	// loading post 1

@@ -85,9 +85,9 @@ func mustFetch(t *testing.T, g *tiered.Group[string], id string, load tiered.Loa
 type tagSource int
 
 const (
-	fromHere    tagSource = iota // the loading node invalidates
-	fromOther                    // another node, and its message has arrived
-	fromInFlight                 // another node, its message held back until the fill is over
+	fromHere     tagSource = iota // the loading node invalidates
+	fromOther                     // another node, and its message has arrived
+	fromInFlight                  // another node, its message held back until the fill is over
 )
 
 // tagStaleFill runs the race: node a loads u1_a (reading "v1") and blocks;
