@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 
@@ -106,7 +107,7 @@ func BenchmarkL2HitTags(b *testing.B) {
 		opts tiered.GroupOptions
 	}{{"impl=untagged", tiered.GroupOptions{}}, {"impl=tags2", tiered.GroupOptions{Tags: profileTags}}} {
 		b.Run(tc.name, func(b *testing.B) {
-			c := newCache(b, tiered.Options{Redis: rdb, Namespace: "bench" + tc.name[5:], DisableL1: true})
+			c := newCache(b, tiered.Options{Redis: rdb, Namespace: "bench" + tc.name[5:], DisableL1: true, RedisTimeout: 2 * time.Second})
 			g := newGroup[*Profile](b, c, "user_profile", tc.opts)
 			for _, id := range ids {
 				if _, err := g.Fetch(ctx, id, benchLoad); err != nil {
