@@ -156,8 +156,9 @@ var (
 // every caller sharing the load and is not cached; a loader panic reaches
 // every caller sharing the load as a panic with a *[PanicError].
 //
-// A load that began before an invalidation of id (an Invalidate, a Set) never
-// installs its result, in either tier; its callers still receive it. When
+// A load that began before an invalidation of id (an Invalidate, a Set, an
+// InvalidateTags of one of its tags, a Clear) never installs its result,
+// in either tier; its callers still receive it. When
 // Redis fails, Fetch serves from the loader and returns no error for it
 // (unless [Options.FailClosed]).
 //

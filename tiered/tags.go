@@ -373,8 +373,30 @@ func (c *Cache) applyTagMessage(items []string) {
 		}
 		ids, stamps = append(ids, id), append(stamps, n)
 	}
-	c.flights.forgetMatching(func(string) bool { return true })
+	c.flights.forgetMatching(carriersOf(ids))
 	c.applyTags(ids, stamps)
+}
+
+// carriersOf returns a match of the keys whose loads in flight may carry
+// one of the tags ids: a group's keys for a group's tag, every key for any
+// other (a load's tags are known only when it ends).
+func carriersOf(ids []string) func(string) bool {
+	var prefixes []string
+	for _, id := range ids {
+		g, ok := strings.CutPrefix(id, "g:")
+		if !ok {
+			return func(string) bool { return true }
+		}
+		prefixes = append(prefixes, g+":")
+	}
+	return func(k string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(k, p) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // resetTags forgets every stamp this node knows (a message may have been
