@@ -335,11 +335,19 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 		it := g.c.l1Item(v, len(payload), rec.Expire)
 		it.Version, it.Begin, it.Tags = rec.Token, begin, tags
 		// The L1 entry is served once this node knows its tags' stamps (a
-		// round trip only for stamps it does not know yet).
-		if ok, err := g.c.tagsValid(ctx, key, begin, tags); err != nil || !ok {
-			g.c.l1.Release(key)
-		} else {
+		// round trip only for stamps it does not know yet, and only when
+		// it may keep them).
+		ok := true
+		if g.c.tags.keep.Load() {
+			var err error
+			if ok, err = g.c.tagsValid(ctx, key, begin, tags); err != nil {
+				ok = false
+			}
+		}
+		if ok {
 			g.c.l1.ReleaseSet(key, tok, it)
+		} else {
+			g.c.l1.Release(key)
 		}
 	}
 	if g.c.bus != nil {
