@@ -1,6 +1,7 @@
 package httpcache_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,19 @@ import (
 // nodes by one write to the user (InvalidateTags), and only that user's;
 // a value with the escape character cannot reach another user's tag.
 func TestRouteTags(t *testing.T) {
+	if changed := routeTags(t, true); len(changed) != 0 {
+		t.Fatalf("%q", changed)
+	}
+	// The switch: a write without InvalidateTags leaves user 7's responses,
+	// which the check must see.
+	if changed := routeTags(t, false); len(changed) == 0 {
+		t.Fatal("without InvalidateTags the old responses should stay; the test cannot see it")
+	}
+}
+
+// routeTags runs the scenario and returns what is not as a working
+// InvalidateTags leaves it.
+func routeTags(t *testing.T, invalidate bool) (wrong []string) {
 	rdb, _ := newMiniClient(t)
 	nodes := []*node{newNode(t, tiered.Options{Redis: rdb}), newNode(t, tiered.Options{Redis: rdb})}
 	var calls atomic.Int64
@@ -22,7 +36,11 @@ func TestRouteTags(t *testing.T) {
 	for _, n := range nodes {
 		n.handle(t, "GET /users/{user_id}/profile", h, httpcache.Options{Prefix: "profile", ID: "user_id", Tags: []string{"user:{user_id}"}})
 		n.handle(t, "GET /users/{user_id}/posts", h, httpcache.Options{Prefix: "posts", ID: "user_id", Tags: []string{"user:{user_id}", "feed"}})
-		n.handle(t, "PUT /users/{user_id}", h, httpcache.Options{InvalidateTags: []string{"user:{user_id}"}})
+		w := httpcache.Options{InvalidateTags: []string{"user:{user_id}"}}
+		if !invalidate {
+			w = httpcache.Options{Prefix: "user", ID: "user_id"}
+		}
+		n.handle(t, "PUT /users/{user_id}", h, w)
 	}
 	body := func(n *node, target string) string { return n.do("GET", target, nil).Body.String() }
 	targets := []string{"/users/7/profile", "/users/7/posts", "/users/8/profile", "/users/7%7C8/profile"}
@@ -43,10 +61,11 @@ func TestRouteTags(t *testing.T) {
 		for _, tg := range targets {
 			changed := body(n, tg) != before[tg]
 			if want := strings.HasPrefix(tg, "/users/7/"); changed != want {
-				t.Errorf("node %d: %s after PUT /users/7: new response %v; want %v", i, tg, changed, want)
+				wrong = append(wrong, fmt.Sprintf("node %d: %s after PUT /users/7: new response %v; want %v", i, tg, changed, want))
 			}
 		}
 	}
+	return wrong
 }
 
 // TestRouteTagsRefused: tag templates are checked at registration.
