@@ -45,6 +45,10 @@ type Cache struct {
 	flights    flights
 	refreshes  flights   // early refreshes in progress, one per key
 	tags       *tagTable // this node's mirror of the tag stamps
+	// nsStampKey and groupStamps (encoded group name -> key) are the stamp
+	// keys of the implicit tags, made once.
+	nsStampKey  string
+	groupStamps sync.Map
 
 	redisFails  atomic.Int64 // failed Redis calls not yet logged
 	redisLogged atomic.Int64 // when the last one was logged (unix ns)
@@ -121,6 +125,7 @@ func New(opts Options) (*Cache, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tiered: %w", err)
 		}
+		c.nsStampKey = c.store.TagKey(nsTag)
 		if on, known := contextTimeouts(o.Redis); known && !on {
 			c.log.Warn("tiered: the redis client has ContextTimeoutEnabled off: go-redis will not apply RedisTimeout to its sockets, so a hung server blocks calls for the client's ReadTimeout",
 				"redis_timeout", o.RedisTimeout)

@@ -69,7 +69,11 @@ func (r *run[V]) learnStamps(ep uint64, f remote.Fill, stamps []int64) {
 	if len(stamps) == 0 {
 		return
 	}
-	ids := tagIDs(groupOf(f.Lease.Key), f.Record.Tags)
+	group := groupOf(f.Lease.Key)
+	if r.g.c.tags.trusted.Load() && r.g.c.tags.check(group, f.Record.Begin, f.Record.Tags) != tagsUnknown {
+		return // known already: the bus keeps them current
+	}
+	ids := tagIDs(group, f.Record.Tags)
 	if len(ids) == len(stamps) {
 		r.g.c.tags.learn(ep, ids, stamps)
 	}

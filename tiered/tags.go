@@ -437,11 +437,24 @@ func (c *Cache) stampKeys(key string, tags []string) []string {
 	if c.store.Clustered() || c.noTagCheck {
 		return nil
 	}
-	ids := tagIDs(groupOf(key), tags)
-	for i, id := range ids {
-		ids[i] = c.store.TagKey(id)
+	group := groupOf(key)
+	keys := make([]string, 0, 2+len(tags))
+	keys = append(keys, c.nsStampKey, c.groupStampKey(group))
+	for _, t := range tags {
+		keys = append(keys, c.store.TagKey(userTag(t)))
 	}
-	return ids
+	return keys
+}
+
+// groupStampKey returns the stamp key of group's implicit tag, made once
+// per group.
+func (c *Cache) groupStampKey(group string) string {
+	if k, ok := c.groupStamps.Load(group); ok {
+		return k.(string)
+	}
+	k := c.store.TagKey(groupTag(group))
+	c.groupStamps.Store(group, k)
+	return k
 }
 
 // loadBegin returns the Redis time before a load of key begins (0, which
