@@ -271,14 +271,14 @@ func (b *Bus) observe(e Event) {
 	}
 }
 
-// Publish sends an invalidation of kind (KindKeys, KindPatterns or
-// KindFlush) to every other node, split into messages of at most
+// Publish sends an invalidation of kind (KindKeys, KindPatterns, KindFlush
+// or KindTags) to every other node, split into messages of at most
 // MaxMessageBytes. It returns when every part was published or one failed
 // (a failed part's sequence number is still used up, so receivers see a gap
 // and flush). Publishes are serialized, so one node's sequence numbers
 // reach Redis, and every subscriber, in order; ctx bounds each PUBLISH.
 func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
-	if kind != KindKeys && kind != KindPatterns && kind != KindFlush {
+	if kind != KindKeys && kind != KindPatterns && kind != KindFlush && kind != KindTags {
 		return fmt.Errorf("bus: cannot publish kind %d", kind)
 	}
 	if b.ctx.Err() != nil {

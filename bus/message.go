@@ -30,6 +30,10 @@ const (
 	KindPatterns  Kind = 2 // Items are glob patterns to invalidate
 	KindHeartbeat Kind = 3 // no items; Seq is the sender's last sequence number
 	KindFlush     Kind = 4 // no items; invalidate everything
+	// KindTags: Items are tag invalidations, each the tag's stamp (Redis
+	// microseconds, decimal), ":", then the tag's name. Receivers older
+	// than this kind drop the message as malformed.
+	KindTags Kind = 5
 )
 
 // Message is one invalidation (or heartbeat) on the bus.
@@ -83,7 +87,7 @@ func Decode(b []byte) (Message, error) {
 		return m, fmt.Errorf("%w: version %d", ErrMalformed, b[0])
 	}
 	m.Kind = Kind(b[1])
-	if m.Kind < KindKeys || m.Kind > KindFlush {
+	if m.Kind < KindKeys || m.Kind > KindTags {
 		return m, fmt.Errorf("%w: kind %d", ErrMalformed, b[1])
 	}
 	copy(m.Origin[:], b[2:18])

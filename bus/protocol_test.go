@@ -26,7 +26,7 @@ type messageVector struct {
 	Items   []string `json:"items"`
 }
 
-var kinds = map[string]bus.Kind{"keys": bus.KindKeys, "patterns": bus.KindPatterns, "heartbeat": bus.KindHeartbeat, "flush": bus.KindFlush}
+var kinds = map[string]bus.Kind{"keys": bus.KindKeys, "patterns": bus.KindPatterns, "heartbeat": bus.KindHeartbeat, "flush": bus.KindFlush, "tags": bus.KindTags}
 
 func readVectors(t *testing.T, name string, into any) {
 	t.Helper()

@@ -21,6 +21,7 @@ type entry struct {
 	// response carried); 0 when unknown: entries of format version 1,
 	// written before the time was kept.
 	stored int64
+	tags   []string // given at load (route tags); kept by the cache's envelope, not by entryCodec
 }
 
 // age returns the entry's Age in whole seconds at now (RFC 9111 section

@@ -147,6 +147,7 @@ type route struct {
 	opts  Options
 	group *tiered.Group[entry] // nil on a route that does not cache
 	inv   *invalidator         // nil on a route that does not write
+	tags  *tagTemplates
 }
 
 func (m *Middleware) newRoute(p pattern, h http.Handler, opts Options) (*route, error) {
@@ -155,6 +156,9 @@ func (m *Middleware) newRoute(p pattern, h http.Handler, opts Options) (*route, 
 		return nil, err
 	}
 	rt := &route{m: m, h: h, pat: p, opts: o}
+	if rt.tags, err = newTagTemplates(p, o); err != nil {
+		return nil, err
+	}
 	if p.writes() {
 		if rt.inv, err = newInvalidator(p, o); err != nil {
 			return nil, err
@@ -166,7 +170,7 @@ func (m *Middleware) newRoute(p pattern, h http.Handler, opts Options) (*route, 
 		if _, dup := m.caching[o.Prefix]; dup {
 			return nil, fmt.Errorf("prefix %q is cached by another route", o.Prefix)
 		}
-		rt.group, err = tiered.NewGroup[entry](m.c, o.Prefix, tiered.GroupOptions{TTL: o.TTL, Codec: entryCodec{}})
+		rt.group, err = tiered.NewGroup[entry](m.c, o.Prefix, tiered.GroupOptions{TTL: o.TTL, Codec: entryCodec{}, Tags: entryTags})
 		if err != nil {
 			return nil, err
 		}

@@ -90,6 +90,13 @@ type Options struct {
 	// of ExtraKeys and ExtraPatterns. Every placeholder of a template must
 	// be a path wildcard of the route or a supplied name.
 	Supplied []string
+	// Tags are tag templates a route that caches gives each response
+	// ("user:{user_id}", over its path wildcards); InvalidateTags are tag
+	// templates a write invalidates (over its wildcards and Supplied
+	// names), reaching every response tagged so, whatever its route. See
+	// tags.go. Default: none.
+	Tags           []string
+	InvalidateTags []string
 	// SkipInvalidateOn5xx keeps the cache as it is when a write answers
 	// 5xx or panics. Default: invalidate, since the write may have
 	// committed before it failed.

@@ -81,7 +81,9 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 		if !rt.cacheable(rec) {
 			return entry{}, errUncacheable
 		}
-		return rt.entryOf(rec), nil
+		e := rt.entryOf(rec)
+		e.tags = rt.cachedTags(r)
+		return e, nil
 	})
 	switch {
 	case r.Context().Err() != nil: // the client left; a load in flight goes on for the others

@@ -106,13 +106,17 @@ func (rt *route) invalidate(r *http.Request, ws *writeState) {
 	if len(patterns) > 0 {
 		errs = append(errs, m.c.InvalidatePattern(ctx, patterns...))
 	}
+	tags := rt.invalidatedTags(r, ws)
+	if len(tags) > 0 {
+		errs = append(errs, m.c.InvalidateTags(ctx, tags...))
+	}
 	if err := errors.Join(errs...); err != nil {
 		m.st.invErrors.Add(1)
 		m.log.Error("httpcache: invalidation failed; the cache retries it in the background",
 			"method", r.Method, "path", r.URL.Path, "keys", keys, "patterns", patterns, "err", err)
 		return
 	}
-	if len(keys)+len(patterns) > 0 {
+	if len(keys)+len(patterns)+len(tags) > 0 {
 		m.st.invalidations.Add(1)
 	}
 }

@@ -22,6 +22,8 @@ type Cache[V any] struct {
 	stripes  [stripeCount]stripe[V]
 	ordered  [orderedShards]orderedShard
 	pats     patternRing
+	recheck  func(key string, begin int64, tags []string) bool
+	tagGen   atomic.Uint64 // bumped by TagsChanged; entries are rechecked once per value
 	seq      atomic.Uint64 // invalidation sequence: bumped by Delete, Set and patterns
 	epoch    atomic.Uint64 // bumped by Flush
 	maxAge   atomic.Int64  // < 0: not degraded; else the age (ns) from which entries are not served
@@ -49,12 +51,13 @@ func New[V any](opts Options) (*Cache[V], error) {
 	}
 	c := &Cache[V]{
 		clock: opts.Clock, splitFn: opts.Split, onEvict: opts.OnEvict, onReject: opts.OnReject,
-		maxCost: opts.MaxCost, charge: opts.ChargeMemory,
+		maxCost: opts.MaxCost, charge: opts.ChargeMemory, recheck: opts.Recheck,
 	}
 	if c.charge {
 		c.fixed = min(FixedBytes(opts), opts.MaxCost/2)
 	}
 	c.maxAge.Store(-1)
+	c.tagGen.Store(1) // new entries (checked 0) are rechecked on their first lookup
 	for i := range c.ordered {
 		c.ordered[i].keys.init()
 	}
@@ -114,8 +117,9 @@ func (c *Cache[V]) Prefix(s string) Prefix { return Prefix{s: s, h: prefixHash(s
 // if Options.Split puts the key's boundary at the end of p (otherwise it
 // misses). Valid means: stored under exactly that key (a hash collision is
 // a miss, never another key's value), installed in the current epoch, not
-// dead, Clock.Now() before its Expire, and, while degraded, younger than
-// the degraded maximum age.
+// dead, accepted by Options.Recheck when tags changed since it was last
+// checked, Clock.Now() before its Expire, and, while degraded, younger
+// than the degraded maximum age.
 //
 // LookupPrefix allocates nothing, reads no wall clock and takes no lock of
 // the cache's: one maphash of suffix, one Ristretto Get and a few atomic
@@ -143,6 +147,12 @@ func (c *Cache[V]) Get(key string) (*Entry[V], bool) {
 func (c *Cache[V]) valid(e *Entry[V]) bool {
 	if e.epoch != c.epoch.Load() || e.dead.Load() {
 		return false
+	}
+	if g := c.tagGen.Load(); e.checked.Load() != g && c.recheck != nil {
+		if !c.recheck(e.Key, e.Begin, e.Tags) {
+			return false
+		}
+		e.checked.Store(g) // g was read first: a later TagsChanged rechecks again
 	}
 	var now int64
 	if c.now != nil {
@@ -175,6 +185,12 @@ func (c *Cache[V]) Now() int64 {
 func (c *Cache[V]) Begin() Token {
 	return Token{seq: c.seq.Load(), epoch: c.epoch.Load()}
 }
+
+// TagsChanged makes every entry go through Options.Recheck once more on
+// its next lookup: the owner calls it after it learnt of a tag
+// invalidation, once the invalidation is visible to Recheck. It costs one
+// atomic add; an entry that is not looked up is never rechecked.
+func (c *Cache[V]) TagsChanged() { c.tagGen.Add(1) }
 
 // Flush invalidates every entry at once by bumping the epoch: the current
 // entries are invalid on read from then on, and loads whose token was

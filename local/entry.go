@@ -20,13 +20,18 @@ type Entry[V any] struct {
 	// Version is the caller's identity of the value (tiercache keeps the
 	// write token of its Redis copy). The cache does not interpret it.
 	Version uint64
+	// Begin and Tags are the caller's record of when the value's load began
+	// and which tags it carries; the cache passes them to Options.Recheck
+	// and does not interpret them otherwise.
+	Begin int64
+	Tags  []string
 
-	epoch uint64 // the cache's epoch the entry belongs to
-	hash  uint64 // the Ristretto key
+	epoch   uint64        // the cache's epoch the entry belongs to
+	hash    uint64        // the Ristretto key
+	checked atomic.Uint64 // the tag generation the entry was last rechecked at
 
 	// The small fields come last, together, so that no padding falls
-	// between the words: an Entry[any] is 96 bytes, a size class of the
-	// allocator (with them interleaved it was 104, in a 112-byte class).
+	// between the words.
 	refreshing atomic.Bool // set once by ClaimRefresh
 	dead       atomic.Bool // set, under its stripe's lock, when the index lets go of it
 	// Absent records that the caller cached "known not to exist".
@@ -58,6 +63,8 @@ type Item[V any] struct {
 	Refresh int64
 	Absent  bool
 	Version uint64
+	Begin   int64
+	Tags    []string
 }
 
 // Token records the cache's invalidation state at the moment a load began;

@@ -76,6 +76,15 @@ type Options struct {
 	// the cache's Set, SetIf, Delete, DeleteMatching, Wait or Close (a
 	// Delete can block on the very goroutine that runs them).
 	OnEvict func(key string)
+	// Recheck, if set, decides whether an entry is still valid after
+	// [Cache.TagsChanged]: a lookup that finds an entry not rechecked since
+	// the last TagsChanged calls it with the entry's Key, Begin and Tags,
+	// misses when it reports false, and otherwise does not call it again
+	// for that entry until the next TagsChanged. It runs on the reader's
+	// goroutine, outside the cache's locks: it must be fast, safe for
+	// concurrent use, and must not call the cache. Default: nil, every
+	// entry stays valid.
+	Recheck func(key string, begin int64, tags []string) bool
 }
 
 // normalize validates o and fills in the defaults.

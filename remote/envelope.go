@@ -47,7 +47,7 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
-// Envelope layout, version 1 (all integers big-endian):
+// Envelope layout (all integers big-endian). Version 1:
 //
 //	offset size field
 //	0      1    magic (0xC7)
@@ -58,14 +58,36 @@ func (k Kind) String() string {
 //	15     8    logical expiry, unix milliseconds
 //	23     ...  payload
 //
+// Version 2 (values and "not found" answers; leases stay version 1, which
+// every release reads) inserts, after the expiry:
+//
+//	23     8    load begin: Redis TIME in microseconds when the load began
+//	31     1    number of tags n (at most [MaxTags])
+//	32     ...  n times: 1 byte length (1 to [MaxTagLen]), the tag's bytes
+//	...    ...  payload
+//
+// A version 1 value reads as having no tags and a load begin of 0 (before
+// every tag invalidation: the first Group.Clear or Cache.Clear of its
+// group removes it).
+//
 // The first 11 bytes identify one write: compare-and-set scripts compare
 // them, so a fill succeeds only against the exact lease it took.
 const (
 	magic         = 0xC7
 	version       = 1
+	version2      = 2
 	identityLen   = 11
 	headerLen     = 23
+	header2Len    = 32
 	maxLoadMicros = 1<<32 - 1
+)
+
+// Limits of the tags one value carries (see [Record.Tags]).
+const (
+	// MaxTags is the most tags one value may carry.
+	MaxTags = 32
+	// MaxTagLen is the longest tag, in bytes.
+	MaxTagLen = 128
 )
 
 // Record is one decoded envelope. Payload and Raw alias the bytes read from
@@ -75,13 +97,28 @@ type Record struct {
 	Token    uint64        // identifies the write (or the lease)
 	LoadTime time.Duration // how long the load that produced the value took (microsecond precision)
 	Expire   int64         // logical expiry, unix milliseconds
-	Payload  []byte        // the codec's encoding of the value (KindValue only)
-	Raw      []byte        // the whole stored string, for compare-and-delete
+	// Begin is when the load that produced the value began, in Redis TIME
+	// microseconds (0: unknown, before every tag invalidation). A value is
+	// valid only while none of its tags was invalidated at or after Begin.
+	Begin int64
+	// Tags are the value's tags (at most MaxTags of 1 to MaxTagLen bytes;
+	// Encode does not check: callers validate).
+	Tags    []string
+	Payload []byte // the codec's encoding of the value (KindValue only)
+	Raw     []byte // the whole stored string, for compare-and-delete
 }
 
-// encode returns the envelope of r (Raw is ignored).
+// encode returns the envelope of r (Raw is ignored): version 1 for a
+// lease, version 2 otherwise.
 func encode(r Record) []byte {
-	b := make([]byte, headerLen+len(r.Payload))
+	n := headerLen
+	if r.Kind != KindLease {
+		n = header2Len
+		for _, t := range r.Tags {
+			n += 1 + len(t)
+		}
+	}
+	b := make([]byte, n, n+len(r.Payload))
 	putHeader(b, r.Kind, r.Token)
 	us := r.LoadTime.Microseconds()
 	if us < 0 {
@@ -92,8 +129,17 @@ func encode(r Record) []byte {
 	}
 	binary.BigEndian.PutUint32(b[11:], uint32(us))
 	binary.BigEndian.PutUint64(b[15:], uint64(r.Expire))
-	copy(b[headerLen:], r.Payload)
-	return b
+	if r.Kind != KindLease {
+		b[1] = version2
+		binary.BigEndian.PutUint64(b[23:], uint64(r.Begin))
+		b[31] = byte(len(r.Tags))
+		i := header2Len
+		for _, t := range r.Tags {
+			b[i] = byte(len(t))
+			i += 1 + copy(b[i+1:], t)
+		}
+	}
+	return append(b, r.Payload...)
 }
 
 func putHeader(b []byte, k Kind, token uint64) {
@@ -103,11 +149,23 @@ func putHeader(b []byte, k Kind, token uint64) {
 	binary.BigEndian.PutUint64(b[3:], token)
 }
 
-// identity returns the bytes that identify one write of kind k.
+// identity returns the bytes that identify one write of kind k, in the
+// version encode writes for that kind.
 func identity(k Kind, token uint64) string {
 	var b [identityLen]byte
 	putHeader(b[:], k, token)
+	if k != KindLease {
+		b[1] = version2
+	}
 	return string(b[:])
+}
+
+// recordIdentity returns the identity of the write r was decoded from.
+func recordIdentity(r Record) string {
+	if len(r.Raw) >= identityLen {
+		return string(r.Raw[:identityLen])
+	}
+	return identity(r.Kind, r.Token)
 }
 
 // decode parses raw. It never fails: bytes that are not an envelope come back
@@ -116,7 +174,7 @@ func decode(raw []byte) Record {
 	if len(raw) < 2 || raw[0] != magic {
 		return Record{Kind: KindCorrupt, Raw: raw}
 	}
-	if raw[1] != version {
+	if raw[1] != version && raw[1] != version2 {
 		return Record{Kind: KindForeign, Raw: raw}
 	}
 	if len(raw) < headerLen {
@@ -126,7 +184,7 @@ func decode(raw []byte) Record {
 	if k != KindValue && k != KindAbsent && k != KindLease {
 		return Record{Kind: KindCorrupt, Raw: raw}
 	}
-	return Record{
+	r := Record{
 		Kind:     k,
 		Token:    binary.BigEndian.Uint64(raw[3:]),
 		LoadTime: time.Duration(binary.BigEndian.Uint32(raw[11:])) * time.Microsecond,
@@ -134,4 +192,32 @@ func decode(raw []byte) Record {
 		Payload:  raw[headerLen:],
 		Raw:      raw,
 	}
+	if raw[1] == version {
+		return r
+	}
+	if len(raw) < header2Len || raw[31] > MaxTags {
+		return Record{Kind: KindCorrupt, Raw: raw}
+	}
+	r.Begin = int64(binary.BigEndian.Uint64(raw[23:]))
+	i := header2Len
+	if n := int(raw[31]); n > 0 {
+		r.Tags = make([]string, n)
+		for j := range n {
+			if i >= len(raw) {
+				return Record{Kind: KindCorrupt, Raw: raw}
+			}
+			l := int(raw[i])
+			if l == 0 || l > MaxTagLen || i+1+l > len(raw) {
+				return Record{Kind: KindCorrupt, Raw: raw}
+			}
+			r.Tags[j] = string(raw[i+1 : i+1+l])
+			i += 1 + l
+		}
+	}
+	r.Payload = raw[i:]
+	return r
 }
+
+// Encode returns the envelope of r as a store writes it (Raw is ignored),
+// so that a caller can remove exactly what it wrote with [Store.Discard].
+func Encode(r Record) []byte { return encode(r) }

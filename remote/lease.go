@@ -131,7 +131,7 @@ func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duratio
 		for i := range keys {
 			args[i] = []any{envs[i], pxArg(ttl)}
 		}
-		cmds, err = s.runMany(ctx, acquireScript, keys, args, nil)
+		cmds, err = s.runMany(ctx, acquireScript, keys, nil, args, nil)
 	}
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err != nil {
@@ -228,7 +228,7 @@ func (s *Store) Replace(ctx context.Context, key string, old Record, rec Record,
 		return false, fmt.Errorf("remote: replace: %w", err)
 	}
 	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + key},
-		identity(old.Kind, old.Token), encode(rec), pxArg(ttl)).Int()
+		recordIdentity(old), encode(rec), pxArg(ttl)).Int()
 	g.exit(ctx, err)
 	if err != nil {
 		return false, s.fail("replace", err)
@@ -244,6 +244,11 @@ type Fill struct {
 	// HandOff, if not 0, makes [Store.FillHandOff] write Record as the
 	// lease's hand-off too, for that long, whether the fill succeeds or not.
 	HandOff time.Duration
+	// Stamps, if not empty, are the keys of tag stamps ([Store.TagKey]) the
+	// fill checks in its script: it fails, and removes the lease, when one
+	// of them is at or after Record.Begin. They must be on the server of
+	// the lease's key: never set them on a cluster (see [Store.Clustered]).
+	Stamps []string
 }
 
 // FillMany is [Store.Fill] for many leases in one pipeline. The results are
@@ -302,12 +307,43 @@ func hashTag(rk string) string {
 // those of the fills; a hand-off that cannot be written is not an error
 // (the nodes waiting for it take their lease again instead).
 func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) ([]bool, error) {
+	res, err := s.FillStamped(ctx, fills, hands)
+	if err != nil || res == nil {
+		return nil, err
+	}
+	ok := make([]bool, len(res))
+	for i, r := range res {
+		ok[i] = r.OK
+	}
+	return ok, nil
+}
+
+// Filled is the outcome of one fill of [Store.FillStamped].
+type Filled struct {
+	OK bool // the value was written
+	// Stamps are the stamps the fill's script read, in the order of its
+	// Fill.Stamps (0 for none), when OK.
+	Stamps []int64
+}
+
+// FillStamped is [Store.FillHandOff] that also returns the tag stamps each
+// fill checked. A single fill without hand-offs is one script call, not a
+// pipeline.
+func (s *Store) FillStamped(ctx context.Context, fills []Fill, hands []HandOff) ([]Filled, error) {
 	keys := make([]string, len(fills))
 	args := make([][]any, len(fills))
-	var also []int // the fills whose record is their hand-off too
+	var more [][]string // the tag stamps each fill checks, if any does
+	var also []int      // the fills whose record is their hand-off too
 	for i, f := range fills {
 		keys[i] = f.Lease.Key
 		args[i] = []any{identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL)}
+		if len(f.Stamps) > 0 {
+			if more == nil {
+				more = make([][]string, len(fills))
+			}
+			more[i] = f.Stamps
+			args[i] = append(args[i], strconv.FormatInt(f.Record.Begin, 10))
+		}
 		if f.HandOff > 0 {
 			also = append(also, i)
 		}
@@ -336,6 +372,9 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 	if len(keys) == 0 && len(sets) == 0 {
 		return nil, nil
 	}
+	if len(fills) == 1 && len(sets) == 0 {
+		return s.fillOne(ctx, keys[0], more, args[0])
+	}
 	setCmds := make([]*redis.StatusCmd, len(sets))
 	var extra func(context.Context, redis.Pipeliner)
 	if len(sets) > 0 {
@@ -349,7 +388,7 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 	if err != nil {
 		return nil, fmt.Errorf("remote: fill many: %w", err)
 	}
-	cmds, err := s.runMany(ctx, fillScript, keys, args, extra)
+	cmds, err := s.runMany(ctx, fillScript, keys, more, args, extra)
 	g.exitEach(ctx, err, len(guarded), func(i int) error {
 		if i < len(keys) {
 			return cmdErr(cmds, i, err)
@@ -362,15 +401,59 @@ func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) 
 	if err != nil {
 		return nil, s.fail("fill many", err)
 	}
-	ok := make([]bool, len(fills))
+	out := make([]Filled, len(fills))
 	for i, c := range cmds {
-		n, err := c.Int()
-		if err != nil {
+		if out[i], err = filledOf(c); err != nil {
 			return nil, s.fail("fill many", err)
 		}
-		ok[i] = n == 1
 	}
-	return ok, nil
+	return out, nil
+}
+
+// fillOne runs one fill as one script call.
+func (s *Store) fillOne(ctx context.Context, key string, more [][]string, args []any) ([]Filled, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	g, err := s.enter(ctx, s.prefix+key)
+	if err != nil {
+		return nil, fmt.Errorf("remote: fill: %w", err)
+	}
+	ks := []string{s.prefix + key}
+	if more != nil {
+		for _, k := range more[0] {
+			ks = append(ks, s.prefix+k)
+		}
+	}
+	c := fillScript.Run(ctx, s.rdb, ks, args...)
+	g.exit(ctx, c.Err())
+	f, err := filledOf(c)
+	if err != nil {
+		return nil, s.fail("fill", err)
+	}
+	return []Filled{f}, nil
+}
+
+// filledOf reads the reply of one fill script.
+func filledOf(c *redis.Cmd) (Filled, error) {
+	v, err := c.Result()
+	if err != nil {
+		return Filled{}, err
+	}
+	switch v := v.(type) {
+	case int64:
+		return Filled{OK: v == 1}, nil
+	case []any:
+		f := Filled{OK: true, Stamps: make([]int64, 0, len(v))}
+		for _, x := range v[1:] {
+			n, ok := x.(int64)
+			if !ok {
+				return Filled{}, fmt.Errorf("fill: stamp %v is a %T", x, x)
+			}
+			f.Stamps = append(f.Stamps, n)
+		}
+		return f, nil
+	}
+	return Filled{}, fmt.Errorf("fill: reply %v is a %T", v, v)
 }
 
 // Release gives the lease l up (compare-and-delete): the key is removed only
@@ -401,7 +484,8 @@ func (s *Store) leaseOp(ctx context.Context, sc *redis.Script, l Lease, op strin
 	return n == 1, nil
 }
 
-// runMany runs sc once per key in one pipeline of EVALSHAs, after the
+// runMany runs sc once per key in one pipeline of EVALSHAs (with the
+// keys more[i], if more is not nil, after keys[i]), after the
 // commands extra (if not nil) queues, which are sent once and whose replies
 // are not looked at. The commands
 // come back with an error too, for the breakers to see each key's outcome.
@@ -410,7 +494,7 @@ func (s *Store) leaseOp(ctx context.Context, sc *redis.Script, l Lease, op strin
 // script cache), so the calls that report NOSCRIPT, and only those (the
 // others ran), are sent once more after [Store.LoadScripts] has loaded
 // every script on every node.
-func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, args [][]any, extra func(context.Context, redis.Pipeliner)) ([]*redis.Cmd, error) {
+func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, more [][]string, args [][]any, extra func(context.Context, redis.Pipeliner)) ([]*redis.Cmd, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	cmds := make([]*redis.Cmd, len(keys))
@@ -419,7 +503,7 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, ar
 		todo[i] = i
 	}
 	for attempt := 0; ; attempt++ {
-		if err := s.pipeScript(ctx, sc, keys, args, todo, cmds, extra); err != nil {
+		if err := s.pipeScript(ctx, sc, keys, more, args, todo, cmds, extra); err != nil {
 			return cmds, err
 		}
 		extra = nil
@@ -440,13 +524,19 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, ar
 // pipeScript sends sc for the keys at the indexes todo, storing each call in
 // cmds. It returns an error only when the pipeline itself failed (a
 // connection error), not for a call's own error reply.
-func (s *Store) pipeScript(ctx context.Context, sc *redis.Script, keys []string, args [][]any, todo []int, cmds []*redis.Cmd, extra func(context.Context, redis.Pipeliner)) error {
+func (s *Store) pipeScript(ctx context.Context, sc *redis.Script, keys []string, more [][]string, args [][]any, todo []int, cmds []*redis.Cmd, extra func(context.Context, redis.Pipeliner)) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if extra != nil {
 			extra(ctx, p)
 		}
 		for _, i := range todo {
-			cmds[i] = sc.EvalSha(ctx, p, []string{s.prefix + keys[i]}, args[i]...)
+			ks := []string{s.prefix + keys[i]}
+			if more != nil {
+				for _, k := range more[i] {
+					ks = append(ks, s.prefix+k)
+				}
+			}
+			cmds[i] = sc.EvalSha(ctx, p, ks, args[i]...)
 		}
 		return nil
 	})
@@ -479,7 +569,7 @@ func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
 	if err != nil {
 		return fmt.Errorf("remote: release many: %w", err)
 	}
-	cmds, err := s.runMany(ctx, releaseScript, keys, args, nil)
+	cmds, err := s.runMany(ctx, releaseScript, keys, nil, args, nil)
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
 	if err == nil {
 		for _, c := range cmds {

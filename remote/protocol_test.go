@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -22,6 +23,11 @@ type envelopeVector struct {
 	Payload    string `json:"payload"`
 	PayloadHex string `json:"payload_hex"`
 	DecodeOnly bool   `json:"decode_only"`
+	// Legacy vectors decode to their meaning but are no longer written:
+	// version 1 values, read as carrying no tags and a load begin of 0.
+	Legacy      bool     `json:"legacy"`
+	BeginMicros int64    `json:"begin_us"`
+	Tags        []string `json:"tags"`
 }
 
 func loadEnvelopeVectors(t *testing.T) []envelopeVector {
@@ -72,9 +78,14 @@ func TestEnvelopeVectors(t *testing.T) {
 					token = token<<8 | uint64(c)
 				}
 			}
-			want := Record{Kind: got.Kind, Token: token, LoadTime: time.Duration(v.LoadMicros) * time.Microsecond, Expire: v.ExpireMs, Payload: payload}
-			if int(raw[1]) != v.Version || got.Token != want.Token || got.LoadTime != want.LoadTime || got.Expire != want.Expire || !bytes.Equal(got.Payload, want.Payload) {
+			want := Record{Kind: got.Kind, Token: token, LoadTime: time.Duration(v.LoadMicros) * time.Microsecond, Expire: v.ExpireMs,
+				Begin: v.BeginMicros, Tags: v.Tags, Payload: payload}
+			if int(raw[1]) != v.Version || got.Token != want.Token || got.LoadTime != want.LoadTime || got.Expire != want.Expire ||
+				got.Begin != want.Begin || !slices.Equal(got.Tags, want.Tags) || !bytes.Equal(got.Payload, want.Payload) {
 				t.Fatalf("decode(%s) = %+v; want %+v, version %d", v.Hex, got, want, v.Version)
+			}
+			if v.Legacy {
+				return
 			}
 			if enc := hex.EncodeToString(encode(want)); enc != v.Hex {
 				t.Fatalf("encode(%+v) = %s; want %s", want, enc, v.Hex)

@@ -9,8 +9,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Every script touches exactly one key (KEYS[1]), so each runs on the key's
-// own node of a cluster. ARGV[1] is always the identity (the first 11
+// Every script touches one key (KEYS[1]), so each runs on the key's own
+// node of a cluster; only the fill may name tag stamps too, and never on a
+// cluster. ARGV[1] is always the identity (the first 11
 // envelope bytes) of the write the caller expects the key to hold.
 
 // acquireSrc returns the key's current string, or takes the lease
@@ -25,14 +26,45 @@ return false
 `
 
 // fillSrc replaces the key with ARGV[2] (PX ARGV[3]) only while it holds
-// the lease whose identity is ARGV[1].
+// the lease whose identity is ARGV[1], and returns 1. When KEYS[2:] name
+// tag stamps (see [Store.StampTags]), it fills only while none of them is
+// at or after ARGV[4], the Redis time at which the load began, and then
+// returns {1, the stamps (0 for none)...}; a load that began before one
+// of its tags was invalidated removes its lease instead and returns 2.
+// The stamps are on the same server (never on a cluster).
 const fillSrc = `
 local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, 11) == ARGV[1] then
+if not v or string.sub(v, 1, 11) ~= ARGV[1] then return 0 end
+if #KEYS == 1 then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
-return 0
+local b = tonumber(ARGV[4])
+local out = {1}
+for i = 2, #KEYS do
+  local t = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if t > 0 and t >= b then
+    redis.call('DEL', KEYS[1])
+    return 2
+  end
+  out[i] = t
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return out
+`
+
+// stampSrc records an invalidation of the tag whose stamp is KEYS[1]: it
+// sets the stamp to the server's TIME in microseconds (or just after the
+// stamp it holds, so that stamps never go back) with PX ARGV[1], and
+// returns it.
+const stampSrc = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local old = tonumber(redis.call('GET', KEYS[1]) or '0')
+if old and old >= now then now = old + 1 end
+local s = string.format('%.0f', now)
+redis.call('SET', KEYS[1], s, 'PX', ARGV[1])
+return s
 `
 
 // releaseSrc deletes the key only while it holds the lease ARGV[1].
@@ -73,10 +105,11 @@ var (
 	releaseScript = redis.NewScript(releaseSrc)
 	renewScript   = redis.NewScript(renewSrc)
 	discardScript = redis.NewScript(discardSrc)
+	stampScript   = redis.NewScript(stampSrc)
 )
 
 // scriptSources are the sources of every script a Store runs.
-var scriptSources = []string{acquireSrc, fillSrc, releaseSrc, renewSrc, discardSrc}
+var scriptSources = []string{acquireSrc, fillSrc, releaseSrc, renewSrc, discardSrc, stampSrc}
 
 // LoadScripts loads every script the store runs into the script cache of
 // every server of the deployment: each master and replica of a cluster (as

@@ -22,6 +22,8 @@ func (h busHandler) Apply(m bus.Message) {
 		c.applyLocal(nil, m.Items)
 	case bus.KindFlush:
 		c.flushL1()
+	case bus.KindTags:
+		c.applyTagMessage(m.Items)
 	}
 	lag := time.Duration(time.Now().UnixNano() - m.Sent)
 	c.stats.record(c.rec, Event{Kind: EventInvalidationReceived, Duration: lag})
@@ -36,6 +38,7 @@ func (h busHandler) Lost(err error) {
 		c.degrade()
 		c.flushL1()
 	}
+	c.resetTags(false)
 	c.stats.record(c.rec, Event{Kind: EventBusLost, Err: err}) // after acting: observers see the new state
 }
 
@@ -51,6 +54,7 @@ func (h busHandler) Restored() {
 			c.l1.ClearDegraded()
 		}
 	}
+	c.resetTags(true)
 	var down time.Duration
 	if at := c.stats.busLostAt.Swap(0); at != 0 {
 		down = max(time.Duration(time.Now().UnixNano()-at), 1) // a reconnect never reports 0
@@ -65,6 +69,7 @@ func (h busHandler) Gap(bus.NodeID) {
 	if !c.noFlush.Load() {
 		c.flushL1()
 	}
+	c.resetTags(true)
 	c.stats.record(c.rec, Event{Kind: EventBusGap})
 }
 

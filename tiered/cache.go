@@ -43,7 +43,12 @@ type Cache struct {
 	log        *slog.Logger
 	rec        Recorder
 	flights    flights
-	refreshes  flights // early refreshes in progress, one per key
+	refreshes  flights   // early refreshes in progress, one per key
+	tags       *tagTable // this node's mirror of the tag stamps
+	// nsStampKey and groupStamps (encoded group name -> key) are the stamp
+	// keys of the implicit tags, made once.
+	nsStampKey  string
+	groupStamps sync.Map
 
 	redisFails  atomic.Int64 // failed Redis calls not yet logged
 	redisLogged atomic.Int64 // when the last one was logged (unix ns)
@@ -84,6 +89,11 @@ type Cache struct {
 	// dropNext makes the next bus message vanish after its sequence number
 	// was used, as a message lost on the way would; for tests only.
 	dropNext atomic.Bool
+	// noTagCheck switches every tag check off (fills and reads), noTagApply
+	// makes the node ignore the bus's tag messages, and noTagReset keeps
+	// the tag table across a lost subscription or a gap: tests set them to
+	// show that they catch what each prevents; nothing else may.
+	noTagCheck, noTagApply, noTagReset bool
 }
 
 // groupStats is what the Cache keeps of each group: its counters, and
@@ -115,6 +125,7 @@ func New(opts Options) (*Cache, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tiered: %w", err)
 		}
+		c.nsStampKey = c.store.TagKey(nsTag)
 		if on, known := contextTimeouts(o.Redis); known && !on {
 			c.log.Warn("tiered: the redis client has ContextTimeoutEnabled off: go-redis will not apply RedisTimeout to its sockets, so a hung server blocks calls for the client's ReadTimeout",
 				"redis_timeout", o.RedisTimeout)
@@ -125,8 +136,12 @@ func New(opts Options) (*Cache, error) {
 	if o.clock != nil {
 		c.clock = o.clock
 	}
+	c.tags = newTagTable(o.TagClockSkew, o.Redis == nil)
+	c.tags.keep.Store(o.Redis == nil || o.DisableBus) // with a bus: once subscribed
+	c.tags.trusted.Store(o.Redis == nil)
 	if !o.DisableL1 {
 		c.l1, err = local.New[any](local.Options{
+			Recheck:      c.recheckL1,
 			MaxCost:      o.L1MaxBytes,
 			ChargeMemory: true,
 			Clock:        c.clock,

@@ -97,7 +97,11 @@ func newChecker(t *testing.T, nodes int, ids []string) *checker {
 		// must not time out (the run would be void), and a node must not
 		// count its own subscription as silent, which would flush its L1
 		// and could lose a message.
-		c.nodes = append(c.nodes, newFleetNode(t, addr, slowMachine(tiered.Options{})))
+		n := newFleetNode(t, addr, slowMachine(tiered.Options{}))
+		// The checked group carries tags (u1_a: "u1" and "all"), so that
+		// writers can invalidate by tag and clear it too.
+		n.group = newGroup[string](t, n.cache, "tpost", tiered.GroupOptions{Tags: tagOf})
+		c.nodes = append(c.nodes, n)
 	}
 	var err error
 	if c.l2, err = remote.New(c.nodes[0].rdb, remote.Options{Namespace: "fleet"}); err != nil {
@@ -184,6 +188,49 @@ func (c *checker) write(w int, id string, byPattern bool) error {
 		err = n.cache.InvalidatePattern(context.Background(), pattern)
 	} else {
 		err = n.group.Invalidate(context.Background(), id)
+	}
+	e.returned = time.Now()
+	c.done.Add(1)
+	return err
+}
+
+// writeTag bumps the version of every id tagged with id's prefix ("u1"
+// for u1_a) and invalidates the tag with Cache.InvalidateTags on node w;
+// with clear, it bumps every id and clears the group with Group.Clear.
+func (c *checker) writeTag(w int, id string, clear bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	e := &checkWrite{origin: w, version: map[string]int{}, rank: make([]int, len(c.nodes))}
+	n := c.nodes[w]
+	tag, _, _ := strings.Cut(id, "_")
+	e.what = fmt.Sprintf("node %d: InvalidateTags(%q)", w, tag)
+	if clear {
+		e.what = fmt.Sprintf("node %d: Clear", w)
+	}
+	c.dbMu.Lock()
+	for _, x := range c.ids {
+		if clear || slices.Contains(tagOf(x, ""), tag) {
+			c.db[x]++
+			e.version[x] = c.db[x]
+		}
+	}
+	c.dbMu.Unlock()
+	c.logMu.Lock()
+	if len(c.log) > 0 {
+		copy(e.rank, c.log[len(c.log)-1].rank)
+	}
+	for r := range e.rank {
+		if r != w {
+			e.rank[r]++
+		}
+	}
+	c.log = append(c.log, e)
+	c.logMu.Unlock()
+	var err error
+	if clear {
+		err = n.group.Clear(context.Background())
+	} else {
+		err = n.cache.InvalidateTags(context.Background(), tag)
 	}
 	e.returned = time.Now()
 	c.done.Add(1)
@@ -301,7 +348,7 @@ func (c *checker) oldVersions() []string {
 		if err != nil {
 			c.t.Fatal(err)
 		}
-		if rec.Kind == remote.KindValue {
+		if rec.Kind == remote.KindValue && !c.tagInvalidated(rec) {
 			var v string
 			if err := json.Unmarshal(rec.Payload, &v); err != nil {
 				c.t.Fatal(err)
@@ -331,6 +378,27 @@ func (c *checker) oldVersions() []string {
 	return old
 }
 
+// tagInvalidated reports whether a tag of rec was invalidated since its
+// load began: such a value stays in Redis until a reader finds it (or its
+// TTL ends), and no reader is served it.
+func (c *checker) tagInvalidated(rec remote.Record) bool {
+	c.t.Helper()
+	ids := []string{"n", "g:tpost"}
+	for _, t := range rec.Tags {
+		ids = append(ids, "t:"+t)
+	}
+	stamps, err := c.l2.TagStamps(context.Background(), ids)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, s := range stamps {
+		if s > 0 && s >= rec.Begin {
+			return true
+		}
+	}
+	return false
+}
+
 // premise fails the test if a node lost messages: the message order the
 // classification relies on would no longer hold.
 func (c *checker) premise() {
@@ -357,8 +425,9 @@ func (c *checker) summary() string {
 		c.reads, c.absent, len(c.stale), c.late, p50, maxLag, len(c.log))
 }
 
-// TestCheckerRandom runs the randomized checker on 4 nodes: 0 stale reads,
-// and after quiescence no tier of any node holds an old version.
+// TestCheckerRandom runs the randomized checker on 4 nodes: writers
+// invalidate by key, by pattern, by tag and by clearing the group; 0 stale
+// reads, and after quiescence no tier of any node holds an old version.
 func TestCheckerRandom(t *testing.T) {
 	const nodes, readersPerNode, readsPerReader, writesPerNode = 4, 2, 120, 20
 	ids := []string{"u1_a", "u1_b", "u2_a", "u2_b", "u3_a"}
@@ -394,7 +463,17 @@ func TestCheckerRandom(t *testing.T) {
 				for readsDone.Load() < (k-1)*totalReads/totalWrites {
 					runtime.Gosched()
 				}
-				if err := c.write(n, ids[rand.IntN(len(ids))], rand.IntN(3) == 0); err != nil {
+				id := ids[rand.IntN(len(ids))]
+				var err error
+				switch rand.IntN(6) {
+				case 0, 1:
+					err = c.writeTag(n, id, false)
+				case 2:
+					err = c.writeTag(n, id, true)
+				default:
+					err = c.write(n, id, rand.IntN(3) == 0)
+				}
+				if err != nil {
 					t.Error(err)
 					return
 				}
@@ -522,5 +601,42 @@ func TestCheckerJoinAfterInvalidation(t *testing.T) {
 	t.Log(c.summary())
 	if len(c.stale) > 0 {
 		t.Fatalf("stale reads: %q", c.stale)
+	}
+}
+
+// TestCheckerCatchesStaleTag: node 0 caches u1_a; node 1 bumps every id
+// tagged u1 and invalidates the tag; once every node applied it, nodes 0
+// and 2 read u1_a. With the tag checks on there is no stale read; with
+// them off (the switch) the checker must find one.
+func TestCheckerCatchesStaleTag(t *testing.T) {
+	for _, protected := range []bool{true, false} {
+		t.Run(fmt.Sprintf("checks=%v", protected), func(t *testing.T) {
+			c := newChecker(t, 3, []string{"u1_a", "u2_a"})
+			for _, n := range c.nodes {
+				tiered.SetNoTagCheck(n.cache, !protected)
+			}
+			for _, n := range []int{0, 2} {
+				if err := c.read(n, "u1_a", c.load); err != nil {
+					t.Fatal(err)
+				}
+				c.nodes[n].cache.WaitL1()
+			}
+			if err := c.writeTag(1, "u1_a", false); err != nil {
+				t.Fatal(err)
+			}
+			c.quiesce()
+			for _, n := range []int{0, 2} {
+				if err := c.read(n, "u1_a", c.load); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Log(c.summary())
+			if protected && len(c.stale) > 0 {
+				t.Fatalf("with the tag checks: stale reads %q", c.stale)
+			}
+			if !protected && len(c.stale) == 0 {
+				t.Fatal("without the tag checks the checker should find stale reads")
+			}
+		})
 	}
 }

@@ -13,7 +13,12 @@
 // a fresh process's L1. [Cache.Invalidate]
 // and [Cache.InvalidatePattern] invalidate keys and Redis glob patterns on
 // every process; [Template] builds them from route values, escaping what it
-// substitutes.
+// substitutes. A group's values can carry tags (GroupOptions.Tags):
+// [Cache.InvalidateTags] invalidates every value of a tag, whatever its key
+// or group, and [Group.Clear] and [Cache.Clear] a whole group or namespace,
+// each with one write per tag in Redis (no SCAN): values record when their
+// load began, and stay valid only while none of their tags was invalidated
+// since.
 //
 // [local]: https://pkg.go.dev/github.com/tiercache/tiercache/local
 // [remote]: https://pkg.go.dev/github.com/tiercache/tiercache/remote

@@ -85,3 +85,14 @@ func L1EntryBytes(c *Cache, key string) int64 { return c.l1.EntryBytes(key) }
 
 // L1Cost returns the L1 cost of the decoded value v of encoded size n.
 func L1Cost(v any, n int) int64 { return cost(v, n) }
+
+// SetNoTagCheck switches every tag check off (fills and reads), so that a
+// test can show it catches the stale fills and reads they prevent.
+func SetNoTagCheck(c *Cache, off bool) { c.noTagCheck = off }
+
+// SetNoTagApply makes c ignore the tag messages of the bus.
+func SetNoTagApply(c *Cache, off bool) { c.noTagApply = off }
+
+// SetNoTagReset keeps c's table of tag stamps across a gap or a lost
+// subscription.
+func SetNoTagReset(c *Cache, off bool) { c.noTagReset = off }

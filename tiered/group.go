@@ -39,6 +39,17 @@ type GroupOptions struct {
 	// 0 keeps the cache's. A negative value turns early refresh off for
 	// this group.
 	EarlyRefreshBeta float64
+	// Tags, if set, must be a func(id string, v V) []string for the group's
+	// V (NewGroup fails otherwise): it decides the tags of each value when
+	// it is loaded (Fetch, FetchMany, Warm, an early refresh) or written
+	// (Set), and the value is invalidated by [Cache.InvalidateTags] of any
+	// of them. It may return nil; at most MaxTags tags of 1 to MaxTagLen
+	// bytes, else the call that loaded or wrote the value returns an error
+	// wrapping ErrBadTag and caches nothing. It must be fast and must not
+	// call the cache. Every entry also carries the group's implicit tag
+	// ([Group.Clear]) and the namespace's ([Cache.Clear]). Default: nil,
+	// no tags of its own.
+	Tags any
 }
 
 // Group is a typed view of a [Cache]: the values of one kind under one key
@@ -60,6 +71,7 @@ type Group[V any] struct {
 	negTTL time.Duration // 0: no negative caching
 	beta   float64       // early refresh; 0: off
 	codec  Codec
+	tagFn  func(id string, v V) []string // nil: no tags
 	st     counters
 	loads  loadTime // how long this group's loads take, to pace lease waits
 }
@@ -83,6 +95,10 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 		}
 		beta = opts.EarlyRefreshBeta
 	}
+	tagFn, err := tagFunc[V](name, opts.Tags)
+	if err != nil {
+		return nil, err
+	}
 	if opts.TTL == 0 {
 		opts.TTL = c.opts.TTL
 	}
@@ -91,7 +107,7 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	}
 	g := &Group[V]{
 		l1: c.l1, rec: c.rec, c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL,
-		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec,
+		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec, tagFn: tagFn,
 	}
 	if c.l1 != nil {
 		g.pfx = c.l1.Prefix(g.prefix)
@@ -141,8 +157,9 @@ var (
 // every caller sharing the load and is not cached; a loader panic reaches
 // every caller sharing the load as a panic with a *[PanicError].
 //
-// A load that began before an invalidation of id (an Invalidate, a Set) never
-// installs its result, in either tier; its callers still receive it. When
+// A load that began before an invalidation of id (an Invalidate, a Set, an
+// InvalidateTags of one of its tags, a Clear) never installs its result,
+// in either tier; its callers still receive it. When
 // Redis fails, Fetch serves from the loader and returns no error for it
 // (unless [Options.FailClosed]).
 //
@@ -266,7 +283,9 @@ func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 	return zero, ErrNotCached
 }
 
-// Set writes v as the value of id: to Redis (with a fresh jittered TTL,
+// Set writes v as the value of id, with the tags GroupOptions.Tags gives
+// it (counted from the Redis time at the call; an error wrapping ErrBadTag
+// writes nothing): to Redis (with a fresh jittered TTL,
 // replacing whatever the key held, a lease included, so a load in flight
 // will not overwrite it), then to this process's L1. A load of id that
 // began before Set never installs its result. If Redis fails, Set returns
@@ -281,12 +300,24 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 		return errEmptyID
 	}
 	key := g.prefix + id
+	tags, err := g.tagsOf(id, v)
+	if err != nil {
+		return err
+	}
 	payload, err := g.codec.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("tiered: encode %q: %w", key, err)
 	}
+	// The value's tags count from now, in Redis's clock.
+	begin := g.c.localMicros()
+	if g.c.store != nil {
+		if begin, err = g.c.store.Time(ctx, key); err != nil {
+			g.record(Event{Kind: EventRedisError, Err: err})
+			return fmt.Errorf("tiered: set %q: %w", key, err)
+		}
+	}
 	ttl := g.c.jitter(g.ttl)
-	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: msAfter(g.c.clock.Now(), ttl), Payload: payload}
+	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: msAfter(g.c.clock.Now(), ttl), Payload: payload, Begin: begin, Tags: tags}
 	// The old value leaves this node before Redis changes, and the new one
 	// enters L1 only if no other write or invalidation of the key came in
 	// between (which would otherwise leave L1 and Redis disagreeing).
@@ -303,8 +334,22 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	}
 	if g.c.l1 != nil {
 		it := g.c.l1Item(v, len(payload), rec.Expire)
-		it.Version = rec.Token
-		g.c.l1.ReleaseSet(key, tok, it)
+		it.Version, it.Begin, it.Tags = rec.Token, begin, tags
+		// The L1 entry is served once this node knows its tags' stamps (a
+		// round trip only for stamps it does not know yet, and only when
+		// it may keep them).
+		ok := true
+		if g.c.tags.keep.Load() {
+			var err error
+			if ok, err = g.c.tagsValid(ctx, key, begin, tags); err != nil {
+				ok = false
+			}
+		}
+		if ok {
+			g.c.l1.ReleaseSet(key, tok, it)
+		} else {
+			g.c.l1.Release(key)
+		}
 	}
 	if g.c.bus != nil {
 		if err := g.c.bus.Publish(ctx, bus.KindKeys, key); err != nil {

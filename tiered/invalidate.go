@@ -61,6 +61,7 @@ func (c *Cache) InvalidatePattern(ctx context.Context, patterns ...string) error
 type invalidation struct {
 	keys     []string
 	patterns []string
+	tags     []string  // tag ids (see tagIDs)
 	deadline time.Time // retries stop after it
 }
 
@@ -68,6 +69,11 @@ type invalidation struct {
 // it queues inv for a background retry when retry is set.
 func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) error {
 	var errs []error
+	if len(inv.tags) > 0 {
+		if err := c.stampTags(ctx, inv.tags); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.store != nil {
 		// This node stops serving the keys before Redis changes, so that no
 		// read here returns the old value once the invalidation has begun

@@ -140,9 +140,18 @@ func (g *Group[V]) fromRecord(ctx context.Context, key string, rec remote.Record
 		g.record(Event{Kind: EventMiss, Tier: TierL2})
 		return v, foundNone
 	}
+	switch ok, err := c.tagsValid(ctx, key, rec.Begin, rec.Tags); {
+	case err != nil:
+		c.redisFailed(&g.st, g.name, "tag stamps", key, err)
+		g.record(Event{Kind: EventMiss, Tier: TierL2})
+		return v, foundNone
+	case !ok:
+		g.dropInvalidated(ctx, key, rec)
+		return v, foundGone
+	}
 	if rec.Kind == remote.KindAbsent {
 		g.record(Event{Kind: EventHit, Tier: TierL2})
-		c.fillL1(key, tok, local.Item[any]{Cost: 1, Expire: c.l1Expiry(rec.Expire, false), Absent: true, Version: rec.Token})
+		c.fillL1(key, tok, local.Item[any]{Cost: 1, Expire: c.l1Expiry(rec.Expire, false), Absent: true, Version: rec.Token, Begin: rec.Begin, Tags: rec.Tags})
 		return v, foundAbsent
 	}
 	if err := g.codec.Unmarshal(rec.Payload, &v); err != nil {
@@ -156,7 +165,7 @@ func (g *Group[V]) fromRecord(ctx context.Context, key string, rec remote.Record
 	}
 	if c.l1 != nil {
 		it := c.l1Item(v, len(rec.Payload), rec.Expire)
-		it.Version, it.Refresh = rec.Token, refresh
+		it.Version, it.Refresh, it.Begin, it.Tags = rec.Token, refresh, rec.Begin, rec.Tags
 		c.fillL1(key, tok, it)
 	}
 	return v, foundValue
@@ -180,6 +189,16 @@ func (g *Group[V]) discard(ctx context.Context, key string, rec remote.Record, w
 	g.record(Event{Kind: EventDecodeError})
 	g.record(Event{Kind: EventMiss, Tier: TierL2})
 	g.c.log.Warn("tiered: removing a value that does not decode", "group", g.name, "key", key, "err", why)
+	if _, err := g.c.store.Discard(ctx, key, rec); err != nil {
+		g.c.redisFailed(&g.st, g.name, "discard", key, err)
+	}
+}
+
+// dropInvalidated removes a value (or "not found" answer) that a tag
+// invalidated (a compare-and-delete, so that a newer value written
+// meanwhile stays): tag invalidations leave Redis lazily, here or by TTL.
+func (g *Group[V]) dropInvalidated(ctx context.Context, key string, rec remote.Record) {
+	g.record(Event{Kind: EventMiss, Tier: TierL2})
 	if _, err := g.c.store.Discard(ctx, key, rec); err != nil {
 		g.c.redisFailed(&g.st, g.name, "discard", key, err)
 	}

@@ -140,6 +140,16 @@ type Options struct {
 	// DisableDegradedL1 keeps nothing in L1 that was loaded while Redis was
 	// failing.
 	DisableDegradedL1 bool
+	// TagClockSkew is how far apart the clocks of the Redis servers may be:
+	// an entry counts as invalidated by a tag when the tag's stamp plus
+	// TagClockSkew is at or after the time its load began (see
+	// [Cache.InvalidateTags]). On one server (or a failover pair) there is
+	// one clock and 0 is exact; on a Redis Cluster a tag's stamp comes from
+	// the clock of the tag's master and a load's start from the clock of
+	// its key's master, so a load that began less than the masters' skew
+	// before an invalidation could escape it: set this to the bound on that
+	// skew (a few milliseconds under NTP). Default: 0.
+	TagClockSkew time.Duration
 
 	// BreakerFailures is how many consecutive failed calls to one Redis
 	// endpoint (a server; each master of a cluster) open its circuit
@@ -239,6 +249,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.InvalidateReplicas < 0 || o.InvalidateReplicasTimeout < 0 {
 		return o, fmt.Errorf("tiered: negative InvalidateReplicas %d or InvalidateReplicasTimeout %v", o.InvalidateReplicas, o.InvalidateReplicasTimeout)
+	}
+	if o.TagClockSkew < 0 {
+		return o, fmt.Errorf("tiered: negative TagClockSkew %v", o.TagClockSkew)
 	}
 	if o.LeaseTTL < 0 || o.LeaseWait < 0 {
 		return o, fmt.Errorf("tiered: negative LeaseTTL %v or LeaseWait %v", o.LeaseTTL, o.LeaseWait)

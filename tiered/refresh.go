@@ -69,6 +69,7 @@ func (g *Group[V]) refresh(ctx context.Context, key string, version uint64, load
 		g.fromRecord(ctx, key, old, tok, nil) // someone else refreshed: keep theirs here too
 		return
 	}
+	begin := c.loadBegin(ctx, key)
 	lctx, cancel := context.WithTimeout(ctx, c.opts.LoadTimeout)
 	defer cancel()
 	start := c.stopwatch()
@@ -76,7 +77,7 @@ func (g *Group[V]) refresh(ctx context.Context, key string, version uint64, load
 	took := start()
 	g.record(Event{Kind: EventLoad, Duration: took, Err: err})
 	if err == nil {
-		err = g.replace(ctx, key, old, v, took, tok)
+		err = g.replace(ctx, key, old, v, took, tok, begin)
 	}
 	g.record(Event{Kind: EventRefresh, Duration: took, Err: err})
 	if err != nil {
@@ -87,20 +88,27 @@ func (g *Group[V]) refresh(ctx context.Context, key string, version uint64, load
 // replace writes v over old with a compare-and-set, then into L1 unless an
 // invalidation happened since tok. Losing the compare-and-set is not an
 // error: an invalidation or another write won.
-func (g *Group[V]) replace(ctx context.Context, key string, old remote.Record, v V, took time.Duration, tok local.Token) error {
+func (g *Group[V]) replace(ctx context.Context, key string, old remote.Record, v V, took time.Duration, tok local.Token, begin int64) error {
 	c := g.c
+	tags, err := g.tagsOf(key[len(g.prefix):], v)
+	if err != nil {
+		return err
+	}
 	payload, err := g.codec.Marshal(v)
 	if err != nil {
 		return encodeErr(key, err)
 	}
 	ttl := c.jitter(g.ttl)
-	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took, Expire: msAfter(c.clock.Now(), ttl), Payload: payload}
+	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took, Expire: msAfter(c.clock.Now(), ttl), Payload: payload, Begin: begin, Tags: tags}
+	if ok, err := c.tagsValid(ctx, key, begin, tags); err != nil || !ok {
+		return err // a tag of the new value was invalidated since its load began
+	}
 	ok, err := c.store.Replace(ctx, key, old, rec, ttl)
 	if err != nil || !ok {
 		return err
 	}
 	it := c.l1Item(v, len(payload), rec.Expire)
-	it.Version, it.Refresh = rec.Token, g.refreshAt(rec)
+	it.Version, it.Refresh, it.Begin, it.Tags = rec.Token, g.refreshAt(rec), begin, tags
 	c.fillL1(key, tok, it)
 	return nil
 }

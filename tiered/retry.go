@@ -112,7 +112,7 @@ func (c *Cache) retryOnce() bool {
 	for _, inv := range c.retries.take() {
 		if now.After(inv.deadline) {
 			c.retries.settled(inv, false)
-			c.log.Warn("tiered: giving up an invalidation: the values it removes have expired", "keys", inv.keys, "patterns", inv.patterns)
+			c.log.Warn("tiered: giving up an invalidation: the values it removes have expired", "keys", inv.keys, "patterns", inv.patterns, "tags", inv.tags)
 			continue
 		}
 		ctx, cancel := context.WithTimeout(c.closing, c.opts.RedisTimeout*4)

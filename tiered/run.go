@@ -51,6 +51,8 @@ type run[V any] struct {
 	// holders maps the ids this run waits for to the lease it found:
 	// another lease in their place means that holder is gone.
 	holders map[string]uint64
+	begin   int64            // the Redis time before the loader ran (see tags.go)
+	tagErrs map[string]error // the ids whose tags were refused (tagAll)
 }
 
 func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoaderFunc[V], done func(string, V, error)) *run[V] {
@@ -447,6 +449,7 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 		return
 	}
 	slices.SortFunc(ids, func(a, b string) int { return r.pos[a] - r.pos[b] })
+	r.begin = r.loadBeginOf(leases)
 	rn := r.renew(leases)
 	defer func() {
 		if p := recover(); p != nil {
@@ -464,8 +467,12 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 		}
 		return
 	}
-	r.fill(leases, lost, vals, took)
+	tags := r.tagAll(leases, vals)
+	r.fill(leases, lost, vals, took, tags)
 	for _, id := range ids {
+		if _, bad := r.tagErrs[id]; bad {
+			continue // tagAll delivered its error
+		}
 		if v, ok := vals[id]; ok {
 			r.done(id, v, nil)
 		} else {
@@ -516,7 +523,7 @@ func leaseList(m map[string]remote.Lease) []remote.Lease {
 // too (see [run.wait]), in the fill's pipeline: the value, or a mark that
 // there is none, so that the nodes that waited for a lease an invalidation
 // removed need not load again.
-func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals map[string]V, took time.Duration) {
+func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals map[string]V, took time.Duration, tags map[string][]string) {
 	g, c := r.g, r.g.c
 	var fills []remote.Fill
 	var items []local.Item[any]
@@ -524,8 +531,12 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 	var hands []remote.HandOff
 	now := c.clock.Now()
 	for id, l := range leases {
+		if _, bad := r.tagErrs[id]; bad {
+			unused, hands = append(unused, l), append(hands, r.emptyHandOff(l))
+			continue
+		}
 		v, ok := vals[id]
-		rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took}
+		rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took, Begin: r.begin, Tags: tags[id]}
 		var ttl time.Duration
 		var it local.Item[any]
 		switch {
@@ -552,6 +563,13 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			hands = append(hands, remote.HandOff{Lease: l, Record: rec, TTL: c.handOffTTL()})
 			continue
 		}
+		it.Begin, it.Tags = rec.Begin, rec.Tags
+		if !r.tagsAllow(l.Key, rec) {
+			// A tag of the value was invalidated since its load began.
+			g.record(Event{Kind: EventLeaseLost})
+			unused, hands = append(unused, l), append(hands, r.emptyHandOff(l))
+			continue
+		}
 		if c.l1 != nil && !c.noCAS && c.l1.Invalidated(l.Key, r.tok) {
 			// An invalidation of the key reached this node after the load
 			// began, possibly before the lease was taken: the lease cannot
@@ -567,7 +585,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			continue
 		}
 		it.Version = rec.Token
-		f := remote.Fill{Lease: l, Record: rec, TTL: ttl}
+		f := remote.Fill{Lease: l, Record: rec, TTL: ttl, Stamps: c.stampKeys(l.Key, rec.Tags)}
 		if !c.noHandOff {
 			f.HandOff = c.handOffTTL()
 		}
@@ -586,6 +604,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		r.fillWithoutCAS(fills, items)
 		return
 	}
+	ep := c.tags.epochNow()
 	ok, err := r.fillRedis(fills, hands)
 	if err != nil {
 		// Some fills may have landed; releasing is a compare-and-delete
@@ -599,8 +618,12 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		return
 	}
 	for i, filled := range ok {
-		if !filled {
+		if !filled.OK {
 			g.record(Event{Kind: EventLeaseLost})
+			continue
+		}
+		r.learnStamps(ep, fills[i], filled.Stamps)
+		if !r.stillAllowed(fills[i]) {
 			continue
 		}
 		c.at(hookFilled)
@@ -631,14 +654,8 @@ func (r *run[V]) handOff(hands []remote.HandOff) {
 
 // fillRedis runs the compare-and-set fills, and writes hands in the same
 // pipeline: one script call for a single fill without hand-offs.
-func (r *run[V]) fillRedis(fills []remote.Fill, hands []remote.HandOff) ([]bool, error) {
-	st := r.g.c.store
-	if len(fills) != 1 || len(hands) > 0 || fills[0].HandOff > 0 {
-		return st.FillHandOff(r.ctx, fills, hands)
-	}
-	f := fills[0]
-	ok, err := st.Fill(r.ctx, f.Lease, f.Record, f.TTL)
-	return []bool{ok}, err
+func (r *run[V]) fillRedis(fills []remote.Fill, hands []remote.HandOff) ([]remote.Filled, error) {
+	return r.g.c.store.FillStamped(r.ctx, fills, hands)
 }
 
 // fillWithoutCAS is the fill the compare-and-set replaces, kept only so that
@@ -651,6 +668,8 @@ func (r *run[V]) fillWithoutCAS(fills []remote.Fill, items []local.Item[any]) {
 		}
 		c.at(hookFilled)
 		if c.l1 != nil {
+			// The table learns the stamps, or L1 would not serve the entry.
+			_, _ = c.tagsValid(r.ctx, f.Lease.Key, f.Record.Begin, f.Record.Tags)
 			c.l1.Set(f.Lease.Key, items[i])
 		}
 	}
@@ -700,6 +719,9 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 // the group's TTL, while Redis fails (degraded) for DegradedL1TTL.
 func (r *run[V]) loadL1Only(ids []string, degraded bool) {
 	g, c := r.g, r.g.c
+	if c.store == nil {
+		r.begin = c.localMicros()
+	} // degraded: 0, before every tag invalidation
 	vals, _, err := r.call(ids)
 	if err != nil && !isNotFound(err) {
 		for _, id := range ids {
@@ -707,11 +729,15 @@ func (r *run[V]) loadL1Only(ids []string, degraded bool) {
 		}
 		return
 	}
+	tags := r.tagAll(nil, vals)
 	for _, id := range ids {
 		v, ok := vals[id]
 		if !ok {
 			r.done(id, v, absentErr(err))
 			continue
+		}
+		if _, bad := r.tagErrs[id]; bad {
+			continue // tagAll delivered its error
 		}
 		var it local.Item[any]
 		switch {
@@ -723,6 +749,7 @@ func (r *run[V]) loadL1Only(ids []string, degraded bool) {
 		default:
 			it = local.Item[any]{Value: v, Cost: cost(v, g.size(v)), Expire: c.l1Expiry(0, true)}
 		}
+		it.Begin, it.Tags = r.begin, tags[id]
 		c.fillL1(g.Key(id), r.tok, it)
 		r.done(id, v, nil)
 	}

@@ -221,7 +221,8 @@ func TestInspect(t *testing.T) {
 	type user struct {
 		Name string `json:"name"`
 	}
-	g, err := tiered.NewGroup[user](c, "user", tiered.GroupOptions{TTL: time.Hour, NegativeTTL: time.Hour})
+	g, err := tiered.NewGroup[user](c, "user", tiered.GroupOptions{TTL: time.Hour, NegativeTTL: time.Hour,
+		Tags: func(id string, _ user) []string { return []string{"user:" + id} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,6 +246,8 @@ func TestInspect(t *testing.T) {
 		Payload      json.RawMessage
 		PayloadHex   string `json:"payload_hex"`
 		ExpiresAt    string `json:"expires_at"`
+		BeganAt      string `json:"load_began_at"`
+		Tags         []string
 	}
 	inspect := func(key string) out {
 		r := mustRun(t, "inspect", "-p", port, "--namespace", ns, "--json", key)
@@ -255,11 +258,14 @@ func TestInspect(t *testing.T) {
 		return o
 	}
 	v := inspect("user:42")
-	if v.Kind != "value" || v.Version != 1 || string(v.Payload) != `{"name":"Ann"}` || v.PayloadBytes != 14 ||
+	if v.Kind != "value" || v.Version != 2 || string(v.Payload) != `{"name":"Ann"}` || v.PayloadBytes != 14 ||
 		v.TTL <= 0 || v.TTL > time.Hour.Milliseconds() || v.RedisKey != "inspect:user:42" || v.ExpiresAt == "" {
 		t.Fatalf("inspect user:42 = %+v", v)
 	}
-	if a := inspect("user:7"); a.Kind != "absent" || a.Version != 1 || a.PayloadBytes != 0 || a.TTL <= 0 {
+	if len(v.Tags) != 1 || v.Tags[0] != "user:42" || v.BeganAt == "" {
+		t.Fatalf("inspect user:42 shows tags %q, load began %q; want [user:42] and a time", v.Tags, v.BeganAt)
+	}
+	if a := inspect("user:7"); a.Kind != "absent" || a.Version != 2 || a.PayloadBytes != 0 || a.TTL <= 0 {
 		t.Fatalf("inspect user:7 = %+v", a)
 	}
 	if m := inspect("user:8"); m.Kind != "miss" || m.Version != 0 {
@@ -269,7 +275,7 @@ func TestInspect(t *testing.T) {
 		t.Fatalf("inspect junk = %+v", j)
 	}
 	r := mustRun(t, "inspect", "-p", port, "--namespace", ns, "user:42")
-	for _, want := range []string{"kind       value", "envelope   version 1", `json       {"name":"Ann"}`, "payload    14 bytes"} {
+	for _, want := range []string{"kind        value", "envelope    version 2", "tags        user:42", `json        {"name":"Ann"}`, "payload     14 bytes"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Fatalf("inspect user:42 (text) = %q; want a line %q", r.stdout, want)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -73,6 +74,8 @@ type inspection struct {
 	TTLMillis    int64           `json:"ttl_ms,omitempty"` // -1: no TTL
 	ExpiresAt    string          `json:"expires_at,omitempty"`
 	LoadMicros   int64           `json:"load_us,omitempty"`
+	BeganAt      string          `json:"load_began_at,omitempty"` // Redis TIME when the load began (envelope version 2)
+	Tags         []string        `json:"tags,omitempty"`
 	Bytes        int             `json:"bytes"`
 	PayloadBytes int             `json:"payload_bytes"`
 	Payload      json.RawMessage `json:"payload,omitempty"`
@@ -102,6 +105,10 @@ func describeRecord(key, rkey string, rec remote.Record, pttl time.Duration, now
 	in.Token = fmt.Sprintf("%016x", rec.Token)
 	in.ExpiresAt = time.UnixMilli(rec.Expire).UTC().Format(time.RFC3339Nano)
 	in.LoadMicros = rec.LoadTime.Microseconds()
+	if rec.Begin != 0 {
+		in.BeganAt = time.UnixMicro(rec.Begin).UTC().Format(time.RFC3339Nano)
+	}
+	in.Tags = rec.Tags
 	in.PayloadBytes = len(rec.Payload)
 	if len(rec.Payload) > 0 {
 		if json.Valid(rec.Payload) {
@@ -136,6 +143,12 @@ func (in inspection) print(e *env) {
 		fmt.Fprintf(w, "token\t%s\n", in.Token)
 		fmt.Fprintf(w, "expires\t%s (logical expiry)\n", in.ExpiresAt)
 		fmt.Fprintf(w, "load took\t%s\n", time.Duration(in.LoadMicros)*time.Microsecond)
+		if in.BeganAt != "" {
+			fmt.Fprintf(w, "load began\t%s (Redis TIME)\n", in.BeganAt)
+		}
+		if len(in.Tags) > 0 {
+			fmt.Fprintf(w, "tags\t%s\n", strings.Join(in.Tags, " "))
+		}
 		fmt.Fprintf(w, "payload\t%d bytes\n", in.PayloadBytes)
 	}
 	if in.Payload != nil {
