@@ -475,4 +475,3 @@ func TestACLLimitsPublishers(t *testing.T) {
 		t.Fatalf("watcher got %+v, %v", m, err)
 	}
 }
-
