@@ -19,7 +19,8 @@ func (h busHandler) Apply(m bus.Message) {
 	case bus.KindKeys:
 		c.applyLocal(m.Items, nil)
 	case bus.KindPatterns:
-		c.applyLocal(nil, m.Items)
+		c.queuePatterns(m) // records the event once applied
+		return
 	case bus.KindFlush:
 		c.flushL1()
 	}
@@ -95,5 +96,7 @@ func (c *Cache) observeBus(e bus.Event) {
 		c.stats.record(c.rec, Event{Kind: EventBusMalformed, Err: e.Err})
 	case bus.EventPublishError:
 		c.stats.record(c.rec, Event{Kind: EventRedisError, Err: e.Err})
+	case bus.EventRejected:
+		c.stats.record(c.rec, Event{Kind: EventBusRejected, Err: e.Err})
 	}
 }

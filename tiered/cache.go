@@ -57,7 +57,8 @@ type Cache struct {
 	stop      context.CancelFunc
 	clockStop func()
 	closeOnce sync.Once
-	bg        sync.WaitGroup // the retry goroutine
+	bg        sync.WaitGroup   // the retry goroutine and patternLoop
+	patternQ  chan bus.Message // received pattern messages for patternLoop
 
 	// noCAS replaces every compare-and-set fill by a plain write. Tests set
 	// it to show that the stale-fill tests catch the bug the compare-and-set
@@ -148,10 +149,11 @@ func New(opts Options) (*Cache, error) {
 	c.longestTTL.Store(int64(o.TTL))
 	if o.Redis != nil && !o.DisableBus {
 		c.degrade() // until the subscription is confirmed
+		c.patternQ = make(chan bus.Message, patternQueueLen)
 		c.bus, err = bus.New(bus.Options{
 			Client: o.Redis, Channel: c.busChannel(), Handler: busHandler{c},
 			Heartbeat: o.Heartbeat, Timeout: o.RedisTimeout, Logger: c.log, Observe: c.observeBus,
-			Sharded: o.ShardedPubSub, Publish: c.publishMessage,
+			Sharded: o.ShardedPubSub, Publish: c.publishMessage, Keys: o.BusKey,
 		})
 		if err != nil {
 			c.stop()
@@ -164,6 +166,10 @@ func New(opts Options) (*Cache, error) {
 	}
 	c.bg.Add(1)
 	go c.retryLoop()
+	if c.bus != nil {
+		c.bg.Add(1)
+		go c.patternLoop()
+	}
 	return c, nil
 }
 

@@ -78,3 +78,19 @@ func DeleteSkippingL1[V any](ctx context.Context, g *Group[V], ids ...string) er
 	}
 	return g.c.bus.Publish(ctx, bus.KindKeys, keys...)
 }
+
+// WithPatternHook returns o with f called as each pattern's application
+// to the L1 begins (on the goroutine that applies it); f may block.
+func WithPatternHook(o Options, f func(pattern string)) Options { o.patterns.hook = f; return o }
+
+// WithInlinePatterns returns o applying received patterns on the bus's
+// receive goroutine, before the messages after them, as before patterns
+// were applied apart.
+func WithInlinePatterns(o Options) Options { o.patterns.inline = true; return o }
+
+// WithPatternBudget returns o with a work budget of steps glob steps per
+// pattern; 0 with unbounded set removes the budget, as before there was one.
+func WithPatternBudget(o Options, steps int64, unbounded bool) Options {
+	o.patterns.budget, o.patterns.unbounded = steps, unbounded
+	return o
+}
