@@ -347,3 +347,35 @@ func (s *Store) fail(op string, err error) error {
 	}
 	return fmt.Errorf("remote: %s: %w", op, err)
 }
+
+// Lifetimes returns how long each of keys has left to live (PTTL), in the
+// order of keys, with one pipeline of single-key commands: -1 for a key
+// without a TTL, -2 for a missing key (Redis's answers, as durations of
+// -1ns and -2ns).
+func (s *Store) Lifetimes(ctx context.Context, keys []string) ([]time.Duration, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	g, err := s.enterOn(ctx, s.rdb, keys)
+	if err != nil {
+		return nil, fmt.Errorf("remote: lifetimes: %w", err)
+	}
+	cmds := make([]*redis.DurationCmd, len(keys))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.PTTL(ctx, s.prefix+k)
+		}
+		return nil
+	})
+	g.exitEach(ctx, err, len(keys), func(i int) error { return cmds[i].Err() })
+	if err != nil {
+		return nil, s.fail("lifetimes", err)
+	}
+	out := make([]time.Duration, len(keys))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}

@@ -85,6 +85,9 @@ type Cache struct {
 	// dropNext makes the next bus message vanish after its sequence number
 	// was used, as a message lost on the way would; for tests only.
 	dropNext atomic.Bool
+	// noForeignLease waits for a foreign lease as for any other, as before
+	// foreign leases were recognized; for tests only.
+	noForeignLease bool
 }
 
 // groupStats is what the Cache keeps of each group: its counters, and

@@ -94,3 +94,7 @@ func WithPatternBudget(o Options, steps int64, unbounded bool) Options {
 	o.patterns.budget, o.patterns.unbounded = steps, unbounded
 	return o
 }
+
+// SetNoForeignLease switches off (true) the recognition of foreign leases:
+// a lease that outlives LeaseTTL is waited for like any other.
+func SetNoForeignLease(c *Cache, off bool) { c.noForeignLease = off }

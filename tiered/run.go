@@ -312,6 +312,8 @@ func (l *loadTime) pollLimit() time.Duration {
 // or run a version that does not hand off), or LeaseWait passed.
 func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 	g := r.g
+	var foreign []string // leases that outlive LeaseTTL: waited for once
+	defer func() { timedOut = append(timedOut, foreign...) }()
 	start := time.Now()
 	deadline := start.Add(g.c.opts.LeaseWait)
 	var timer *time.Timer
@@ -391,6 +393,9 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 				watching = append(watching, id)
 			}
 		}
+		if foreign == nil && len(pending) > 0 {
+			pending, foreign = r.foreign(pending, ended)
+		}
 		ids, watched = pending, watching
 		if len(ids)+len(watched) == 0 {
 			return vanished, nil, nil
@@ -405,6 +410,34 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			return append(vanished, watched...), ids, nil
 		}
 	}
+}
+
+// foreign splits the ids whose lease is still there after a first poll:
+// a lease with more life left than LeaseTTL (or none that ends) was not
+// taken by this fleet's rules (written by hand, or by a buggy or older
+// writer), so its value may never come; those ids are not waited for any
+// longer and are loaded without filling (EventLeaseForeign). It is asked
+// once per wait, so it returns a non-nil foreign.
+func (r *run[V]) foreign(ids []string, ended func(string, bool)) (pending, foreign []string) {
+	c := r.g.c
+	foreign = []string{}
+	if c.noForeignLease {
+		return ids, foreign
+	}
+	left, err := c.store.Lifetimes(r.ctx, r.g.keys(ids))
+	if err != nil {
+		return ids, foreign // the next poll finds out what is wrong
+	}
+	for i, id := range ids {
+		if d := left[i]; d == -1 || d > c.opts.LeaseTTL {
+			r.g.record(Event{Kind: EventLeaseForeign})
+			ended(id, false)
+			foreign = append(foreign, id)
+			continue
+		}
+		pending = append(pending, id)
+	}
+	return pending, foreign
 }
 
 // watch is a vanished lease that a wait watches for its hand-off: the
