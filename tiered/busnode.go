@@ -13,19 +13,23 @@ type busHandler struct{ c *Cache }
 var _ bus.Handler = busHandler{}
 
 // Apply removes the keys another node invalidated.
+// Patterns are applied apart, on patternLoop: a key invalidation that
+// arrives after a pattern does not wait for it (see receipts for how they
+// are counted).
 func (h busHandler) Apply(m bus.Message) {
 	c := h.c
+	if m.Kind == bus.KindPatterns {
+		c.queuePatterns(m)
+		return
+	}
+	n := c.receipts.arrive()
 	switch m.Kind {
 	case bus.KindKeys:
 		c.applyLocal(m.Items, nil)
-	case bus.KindPatterns:
-		c.queuePatterns(m) // records the event once applied
-		return
 	case bus.KindFlush:
 		c.flushL1()
 	}
-	lag := time.Duration(time.Now().UnixNano() - m.Sent)
-	c.stats.record(c.rec, Event{Kind: EventInvalidationReceived, Duration: lag})
+	c.receivedApplied(n, m)
 }
 
 // Lost flushes L1 and, until Restored, serves only entries younger than

@@ -57,8 +57,9 @@ type Cache struct {
 	stop      context.CancelFunc
 	clockStop func()
 	closeOnce sync.Once
-	bg        sync.WaitGroup   // the retry goroutine and patternLoop
-	patternQ  chan bus.Message // received pattern messages for patternLoop
+	bg        sync.WaitGroup      // the retry goroutine and patternLoop
+	patternQ  chan queuedPatterns // received pattern messages for patternLoop
+	receipts  receipts            // counts received messages in arrival order
 
 	// noCAS replaces every compare-and-set fill by a plain write. Tests set
 	// it to show that the stale-fill tests catch the bug the compare-and-set
@@ -152,7 +153,7 @@ func New(opts Options) (*Cache, error) {
 	c.longestTTL.Store(int64(o.TTL))
 	if o.Redis != nil && !o.DisableBus {
 		c.degrade() // until the subscription is confirmed
-		c.patternQ = make(chan bus.Message, patternQueueLen)
+		c.patternQ = make(chan queuedPatterns, patternQueueLen)
 		c.bus, err = bus.New(bus.Options{
 			Client: o.Redis, Channel: c.busChannel(), Handler: busHandler{c},
 			Heartbeat: o.Heartbeat, Timeout: o.RedisTimeout, Logger: c.log, Observe: c.observeBus,

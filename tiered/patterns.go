@@ -3,6 +3,7 @@ package tiered
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,10 +47,18 @@ func (c *Cache) patternLoop() {
 		select {
 		case <-c.closing.Done():
 			return
-		case m := <-c.patternQ:
-			c.applyReceivedPatterns(m)
+		case q := <-c.patternQ:
+			c.applyLocal(nil, q.m.Items)
+			c.receivedApplied(q.n, q.m)
 		}
 	}
+}
+
+// queuedPatterns is a pattern message waiting for patternLoop, with its
+// arrival number.
+type queuedPatterns struct {
+	m bus.Message
+	n uint64
 }
 
 // queuePatterns hands a received pattern message to patternLoop. If the
@@ -57,25 +66,73 @@ func (c *Cache) patternLoop() {
 // instead, which does all that applying m would (its keys left Redis
 // before it was sent), and drops m.
 func (c *Cache) queuePatterns(m bus.Message) {
+	n := c.receipts.arrive()
 	if c.opts.patterns.inline {
-		c.applyReceivedPatterns(m)
+		c.applyLocal(nil, m.Items)
+		c.receivedApplied(n, m)
 		return
 	}
 	select {
-	case c.patternQ <- m:
+	case c.patternQ <- queuedPatterns{m: m, n: n}:
 	default:
 		c.patternFlush(fmt.Sprint(m.Items), errPatternQueue)
-		lag := time.Duration(time.Now().UnixNano() - m.Sent)
+		c.receivedApplied(n, m)
+	}
+}
+
+// receivedApplied marks the message of arrival number n applied, and
+// counts every message now applied with all those before it.
+func (c *Cache) receivedApplied(n uint64, m bus.Message) {
+	lag := time.Duration(time.Now().UnixNano() - m.Sent)
+	for _, lag := range c.receipts.applied(n, lag) {
 		c.stats.record(c.rec, Event{Kind: EventInvalidationReceived, Duration: lag})
 	}
 }
 
-// applyReceivedPatterns applies the patterns of m and records it as
-// received.
-func (c *Cache) applyReceivedPatterns(m bus.Message) {
-	c.applyLocal(nil, m.Items)
-	lag := time.Duration(time.Now().UnixNano() - m.Sent)
-	c.stats.record(c.rec, Event{Kind: EventInvalidationReceived, Duration: lag})
+// receipts counts the messages received from the bus in the order they
+// arrived, although a pattern is applied after the keys that follow it: a
+// message is counted (EventInvalidationReceived,
+// Stats.InvalidationsReceived) once it and every message before it were
+// applied. So a count of n always means that the first n messages were
+// applied.
+type receipts struct {
+	mu   sync.Mutex // protects the fields below
+	q    []receipt  // arrived and not yet counted, in arrival order
+	head uint64     // the arrival number of q[0]
+	next uint64     // the next arrival number
+}
+
+type receipt struct {
+	done bool
+	lag  time.Duration // from sending to applying
+}
+
+// arrive numbers a message that arrived.
+func (r *receipts) arrive() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.next
+	r.next++
+	r.q = append(r.q, receipt{})
+	return n
+}
+
+// applied marks message n applied and returns the lags of the messages to
+// count now, in order.
+func (r *receipts) applied(n uint64, lag time.Duration) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.q[n-r.head] = receipt{done: true, lag: lag}
+	var out []time.Duration
+	for len(r.q) > 0 && r.q[0].done {
+		out = append(out, r.q[0].lag)
+		r.q = r.q[1:]
+		r.head++
+	}
+	if len(r.q) == 0 {
+		r.q = r.q[:0:0] // let the array go
+	}
+	return out
 }
 
 // clearPattern removes the keys matching p from this node's L1 and detaches
