@@ -24,7 +24,9 @@ const (
 // patternBudget is the matching work one pattern may cost on one node, in
 // glob steps: 27-70 ms of one core on the patterns that cost the most per
 // key (BenchmarkBudget in internal/glob, on a loaded 2-core VM), far less
-// than that for ordinary patterns, which cost about one step per key byte. A pattern that needs more
+// than that for ordinary patterns, which cost a few steps per key that
+// shares their literal prefix (so a pattern over several hundred thousand
+// such keys in one L1 flushes it too). A pattern that needs more
 // (a long run of wildcards against long keys) is given up and the whole
 // L1 is flushed instead: safe, and counted (EventPatternFlush).
 const patternBudget = 2 << 20
