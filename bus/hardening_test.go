@@ -242,7 +242,9 @@ func (r *relay) down(s, c net.Conn) {
 // stops the message half-way until the node pings (as it does after
 // PingInterval of silence): the old receive loop, which read with a
 // timeout, is then left in the middle of the reply and loses its
-// subscription.
+// subscription. The heartbeat is long enough (a ping unanswered for 5 s
+// ends a subscription) for the race detector on a loaded machine, where
+// go-redis takes seconds to read 10 MB.
 func TestHugeMessageFromStranger(t *testing.T) {
 	srv := redistest.Start(t)
 	stranger := srv.Client(t)
@@ -250,7 +252,7 @@ func TestHugeMessageFromStranger(t *testing.T) {
 		rl := newRelay(t, srv.Addr())
 		rb := newRecorder()
 		var rejected atomic.Int32
-		o := bus.Options{Heartbeat: 2 * time.Second, Observe: func(e bus.Event) {
+		o := bus.Options{Heartbeat: 5 * time.Second, Observe: func(e bus.Event) {
 			if e.Kind == bus.EventRejected {
 				rejected.Add(1)
 			}
