@@ -394,7 +394,9 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			}
 		}
 		if foreign == nil && len(pending) > 0 {
-			pending, foreign = r.foreign(pending, ended)
+			if pending, foreign, err = r.foreign(pending, ended); err != nil {
+				return append(append(vanished, pending...), watching...), nil, err
+			}
 		}
 		ids, watched = pending, watching
 		if len(ids)+len(watched) == 0 {
@@ -417,16 +419,17 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 // taken by this fleet's rules (written by hand, or by a buggy or older
 // writer), so its value may never come; those ids are not waited for any
 // longer and are loaded without filling (EventLeaseForeign). It is asked
-// once per wait, so it returns a non-nil foreign.
-func (r *run[V]) foreign(ids []string, ended func(string, bool)) (pending, foreign []string) {
+// once per wait, so it returns a non-nil foreign. err is a failed Redis
+// call, as for a poll; ids are then returned in pending.
+func (r *run[V]) foreign(ids []string, ended func(string, bool)) (pending, foreign []string, err error) {
 	c := r.g.c
 	foreign = []string{}
 	if c.noForeignLease {
-		return ids, foreign
+		return ids, foreign, nil
 	}
 	left, err := c.store.Lifetimes(r.ctx, r.g.keys(ids))
 	if err != nil {
-		return ids, foreign // the next poll finds out what is wrong
+		return ids, foreign, err
 	}
 	for i, id := range ids {
 		if d := left[i]; d == -1 || d > c.opts.LeaseTTL {
@@ -437,7 +440,7 @@ func (r *run[V]) foreign(ids []string, ended func(string, bool)) (pending, forei
 		}
 		pending = append(pending, id)
 	}
-	return pending, foreign
+	return pending, foreign, nil
 }
 
 // watch is a vanished lease that a wait watches for its hand-off: the
