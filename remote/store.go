@@ -348,34 +348,52 @@ func (s *Store) fail(op string, err error) error {
 	return fmt.Errorf("remote: %s: %w", op, err)
 }
 
-// Lifetimes returns how long each of keys has left to live (PTTL), in the
-// order of keys, with one pipeline of single-key commands: -1 for a key
-// without a TTL, -2 for a missing key (Redis's answers, as durations of
-// -1ns and -2ns).
-func (s *Store) Lifetimes(ctx context.Context, keys []string) ([]time.Duration, error) {
+// GetManyLifetimes is GetMany that also returns how long each of the
+// first n keys has left to live (PTTL, in the same pipeline): -1 (1ns
+// negative) for a key without a TTL, -2 for a missing key, as Redis
+// answers.
+func (s *Store) GetManyLifetimes(ctx context.Context, keys []string, n int) ([]Record, []time.Duration, error) {
 	if len(keys) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	g, err := s.enterOn(ctx, s.rdb, keys)
 	if err != nil {
-		return nil, fmt.Errorf("remote: lifetimes: %w", err)
+		return nil, nil, fmt.Errorf("remote: get many: %w", err)
 	}
-	cmds := make([]*redis.DurationCmd, len(keys))
+	cmds := make([]*redis.StringCmd, len(keys))
+	ttls := make([]*redis.DurationCmd, n)
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
-			cmds[i] = p.PTTL(ctx, s.prefix+k)
+			cmds[i] = p.Get(ctx, s.prefix+k)
+			if i < n {
+				ttls[i] = p.PTTL(ctx, s.prefix+k)
+			}
 		}
 		return nil
 	})
 	g.exitEach(ctx, err, len(keys), func(i int) error { return cmds[i].Err() })
-	if err != nil {
-		return nil, s.fail("lifetimes", err)
+	if err != nil && err != redis.Nil {
+		return nil, nil, s.fail("get many", err)
 	}
-	out := make([]time.Duration, len(keys))
+	recs := make([]Record, len(keys))
 	for i, c := range cmds {
-		out[i] = c.Val()
+		raw, err := c.Bytes()
+		switch {
+		case err == redis.Nil:
+		case err != nil:
+			return nil, nil, s.fail("get many", err)
+		default:
+			recs[i] = decode(raw)
+		}
 	}
-	return out, nil
+	left := make([]time.Duration, n)
+	for i, c := range ttls {
+		if err := c.Err(); err != nil {
+			return nil, nil, s.fail("get many", err)
+		}
+		left[i] = c.Val()
+	}
+	return recs, left, nil
 }

@@ -352,9 +352,12 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 		for _, id := range watched {
 			keys = append(keys, g.Key(id), watches[id].key)
 		}
-		recs, err := g.c.store.GetMany(r.ctx, keys)
+		recs, left, err := r.poll(keys, len(ids), foreign == nil)
 		if err != nil {
 			return append(append(vanished, ids...), watched...), nil, err
+		}
+		if left != nil {
+			foreign = []string{} // checked: once per wait
 		}
 		now := time.Now()
 		pending, watching := ids[:0:0], watched[:0:0]
@@ -364,6 +367,10 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			case r.settle(id, rec):
 				g.loads.add(rec.LoadTime)
 				ended(id, true)
+			case rec.Kind == remote.KindLease && rec.Token == r.holders[id] && left != nil && r.isForeign(left[i]):
+				g.record(Event{Kind: EventLeaseForeign})
+				ended(id, false)
+				foreign = append(foreign, id)
 			case rec.Kind == remote.KindLease && rec.Token == r.holders[id]:
 				pending = append(pending, id)
 			case watchFor > 0 && r.watchable(id):
@@ -393,11 +400,6 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 				watching = append(watching, id)
 			}
 		}
-		if foreign == nil && len(pending) > 0 {
-			if pending, foreign, err = r.foreign(pending, ended); err != nil {
-				return append(append(vanished, pending...), watching...), nil, err
-			}
-		}
 		ids, watched = pending, watching
 		if len(ids)+len(watched) == 0 {
 			return vanished, nil, nil
@@ -414,33 +416,24 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 	}
 }
 
-// foreign splits the ids whose lease is still there after a first poll:
-// a lease with more life left than LeaseTTL (or none that ends) was not
-// taken by this fleet's rules (written by hand, or by a buggy or older
-// writer), so its value may never come; those ids are not waited for any
-// longer and are loaded without filling (EventLeaseForeign). It is asked
-// once per wait, so it returns a non-nil foreign. err is a failed Redis
-// call, as for a poll; ids are then returned in pending.
-func (r *run[V]) foreign(ids []string, ended func(string, bool)) (pending, foreign []string, err error) {
-	c := r.g.c
-	foreign = []string{}
-	if c.noForeignLease {
-		return ids, foreign, nil
+// poll reads keys; with ttls, it also returns the remaining life of the
+// first n (one pipeline either way).
+func (r *run[V]) poll(keys []string, n int, ttls bool) ([]remote.Record, []time.Duration, error) {
+	st := r.g.c.store
+	if !ttls || r.g.c.noForeignLease {
+		recs, err := st.GetMany(r.ctx, keys)
+		return recs, nil, err
 	}
-	left, err := c.store.Lifetimes(r.ctx, r.g.keys(ids))
-	if err != nil {
-		return ids, foreign, err
-	}
-	for i, id := range ids {
-		if d := left[i]; d == -1 || d > c.opts.LeaseTTL {
-			r.g.record(Event{Kind: EventLeaseForeign})
-			ended(id, false)
-			foreign = append(foreign, id)
-			continue
-		}
-		pending = append(pending, id)
-	}
-	return pending, foreign, nil
+	return st.GetManyLifetimes(r.ctx, keys, n)
+}
+
+// isForeign reports whether a lease with left to live was not taken by
+// this fleet's rules (by hand, or by a buggy or older writer): it has more
+// life left than LeaseTTL, or no expiry. Its value may never come, so it
+// is waited for once only, then the key is loaded without filling
+// (EventLeaseForeign).
+func (r *run[V]) isForeign(left time.Duration) bool {
+	return left == -1 || left > r.g.c.opts.LeaseTTL
 }
 
 // watch is a vanished lease that a wait watches for its hand-off: the
