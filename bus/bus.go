@@ -2,10 +2,12 @@ package bus
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -45,16 +47,34 @@ type Options struct {
 	Node NodeID
 	// Handler receives what arrives.
 	Handler Handler
-	// MaxMessageBytes bounds one message; a larger invalidation is sent
-	// as several. Default: 64 KiB.
+	// MaxMessageBytes bounds one message, both ways. A larger
+	// invalidation is sent as several messages; a single key or pattern
+	// too large for one message is sent as a flush of every node's L1
+	// (KindFlush) instead. A received message larger than this is dropped
+	// unread and counted (EventRejected); the gap it leaves in its
+	// sender's sequence numbers makes this node flush. Every node of a
+	// fleet must use the same value. Default: 64 KiB (DefaultMaxMessageBytes).
 	MaxMessageBytes int
+	// Keys, if set, authenticate messages: every message this node sends
+	// is signed with HMAC-SHA256 under Keys[0] (wire version 2), and a
+	// received message is applied only if it is signed under one of Keys;
+	// any other (unsigned, badly signed, or signed under another key) is
+	// dropped unread and counted (EventRejected). List the new key second,
+	// then first, then drop the old one, to rotate keys without a stop.
+	// Without Keys, a node sends unsigned messages (version 1) and reads
+	// both versions without checking MACs. Each key must be at least 16
+	// bytes; 32 random bytes are recommended. Default: none.
+	Keys [][]byte
 	// Heartbeat is how often the node publishes its last sequence number.
 	// A node that hears nothing, not even its own heartbeat, for three
 	// heartbeats counts its subscription as lost. Default: 1s.
 	Heartbeat time.Duration
 	// PingInterval is how long the receive loop waits for a message before
-	// it pings the server; an unanswered ping by the next interval counts
-	// the subscription as lost. Default: Heartbeat/2.
+	// it pings the server; a ping unanswered for two more intervals counts
+	// the subscription as lost (so a hung server is noticed within three
+	// intervals, 1.5 heartbeats by default). Reads have no deadline, so a
+	// large message is never cut in two; its read must end within those
+	// two intervals. Default: Heartbeat/2.
 	PingInterval time.Duration
 	// Timeout bounds one PUBLISH. Default: 250ms.
 	Timeout time.Duration
@@ -77,7 +97,25 @@ type Options struct {
 	// for sending one encoded message (to inject faults in tests). Default:
 	// Client.Publish(ctx, Channel, payload).
 	Publish func(ctx context.Context, payload []byte) error
+
+	// compat restores earlier behaviours, for tests that show what the
+	// current ones prevent.
+	compat compat
 }
+
+// compat switches that tests flip to restore an earlier behaviour.
+type compat struct {
+	seq     bool          // sequence numbers compared without wrap or sanity (before spoofing was handled)
+	timeout bool          // receive with a read timeout (which may cut a large message in two)
+	noKick  bool          // a lost subscription waits out its backoff even when the pool answers
+	backoff time.Duration // if set, every backoff step is this long
+}
+
+// DefaultMaxMessageBytes is the default of Options.MaxMessageBytes.
+const DefaultMaxMessageBytes = 64 << 10
+
+// minKeyBytes is the shortest key Options.Keys accepts.
+const minKeyBytes = 16
 
 // EventKind says what an [Event] reports.
 type EventKind uint8
@@ -91,6 +129,7 @@ const (
 	EventGap                               // a sender's message went missing
 	EventMalformed                         // a message could not be decoded (Err)
 	EventPublishError                      // a PUBLISH failed (Err)
+	EventRejected                          // a message was dropped unread: too large, or not authenticated (Err)
 )
 
 // Event is one thing that happened on a bus.
@@ -114,7 +153,10 @@ type Bus struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
-	peers map[NodeID]uint64 // last sequence number seen per origin; only the receive goroutine uses it
+	peers map[NodeID]*peer // sequence state per origin; only the receive goroutine uses it
+
+	kicks   chan struct{} // the pool saw Redis answer while waiting is set
+	waiting atomic.Bool   // the subscription is lost and a new one is pending
 
 	mu      sync.Mutex // protects healthy, waiters and sub
 	healthy bool
@@ -137,7 +179,15 @@ func New(opts Options) (*Bus, error) {
 		opts.Node = NewNodeID()
 	}
 	if opts.MaxMessageBytes == 0 {
-		opts.MaxMessageBytes = 64 << 10
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if opts.MaxMessageBytes < overhead+1 {
+		return nil, fmt.Errorf("bus: MaxMessageBytes %d is below the minimum of %d", opts.MaxMessageBytes, overhead+1)
+	}
+	for i, k := range opts.Keys {
+		if len(k) < minKeyBytes {
+			return nil, fmt.Errorf("bus: key %d is %d bytes; want at least %d", i, len(k), minKeyBytes)
+		}
 	}
 	if opts.Heartbeat == 0 {
 		opts.Heartbeat = time.Second
@@ -157,8 +207,12 @@ func New(opts Options) (*Bus, error) {
 	if err := checkClient(opts.Client); err != nil {
 		return nil, err
 	}
-	b := &Bus{opts: opts, peers: make(map[NodeID]uint64)}
+	b := &Bus{opts: opts, peers: make(map[NodeID]*peer), kicks: make(chan struct{}, 1)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.waiting.Store(true)
+	if !opts.compat.noKick {
+		opts.Client.AddHook(kickHook{b: b})
+	}
 	b.wg.Add(2)
 	go b.heartbeatLoop()
 	go b.receiveLoop()
@@ -292,8 +346,15 @@ func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
 	defer b.pubMu.Unlock()
 	var firstErr error
 	for _, part := range batches {
+		m := Message{Kind: kind, Items: part}
+		if b.size(m) > b.opts.MaxMessageBytes {
+			// One item too large for a message: every node flushes instead.
+			b.opts.Logger.Warn("bus: an item exceeds MaxMessageBytes; sending a flush instead", "channel", b.opts.Channel, "bytes", len(part[0]), "max", b.opts.MaxMessageBytes)
+			m = Message{Kind: KindFlush}
+		}
 		b.seq++
-		if err := b.send(ctx, Message{Kind: kind, Seq: b.seq, Items: part}); err != nil && firstErr == nil {
+		m.Seq = b.seq
+		if err := b.send(ctx, m); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
@@ -323,7 +384,7 @@ func (b *Bus) send(ctx context.Context, m Message) error {
 	m.Sent = time.Now().UnixNano()
 	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
 	defer cancel()
-	if err := b.opts.Publish(ctx, Encode(m)); err != nil {
+	if err := b.opts.Publish(ctx, b.encode(m)); err != nil {
 		b.observe(Event{Kind: EventPublishError, Err: err})
 		return fmt.Errorf("bus: publish: %w", err)
 	}
@@ -331,4 +392,24 @@ func (b *Bus) send(ctx context.Context, m Message) error {
 		b.observe(Event{Kind: EventSent, N: len(m.Items)})
 	}
 	return nil
+}
+
+// encode returns the wire form of m: signed under the first key, if any.
+func (b *Bus) encode(m Message) []byte {
+	if len(b.opts.Keys) > 0 {
+		return EncodeSigned(m, b.opts.Keys[0])
+	}
+	return Encode(m)
+}
+
+// size returns the length of m's wire form.
+func (b *Bus) size(m Message) int {
+	n := headerSize + binary.MaxVarintLen64
+	if len(b.opts.Keys) > 0 {
+		n += MACSize
+	}
+	for _, it := range m.Items {
+		n += binary.MaxVarintLen64 + len(it)
+	}
+	return n
 }

@@ -20,7 +20,12 @@
 // reload the cluster's layout before it subscribes again.
 //
 // Every message carries a version byte, the origin node's random 128-bit ID,
-// a per-origin sequence number, the time it was sent, and keys or patterns.
-// Publishing is serialized per node and assigns the sequence numbers, so one
-// sender's messages arrive in order.
+// a per-origin sequence number, the time it was sent, and keys or patterns;
+// with Options.Keys it ends with an HMAC-SHA256 (version 2), and messages
+// not signed under one of the keys are dropped. Publishing is serialized
+// per node and assigns the sequence numbers, so one sender's messages
+// arrive in order. Sequence numbers are compared modulo 2^64 within a
+// window, so a message with a made-up number costs one flush and switches
+// no check off. Messages larger than Options.MaxMessageBytes are neither
+// sent nor read.
 package bus

@@ -38,3 +38,19 @@ func ExamplePublisher() {
 	// Output:
 	// shop:bus hello
 }
+
+// EncodeSigned and Verify are how nodes with Options.Keys sign and check
+// messages; a reader without keys decodes a signed message all the same.
+func ExampleEncodeSigned() {
+	key := []byte("a key of at least sixteen bytes")
+	b := bus.EncodeSigned(bus.Message{Kind: bus.KindKeys, Seq: 1, Items: []string{"shop:item:1"}}, key)
+	fmt.Println(bus.Verify(b, [][]byte{key}), bus.Verify(b, [][]byte{[]byte("another key, sixteen+")}))
+	m, err := bus.Decode(b)
+	fmt.Println(m.Items, err)
+	b[len(b)-1] ^= 1 // a forged MAC
+	fmt.Println(bus.Verify(b, [][]byte{key}))
+	// Output:
+	// true false
+	// [shop:item:1] <nil>
+	// false
+}

@@ -1,7 +1,9 @@
 package bus
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -47,7 +49,16 @@ type Message struct {
 	Items []string // keys or patterns
 }
 
-const wireVersion = 1
+// The wire versions: version 1 is a message without authentication;
+// version 2 is the same layout followed by an HMAC-SHA256 of everything
+// before it ([EncodeSigned]). A reader without keys reads both.
+const (
+	wireVersion       = 1
+	wireVersionSigned = 2
+)
+
+// MACSize is the length of the HMAC-SHA256 that ends a signed message.
+const MACSize = sha256.Size
 
 // headerSize is the fixed part of an encoded message.
 const headerSize = 1 + 1 + 16 + 8 + 8
@@ -76,15 +87,53 @@ func Encode(m Message) []byte {
 	return b
 }
 
-// Decode parses a message. It never panics: anything malformed is an error
-// wrapping [ErrMalformed].
+// EncodeSigned returns the signed wire form of m: Encode's bytes with the
+// version byte 2, followed by HMAC-SHA256(key, those bytes).
+func EncodeSigned(m Message, key []byte) []byte {
+	b := Encode(m)
+	b[0] = wireVersionSigned
+	return appendMAC(b, key)
+}
+
+func appendMAC(b, key []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write(b)
+	return h.Sum(b)
+}
+
+// Verify reports whether b is a signed message (version 2) whose MAC is
+// the HMAC-SHA256 of the bytes before it under one of keys. It says nothing
+// of whether the rest of b decodes. It compares MACs in constant time.
+func Verify(b []byte, keys [][]byte) bool {
+	if len(b) < headerSize+MACSize || b[0] != wireVersionSigned {
+		return false
+	}
+	body, mac := b[:len(b)-MACSize], b[len(b)-MACSize:]
+	for _, k := range keys {
+		h := hmac.New(sha256.New, k)
+		h.Write(body)
+		if hmac.Equal(h.Sum(nil), mac) {
+			return true
+		}
+	}
+	return false
+}
+
+// Decode parses a message of either version; it does not check a signed
+// message's MAC (see [Verify]). It never panics: anything malformed is an
+// error wrapping [ErrMalformed].
 func Decode(b []byte) (Message, error) {
 	var m Message
+	if len(b) > 0 && b[0] == wireVersionSigned {
+		if len(b) < headerSize+MACSize {
+			return m, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
+		}
+		b = b[:len(b)-MACSize]
+	} else if len(b) > 0 && b[0] != wireVersion {
+		return m, fmt.Errorf("%w: version %d", ErrMalformed, b[0])
+	}
 	if len(b) < headerSize {
 		return m, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
-	}
-	if b[0] != wireVersion {
-		return m, fmt.Errorf("%w: version %d", ErrMalformed, b[0])
 	}
 	m.Kind = Kind(b[1])
 	if m.Kind < KindKeys || m.Kind > KindTags {
@@ -117,17 +166,22 @@ func Decode(b []byte) (Message, error) {
 	return m, nil
 }
 
-// split cuts items into batches whose encoded messages stay within max
-// bytes; an item larger than that travels alone.
+// overhead is the most an encoded message adds to its items' bytes: the
+// header, the item count and a signed message's MAC.
+const overhead = headerSize + binary.MaxVarintLen64 + MACSize
+
+// split cuts items into batches whose encoded messages (signed or not) stay
+// within max bytes; an item larger than that travels alone (the publisher
+// sends a flush in its place).
 func split(items []string, max int) [][]string {
 	var out [][]string
-	size := headerSize + binary.MaxVarintLen64
+	size := overhead
 	start := 0
 	for i, it := range items {
 		n := binary.MaxVarintLen64 + len(it)
 		if i > start && size+n > max {
 			out = append(out, items[start:i])
-			start, size = i, headerSize+binary.MaxVarintLen64
+			start, size = i, overhead
 		}
 		size += n
 	}

@@ -85,3 +85,45 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestSignedRoundTripAndVerify(t *testing.T) {
+	key, other := []byte("0123456789abcdef"), []byte("fedcba9876543210")
+	m := Message{Kind: KindPatterns, Origin: NewNodeID(), Seq: 9, Sent: 5, Items: []string{"a:*", "b"}}
+	b := EncodeSigned(m, key)
+	if b[0] != 2 || len(b) != len(Encode(m))+MACSize {
+		t.Fatalf("EncodeSigned: version %d, %d bytes; want 2, %d", b[0], len(b), len(Encode(m))+MACSize)
+	}
+	got, err := Decode(b) // a reader without keys ignores the MAC
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("Decode(signed) = %+v, %v; want %+v", got, err, m)
+	}
+	if !Verify(b, [][]byte{other, key}) {
+		t.Error("Verify rejected a message signed under the second key")
+	}
+	if Verify(b, [][]byte{other}) || Verify(Encode(m), [][]byte{key}) || Verify(b[:len(b)-1], [][]byte{key}) || Verify(nil, [][]byte{key}) {
+		t.Error("Verify accepted a message not signed under the keys")
+	}
+	for i := range b {
+		c := bytes.Clone(b)
+		c[i] ^= 0x40
+		if Verify(c, [][]byte{key}) {
+			t.Fatalf("Verify accepted the message with byte %d changed", i)
+		}
+	}
+	if _, err := Decode(b[:headerSize+MACSize-1]); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Decode(short signed) error = %v; want ErrMalformed", err)
+	}
+}
+
+func FuzzDecodeSigned(f *testing.F) {
+	f.Add(EncodeSigned(Message{Kind: KindKeys, Seq: 1, Items: []string{"k"}}, []byte("0123456789abcdef")))
+	f.Add([]byte{2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Decode(b)
+		if err == nil && Verify(b, [][]byte{[]byte("0123456789abcdef")}) {
+			if got := EncodeSigned(m, []byte("0123456789abcdef")); !bytes.Equal(got, b) {
+				t.Fatalf("a verified message does not re-encode to itself")
+			}
+		}
+	})
+}

@@ -1,9 +1,13 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,9 +18,11 @@ var (
 	errSilent          = errors.New("bus: no heartbeat, not even this node's own, for three heartbeats")
 	errUnsubscribed    = errors.New("bus: the server ended the subscription")
 	errUnexpectedFirst = errors.New("bus: the first reply was not the subscription")
+	errRejected        = errors.New("bus: message rejected")
 	maxBackoff         = time.Second
 	initialBackoff     = 10 * time.Millisecond
 	silentAfterBeats   = 3
+	pingPatience       = 2
 )
 
 // receiveLoop subscribes, receives until the subscription is lost, reports
@@ -51,15 +57,92 @@ func (b *Bus) receiveLoop() {
 		if confirmed {
 			backoff = initialBackoff
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-b.ctx.Done():
-			t.Stop()
+		if !b.pause(backoff) {
 			return
-		case <-t.C:
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
+}
+
+// pause waits before the next subscription: backoff, or less if the
+// client's connection pool sees Redis answer meanwhile (then the
+// subscription is retried at once, though never sooner than
+// initialBackoff after the last attempt). It reports false on Close.
+func (b *Bus) pause(backoff time.Duration) bool {
+	if b.opts.compat.backoff > 0 {
+		backoff = b.opts.compat.backoff
+	}
+	earliest := time.Now().Add(initialBackoff)
+	t := time.NewTimer(backoff)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-b.kicks:
+			d := time.Until(earliest)
+			if d <= 0 {
+				return true
+			}
+			t.Reset(min(d, backoff))
+		}
+	}
+}
+
+// kickHook watches the client's commands: while the subscription is lost,
+// a command that Redis answers (a value or an error reply, not a network
+// error) ends the bus's backoff, so the subscription comes back as soon as
+// the pool does. go-redis cannot remove a hook: after Close it only
+// forwards.
+type kickHook struct{ b *Bus }
+
+var _ redis.Hook = kickHook{}
+
+func (h kickHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h kickHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.seen(err)
+		return err
+	}
+}
+
+func (h kickHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if len(cmds) > 0 {
+			h.seen(cmds[0].Err())
+		}
+		return err
+	}
+}
+
+// seen kicks the bus if it waits and err says that Redis answered.
+func (h kickHook) seen(err error) {
+	if !h.b.waiting.Load() || !answered(err) || h.b.ctx.Err() != nil {
+		return
+	}
+	select {
+	case h.b.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// answered reports whether a command's err is Redis's answer (none, a
+// miss, or an error reply) rather than a failure to reach it.
+func answered(err error) bool {
+	var re redis.Error
+	return err == nil || errors.As(err, &re) && !unavailable(err)
+}
+
+// unavailable reports whether an error reply says the server cannot serve
+// yet (a restarted server loading its data).
+func unavailable(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "LOADING") || strings.HasPrefix(s, "MASTERDOWN") || strings.HasPrefix(s, "CLUSTERDOWN") || strings.HasPrefix(s, "BUSY")
 }
 
 // subscribe starts a subscription to the channel: SUBSCRIBE, or SSUBSCRIBE
@@ -94,23 +177,109 @@ func (b *Bus) session(ps *redis.PubSub) (confirmed bool, err error) {
 	if s, ok := msg.(*redis.Subscription); !ok || s.Kind != "subscribe" && s.Kind != "ssubscribe" {
 		return false, fmt.Errorf("%w: %T", errUnexpectedFirst, msg)
 	}
+	b.waiting.Store(false)
 	b.opts.Handler.Restored() // first: WaitHealthy returns only once the handler has acted
 	b.setHealthy(true)
 	b.observe(Event{Kind: EventRestored})
+	defer b.waiting.Store(true)
+	if b.opts.compat.timeout {
+		return true, r.runTimeout(ps)
+	}
 	return true, r.run(ps)
 }
 
 // receiver is the state of one confirmed subscription.
 type receiver struct {
 	b           *Bus
-	peers       map[NodeID]uint64 // the bus's, kept across subscriptions
+	peers       map[NodeID]*peer // the bus's, kept across subscriptions
 	pingPending bool
-	lastOwnBeat time.Time
+	lastOwnBeat atomic.Int64 // unix ns
+	active      atomic.Bool  // something arrived since the watcher last looked
+	failure     atomic.Pointer[error]
 }
 
+// run receives until the subscription fails. Reads have no deadline: a
+// read timeout could end a read in the middle of a large message and leave
+// the connection's reader in the middle of a reply ("can't parse"). A
+// watcher goroutine pings instead when nothing arrived for PingInterval,
+// and ends the subscription (by closing it) when the ping is not answered
+// within two more, or when this node's own heartbeats stop.
 func (r *receiver) run(ps *redis.PubSub) error {
 	b := r.b
-	r.lastOwnBeat = time.Now()
+	r.lastOwnBeat.Store(time.Now().UnixNano())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := r.watch(ps, stop); err != nil {
+			r.failure.Store(&err)
+			ps.Close() // ends the blocked read
+		}
+	}()
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	for {
+		msg, err := ps.Receive(b.ctx)
+		if err != nil {
+			if b.ctx.Err() != nil {
+				return b.ctx.Err()
+			}
+			if f := r.failure.Load(); f != nil {
+				return *f
+			}
+			return err
+		}
+		r.active.Store(true)
+		if err := r.handle(msg); err != nil {
+			return err
+		}
+	}
+}
+
+// watch pings the server when nothing arrived for PingInterval and reports
+// a failure: a ping unanswered for pingPatience intervals, a failed one, or
+// this node's own heartbeats missing for silentAfterBeats heartbeats. It
+// returns nil once stop is closed. The reply to a ping queues behind a
+// message being read, so the patience is what a large message may take
+// to read (a 10 MB one takes 1-2 s under the race detector).
+func (r *receiver) watch(ps *redis.PubSub, stop <-chan struct{}) error {
+	b := r.b
+	t := time.NewTicker(b.opts.PingInterval)
+	defer t.Stop()
+	pending := 0 // intervals since an unanswered ping
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, r.lastOwnBeat.Load())) > time.Duration(silentAfterBeats)*b.opts.Heartbeat {
+			return errSilent
+		}
+		if r.active.Swap(false) {
+			pending = 0
+			continue
+		}
+		if pending == pingPatience {
+			return errPingTimeout
+		}
+		if pending == 0 {
+			if err := ps.Ping(b.ctx); err != nil {
+				return err
+			}
+		}
+		pending++
+	}
+}
+
+// runTimeout is run as it was before large messages were handled: it
+// reads with a timeout and pings on the same goroutine (compat.timeout).
+func (r *receiver) runTimeout(ps *redis.PubSub) error {
+	b := r.b
+	r.lastOwnBeat.Store(time.Now().UnixNano())
 	for {
 		msg, err := ps.ReceiveTimeout(b.ctx, b.opts.PingInterval)
 		if err != nil {
@@ -133,7 +302,7 @@ func (r *receiver) run(ps *redis.PubSub) error {
 				return err
 			}
 		}
-		if time.Since(r.lastOwnBeat) > time.Duration(silentAfterBeats)*b.opts.Heartbeat {
+		if time.Since(time.Unix(0, r.lastOwnBeat.Load())) > time.Duration(silentAfterBeats)*b.opts.Heartbeat {
 			return errSilent
 		}
 	}
@@ -153,7 +322,16 @@ func (r *receiver) handle(msg any) error {
 
 func (r *receiver) message(payload string) {
 	b := r.b
-	m, err := Decode([]byte(payload))
+	if len(payload) > b.opts.MaxMessageBytes {
+		b.reject(fmt.Errorf("%w: %d bytes, more than MaxMessageBytes (%d)", errRejected, len(payload), b.opts.MaxMessageBytes))
+		return
+	}
+	raw := []byte(payload)
+	if len(b.opts.Keys) > 0 && !Verify(raw, b.opts.Keys) {
+		b.reject(fmt.Errorf("%w: not signed under this bus's keys", errRejected))
+		return
+	}
+	m, err := Decode(raw)
 	if err != nil {
 		b.opts.Logger.Warn("bus: ignoring a malformed message", "channel", b.opts.Channel, "err", err)
 		b.observe(Event{Kind: EventMalformed, Err: err})
@@ -161,7 +339,7 @@ func (r *receiver) message(payload string) {
 	}
 	if m.Origin == b.opts.Node {
 		if m.Kind == KindHeartbeat {
-			r.lastOwnBeat = time.Now()
+			r.lastOwnBeat.Store(time.Now().UnixNano())
 		}
 		return
 	}
@@ -177,6 +355,30 @@ func (r *receiver) message(payload string) {
 	b.observe(Event{Kind: EventReceived, N: len(m.Items), Lag: time.Duration(time.Now().UnixNano() - m.Sent)})
 }
 
+// reject drops a message unread and counts it.
+func (b *Bus) reject(err error) {
+	b.opts.Logger.Warn("bus: dropping a message", "channel", b.opts.Channel, "err", err)
+	b.observe(Event{Kind: EventRejected, Err: err})
+}
+
+// peer is what a node knows of one origin's sequence numbers.
+type peer struct {
+	last uint64 // the last number accounted for
+	// odd is the number of the last message that did not follow last
+	// (0: none since the last one that did). A message that follows odd
+	// shows that the origin really is there, and resynchronizes last.
+	odd uint64
+}
+
+// seqWindow is how far ahead of the last number a message may be and still
+// count as the same sender's next one (with a gap if more than one ahead).
+// Anything else (behind, a repeat, or further ahead, as when someone
+// publishes in the origin's name with a made-up number) counts as one gap,
+// and its number is not adopted: the real sender's next message follows on
+// as if nothing happened. Comparisons are modulo 2^64, so no number
+// switches checks off by wrapping.
+const seqWindow = 1 << 32
+
 // gap records m's sequence number and reports whether a message of its
 // origin went missing before it. Sequence numbers are kept across
 // subscriptions, and an origin heard of for the first time counts as
@@ -188,9 +390,50 @@ func (r *receiver) message(payload string) {
 // it. What an origin sent while no subscription was up shows as a gap
 // too, which costs one more flush right after that one.
 func (r *receiver) gap(m Message) bool {
-	last := r.peers[m.Origin]
+	if r.b.opts.compat.seq {
+		return r.gapUnchecked(m)
+	}
+	p := r.peers[m.Origin]
+	if p == nil {
+		p = &peer{}
+		r.peers[m.Origin] = p
+	}
+	if gap, ok := follows(p.last, m); ok {
+		p.last, p.odd = m.Seq, 0
+		return gap
+	}
+	if p.odd != 0 {
+		if gap, ok := follows(p.odd, m); ok {
+			// The origin is really at this number: follow it from here.
+			p.last, p.odd = m.Seq, 0
+			return gap
+		}
+	}
+	p.odd = m.Seq
+	return true
+}
+
+// follows reports whether m can come after last from one sender (ok), and
+// whether a message went missing between them (gap).
+func follows(last uint64, m Message) (gap, ok bool) {
+	d := m.Seq - last // modulo 2^64
+	if m.Kind == KindHeartbeat {
+		return d != 0, d < seqWindow
+	}
+	return d != 1, d != 0 && d < seqWindow
+}
+
+// gapUnchecked is gap as it was before spoofed numbers were handled
+// (compat.seq): last+1 can wrap, and a number far ahead is adopted.
+func (r *receiver) gapUnchecked(m Message) bool {
+	p := r.peers[m.Origin]
+	if p == nil {
+		p = &peer{}
+		r.peers[m.Origin] = p
+	}
+	last := p.last
 	if m.Seq > last {
-		r.peers[m.Origin] = m.Seq
+		p.last = m.Seq
 	}
 	if m.Kind == KindHeartbeat {
 		return m.Seq > last

@@ -20,6 +20,7 @@ func groupStats() []stat {
 		{"tiercache.leases.lost", "Fills whose compare-and-set failed (an invalidation won) and slow loads whose lease expired.", func(s *tiered.Stats) uint64 { return s.LeasesLost }},
 		{"tiercache.leases.waited", "Misses that waited for another node's lease instead of loading.", func(s *tiered.Stats) uint64 { return s.LeasesWaited }},
 		{"tiercache.leases.renewed", "Lease extensions of slow loads.", func(s *tiered.Stats) uint64 { return s.LeasesRenewed }},
+		{"tiercache.leases.foreign", "Leases that outlived LeaseTTL: waited for once, then the key loaded without filling.", func(s *tiered.Stats) uint64 { return s.LeasesForeign }},
 		{"tiercache.refreshes", "Early refreshes run.", func(s *tiered.Stats) uint64 { return s.Refreshes }},
 		{"tiercache.refresh.errors", "Early refreshes that failed (the old value stayed).", func(s *tiered.Stats) uint64 { return s.RefreshErrors }},
 		{"tiercache.decode.errors", "Values in Redis that did not decode and were removed.", func(s *tiered.Stats) uint64 { return s.DecodeErrors }},
@@ -42,6 +43,8 @@ func cacheStats() []stat {
 		{"tiercache.bus.reconnects", "Bus subscriptions confirmed again after a loss.", func(s *tiered.Stats) uint64 { return s.BusReconnects }},
 		{"tiercache.bus.gaps", "Messages from other nodes found missing.", func(s *tiered.Stats) uint64 { return s.BusGaps }},
 		{"tiercache.bus.malformed", "Bus messages that could not be decoded.", func(s *tiered.Stats) uint64 { return s.BusMalformed }},
+		{"tiercache.bus.rejected", "Bus messages dropped unread: too large, or not signed under BusKey.", func(s *tiered.Stats) uint64 { return s.BusRejected }},
+		{"tiercache.patterns.flushes", "Patterns beyond the limits or the work budget that flushed L1 in their place.", func(s *tiered.Stats) uint64 { return s.PatternFlushes }},
 		{"tiercache.redis.breaker.opens", "Times the Redis circuit breaker opened.", func(s *tiered.Stats) uint64 { return s.BreakerOpens }},
 	}
 }

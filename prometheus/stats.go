@@ -37,6 +37,7 @@ func groupStats() []stat {
 		{"leases_lost_total", "Fills whose compare-and-set failed (an invalidation won) and slow loads whose lease expired.", func(s *tiered.Stats) float64 { return float64(s.LeasesLost) }},
 		{"leases_waited_total", "Misses that waited for another node's lease instead of loading.", func(s *tiered.Stats) float64 { return float64(s.LeasesWaited) }},
 		{"leases_renewed_total", "Lease extensions of slow loads.", func(s *tiered.Stats) float64 { return float64(s.LeasesRenewed) }},
+		{"leases_foreign_total", "Leases that outlived LeaseTTL: waited for once, then the key loaded without filling.", func(s *tiered.Stats) float64 { return float64(s.LeasesForeign) }},
 		{"refreshes_total", "Early refreshes run.", func(s *tiered.Stats) float64 { return float64(s.Refreshes) }},
 		{"refresh_errors_total", "Early refreshes that failed (the old value stayed).", func(s *tiered.Stats) float64 { return float64(s.RefreshErrors) }},
 		{"decode_errors_total", "Values in Redis that did not decode and were removed.", func(s *tiered.Stats) float64 { return float64(s.DecodeErrors) }},
@@ -60,6 +61,8 @@ func cacheStats() []stat {
 		{"bus_downtime_seconds_total", "Time the bus subscription was lost, summed over the losses that ended.", func(s *tiered.Stats) float64 { return s.BusDowntime.Seconds() }},
 		{"bus_gaps_total", "Messages from other nodes found missing.", func(s *tiered.Stats) float64 { return float64(s.BusGaps) }},
 		{"bus_malformed_total", "Bus messages that could not be decoded.", func(s *tiered.Stats) float64 { return float64(s.BusMalformed) }},
+		{"bus_rejected_total", "Bus messages dropped unread: too large, or not signed under BusKey.", func(s *tiered.Stats) float64 { return float64(s.BusRejected) }},
+		{"pattern_flushes_total", "Patterns beyond the limits or the work budget that flushed L1 in their place.", func(s *tiered.Stats) float64 { return float64(s.PatternFlushes) }},
 		{"redis_breaker_opens_total", "Times the Redis circuit breaker opened.", func(s *tiered.Stats) float64 { return float64(s.BreakerOpens) }},
 	}
 }

@@ -347,3 +347,53 @@ func (s *Store) fail(op string, err error) error {
 	}
 	return fmt.Errorf("remote: %s: %w", op, err)
 }
+
+// GetManyLifetimes is GetMany that also returns how long each of the
+// first n keys has left to live (PTTL, in the same pipeline): -1 (1ns
+// negative) for a key without a TTL, -2 for a missing key, as Redis
+// answers.
+func (s *Store) GetManyLifetimes(ctx context.Context, keys []string, n int) ([]Record, []time.Duration, error) {
+	if len(keys) == 0 {
+		return nil, nil, nil
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	g, err := s.enterOn(ctx, s.rdb, keys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("remote: get many: %w", err)
+	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	ttls := make([]*redis.DurationCmd, n)
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, s.prefix+k)
+			if i < n {
+				ttls[i] = p.PTTL(ctx, s.prefix+k)
+			}
+		}
+		return nil
+	})
+	g.exitEach(ctx, err, len(keys), func(i int) error { return cmds[i].Err() })
+	if err != nil && err != redis.Nil {
+		return nil, nil, s.fail("get many", err)
+	}
+	recs := make([]Record, len(keys))
+	for i, c := range cmds {
+		raw, err := c.Bytes()
+		switch {
+		case err == redis.Nil:
+		case err != nil:
+			return nil, nil, s.fail("get many", err)
+		default:
+			recs[i] = decode(raw)
+		}
+	}
+	left := make([]time.Duration, n)
+	for i, c := range ttls {
+		if err := c.Err(); err != nil {
+			return nil, nil, s.fail("get many", err)
+		}
+		left[i] = c.Val()
+	}
+	return recs, left, nil
+}

@@ -13,20 +13,25 @@ type busHandler struct{ c *Cache }
 var _ bus.Handler = busHandler{}
 
 // Apply removes the keys another node invalidated.
+// Patterns are applied apart, on patternLoop: a key invalidation that
+// arrives after a pattern does not wait for it (see receipts for how they
+// are counted).
 func (h busHandler) Apply(m bus.Message) {
 	c := h.c
+	if m.Kind == bus.KindPatterns {
+		c.queuePatterns(m)
+		return
+	}
+	n := c.receipts.arrive()
 	switch m.Kind {
 	case bus.KindKeys:
 		c.applyLocal(m.Items, nil)
-	case bus.KindPatterns:
-		c.applyLocal(nil, m.Items)
 	case bus.KindFlush:
 		c.flushL1()
 	case bus.KindTags:
 		c.applyTagMessage(m.Items)
 	}
-	lag := time.Duration(time.Now().UnixNano() - m.Sent)
-	c.stats.record(c.rec, Event{Kind: EventInvalidationReceived, Duration: lag})
+	c.receivedApplied(n, m)
 }
 
 // Lost flushes L1 and, until Restored, serves only entries younger than
@@ -100,5 +105,7 @@ func (c *Cache) observeBus(e bus.Event) {
 		c.stats.record(c.rec, Event{Kind: EventBusMalformed, Err: e.Err})
 	case bus.EventPublishError:
 		c.stats.record(c.rec, Event{Kind: EventRedisError, Err: e.Err})
+	case bus.EventRejected:
+		c.stats.record(c.rec, Event{Kind: EventBusRejected, Err: e.Err})
 	}
 }

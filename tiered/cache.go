@@ -62,7 +62,9 @@ type Cache struct {
 	stop      context.CancelFunc
 	clockStop func()
 	closeOnce sync.Once
-	bg        sync.WaitGroup // the retry goroutine
+	bg        sync.WaitGroup      // the retry goroutine and patternLoop
+	patternQ  chan queuedPatterns // received pattern messages for patternLoop
+	receipts  receipts            // counts received messages in arrival order
 
 	// noCAS replaces every compare-and-set fill by a plain write. Tests set
 	// it to show that the stale-fill tests catch the bug the compare-and-set
@@ -94,6 +96,9 @@ type Cache struct {
 	// the tag table across a lost subscription or a gap: tests set them to
 	// show that they catch what each prevents; nothing else may.
 	noTagCheck, noTagApply, noTagReset bool
+	// noForeignLease waits for a foreign lease as for any other, as before
+	// foreign leases were recognized; for tests only.
+	noForeignLease bool
 }
 
 // groupStats is what the Cache keeps of each group: its counters, and
@@ -164,10 +169,11 @@ func New(opts Options) (*Cache, error) {
 	c.longestTTL.Store(int64(o.TTL))
 	if o.Redis != nil && !o.DisableBus {
 		c.degrade() // until the subscription is confirmed
+		c.patternQ = make(chan queuedPatterns, patternQueueLen)
 		c.bus, err = bus.New(bus.Options{
 			Client: o.Redis, Channel: c.busChannel(), Handler: busHandler{c},
 			Heartbeat: o.Heartbeat, Timeout: o.RedisTimeout, Logger: c.log, Observe: c.observeBus,
-			Sharded: o.ShardedPubSub, Publish: c.publishMessage,
+			Sharded: o.ShardedPubSub, Publish: c.publishMessage, Keys: o.BusKey,
 		})
 		if err != nil {
 			c.stop()
@@ -180,6 +186,10 @@ func New(opts Options) (*Cache, error) {
 	}
 	c.bg.Add(1)
 	go c.retryLoop()
+	if c.bus != nil {
+		c.bg.Add(1)
+		go c.patternLoop()
+	}
 	return c, nil
 }
 

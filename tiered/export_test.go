@@ -96,3 +96,23 @@ func SetNoTagApply(c *Cache, off bool) { c.noTagApply = off }
 // SetNoTagReset keeps c's table of tag stamps across a gap or a lost
 // subscription.
 func SetNoTagReset(c *Cache, off bool) { c.noTagReset = off }
+
+// WithPatternHook returns o with f called as each pattern's application
+// to the L1 begins (on the goroutine that applies it); f may block.
+func WithPatternHook(o Options, f func(pattern string)) Options { o.patterns.hook = f; return o }
+
+// WithInlinePatterns returns o applying received patterns on the bus's
+// receive goroutine, before the messages after them, as before patterns
+// were applied apart.
+func WithInlinePatterns(o Options) Options { o.patterns.inline = true; return o }
+
+// WithPatternBudget returns o with a work budget of steps glob steps per
+// pattern; 0 with unbounded set removes the budget, as before there was one.
+func WithPatternBudget(o Options, steps int64, unbounded bool) Options {
+	o.patterns.budget, o.patterns.unbounded = steps, unbounded
+	return o
+}
+
+// SetNoForeignLease switches off (true) the recognition of foreign leases:
+// a lease that outlives LeaseTTL is waited for like any other.
+func SetNoForeignLease(c *Cache, off bool) { c.noForeignLease = off }

@@ -161,7 +161,7 @@ func TestHandOffOfAFailedLoad(t *testing.T) {
 // for the window only; then the waiting node takes the lease and loads.
 func TestVanishedLeaseWithoutHandOff(t *testing.T) {
 	srv := startRedis(t)
-	c := newCache(t, tiered.Options{Redis: srv.Client(t), Namespace: "gone", DisableBus: true, LeaseWait: time.Minute})
+	c := newCache(t, tiered.Options{Redis: srv.Client(t), Namespace: "gone", DisableBus: true, LeaseTTL: time.Minute, LeaseWait: time.Minute})
 	tiered.SetHandOffWatch(c, 20*time.Millisecond)
 	g := newGroup[string](t, c, "g", tiered.GroupOptions{})
 	holdLeases(t, srv, "gone", g, "k")

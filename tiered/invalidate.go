@@ -47,12 +47,25 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 // every master of a cluster) whose MATCH is only the pattern's literal
 // prefix, filtered exactly here, and UNLINKed in batches. Errors and
 // retries are as for [Cache.Invalidate].
+//
+// A pattern longer than MaxPatternBytes or with more than
+// MaxPatternWildcards wildcards is refused with an error, and nothing is
+// applied (Redis and the bus are untouched). On each node, matching one
+// pattern against its L1 is bounded: a pattern that needs more work (a
+// long run of wildcards against very long keys) flushes that node's whole
+// L1 instead (EventPatternFlush). Other nodes apply patterns apart from
+// keys, so a slow pattern never delays a key invalidation.
 func (c *Cache) InvalidatePattern(ctx context.Context, patterns ...string) error {
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
 	if len(patterns) == 0 {
 		return nil
+	}
+	for _, p := range patterns {
+		if err := glob.Check(p); err != nil {
+			return fmt.Errorf("tiered: invalidate pattern: %w", err)
+		}
 	}
 	return c.invalidate(ctx, invalidation{patterns: patterns}, true)
 }
@@ -174,12 +187,7 @@ func (c *Cache) applyLocal(keys, patterns []string) {
 // applied.
 func (c *Cache) clearPatterns(patterns []string) {
 	for _, p := range patterns {
-		m := glob.Compile(p).Match
-		c.flights.forgetMatching(m)
-		if c.l1 != nil {
-			prefix, _ := glob.LiteralPrefix(p)
-			c.stats.l1Removed.Add(uint64(c.l1.DeleteMatching(prefix, m)))
-		}
+		c.clearPattern(p)
 	}
 }
 

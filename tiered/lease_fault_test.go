@@ -25,8 +25,10 @@ func hookedClient(t *testing.T, srv *redistest.Server) (*redis.Client, *redistes
 	return rdb, h
 }
 
-// holdLeases takes the leases of ids of g, as another node that loads them
-// would, and returns them.
+// holdLeases takes the leases of ids of g for a minute, as another node
+// that loads them would in a fleet whose LeaseTTL is a minute (the tests'
+// caches set that LeaseTTL, or the leases would be foreign), and returns
+// them.
 func holdLeases[V any](t *testing.T, srv *redistest.Server, ns string, g *tiered.Group[V], ids ...string) []remote.Lease {
 	st, err := remote.New(srv.Client(t), remote.Options{Namespace: ns})
 	if err != nil {
@@ -62,7 +64,7 @@ func TestLeaseWaitRedisFailure(t *testing.T) {
 					h.FailPipelines(1, false)
 				}
 			})
-			c := newCache(t, tiered.Options{Redis: rdb, Namespace: "lw", DisableBus: true, FailClosed: closed, LeaseWait: time.Minute, Recorder: rec})
+			c := newCache(t, tiered.Options{Redis: rdb, Namespace: "lw", DisableBus: true, FailClosed: closed, LeaseTTL: time.Minute, LeaseWait: time.Minute, Recorder: rec})
 			g := newGroup[string](t, c, "g", tiered.GroupOptions{})
 			ls := holdLeases(t, srv, "lw", g, "a", "b")
 			var calls atomic.Int64
@@ -183,7 +185,7 @@ func TestCloseDuringLeaseWait(t *testing.T) {
 			redisErrs.Add(1)
 		}
 	})
-	c, err := tiered.New(tiered.Options{Redis: srv.Client(t), Namespace: "cw", DisableBus: true, LeaseWait: time.Minute, Recorder: rec})
+	c, err := tiered.New(tiered.Options{Redis: srv.Client(t), Namespace: "cw", DisableBus: true, LeaseTTL: time.Minute, LeaseWait: time.Minute, Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

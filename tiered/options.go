@@ -203,6 +203,18 @@ type Options struct {
 	// Default: RedisTimeout.
 	InvalidateReplicasTimeout time.Duration
 
+	// BusKey, if set, authenticates the bus's messages with HMAC-SHA256:
+	// this node signs every message under BusKey[0] and applies only
+	// messages signed under one of BusKey; any other message (unsigned,
+	// badly signed, from a stranger who can publish on the channel) is
+	// dropped unread and counted (Stats.BusRejected). To rotate a key
+	// without a stop, roll the fleet to [old, new], then to [new, old],
+	// then to [new]. Every node of a fleet must run a release that reads
+	// signed messages (wire version 2) before any node gets a key. Each key
+	// must be at least 16 bytes; use 32 random bytes. Default: none,
+	// unsigned messages, and signed ones read without checking.
+	BusKey [][]byte
+
 	// Logger receives errors that reads absorb (a failing Redis, a value
 	// that does not decode, a loader panic no caller was left to receive).
 	// Nothing is logged per hit. Default: discard.
@@ -217,6 +229,17 @@ type Options struct {
 	clock local.Clock
 	// random replaces the uniform draw of early refresh; tests set it.
 	random func() float64
+	// patterns holds the test knobs of pattern application.
+	patterns patternKnobs
+}
+
+// patternKnobs let tests watch pattern application and restore earlier
+// behaviours, to show what the current ones prevent.
+type patternKnobs struct {
+	inline    bool                 // apply received patterns on the bus's goroutine, before later keys
+	unbounded bool                 // no work budget
+	budget    int64                // if set, the work budget in glob steps
+	hook      func(pattern string) // called as each pattern's application begins
 }
 
 // withDefaults validates o and fills in its defaults.

@@ -314,6 +314,8 @@ func (l *loadTime) pollLimit() time.Duration {
 // or run a version that does not hand off), or LeaseWait passed.
 func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 	g := r.g
+	var foreign []string // leases that outlive LeaseTTL: waited for once
+	defer func() { timedOut = append(timedOut, foreign...) }()
 	start := time.Now()
 	deadline := start.Add(g.c.opts.LeaseWait)
 	var timer *time.Timer
@@ -352,9 +354,12 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 		for _, id := range watched {
 			keys = append(keys, g.Key(id), watches[id].key)
 		}
-		recs, err := g.c.store.GetMany(r.ctx, keys)
+		recs, left, err := r.poll(keys, len(ids), foreign == nil)
 		if err != nil {
 			return append(append(vanished, ids...), watched...), nil, err
+		}
+		if left != nil {
+			foreign = []string{} // checked: once per wait
 		}
 		now := time.Now()
 		pending, watching := ids[:0:0], watched[:0:0]
@@ -364,6 +369,10 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			case r.settle(id, rec):
 				g.loads.add(rec.LoadTime)
 				ended(id, true)
+			case rec.Kind == remote.KindLease && rec.Token == r.holders[id] && left != nil && r.isForeign(left[i]):
+				g.record(Event{Kind: EventLeaseForeign})
+				ended(id, false)
+				foreign = append(foreign, id)
 			case rec.Kind == remote.KindLease && rec.Token == r.holders[id]:
 				pending = append(pending, id)
 			case watchFor > 0 && r.watchable(id):
@@ -407,6 +416,26 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			return append(vanished, watched...), ids, nil
 		}
 	}
+}
+
+// poll reads keys; with ttls, it also returns the remaining life of the
+// first n (one pipeline either way).
+func (r *run[V]) poll(keys []string, n int, ttls bool) ([]remote.Record, []time.Duration, error) {
+	st := r.g.c.store
+	if !ttls || r.g.c.noForeignLease {
+		recs, err := st.GetMany(r.ctx, keys)
+		return recs, nil, err
+	}
+	return st.GetManyLifetimes(r.ctx, keys, n)
+}
+
+// isForeign reports whether a lease with left to live was not taken by
+// this fleet's rules (by hand, or by a buggy or older writer): it has more
+// life left than LeaseTTL, or no expiry. Its value may never come, so it
+// is waited for once only, then the key is loaded without filling
+// (EventLeaseForeign).
+func (r *run[V]) isForeign(left time.Duration) bool {
+	return left == -1 || left > r.g.c.opts.LeaseTTL
 }
 
 // watch is a vanished lease that a wait watches for its hand-off: the

@@ -58,6 +58,10 @@ const (
 	EventRefresh      // an early (XFetch) refresh ended: Duration, Err (nil on success)
 	EventBreakerOpen  // Redis failed too often: calls stop for a cool-down (Err: the last failure)
 	EventBreakerClose // a probe succeeded: calls to Redis resume
+
+	EventPatternFlush // a pattern beyond the limits or the work budget flushed L1 in its place (Err)
+	EventBusRejected  // a bus message was dropped unread: too large, or not signed under BusKey (Err)
+	EventLeaseForeign // a lease that outlives this fleet's LeaseTTL was waited for once, then the key loaded without filling
 )
 
 var eventNames = [...]string{
@@ -71,6 +75,7 @@ var eventNames = [...]string{
 	EventBusMalformed: "bus_malformed", EventFlush: "flush",
 	EventLeaseWaited: "lease_waited", EventLeaseRenewed: "lease_renewed", EventRefresh: "refresh",
 	EventBreakerOpen: "breaker_open", EventBreakerClose: "breaker_close",
+	EventPatternFlush: "pattern_flush", EventBusRejected: "bus_rejected", EventLeaseForeign: "lease_foreign",
 }
 
 // String returns the event's snake_case name.
@@ -138,6 +143,9 @@ type Stats struct {
 	BusGaps               uint64 // messages from other nodes found missing
 	BusMalformed          uint64 // bus messages that could not be decoded
 	Flushes               uint64 // whole-L1 invalidations
+	PatternFlushes        uint64 // patterns that flushed L1 in their place (beyond the limits or the work budget)
+	BusRejected           uint64 // bus messages dropped unread (too large, or not signed under BusKey)
+	LeasesForeign         uint64 // leases that outlived this fleet's LeaseTTL: waited for once, then loaded without filling
 
 	// BusDowntime is how long the bus subscription was lost, summed over
 	// the losses that ended (each ended by one of BusReconnects).
@@ -177,6 +185,9 @@ func (s *Stats) add(o Stats) {
 	s.BusGaps += o.BusGaps
 	s.BusMalformed += o.BusMalformed
 	s.Flushes += o.Flushes
+	s.PatternFlushes += o.PatternFlushes
+	s.BusRejected += o.BusRejected
+	s.LeasesForeign += o.LeasesForeign
 }
 
 // stripes spreads a hot counter over cache lines so that goroutines on
@@ -256,6 +267,9 @@ type counters struct {
 	busGaps          atomic.Uint64
 	busMalformed     atomic.Uint64
 	flushes          atomic.Uint64
+	patternFlushes   atomic.Uint64
+	busRejected      atomic.Uint64
+	leaseForeign     atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -275,6 +289,7 @@ func (c *counters) snapshot() Stats {
 		L1Removed: c.l1Removed.Load(), BusLost: c.busLost.Load(), BusRestored: c.busRestored.Load(),
 		BusReconnects: c.busReconnects.Load(), BusDowntime: time.Duration(c.busDowntime.Load()),
 		BusGaps: c.busGaps.Load(), BusMalformed: c.busMalformed.Load(), Flushes: c.flushes.Load(),
+		PatternFlushes: c.patternFlushes.Load(), BusRejected: c.busRejected.Load(), LeasesForeign: c.leaseForeign.Load(),
 	}
 }
 
@@ -359,6 +374,12 @@ func (c *counters) count(k EventKind) *atomic.Uint64 {
 		return &c.breakerOpens
 	case EventBreakerClose:
 		return &c.breakerCloses
+	case EventPatternFlush:
+		return &c.patternFlushes
+	case EventBusRejected:
+		return &c.busRejected
+	case EventLeaseForeign:
+		return &c.leaseForeign
 	}
 	return &c.flushes
 }

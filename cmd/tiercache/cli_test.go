@@ -22,6 +22,43 @@ import (
 // TestInvalidationsReachL1 runs each mutation as a process against a real
 // redis-server and checks that a running node's L1 (and Redis) lost exactly
 // the keys it names, and nothing else: no flush.
+// TestBusKey checks that --bus-key (or $TIERCACHE_BUS_KEY) signs what the
+// command publishes as a fleet with that BusKey expects: signed under
+// another key, the node drops the message and keeps its L1 copy.
+func TestBusKey(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	const ns, key = "clikey", "a fleet key of 16+ bytes"
+	n := newNode(t, rdb, ns, "user", []byte(key))
+	port := strconv.Itoa(srv.Port())
+	n.fill(t, "1", "2", "3")
+
+	mustRun(t, "invalidate", "-p", port, "--namespace", ns, "--bus-key", "another key of 16+ bytes", "user:1")
+	select {
+	case <-n.rejected:
+	case <-time.After(time.Minute):
+		t.Fatal("the node did not drop a message signed under another key within a minute")
+	}
+	if got := n.inL1("1", "2"); !slices.Equal(got, []string{"1", "2"}) {
+		t.Fatalf("after a message under another key, L1 holds %q; want both ids (the message dropped)", got)
+	}
+	r := cli(t, []string{"TIERCACHE_BUS_KEY=" + key}, "invalidate", "-p", port, "--namespace", ns, "user:2")
+	if r.code != 0 {
+		t.Fatalf("invalidate with $TIERCACHE_BUS_KEY: %v", r)
+	}
+	n.waitReceived(t)
+	if got := n.inL1("1", "2"); !slices.Equal(got, []string{"1"}) {
+		t.Fatalf("after a message under the fleet's key, L1 holds %q; want [1]", got)
+	}
+	if r := cli(t, nil, "invalidate", "-p", port, "--namespace", ns, "--bus-key", "short", "user:3"); r.code != 2 {
+		t.Fatalf("a bus key under 16 bytes: exit %d; want 2 (%v)", r.code, r)
+	}
+	if got := inRedis(t, rdb, ns, n, "3"); len(got) != 1 {
+		t.Fatalf("a refused bus key left Redis holding %q; want user:3 untouched", got)
+	}
+}
+
 func TestInvalidationsReachL1(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -154,6 +191,7 @@ func TestErrors(t *testing.T) {
 		{"WrongPassword", nil, []string{"invalidate-pattern", "-p", lp, "-a", "nope", "k*"}, 1, "WRONGPASS"},
 		{"WrongPasswordEnv", []string{"REDISCLI_AUTH=nope"}, []string{"clear", "-p", lp, "g"}, 1, "WRONGPASS"},
 		{"InvalidPattern", nil, []string{"invalidate-pattern", "-p", strconv.Itoa(open.Port()), "ok*", "user:[12"}, 2, `invalid pattern "user:[12"`},
+		{"PatternBeyondLimits", nil, []string{"invalidate-pattern", "-p", strconv.Itoa(open.Port()), "*" + strings.Repeat("?", 3000) + "b"}, 2, "pattern beyond limits"},
 		{"EmptyPattern", nil, []string{"invalidate-pattern", "-p", strconv.Itoa(open.Port()), ""}, 2, "empty pattern"},
 		{"ClearTwoGroups", nil, []string{"clear", "a", "b"}, 2, "want exactly one GROUP"},
 	}

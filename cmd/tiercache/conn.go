@@ -34,6 +34,7 @@ type connFlags struct {
 	namespace            string
 	timeout              time.Duration
 	sharded              bool
+	busKey               string
 
 	set map[string]bool // the flags given on the command line
 }
@@ -54,7 +55,12 @@ func (c *connFlags) register(fs *flagSet) {
 	fs.StringVar(&c.namespace, "namespace", remote.DefaultNamespace, "the fleet's `namespace` (tiered.Options.Namespace)")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Second, "bound on each Redis call and on connecting")
 	fs.BoolVar(&c.sharded, "sharded", false, "the fleet uses sharded pub/sub (tiered.Options.ShardedPubSub)")
+	fs.StringVar(&c.busKey, "bus-key", "", "sign bus messages with this HMAC `key`, the fleet's tiered.Options.BusKey[0] (default $"+busKeyEnv+")")
 }
+
+// busKeyEnv names the variable that holds the bus key when --bus-key is
+// not given: a key on the command line shows in the process list.
+const busKeyEnv = "TIERCACHE_BUS_KEY"
 
 // client returns a client for the connection flags. It does no I/O.
 func (c *connFlags) client(getenv func(string) string) (redis.UniversalClient, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/tiercache/tiercache/internal/glob"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -128,9 +129,8 @@ func (e *env) mutate(ctx context.Context, kind bus.Kind, items []string, redisPa
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if err := redisPart(ctx, st); err != nil {
-		return fmt.Errorf("redis %s: %w (nothing was published)", describe(rdb), err)
-	}
+	// The bus first, so that a bad --bus-key changes nothing; it publishes
+	// only after Redis changed.
 	var sent atomic.Int64
 	b, err := e.newBus(rdb, func(ev bus.Event) {
 		if ev.Kind == bus.EventSent {
@@ -141,6 +141,9 @@ func (e *env) mutate(ctx context.Context, kind bus.Kind, items []string, redisPa
 		return err
 	}
 	defer b.Close()
+	if err := redisPart(ctx, st); err != nil {
+		return fmt.Errorf("redis %s: %w (nothing was published)", describe(rdb), err)
+	}
 	if err := b.Publish(ctx, kind, items...); err != nil {
 		return fmt.Errorf("Redis changed, but the bus message failed: nodes keep their L1 copies until their L1TTL; run the command again: %w", err)
 	}
@@ -149,11 +152,19 @@ func (e *env) mutate(ctx context.Context, kind bus.Kind, items []string, redisPa
 }
 
 // newBus returns the bus through which a command publishes, with a random
-// origin. Message authentication (docs/protocol.md, "Authentication")
-// plugs in here: a --bus-key flag sets the bus's signing key in these
-// Options, and nothing else in the command changes.
+// origin, signing its messages under --bus-key (or $TIERCACHE_BUS_KEY)
+// when one is given, as a node with that BusKey does.
 func (e *env) newBus(rdb redis.UniversalClient, observe func(bus.Event)) (*bus.Bus, error) {
-	return bus.New(bus.Options{
+	key := e.conn.busKey
+	if key == "" {
+		key = e.getenv(busKeyEnv)
+	}
+	var keys [][]byte
+	if key != "" {
+		keys = [][]byte{[]byte(key)}
+	}
+	b, err := bus.New(bus.Options{
+		Keys:    keys,
 		Client:  rdb,
 		Channel: tiered.BusChannel(e.conn.namespace),
 		Handler: ignore{},
@@ -161,6 +172,10 @@ func (e *env) newBus(rdb redis.UniversalClient, observe func(bus.Event)) (*bus.B
 		Sharded: e.conn.sharded,
 		Observe: observe,
 	})
+	if err != nil && key != "" {
+		return nil, usagef("--bus-key: %v", err)
+	}
+	return b, err
 }
 
 // ignore is the bus handler of a command that only publishes.
@@ -192,6 +207,9 @@ func kindName(k bus.Kind) string {
 func checkPattern(p string) error {
 	if p == "" {
 		return usagef("empty pattern")
+	}
+	if err := glob.Check(p); err != nil { // the library's limits: it would refuse it too
+		return usagef("invalid pattern %.40q...: %v", p, err)
 	}
 	for i := 0; i < len(p); i++ {
 		switch p[i] {

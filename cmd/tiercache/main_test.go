@@ -100,18 +100,21 @@ type node struct {
 	c        *tiered.Cache
 	g        *tiered.Group[string]
 	received chan struct{} // one per invalidation applied from the bus
+	rejected chan struct{} // one per bus message dropped unread (not signed under BusKey)
 	flushes  atomic.Int64  // whole-L1 flushes after start-up
 	ready    atomic.Bool
 }
 
-func newNode(t *testing.T, rdb redis.UniversalClient, namespace, group string) *node {
+func newNode(t *testing.T, rdb redis.UniversalClient, namespace, group string, busKey ...[]byte) *node {
 	t.Helper()
-	n := &node{received: make(chan struct{}, 64)}
-	c, err := tiered.New(tiered.Options{Redis: rdb, Namespace: namespace, L1TTL: time.Hour, TTL: time.Hour,
+	n := &node{received: make(chan struct{}, 64), rejected: make(chan struct{}, 64)}
+	c, err := tiered.New(tiered.Options{Redis: rdb, Namespace: namespace, L1TTL: time.Hour, TTL: time.Hour, BusKey: busKey,
 		Recorder: tiered.RecorderFunc(func(e tiered.Event) {
 			switch e.Kind {
 			case tiered.EventInvalidationReceived:
 				n.received <- struct{}{}
+			case tiered.EventBusRejected:
+				n.rejected <- struct{}{}
 			case tiered.EventFlush:
 				if n.ready.Load() {
 					n.flushes.Add(1)

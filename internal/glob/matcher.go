@@ -1,6 +1,11 @@
 package glob
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+)
 
 // A Matcher is a compiled pattern. Its Match gives the same answer as the
 // package-level [Match] for the same pattern, and is faster when one pattern is
@@ -132,34 +137,51 @@ func (m *Matcher) String() string { return m.pattern }
 // Match reports whether s matches the compiled pattern: the same answer as
 // Match(m.String(), s). It does not allocate.
 func (m *Matcher) Match(s string) bool {
+	ok, _, _ := m.MatchSteps(s, math.MaxInt64)
+	return ok
+}
+
+// MatchSteps is Match with a bound on its work: it stops once it has taken
+// more than limit steps (done false, matched false). A step is one token
+// tried at one position, or 32 bytes scanned by a literal comparison or
+// search; a match costs about len(s) steps for most patterns and up to
+// len(s) times the number of tokens for the worst. used is the steps
+// taken.
+func (m *Matcher) MatchSteps(s string, limit int64) (matched bool, used int64, done bool) {
 	if m.all {
-		return true
+		return true, 1, true
 	}
 	if len(s) == 0 {
-		return len(m.toks) == 0
+		return len(m.toks) == 0, 1, true
 	}
 	toks := m.toks
 	ti, si := 0, 0
 	star, starS := -1, 0 // as in match: the single backtrack point
 	depth := 0
 	for {
+		if used++; used > limit {
+			return false, used, false
+		}
 		// Invariant: si < len(s).
 		if ti < len(toks) && toks[ti].kind == tokStar {
 			if ti == len(toks)-1 {
-				return true
+				return true, used, true
 			}
 			if depth == maxNesting {
-				return false
+				return false, used, true
 			}
 			depth++
 			ti++
+			from := si
 			if si = seek(toks[ti], s, si); si < 0 {
-				return false
+				return false, used, true
 			}
+			used += int64(si-from) / 32
 			star, starS = ti, si
 			continue
 		}
 		if ti < len(toks) {
+			used += int64(len(toks[ti].lit)) / 32
 			if n, ok := toks[ti].match(s[si:]); ok {
 				ti++
 				if si += n; si < len(s) {
@@ -169,18 +191,55 @@ func (m *Matcher) Match(s string) bool {
 					ti++
 				}
 				if ti == len(toks) {
-					return true
+					return true, used, true
 				}
 			}
 		}
 		if star < 0 || starS+1 == len(s) {
-			return false
+			return false, used, true
 		}
+		from := starS + 1
 		if starS = seek(toks[star], s, starS+1); starS < 0 {
-			return false
+			return false, used, true
 		}
+		used += int64(starS-from) / 32
 		ti, si = star, starS
 	}
+}
+
+// Limits of the patterns that [Check] accepts: long enough for any
+// pattern an application writes, short enough that matching one key costs
+// at most about len(key) x (MaxWildcards+1) steps.
+const (
+	MaxPatternBytes = 1024 // bytes in a pattern
+	MaxWildcards    = 32   // '*' runs, '?' and [classes] in a pattern
+)
+
+// ErrLimit is returned (wrapped) by [Check] for a pattern beyond the limits.
+var ErrLimit = errors.New("glob: pattern beyond limits")
+
+// Check returns an error wrapping [ErrLimit] if pattern is longer than
+// MaxPatternBytes or has more than MaxWildcards wildcards; nil otherwise.
+// Within those limits patterns keep exactly Redis's semantics.
+func Check(pattern string) error {
+	if len(pattern) > MaxPatternBytes {
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrLimit, len(pattern), MaxPatternBytes)
+	}
+	if n := Compile(pattern).wildcards(); n > MaxWildcards {
+		return fmt.Errorf("%w: %d wildcards (*, ?, [...]), more than %d", ErrLimit, n, MaxWildcards)
+	}
+	return nil
+}
+
+// wildcards counts the tokens that are not literal bytes.
+func (m *Matcher) wildcards() int {
+	n := 0
+	for _, t := range m.toks {
+		if t.kind != tokLiteral {
+			n++
+		}
+	}
+	return n
 }
 
 // seek returns the first position at or after i (and before len(s)) where t

@@ -1,0 +1,17 @@
+package bus
+
+import "time"
+
+// OldSequences makes o's bus compare sequence numbers as it did before
+// spoofed numbers were handled.
+func OldSequences(o *Options) { o.compat.seq = true }
+
+// OldReceive makes o's bus read with a timeout, as it did before large
+// messages were handled.
+func OldReceive(o *Options) { o.compat.timeout = true }
+
+// NoKick makes o's bus wait out its backoff even when the pool answers.
+func NoKick(o *Options) { o.compat.noKick = true }
+
+// Backoff makes every backoff step of o's bus last d.
+func Backoff(o *Options, d time.Duration) { o.compat.backoff = d }
