@@ -38,6 +38,15 @@ type GroupOptions struct {
 	// 0 keeps the cache's. A negative value turns early refresh off for
 	// this group.
 	EarlyRefreshBeta float64
+	// TTLOf, if set, lets each value decide its own TTL (adaptive
+	// caching): it is called with the id and the value (a V) whenever a
+	// value is written (a load's fill, an early refresh, Set), and its
+	// answer replaces TTL for that value; 0 or less keeps TTL. Jitter
+	// applies to its answer as to TTL, in both tiers; the L1 is still
+	// capped by [Options.L1TTL]. It is never called on a hit. A cached
+	// "not found" has no value and keeps NegativeTTL. It must be cheap and
+	// safe for concurrent use. Default: nil, every value lives TTL.
+	TTLOf func(id string, v any) time.Duration
 }
 
 // Group is a typed view of a [Cache]: the values of one kind under one key
@@ -57,6 +66,7 @@ type Group[V any] struct {
 	pfx    local.Prefix
 	ttl    time.Duration
 	negTTL time.Duration // 0: no negative caching
+	ttlOf  func(string, any) time.Duration
 	beta   float64       // early refresh; 0: off
 	codec  Codec
 	st     counters
@@ -90,7 +100,7 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	}
 	g := &Group[V]{
 		l1: c.l1, rec: c.rec, c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL,
-		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec,
+		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec, ttlOf: opts.TTLOf,
 	}
 	if c.l1 != nil {
 		g.pfx = c.l1.Prefix(g.prefix)
@@ -284,7 +294,7 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	if err != nil {
 		return fmt.Errorf("tiered: encode %q: %w", key, err)
 	}
-	ttl := g.c.jitter(g.ttl)
+	ttl := g.c.jitter(g.valueTTL(id, v))
 	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: msAfter(g.c.clock.Now(), ttl), Payload: payload}
 	// The old value leaves this node before Redis changes, and the new one
 	// enters L1 only if no other write or invalidation of the key came in

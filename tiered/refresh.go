@@ -93,7 +93,7 @@ func (g *Group[V]) replace(ctx context.Context, key string, old remote.Record, v
 	if err != nil {
 		return encodeErr(key, err)
 	}
-	ttl := c.jitter(g.ttl)
+	ttl := c.jitter(g.valueTTL(key[len(g.prefix):], v))
 	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took, Expire: msAfter(c.clock.Now(), ttl), Payload: payload}
 	ok, err := c.store.Replace(ctx, key, old, rec, ttl)
 	if err != nil || !ok {

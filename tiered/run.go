@@ -536,7 +536,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 				unused, hands = append(unused, l), append(hands, r.emptyHandOff(l))
 				continue
 			}
-			ttl = c.jitter(g.ttl)
+			ttl = c.jitter(g.valueTTL(id, v))
 			rec.Payload, rec.Expire = payload, msAfter(now, ttl)
 			it = c.l1Item(v, len(payload), rec.Expire)
 			it.Refresh = g.refreshAt(rec)
@@ -716,7 +716,7 @@ func (r *run[V]) loadL1Only(ids []string, degraded bool) {
 		var it local.Item[any]
 		switch {
 		case !degraded:
-			it = c.l1Item(v, g.size(v), msAfter(c.clock.Now(), c.jitter(g.ttl)))
+			it = c.l1Item(v, g.size(v), msAfter(c.clock.Now(), c.jitter(g.valueTTL(id, v))))
 		case c.opts.DisableDegradedL1:
 			r.done(id, v, nil)
 			continue
