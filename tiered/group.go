@@ -67,7 +67,7 @@ type Group[V any] struct {
 	ttl    time.Duration
 	negTTL time.Duration // 0: no negative caching
 	ttlOf  func(string, any) time.Duration
-	beta   float64       // early refresh; 0: off
+	beta   float64 // early refresh; 0: off
 	codec  Codec
 	st     counters
 	loads  loadTime // how long this group's loads take, to pace lease waits
