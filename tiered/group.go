@@ -65,9 +65,9 @@ type Group[V any] struct {
 	prefix string // the encoded name and ":"
 	pfx    local.Prefix
 	ttl    time.Duration
-	negTTL time.Duration // 0: no negative caching
-	ttlOf  func(string, any) time.Duration
-	beta   float64 // early refresh; 0: off
+	negTTL time.Duration                   // 0: no negative caching
+	ttlOf  func(string, any) time.Duration // GroupOptions.TTLOf; nil: every value lives ttl
+	beta   float64                         // early refresh; 0: off
 	codec  Codec
 	st     counters
 	loads  loadTime // how long this group's loads take, to pace lease waits
