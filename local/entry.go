@@ -22,6 +22,10 @@ type Entry[V any] struct {
 	// Version is the caller's identity of the value (tiercache keeps the
 	// write token of its Redis copy). The cache does not interpret it.
 	Version uint64
+	// Fallback, if not 0, marks an expired value the caller installed as a
+	// fallback (tiercache's fail-safe): the Clock time (unix ns) until
+	// which it may serve as one. Only [Cache.GetExpired] reads it.
+	Fallback int64
 
 	refreshing atomic.Bool // set once by ClaimRefresh
 	epoch      uint64      // the cache's epoch the entry belongs to
@@ -47,11 +51,12 @@ type Item[V any] struct {
 	Value V
 	// Cost is the entry's share of MaxCost, in the caller's unit (tiercache
 	// uses the encoded length in bytes). Costs below 1 count as 1.
-	Cost    int64
-	Expire  int64
-	Refresh int64
-	Absent  bool
-	Version uint64
+	Cost     int64
+	Expire   int64
+	Refresh  int64
+	Absent   bool
+	Version  uint64
+	Fallback int64
 }
 
 // Token records the cache's invalidation state at the moment a load began;

@@ -78,3 +78,15 @@ func DeleteSkippingL1[V any](ctx context.Context, g *Group[V], ids ...string) er
 	}
 	return g.c.bus.Publish(ctx, bus.KindKeys, keys...)
 }
+
+// SetNoFallbackCheck switches off (true) the check that a fail-safe
+// fallback was not invalidated, so that a test can show it catches the
+// invalidated value served without it.
+func SetNoFallbackCheck(c *Cache, off bool) { c.noFallbackCheck = off }
+
+// SetNoThrottle switches off (true) the fleet-wide throttle mark after a
+// failed fail-safe load.
+func SetNoThrottle(c *Cache, off bool) { c.noThrottle = off }
+
+// SetSoftTimer makes c start the timers of LoadSoftTimeout with f.
+func SetSoftTimer(c *Cache, f func(time.Duration) *time.Timer) { c.softTimeout = f }

@@ -95,7 +95,7 @@ func (g *Group[V]) replace(ctx context.Context, key string, old remote.Record, v
 	}
 	ttl := c.jitter(g.valueTTL(key[len(g.prefix):], v))
 	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took, Expire: msAfter(c.clock.Now(), ttl), Payload: payload}
-	ok, err := c.store.Replace(ctx, key, old, rec, ttl)
+	ok, err := c.store.Replace(ctx, key, old, rec, ttl+g.fs.window)
 	if err != nil || !ok {
 		return err
 	}

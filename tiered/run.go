@@ -567,7 +567,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			continue
 		}
 		it.Version = rec.Token
-		f := remote.Fill{Lease: l, Record: rec, TTL: ttl}
+		f := remote.Fill{Lease: l, Record: rec, TTL: ttl + g.fs.keep(rec.Kind)}
 		if !c.noHandOff {
 			f.HandOff = c.handOffTTL()
 		}

@@ -58,6 +58,7 @@ const (
 	EventRefresh      // an early (XFetch) refresh ended: Duration, Err (nil on success)
 	EventBreakerOpen  // Redis failed too often: calls stop for a cool-down (Err: the last failure)
 	EventBreakerClose // a probe succeeded: calls to Redis resume
+	EventFailSafe     // an expired value was served as a fallback (GroupOptions.FailSafe): Err is the load's error, nil for a soft timeout
 )
 
 var eventNames = [...]string{
@@ -70,7 +71,7 @@ var eventNames = [...]string{
 	EventBusLost: "bus_lost", EventBusRestored: "bus_restored", EventBusGap: "bus_gap",
 	EventBusMalformed: "bus_malformed", EventFlush: "flush",
 	EventLeaseWaited: "lease_waited", EventLeaseRenewed: "lease_renewed", EventRefresh: "refresh",
-	EventBreakerOpen: "breaker_open", EventBreakerClose: "breaker_close",
+	EventBreakerOpen: "breaker_open", EventBreakerClose: "breaker_close", EventFailSafe: "fail_safe",
 }
 
 // String returns the event's snake_case name.
@@ -139,6 +140,10 @@ type Stats struct {
 	BusMalformed          uint64 // bus messages that could not be decoded
 	Flushes               uint64 // whole-L1 invalidations
 
+	// FailSafe counts the reads served an expired value as a fallback
+	// (see GroupOptions.FailSafe and LoadSoftTimeout).
+	FailSafe uint64
+
 	// BusDowntime is how long the bus subscription was lost, summed over
 	// the losses that ended (each ended by one of BusReconnects).
 	BusDowntime time.Duration
@@ -177,6 +182,7 @@ func (s *Stats) add(o Stats) {
 	s.BusGaps += o.BusGaps
 	s.BusMalformed += o.BusMalformed
 	s.Flushes += o.Flushes
+	s.FailSafe += o.FailSafe
 }
 
 // stripes spreads a hot counter over cache lines so that goroutines on
@@ -256,6 +262,7 @@ type counters struct {
 	busGaps          atomic.Uint64
 	busMalformed     atomic.Uint64
 	flushes          atomic.Uint64
+	failSafe         atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -275,6 +282,7 @@ func (c *counters) snapshot() Stats {
 		L1Removed: c.l1Removed.Load(), BusLost: c.busLost.Load(), BusRestored: c.busRestored.Load(),
 		BusReconnects: c.busReconnects.Load(), BusDowntime: time.Duration(c.busDowntime.Load()),
 		BusGaps: c.busGaps.Load(), BusMalformed: c.busMalformed.Load(), Flushes: c.flushes.Load(),
+		FailSafe: c.failSafe.Load(),
 	}
 }
 
@@ -359,6 +367,8 @@ func (c *counters) count(k EventKind) *atomic.Uint64 {
 		return &c.breakerOpens
 	case EventBreakerClose:
 		return &c.breakerCloses
+	case EventFailSafe:
+		return &c.failSafe
 	}
 	return &c.flushes
 }
