@@ -336,17 +336,23 @@ func (x *expiredLoad[V]) unlock(ctx context.Context, lock remote.Lease) {
 	}
 }
 
-// replace writes the loaded v over old with a compare-and-set on old's
-// write token, then into L1 unless an invalidation came in since the read.
+// replace writes the loaded v over old (see Group.replaceExpired).
 func (x *expiredLoad[V]) replace(ctx context.Context, v V, took time.Duration) error {
-	g, c := x.g, x.g.c
+	return x.g.replaceExpired(ctx, x.key, x.id, x.old, v, took, x.tok)
+}
+
+// replaceExpired writes the loaded v of id over the expired value old with
+// a compare-and-set on old's write token (an invalidation or another write
+// wins), then into L1 unless an invalidation of key came in since tok.
+func (g *Group[V]) replaceExpired(ctx context.Context, key, id string, old remote.Record, v V, took time.Duration, tok local.Token) error {
+	c := g.c
 	payload, err := g.codec.Marshal(v)
 	if err != nil {
-		return encodeErr(x.key, err)
+		return encodeErr(key, err)
 	}
-	ttl := c.jitter(g.valueTTL(x.id, v))
+	ttl := c.jitter(g.valueTTL(id, v))
 	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took, Expire: msAfter(c.clock.Now(), ttl), Payload: payload}
-	ok, err := c.store.Replace(ctx, x.key, x.old, rec, ttl+g.fs.window)
+	ok, err := c.store.Replace(ctx, key, old, rec, ttl+g.fs.window)
 	if err != nil {
 		return err
 	}
@@ -357,8 +363,36 @@ func (x *expiredLoad[V]) replace(ctx context.Context, v V, took time.Duration) e
 	c.at(hookFilled)
 	it := c.l1Item(v, len(payload), rec.Expire)
 	it.Version, it.Refresh = rec.Token, g.refreshAt(rec)
-	c.fillL1(x.key, x.tok, it)
+	c.fillL1(key, tok, it)
 	return nil
+}
+
+// keepOld notes that the key of id, which a run could not take the lease
+// of, holds an expired value kept by fail-safe: the run's load replaces it
+// (replaceOlds) rather than leave it to be loaded again by every read.
+func (r *run[V]) keepOld(id string, rec remote.Record) {
+	if !r.g.fs.expired(r.g.c, rec) {
+		return
+	}
+	if r.olds == nil {
+		r.olds = make(map[string]remote.Record)
+	}
+	r.olds[id] = rec
+}
+
+// replaceOlds replaces the expired values keepOld noted with the values
+// loaded for them.
+func (r *run[V]) replaceOlds(vals map[string]V, took time.Duration) {
+	g := r.g
+	for id, old := range r.olds {
+		v, ok := vals[id]
+		if !ok {
+			continue
+		}
+		if err := g.replaceExpired(r.ctx, g.Key(id), id, old, v, took, r.tok); err != nil {
+			g.c.redisFailed(&g.st, g.name, "fail-safe fill", g.Key(id), err)
+		}
+	}
 }
 
 // await waits for the outcome of another node's reload: done with the value

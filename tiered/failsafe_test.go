@@ -386,3 +386,70 @@ func failSafeExpiredReloads(t *testing.T, rdb redis.UniversalClient) {
 		t.Fatalf("PTTL after the reload = %v; want above TTL (TTL + FailSafe)", pttl)
 	}
 }
+
+// failSafeFetchManyReplaces: FetchMany, which takes no fallback, finds the
+// expired value kept by fail-safe in place of a lease; its load replaces it
+// in Redis, so the next read is a hit instead of another load.
+func failSafeFetchManyReplaces(t *testing.T, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	r := newFSRig(t, rdb, 2, tiered.GroupOptions{})
+	r.cached("m")
+	many := func(_ context.Context, ids []string) (map[string]string, error) {
+		r.loads.Add(1)
+		return map[string]string{ids[0]: "v2"}, nil
+	}
+	got, err := r.groups[1].FetchMany(ctx, []string{"m"}, many)
+	if err != nil || got["m"] != "v2" {
+		t.Fatalf("FetchMany = %v, %v; want v2", got, err)
+	}
+	base := r.loads.Load()
+	if v, fb, err := r.fetch(0, "m", r.dead); err != nil || v != "v2" || fb {
+		t.Fatalf("then Fetch on another node: %q, fallback %v, %v; want v2 from Redis", v, fb, err)
+	}
+	if r.loads.Load() != base {
+		t.Fatal("the value FetchMany loaded was not cached")
+	}
+}
+
+// TestFailSafeL1 checks the L1 tier alone (a cache without Redis): an
+// expired entry serves as a fallback within FailSafe, then is throttled
+// locally; an invalidated one never does.
+func TestFailSafeL1(t *testing.T) {
+	ctx := context.Background()
+	clk := local.NewManualClock(time.Now())
+	c := newCache(t, tiered.WithClock(tiered.Options{DisableJitter: true}, clk))
+	g := newGroup[string](t, c, "k", tiered.GroupOptions{TTL: time.Minute, FailSafe: time.Hour})
+	var loads atomic.Int64
+	dead := func(context.Context, string) (string, error) { loads.Add(1); return "", errDown }
+	ok := func(context.Context, string) (string, error) { loads.Add(1); return "v1", nil }
+	for _, id := range []string{"a", "b"} {
+		if _, err := g.Fetch(ctx, id, ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WaitL1()
+	clk.Add(time.Minute + time.Second)
+	if err := g.Invalidate(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	v, s, err := g.FetchInfo(ctx, "a", dead)
+	if err != nil || v != "v1" || !s.Fallback {
+		t.Fatalf("expired in L1, loader down: %q, %+v, %v; want v1, a fallback", v, s, err)
+	}
+	c.WaitL1()
+	before := loads.Load()
+	if v, s, err := g.FetchInfo(ctx, "a", dead); err != nil || v != "v1" || !s.Fallback || loads.Load() != before {
+		t.Fatalf("within the throttle: %q, %+v, %v, loader called %d times", v, s, err, loads.Load()-before)
+	}
+	if v, err := g.Fetch(ctx, "b", dead); !errors.Is(err, errDown) {
+		t.Fatalf("invalidated: %q, %v; want the loader's error", v, err)
+	}
+	// Past the window nothing is left.
+	clk.Add(time.Hour)
+	if _, err := g.Fetch(ctx, "a", dead); !errors.Is(err, errDown) {
+		t.Fatalf("past FailSafe: %v; want the loader's error", err)
+	}
+	if st := g.Stats(); st.FailSafe != 1 {
+		t.Fatalf("Stats.FailSafe = %d; want 1 (the L1 hits within the throttle are hits)", st.FailSafe)
+	}
+}

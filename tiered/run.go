@@ -51,6 +51,9 @@ type run[V any] struct {
 	// holders maps the ids this run waits for to the lease it found:
 	// another lease in their place means that holder is gone.
 	holders map[string]uint64
+	// olds are the expired values kept by fail-safe found in the keys of
+	// ids loaded without a lease (see keepOld).
+	olds map[string]remote.Record
 }
 
 func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoaderFunc[V], done func(string, V, error)) *run[V] {
@@ -208,6 +211,7 @@ func (r *run[V]) sortInto(ids []string, acq []remote.Acquired, seen, read bool, 
 			continue
 		}
 		g.record(Event{Kind: EventLeaseBusy})
+		r.keepOld(id, a.Found)
 		*unfilled = append(*unfilled, id)
 	}
 	return gone
@@ -465,6 +469,7 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 		return
 	}
 	r.fill(leases, lost, vals, took)
+	r.replaceOlds(vals, took)
 	for _, id := range ids {
 		if v, ok := vals[id]; ok {
 			r.done(id, v, nil)
