@@ -229,8 +229,8 @@ func TestCollectAfterWorkload(t *testing.T) {
 		undriven = append(undriven, name)
 	}
 	sort.Strings(undriven)
-	if fmt.Sprint(undriven) != "[tiercache.leases.renewed tiercache.leases.waited tiercache.refresh.errors tiercache.refreshes]" {
-		t.Errorf("instruments not checked: %v; want only the lease wait, renewal and refresh counters", undriven)
+	if fmt.Sprint(undriven) != "[tiercache.fail_safe tiercache.leases.renewed tiercache.leases.waited tiercache.refresh.errors tiercache.refreshes]" {
+		t.Errorf("instruments not checked: %v; want only the lease wait, renewal, refresh and fail-safe counters", undriven)
 	}
 }
 

@@ -201,12 +201,12 @@ func TestScrapeAfterWorkload(t *testing.T) {
 		{"tiercache_redis_breaker_open", nil, gauge, 0},
 		{"tiercache_redis_breaker_opens_total", nil, counter, 0},
 	})
-	// The script has no lease waits, lease renewals or refreshes: those
-	// counters must be there, and zero (their histograms have no series
+	// The script has no lease waits, lease renewals, refreshes or fail-safe
+	// fallbacks: those counters must be there, and zero (their histograms have no series
 	// until a first observation).
 	s.checked("tiercache_bus_downtime_seconds_total")
-	if names, sum := s.unchecked(); len(names) != 4 || sum != 0 {
-		t.Errorf("metrics the script does not drive: %v, sum %v; want the 4 lease wait, renewal and refresh counters, all zero", names, sum)
+	if names, sum := s.unchecked(); len(names) != 5 || sum != 0 {
+		t.Errorf("metrics the script does not drive: %v, sum %v; want the 5 lease wait, renewal, refresh and fail-safe counters, all zero", names, sum)
 	}
 	down, _, _ := s.get("tiercache_bus_downtime_seconds_total")
 	if want := w.A.Stats().BusDowntime.Seconds(); down <= 0 || down != want {
