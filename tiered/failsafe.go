@@ -82,6 +82,14 @@ type fallback[V any] struct{ v V }
 // of the id failed (on this node or another) and FailSafeThrottle holds.
 var errThrottled = errors.New("tiered: a recent load failed; held back by FailSafeThrottle")
 
+// hookFallback is the point (Cache.at) where a failed reload has set the
+// throttle mark and kept its fallback.
+const hookFallback = "fail-safe-served"
+
+// errLoadFailed is the Err of an EventFailSafe served when a load on its
+// own goroutine (see LoadSoftTimeout) failed before the soft timeout.
+var errLoadFailed = errors.New("tiered: the load failed")
+
 // expiredLoad is the load of an id whose Redis key held an expired value
 // (old, decoded as stale) kept by fail-safe:
 //
@@ -189,8 +197,14 @@ func (x *expiredLoad[V]) stillHeld(ctx context.Context) bool {
 // serve records a fallback served for err (nil: a soft timeout) and keeps
 // it in L1 until until (unix ms, the end of the throttle; 0: not kept).
 func (x *expiredLoad[V]) serve(err error, until int64) any {
+	x.g.record(Event{Kind: EventFailSafe, Err: err})
+	return x.keep(until)
+}
+
+// keep is serve without the record: a background load past its soft
+// timeout serves nobody.
+func (x *expiredLoad[V]) keep(until int64) any {
 	g, c := x.g, x.g.c
-	g.record(Event{Kind: EventFailSafe, Err: err})
 	if until > 0 && c.l1 != nil {
 		end := (x.old.Expire*int64(time.Millisecond) + int64(g.fs.window)) - c.tick
 		it := local.Item[any]{
@@ -238,7 +252,7 @@ func (x *expiredLoad[V]) unlocked(ctx context.Context) (any, error) {
 func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (any, error) {
 	g, c := x.g, x.g.c
 	if g.fs.soft <= 0 {
-		return x.reload(rctx, lock)
+		return x.reload(rctx, lock, true)
 	}
 	type outcome struct {
 		v     any
@@ -262,7 +276,7 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 				out <- outcome{panic: p}
 			}
 		}()
-		v, err := x.reload(bctx, lock)
+		v, err := x.reload(bctx, lock, false)
 		returned = true
 		out <- outcome{v: v, err: err}
 	}()
@@ -272,6 +286,9 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 	case o := <-out:
 		if o.panic != nil {
 			panic(o.panic)
+		}
+		if _, ok := o.v.(fallback[V]); ok {
+			g.record(Event{Kind: EventFailSafe, Err: errLoadFailed})
 		}
 		return o.v, o.err
 	case <-soft.C:
@@ -283,14 +300,17 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 		if o.panic != nil {
 			panic(o.panic)
 		}
+		if _, ok := o.v.(fallback[V]); ok {
+			g.record(Event{Kind: EventFailSafe, Err: errLoadFailed})
+		}
 		return o.v, o.err
 	}
 	return x.serve(nil, 0), nil
 }
 
 // reload is the load under the lock: the value replaces old in both tiers,
-// or a failure serves old and throttles the fleet.
-func (x *expiredLoad[V]) reload(ctx context.Context, lock remote.Lease) (any, error) {
+// or a failure serves old (recorded with record) and throttles the fleet.
+func (x *expiredLoad[V]) reload(ctx context.Context, lock remote.Lease, record bool) (any, error) {
 	g, c := x.g, x.g.c
 	held := true
 	defer func() {
@@ -322,6 +342,10 @@ func (x *expiredLoad[V]) reload(ctx context.Context, lock remote.Lease) (any, er
 		} else {
 			held = false
 		}
+	}
+	defer c.at(hookFallback)
+	if !record {
+		return x.keep(until), nil
 	}
 	return x.serve(err, until), nil
 }

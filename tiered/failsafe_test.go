@@ -98,13 +98,15 @@ func TestFailSafeCluster(t *testing.T) {
 }
 
 var failSafeCases = map[string]func(*testing.T, redis.UniversalClient){
-	"ServesExpired":    failSafeServesExpired,
-	"NeverInvalidated": failSafeNeverInvalidated,
-	"ThrottleFleet":    failSafeThrottleFleet,
-	"ThrottleWaiter":   failSafeThrottleWaiter,
-	"SoftTimeout":      failSafeSoftTimeout,
-	"SoftTimeoutClose": failSafeSoftTimeoutClose,
-	"ExpiredReloads":   failSafeExpiredReloads,
+	"ServesExpired":     failSafeServesExpired,
+	"NeverInvalidated":  failSafeNeverInvalidated,
+	"ThrottleFleet":     failSafeThrottleFleet,
+	"ThrottleWaiter":    failSafeThrottleWaiter,
+	"SoftTimeout":       failSafeSoftTimeout,
+	"SoftTimeoutClose":  failSafeSoftTimeoutClose,
+	"ExpiredReloads":    failSafeExpiredReloads,
+	"FetchManyReplaces": failSafeFetchManyReplaces,
+	"SoftTimeoutFails":  failSafeSoftTimeoutFails,
 }
 
 // failSafeServesExpired: Redis keeps the value for TTL + FailSafe; past its
@@ -329,6 +331,9 @@ func failSafeSoftTimeout(t *testing.T, rdb redis.UniversalClient) {
 	r.caches[0].WaitL1()
 	for range 2 { // the L1 fill may land just after the Redis one
 		if v, fb, err := r.fetch(0, "s", r.dead); err == nil && v == "v2" && !fb {
+			if st := r.groups[0].Stats(); st.FailSafe != 1 {
+				t.Fatalf("FailSafe = %d after the background fill; want 1", st.FailSafe)
+			}
 			return
 		}
 		r.caches[0].WaitL1()
@@ -451,5 +456,34 @@ func TestFailSafeL1(t *testing.T) {
 	}
 	if st := g.Stats(); st.FailSafe != 1 {
 		t.Fatalf("Stats.FailSafe = %d; want 1 (the L1 hits within the throttle are hits)", st.FailSafe)
+	}
+}
+
+// failSafeSoftTimeoutFails: the background load that outlived its soft
+// timeout fails: it counts no second fallback, and its throttle mark holds
+// the other nodes back.
+func failSafeSoftTimeoutFails(t *testing.T, rdb redis.UniversalClient) {
+	r := newFSRig(t, rdb, 2, tiered.GroupOptions{LoadSoftTimeout: time.Hour, FailSafeThrottle: time.Hour})
+	tiered.SetSoftTimer(r.caches[0], func(time.Duration) *time.Timer { return time.NewTimer(0) })
+	done := make(chan struct{})
+	tiered.SetHook(r.caches[0], func(p string) {
+		if p == "fail-safe-served" {
+			close(done)
+		}
+	})
+	r.cached("f")
+	release := make(chan struct{})
+	failing := func(context.Context, string) (string, error) { <-release; return "", errDown }
+	if v, fb, err := r.fetch(0, "f", failing); err != nil || v != "v1" || !fb {
+		t.Fatalf("soft timeout: %q, fallback %v, %v", v, fb, err)
+	}
+	close(release)
+	<-done
+	base := r.loads.Load()
+	if v, fb, err := r.fetch(1, "f", r.dead); err != nil || v != "v1" || !fb || r.loads.Load() != base {
+		t.Fatalf("other node after the background failure: %q, fallback %v, %v, %d loads; want the throttled fallback, no load", v, fb, err, r.loads.Load()-base)
+	}
+	if st := r.groups[0].Stats(); st.FailSafe != 1 {
+		t.Fatalf("FailSafe on the first node = %d; want 1", st.FailSafe)
 	}
 }
