@@ -517,3 +517,13 @@ func (c *Cache) softTimer(d time.Duration) *time.Timer {
 	}
 	return time.NewTimer(d)
 }
+
+// flightValue is the value a load's flight carries, a fail-safe fallback
+// included (for a FetchMany that joined a Fetch's load).
+func flightValue[V any](v any) V {
+	if fb, ok := v.(fallback[V]); ok {
+		return fb.v
+	}
+	r, _ := v.(V)
+	return r
+}

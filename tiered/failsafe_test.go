@@ -26,20 +26,24 @@ type fsRig struct {
 	caches []*tiered.Cache
 	groups []*tiered.Group[string]
 	busy   chan struct{} // a receive per lease (or reload lock) found busy
+	joined chan struct{} // a receive per caller that joined a load in flight
 	loads  atomic.Int64  // calls of the rig's loaders
 }
 
 const fsTTL = time.Hour
 
 func newFSRig(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.GroupOptions) *fsRig {
-	r := &fsRig{t: t, rdb: rdb, clk: local.NewManualClock(time.Now()), busy: make(chan struct{}, 64)}
+	r := &fsRig{t: t, rdb: rdb, clk: local.NewManualClock(time.Now()), busy: make(chan struct{}, 64), joined: make(chan struct{}, 64)}
 	gopts.TTL = fsTTL
 	if gopts.FailSafe == 0 {
 		gopts.FailSafe = time.Hour
 	}
 	rec := tiered.RecorderFunc(func(e tiered.Event) {
-		if e.Kind == tiered.EventLeaseBusy {
+		switch e.Kind {
+		case tiered.EventLeaseBusy:
 			r.busy <- struct{}{}
+		case tiered.EventCollapsed:
+			r.joined <- struct{}{}
 		}
 	})
 	for i := 0; i < n; i++ {
@@ -107,6 +111,7 @@ var failSafeCases = map[string]func(*testing.T, redis.UniversalClient){
 	"ExpiredReloads":    failSafeExpiredReloads,
 	"FetchManyReplaces": failSafeFetchManyReplaces,
 	"SoftTimeoutFails":  failSafeSoftTimeoutFails,
+	"FetchManyJoins":    failSafeFetchManyJoins,
 }
 
 // failSafeServesExpired: Redis keeps the value for TTL + FailSafe; past its
@@ -485,5 +490,39 @@ func failSafeSoftTimeoutFails(t *testing.T, rdb redis.UniversalClient) {
 	}
 	if st := r.groups[0].Stats(); st.FailSafe != 1 {
 		t.Fatalf("FailSafe on the first node = %d; want 1", st.FailSafe)
+	}
+}
+
+// failSafeFetchManyJoins: a FetchMany that joins a Fetch's load which ends
+// in a fallback gets the fallback value too (not a zero value).
+func failSafeFetchManyJoins(t *testing.T, rdb redis.UniversalClient) {
+	r := newFSRig(t, rdb, 1, tiered.GroupOptions{})
+	r.cached("j")
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	failing := func(context.Context, string) (string, error) { close(entered); <-release; return "", errDown }
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := r.fetch(0, "j", failing)
+		first <- err
+	}()
+	<-entered
+	got := make(chan map[string]string, 1)
+	go func() {
+		m, err := r.groups[0].FetchMany(context.Background(), []string{"j"}, func(context.Context, []string) (map[string]string, error) {
+			return nil, errDown
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	}()
+	<-r.joined
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m["j"] != "v1" {
+		t.Fatalf("FetchMany joined the fallback load and got %q; want v1", m["j"])
 	}
 }
