@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 )
 
 // The X-Cache header of a read.
@@ -60,17 +61,22 @@ func (rt *route) serveRead(w http.ResponseWriter, r *http.Request) {
 // request of the key (in this process; across processes through the
 // cache's lease), and keeps its response if it is cacheable.
 func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
-	var mine *recorder // the response of the handler run by this request, if it ran
-	e, err := rt.group.Fetch(r.Context(), id, func(ctx context.Context, _ string) (entry, error) {
+	// The response of the handler run by this request, if it ran (and
+	// finished: with RevalidateTimeout it may finish in the background).
+	var ran atomic.Pointer[recorder]
+	e, served, err := rt.group.FetchInfo(r.Context(), id, func(ctx context.Context, _ string) (entry, error) {
 		rec := rt.record(r, ctx)
-		mine = rec
+		ran.Store(rec)
 		if !rt.cacheable(rec) {
-			return entry{}, errUncacheable
+			return entry{}, rt.opts.refillError(rec)
 		}
 		return rec.toEntry(rt.opts.StoreHeaders), nil
 	})
+	mine := ran.Load()
 	switch {
 	case r.Context().Err() != nil: // the client left; a load in flight goes on for the others
+	case err == nil && served.Fallback: // the refill failed or is slow: the stale response
+		serveEntry(w, r, e, stale)
 	case mine != nil: // this request's own run of the handler, cached or not
 		if err != nil {
 			rt.m.st.uncacheable.Add(1)
