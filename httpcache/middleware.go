@@ -170,7 +170,7 @@ func (m *Middleware) newRoute(p pattern, h http.Handler, opts Options) (*route, 
 		if _, dup := m.caching[o.Prefix]; dup {
 			return nil, fmt.Errorf("prefix %q is cached by another route", o.Prefix)
 		}
-		rt.group, err = tiered.NewGroup[entry](m.c, o.Prefix, tiered.GroupOptions{TTL: o.TTL, Codec: entryCodec{}, Tags: entryTags})
+		rt.group, err = tiered.NewGroup[entry](m.c, o.Prefix, o.groupOptions())
 		if err != nil {
 			return nil, err
 		}

@@ -48,6 +48,18 @@ type Options struct {
 	// TTL is how long a response stays cached (jittered by the cache).
 	// Default: the cache's TTL.
 	TTL time.Duration
+	// StaleIfError keeps a cached response for this long past its TTL and
+	// serves it (X-Cache: STALE) instead of the handler's answer when the
+	// refill of the expired response answers 5xx or passes the cache's
+	// LoadTimeout: RFC 5861's stale-if-error for the route, on top of the
+	// group's fail-safe (see StaleIfError in stale.go). Default: 0, off.
+	StaleIfError time.Duration
+	// RevalidateTimeout, with StaleIfError, bounds how long a request
+	// waits for the refill of an expired response: past it, the stale
+	// response is served at once while the handler finishes in the
+	// background and refills the cache (RFC 5861's stale-while-revalidate,
+	// with StaleIfError as its window). Default: 0, wait for the refill.
+	RevalidateTimeout time.Duration
 	// Statuses are the statuses that are cached. Default: 200 only. 206
 	// and 304 answer one request only and are refused.
 	Statuses []int

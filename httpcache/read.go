@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 )
 
 // The X-Cache header of a read: HIT-L1 and HIT-L2 for a response served
@@ -74,19 +75,24 @@ func (rt *route) serveRead(w http.ResponseWriter, r *http.Request) {
 // request of the key (in this process; across processes through the
 // cache's lease), and keeps its response if it is cacheable.
 func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
-	var mine *recorder // the response of the handler run by this request, if it ran
-	e, err := rt.group.Fetch(r.Context(), id, func(ctx context.Context, _ string) (entry, error) {
+	// The response of the handler run by this request, if it ran (and
+	// finished: with RevalidateTimeout it may finish in the background).
+	var ran atomic.Pointer[recorder]
+	e, served, err := rt.group.FetchInfo(r.Context(), id, func(ctx context.Context, _ string) (entry, error) {
 		rec := rt.record(r, ctx)
-		mine = rec
+		ran.Store(rec)
 		if !rt.cacheable(rec) {
-			return entry{}, errUncacheable
+			return entry{}, rt.opts.refillError(rec)
 		}
 		e := rt.entryOf(rec)
 		e.tags = rt.cachedTags(r)
 		return e, nil
 	})
+	mine := ran.Load()
 	switch {
 	case r.Context().Err() != nil: // the client left; a load in flight goes on for the others
+	case err == nil && served.Fallback: // the refill failed or is slow: the stale response
+		rt.serveEntry(w, r, e, stale)
 	case mine != nil && err != nil: // this request's own run, not kept
 		rt.m.st.uncacheable.Add(1)
 		w.Header().Set(headerXCache, bypass)

@@ -144,6 +144,31 @@ func (c *Cache[V]) Get(key string) (*Entry[V], bool) {
 	return e, true
 }
 
+// GetExpired returns the entry stored under key if it is valid (see
+// [Cache.Get]) or expired less than grace (ns) ago (an entry installed with
+// a Fallback time: until then): an entry that was deleted, flushed or
+// replaced (an invalidation) is never returned, nor one whose tags
+// Options.Recheck refuses, nor one past the degraded
+// maximum age. It is for fallbacks, off the hit path.
+func (c *Cache[V]) GetExpired(key string, grace int64) (*Entry[V], bool) {
+	e, ok := c.rc.Get(c.keyHash(key))
+	if !ok || e.Key != key || e.epoch != c.epoch.Load() || e.dead.Load() {
+		return nil, false
+	}
+	if c.recheck != nil && e.checked.Load() != c.tagGen.Load() && !c.recheck(e.Key, e.Begin, e.Tags) {
+		return nil, false // a tag of the entry was invalidated: never a fallback
+	}
+	now := c.Now()
+	if f := e.Fallback; (f != 0 && now >= f) || (f == 0 && now-grace >= e.Expire) {
+		return nil, false
+	}
+	age := c.maxAge.Load()
+	if age >= 0 && uint64(now-e.Born) >= uint64(age) {
+		return nil, false
+	}
+	return e, true
+}
+
 func (c *Cache[V]) valid(e *Entry[V]) bool {
 	if e.epoch != c.epoch.Load() || e.dead.Load() {
 		return false

@@ -25,6 +25,10 @@ type Entry[V any] struct {
 	// and does not interpret them otherwise.
 	Begin int64
 	Tags  []string
+	// Fallback, if not 0, marks an expired value the caller installed as a
+	// fallback (tiercache's fail-safe): the Clock time (unix ns) until
+	// which it may serve as one. Only [Cache.GetExpired] reads it.
+	Fallback int64
 
 	epoch   uint64        // the cache's epoch the entry belongs to
 	hash    uint64        // the Ristretto key
@@ -58,13 +62,14 @@ type Item[V any] struct {
 	// Options.ChargeMemory it is the heap bytes the value holds outside
 	// the Entry (tiercache: see its Options.L1MaxBytes), and the cache
 	// adds [Cache.EntryBytes] of the key. Costs below 1 count as 1.
-	Cost    int64
-	Expire  int64
-	Refresh int64
-	Absent  bool
-	Version uint64
-	Begin   int64
-	Tags    []string
+	Cost     int64
+	Expire   int64
+	Refresh  int64
+	Absent   bool
+	Version  uint64
+	Begin    int64
+	Tags     []string
+	Fallback int64
 }
 
 // Token records the cache's invalidation state at the moment a load began;

@@ -159,7 +159,7 @@ func (c *Cache[V]) set(key string, h uint64, it Item[V]) {
 func (c *Cache[V]) newEntry(key string, h uint64, it Item[V], epoch uint64) *Entry[V] {
 	return &Entry[V]{
 		Value: it.Value, Key: key, Expire: it.Expire, Born: c.clock.Now(),
-		Refresh: it.Refresh, Absent: it.Absent, Version: it.Version, epoch: epoch, hash: h,
+		Refresh: it.Refresh, Absent: it.Absent, Version: it.Version, Fallback: it.Fallback, epoch: epoch, hash: h,
 		Begin: it.Begin, Tags: it.Tags,
 	}
 }

@@ -23,6 +23,7 @@ func groupStats() []stat {
 		{"tiercache.leases.foreign", "Leases that outlived LeaseTTL: waited for once, then the key loaded without filling.", func(s *tiered.Stats) uint64 { return s.LeasesForeign }},
 		{"tiercache.refreshes", "Early refreshes run.", func(s *tiered.Stats) uint64 { return s.Refreshes }},
 		{"tiercache.refresh.errors", "Early refreshes that failed (the old value stayed).", func(s *tiered.Stats) uint64 { return s.RefreshErrors }},
+		{"tiercache.fail_safe", "Reads served an expired value as a fail-safe fallback.", func(s *tiered.Stats) uint64 { return s.FailSafe }},
 		{"tiercache.decode.errors", "Values in Redis that did not decode and were removed.", func(s *tiered.Stats) uint64 { return s.DecodeErrors }},
 		{"tiercache.redis.errors", "Failed Redis calls (group \"\": invalidations and bus publishes).", func(s *tiered.Stats) uint64 { return s.RedisErrors }},
 	}

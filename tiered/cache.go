@@ -79,6 +79,13 @@ type Cache struct {
 	// handOffWatch, if not 0, replaces handOffWait's estimate, so that a
 	// test's loader may take as long as the test needs.
 	handOffWatch time.Duration
+	// noFallbackCheck serves fail-safe fallbacks without checking that no
+	// invalidation removed them, and noThrottle leaves no throttle mark
+	// after a failed load, so that tests can show they catch the bugs
+	// these prevent. softTimeout, if set, starts the timers of
+	// LoadSoftTimeout.
+	noFallbackCheck, noThrottle bool
+	softTimeout                 func(time.Duration) *time.Timer
 	// noFlush switches off the flush on a lost subscription and the
 	// degraded L1 that follows, for the same purpose.
 	noFlush atomic.Bool

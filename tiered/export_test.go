@@ -116,3 +116,15 @@ func WithPatternBudget(o Options, steps int64, unbounded bool) Options {
 // SetNoForeignLease switches off (true) the recognition of foreign leases:
 // a lease that outlives LeaseTTL is waited for like any other.
 func SetNoForeignLease(c *Cache, off bool) { c.noForeignLease = off }
+
+// SetNoFallbackCheck switches off (true) the check that a fail-safe
+// fallback was not invalidated, so that a test can show it catches the
+// invalidated value served without it.
+func SetNoFallbackCheck(c *Cache, off bool) { c.noFallbackCheck = off }
+
+// SetNoThrottle switches off (true) the fleet-wide throttle mark after a
+// failed fail-safe load.
+func SetNoThrottle(c *Cache, off bool) { c.noThrottle = off }
+
+// SetSoftTimer makes c start the timers of LoadSoftTimeout with f.
+func SetSoftTimer(c *Cache, f func(time.Duration) *time.Timer) { c.softTimeout = f }

@@ -50,7 +50,45 @@ type GroupOptions struct {
 	// ([Group.Clear]) and the namespace's ([Cache.Clear]). Default: nil,
 	// no tags of its own.
 	Tags any
+
+	// TTLOf, if set, lets each value decide its own TTL (adaptive
+	// caching): it is called with the id and the value (a V) whenever a
+	// value is written (a load's fill, an early refresh, Set), and its
+	// answer replaces TTL for that value; 0 or less keeps TTL. Jitter
+	// applies to its answer as to TTL, in both tiers; the L1 is still
+	// capped by [Options.L1TTL]. It is never called on a hit. A cached
+	// "not found" has no value and keeps NegativeTTL. It must be cheap and
+	// safe for concurrent use. Default: nil, every value lives TTL.
+	TTLOf func(id string, v any) time.Duration
+
+	// FailSafe turns on fail-safe (see docs/resilience.md): both tiers
+	// keep a value for FailSafe past its expiry (its Redis key lives TTL +
+	// FailSafe; its envelope still says when it expired). A Fetch that
+	// finds such an expired value loads as usual; if the loader fails or
+	// passes LoadTimeout, the caller gets the expired value and no error
+	// (counted as [EventFailSafe]; [Group.FetchInfo] tells it), and no node
+	// calls the loader for that id again for FailSafeThrottle: the throttle
+	// is a mark in Redis, so the whole fleet holds back, and in the meantime
+	// every read is served the expired value. An invalidated value is never
+	// a fallback: an invalidation removes it from both tiers, and a
+	// fallback is served only after Redis was seen still to hold it once
+	// the load failed. Only Fetch and FetchInfo use fallbacks; a cached "not
+	// found" is not kept. Default: 0, off.
+	FailSafe time.Duration
+	// FailSafeThrottle is how long, after a failed load served a fallback,
+	// the fleet serves it without calling the loader again. Default:
+	// DefaultFailSafeThrottle (5s).
+	FailSafeThrottle time.Duration
+	// LoadSoftTimeout, with FailSafe, bounds how long a Fetch that holds an
+	// expired fallback waits for its load: past it, the caller gets the
+	// fallback at once ([EventFailSafe] with no Err) while the load goes on
+	// in the background, bounded by LoadTimeout, and fills both tiers
+	// through the same compare-and-set. Default: 0, wait for the load.
+	LoadSoftTimeout time.Duration
 }
+
+// DefaultFailSafeThrottle is the default of GroupOptions.FailSafeThrottle.
+const DefaultFailSafeThrottle = 5 * time.Second
 
 // Group is a typed view of a [Cache]: the values of one kind under one key
 // prefix, like the decorator's key_prefix. The value of id in the group
@@ -68,10 +106,12 @@ type Group[V any] struct {
 	prefix string // the encoded name and ":"
 	pfx    local.Prefix
 	ttl    time.Duration
-	negTTL time.Duration // 0: no negative caching
-	beta   float64       // early refresh; 0: off
+	negTTL time.Duration                   // 0: no negative caching
+	ttlOf  func(string, any) time.Duration // GroupOptions.TTLOf; nil: every value lives ttl
+	beta   float64                         // early refresh; 0: off
 	codec  Codec
 	tagFn  func(id string, v V) []string // nil: no tags
+	fs     failSafe
 	st     counters
 	loads  loadTime // how long this group's loads take, to pace lease waits
 }
@@ -84,6 +124,10 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	}
 	if opts.TTL < 0 || opts.NegativeTTL < 0 {
 		return nil, fmt.Errorf("tiered: group %q: negative TTL %v or NegativeTTL %v", name, opts.TTL, opts.NegativeTTL)
+	}
+	fs, err := newFailSafe(opts)
+	if err != nil {
+		return nil, fmt.Errorf("tiered: group %q: %w", name, err)
 	}
 	beta := c.opts.EarlyRefreshBeta
 	switch {
@@ -107,7 +151,7 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	}
 	g := &Group[V]{
 		l1: c.l1, rec: c.rec, c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL,
-		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec, tagFn: tagFn,
+		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec, tagFn: tagFn, ttlOf: opts.TTLOf, fs: fs,
 	}
 	if c.l1 != nil {
 		g.pfx = c.l1.Prefix(g.prefix)
@@ -213,12 +257,17 @@ func (g *Group[V]) record(e Event) {
 }
 
 func (g *Group[V]) fetchSlow(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
+	v, _, err := g.fetchSlowInfo(ctx, id, load)
+	return v, err
+}
+
+func (g *Group[V]) fetchSlowInfo(ctx context.Context, id string, load LoaderFunc[V]) (V, Served, error) {
 	var zero V
 	if id == "" {
-		return zero, errEmptyID
+		return zero, Served{}, errEmptyID
 	}
 	if load == nil {
-		return zero, errNilLoader
+		return zero, Served{}, errNilLoader
 	}
 	if g.c.l1 != nil {
 		g.record(Event{Kind: EventMiss, Tier: TierL1})
@@ -226,19 +275,22 @@ func (g *Group[V]) fetchSlow(ctx context.Context, id string, load LoaderFunc[V])
 	key := g.prefix + id
 	fl, joined, err := g.c.flights.join(key)
 	if err != nil {
-		return zero, err
+		return zero, Served{}, err
 	}
 	if joined {
 		g.record(Event{Kind: EventCollapsed})
 	} else if v, err, done := g.leadL2Read(ctx, key, fl, load); done {
-		return v, err
+		return v, Served{}, err
 	}
 	v, err := g.c.flights.wait(ctx, fl)
 	if err != nil {
-		return zero, err
+		return zero, Served{}, err
+	}
+	if fb, ok := v.(fallback[V]); ok {
+		return fb.v, Served{Fallback: true}, nil
 	}
 	r, _ := v.(V)
-	return r, nil
+	return r, Served{}, nil
 }
 
 // Get returns the value of id from L1 or Redis, without loading it. It
@@ -316,7 +368,7 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 			return fmt.Errorf("tiered: set %q: %w", key, err)
 		}
 	}
-	ttl := g.c.jitter(g.ttl)
+	ttl := g.c.jitter(g.valueTTL(id, v))
 	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: msAfter(g.c.clock.Now(), ttl), Payload: payload, Begin: begin, Tags: tags}
 	// The old value leaves this node before Redis changes, and the new one
 	// enters L1 only if no other write or invalidation of the key came in
@@ -325,7 +377,7 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	g.c.hold(keys)
 	tok := g.c.begin()
 	if g.c.store != nil {
-		if err := g.c.store.Set(ctx, key, rec, ttl); err != nil {
+		if err := g.c.store.Set(ctx, key, rec, ttl+g.fs.window); err != nil {
 			g.c.release(keys)
 			g.c.queueRetry(invalidation{keys: keys}, g.ttl)
 			g.record(Event{Kind: EventRedisError, Err: err})

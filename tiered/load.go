@@ -59,6 +59,11 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 				return v, ErrNotFound, true
 			case foundGone:
 				acquired = false // the lease was not taken: take it now
+			case foundNone:
+				if g.fs.expired(c, a.Found) {
+					g.startExpired(ctx, key, fl, load, a.Found, tok)
+					return v, nil, false
+				}
 			}
 		}
 	}
@@ -77,6 +82,9 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 			r.proceed([]string{id}, []remote.Acquired{acq}, true, false)
 		default:
 			r.exec([]string{id}, false)
+		}
+		if oerr != nil && (readErr != nil || c.store == nil) {
+			return g.l1Fallback(key, tok, out, oerr)
 		}
 		return out, oerr
 	})

@@ -58,7 +58,7 @@ func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoader
 		v, err := g.c.flights.wait(ctx, fl)
 		switch {
 		case err == nil:
-			out[miss[i]], _ = v.(V)
+			out[miss[i]] = flightValue[V](v)
 		case errors.Is(err, ErrNotFound):
 		case ctx.Err() != nil:
 			return nil, ctx.Err()

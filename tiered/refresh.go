@@ -98,12 +98,12 @@ func (g *Group[V]) replace(ctx context.Context, key string, old remote.Record, v
 	if err != nil {
 		return encodeErr(key, err)
 	}
-	ttl := c.jitter(g.ttl)
+	ttl := c.jitter(g.valueTTL(key[len(g.prefix):], v))
 	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took, Expire: msAfter(c.clock.Now(), ttl), Payload: payload, Begin: begin, Tags: tags}
 	if ok, err := c.tagsValid(ctx, key, begin, tags); err != nil || !ok {
 		return err // a tag of the new value was invalidated since its load began
 	}
-	ok, err := c.store.Replace(ctx, key, old, rec, ttl)
+	ok, err := c.store.Replace(ctx, key, old, rec, ttl+g.fs.window)
 	if err != nil || !ok {
 		return err
 	}

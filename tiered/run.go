@@ -53,6 +53,9 @@ type run[V any] struct {
 	holders map[string]uint64
 	begin   int64            // the Redis time before the loader ran (see tags.go)
 	tagErrs map[string]error // the ids whose tags were refused (tagAll)
+	// olds are the expired values kept by fail-safe found in the keys of
+	// ids loaded without a lease (see keepOld).
+	olds map[string]remote.Record
 }
 
 func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoaderFunc[V], done func(string, V, error)) *run[V] {
@@ -210,6 +213,7 @@ func (r *run[V]) sortInto(ids []string, acq []remote.Acquired, seen, read bool, 
 			continue
 		}
 		g.record(Event{Kind: EventLeaseBusy})
+		r.keepOld(id, a.Found)
 		*unfilled = append(*unfilled, id)
 	}
 	return gone
@@ -498,6 +502,7 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 	}
 	tags := r.tagAll(leases, vals)
 	r.fill(leases, lost, vals, took, tags)
+	r.replaceOlds(vals, took)
 	for _, id := range ids {
 		if _, bad := r.tagErrs[id]; bad {
 			continue // tagAll delivered its error
@@ -576,7 +581,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 				unused, hands = append(unused, l), append(hands, r.emptyHandOff(l))
 				continue
 			}
-			ttl = c.jitter(g.ttl)
+			ttl = c.jitter(g.valueTTL(id, v))
 			rec.Payload, rec.Expire = payload, msAfter(now, ttl)
 			it = c.l1Item(v, len(payload), rec.Expire)
 			it.Refresh = g.refreshAt(rec)
@@ -614,7 +619,7 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			continue
 		}
 		it.Version = rec.Token
-		f := remote.Fill{Lease: l, Record: rec, TTL: ttl, Stamps: c.stampKeys(l.Key, rec.Tags)}
+		f := remote.Fill{Lease: l, Record: rec, TTL: ttl + g.fs.keep(rec.Kind), Stamps: c.stampKeys(l.Key, rec.Tags)}
 		if !c.noHandOff {
 			f.HandOff = c.handOffTTL()
 		}
@@ -771,7 +776,7 @@ func (r *run[V]) loadL1Only(ids []string, degraded bool) {
 		var it local.Item[any]
 		switch {
 		case !degraded:
-			it = c.l1Item(v, g.size(v), msAfter(c.clock.Now(), c.jitter(g.ttl)))
+			it = c.l1Item(v, g.size(v), msAfter(c.clock.Now(), c.jitter(g.valueTTL(id, v))))
 		case c.opts.DisableDegradedL1:
 			r.done(id, v, nil)
 			continue

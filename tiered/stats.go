@@ -62,6 +62,7 @@ const (
 	EventPatternFlush // a pattern beyond the limits or the work budget flushed L1 in its place (Err)
 	EventBusRejected  // a bus message was dropped unread: too large, or not signed under BusKey (Err)
 	EventLeaseForeign // a lease that outlives this fleet's LeaseTTL was waited for once, then the key loaded without filling
+	EventFailSafe     // an expired value was served as a fallback (GroupOptions.FailSafe): Err is the load's error, nil for a soft timeout
 )
 
 var eventNames = [...]string{
@@ -76,6 +77,7 @@ var eventNames = [...]string{
 	EventLeaseWaited: "lease_waited", EventLeaseRenewed: "lease_renewed", EventRefresh: "refresh",
 	EventBreakerOpen: "breaker_open", EventBreakerClose: "breaker_close",
 	EventPatternFlush: "pattern_flush", EventBusRejected: "bus_rejected", EventLeaseForeign: "lease_foreign",
+	EventFailSafe: "fail_safe",
 }
 
 // String returns the event's snake_case name.
@@ -147,6 +149,10 @@ type Stats struct {
 	BusRejected           uint64 // bus messages dropped unread (too large, or not signed under BusKey)
 	LeasesForeign         uint64 // leases that outlived this fleet's LeaseTTL: waited for once, then loaded without filling
 
+	// FailSafe counts the reads served an expired value as a fallback
+	// (see GroupOptions.FailSafe and LoadSoftTimeout).
+	FailSafe uint64
+
 	// BusDowntime is how long the bus subscription was lost, summed over
 	// the losses that ended (each ended by one of BusReconnects).
 	BusDowntime time.Duration
@@ -188,6 +194,7 @@ func (s *Stats) add(o Stats) {
 	s.PatternFlushes += o.PatternFlushes
 	s.BusRejected += o.BusRejected
 	s.LeasesForeign += o.LeasesForeign
+	s.FailSafe += o.FailSafe
 }
 
 // stripes spreads a hot counter over cache lines so that goroutines on
@@ -270,6 +277,7 @@ type counters struct {
 	patternFlushes   atomic.Uint64
 	busRejected      atomic.Uint64
 	leaseForeign     atomic.Uint64
+	failSafe         atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -290,6 +298,7 @@ func (c *counters) snapshot() Stats {
 		BusReconnects: c.busReconnects.Load(), BusDowntime: time.Duration(c.busDowntime.Load()),
 		BusGaps: c.busGaps.Load(), BusMalformed: c.busMalformed.Load(), Flushes: c.flushes.Load(),
 		PatternFlushes: c.patternFlushes.Load(), BusRejected: c.busRejected.Load(), LeasesForeign: c.leaseForeign.Load(),
+		FailSafe: c.failSafe.Load(),
 	}
 }
 
@@ -380,6 +389,8 @@ func (c *counters) count(k EventKind) *atomic.Uint64 {
 		return &c.busRejected
 	case EventLeaseForeign:
 		return &c.leaseForeign
+	case EventFailSafe:
+		return &c.failSafe
 	}
 	return &c.flushes
 }

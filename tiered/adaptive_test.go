@@ -1,0 +1,118 @@
+package tiered_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// adaptiveTTL gives ids that start with "short" 10s and every other id
+// 100s, counting its calls.
+func adaptiveTTL(calls *atomic.Int64) func(string, any) time.Duration {
+	return func(id string, v any) time.Duration {
+		calls.Add(1)
+		if _, ok := v.(int); !ok {
+			panic(fmt.Sprintf("TTLOf got a %T", v))
+		}
+		if strings.HasPrefix(id, "short") {
+			return 10 * time.Second
+		}
+		return 100 * time.Second
+	}
+}
+
+// TestAdaptiveTTLRedis reads back with PTTL, from a real server, the TTL of
+// values written by Fetch, FetchMany and Set with TTLOf: each lies within
+// the jitter band of what TTLOf answered for its id, the lower bound less
+// the time measured around the write and the read.
+func TestAdaptiveTTLRedis(t *testing.T) {
+	rdb := newReal(t)
+	ctx := context.Background()
+	const j = 0.5
+	var calls atomic.Int64
+	c := newCache(t, tiered.Options{Redis: rdb, Namespace: "ad", Jitter: j})
+	g := newGroup[int](t, c, "k", tiered.GroupOptions{TTL: time.Hour, TTLOf: adaptiveTTL(&calls)})
+	load := func(_ context.Context, id string) (int, error) { return len(id), nil }
+	loadMany := func(_ context.Context, ids []string) (map[string]int, error) {
+		m := map[string]int{}
+		for _, id := range ids {
+			m[id] = len(id)
+		}
+		return m, nil
+	}
+	for i := 0; i < 30; i++ {
+		id := fmt.Sprintf("long%d", i)
+		want := 100 * time.Second
+		if i%2 == 0 {
+			id, want = fmt.Sprintf("short%d", i), 10*time.Second
+		}
+		start := time.Now()
+		var err error
+		switch i % 3 {
+		case 0:
+			_, err = g.Fetch(ctx, id, load)
+		case 1:
+			_, err = g.FetchMany(ctx, []string{id}, loadMany)
+		case 2:
+			err = g.Set(ctx, id, i)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pttl := rdb.PTTL(ctx, "ad:k:"+id).Val()
+		took := time.Since(start)
+		lo := time.Duration(float64(want)*(1-j)) - took
+		if pttl > want || pttl < lo {
+			t.Fatalf("PTTL of %s = %v; want in [%v, %v]", id, pttl, lo, want)
+		}
+	}
+	if calls.Load() != 30 {
+		t.Fatalf("TTLOf called %d times; want 30, one per write", calls.Load())
+	}
+}
+
+// TestAdaptiveTTLExpiry follows a value's logical expiry on a manual clock:
+// it is served from L1 (TTLOf not called again) up to the low end of its
+// jitter band, and is gone from both tiers once its TTLOf answer passed,
+// while a value with the long TTL stays.
+func TestAdaptiveTTLExpiry(t *testing.T) {
+	rdb := newReal(t)
+	ctx := context.Background()
+	clk := local.NewManualClock(time.Now())
+	var calls, loads atomic.Int64
+	c := newCache(t, tiered.WithClock(tiered.Options{Redis: rdb, Namespace: "ae", Jitter: 0.5, L1TTL: time.Hour}, clk))
+	g := newGroup[int](t, c, "k", tiered.GroupOptions{TTL: time.Hour, TTLOf: adaptiveTTL(&calls)})
+	load := func(_ context.Context, id string) (int, error) { loads.Add(1); return len(id), nil }
+	for _, id := range []string{"short", "long"} {
+		if _, err := g.Fetch(ctx, id, load); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WaitL1()
+	clk.Add(5*time.Second - 2*time.Millisecond) // the low end of short's band, less a tick
+	before := g.Stats().L1Hits
+	for _, id := range []string{"short", "long"} {
+		if _, err := g.Fetch(ctx, id, load); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits := g.Stats().L1Hits - before; hits != 2 || loads.Load() != 2 || calls.Load() != 2 {
+		t.Fatalf("inside the band: %d L1 hits, %d loads, %d TTLOf calls; want 2, 2, 2", hits, loads.Load(), calls.Load())
+	}
+	clk.Add(5*time.Second + 2*time.Millisecond) // past short's TTL of 10s
+	if _, err := g.Fetch(ctx, "short", load); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Fetch(ctx, "long", load); err != nil {
+		t.Fatal(err)
+	}
+	if loads.Load() != 3 {
+		t.Fatalf("past 10s: %d loads; want 3 (short reloaded from both tiers, long still cached)", loads.Load())
+	}
+}

@@ -1,0 +1,547 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// failSafe is a group's fail-safe settings (GroupOptions.FailSafe,
+// FailSafeThrottle, LoadSoftTimeout).
+type failSafe struct {
+	window   time.Duration // how long past its expiry a value is kept; 0: off
+	throttle time.Duration
+	soft     time.Duration // 0: no soft timeout
+}
+
+func newFailSafe(o GroupOptions) (failSafe, error) {
+	if o.FailSafe < 0 || o.FailSafeThrottle < 0 || o.LoadSoftTimeout < 0 {
+		return failSafe{}, fmt.Errorf("negative FailSafe %v, FailSafeThrottle %v or LoadSoftTimeout %v", o.FailSafe, o.FailSafeThrottle, o.LoadSoftTimeout)
+	}
+	if o.LoadSoftTimeout > 0 && o.FailSafe == 0 {
+		return failSafe{}, errors.New("LoadSoftTimeout needs FailSafe: without it there is no fallback to return")
+	}
+	fs := failSafe{window: o.FailSafe, throttle: o.FailSafeThrottle, soft: o.LoadSoftTimeout}
+	if fs.throttle == 0 {
+		fs.throttle = DefaultFailSafeThrottle
+	}
+	return fs, nil
+}
+
+// keep is how long past its TTL Redis keeps a record of kind k.
+func (fs failSafe) keep(k remote.Kind) time.Duration {
+	if k == remote.KindValue {
+		return fs.window
+	}
+	return 0
+}
+
+// expired reports whether rec is a value past its logical expiry that
+// fail-safe may fall back on.
+func (fs failSafe) expired(c *Cache, rec remote.Record) bool {
+	return fs.window > 0 && rec.Kind == remote.KindValue && rec.Expire*int64(time.Millisecond) <= c.clock.Now()
+}
+
+// Served tells how [Group.FetchInfo] served a value.
+type Served struct {
+	// Fallback is true when the value is an expired one that fail-safe
+	// served because its load failed, timed out, passed LoadSoftTimeout,
+	// or is held back by FailSafeThrottle (see GroupOptions.FailSafe).
+	Fallback bool
+}
+
+// FetchInfo is [Group.Fetch] that also tells whether the value is a
+// fail-safe fallback. Fetch itself costs nothing more for it: an L1 hit of
+// FetchInfo reads one more field of the entry.
+func (g *Group[V]) FetchInfo(ctx context.Context, id string, load LoaderFunc[V]) (V, Served, error) {
+	if l1 := g.l1; l1 != nil {
+		if e, ok := l1.LookupPrefix(g.pfx, id); ok {
+			g.l1Hit()
+			s := Served{Fallback: e.Fallback != 0}
+			if e.Refresh != 0 || e.Absent {
+				v, err := g.hitSpecial(ctx, e, id, load)
+				return v, s, err
+			}
+			v, _ := e.Value.(V)
+			return v, s, nil
+		}
+	}
+	return g.fetchSlowInfo(ctx, id, load)
+}
+
+// fallback is the outcome of a load that ended in a fail-safe fallback, as
+// its flight carries it.
+type fallback[V any] struct{ v V }
+
+// errThrottled is the Err of an EventFailSafe served because a recent load
+// of the id failed (on this node or another) and FailSafeThrottle holds.
+var errThrottled = errors.New("tiered: a recent load failed; held back by FailSafeThrottle")
+
+// hookFallback is the point (Cache.at) where a failed reload has set the
+// throttle mark and kept its fallback.
+const hookFallback = "fail-safe-served"
+
+// errLoadFailed is the Err of an EventFailSafe served when a load on its
+// own goroutine (see LoadSoftTimeout) failed before the soft timeout.
+var errLoadFailed = errors.New("tiered: the load failed")
+
+// expiredLoad is the load of an id whose Redis key held an expired value
+// (old, decoded as stale) kept by fail-safe:
+//
+//  1. take the id's reload lock in Redis (beside the key, like an early
+//     refresh's). A throttle mark in its place means a load failed lately:
+//     serve the fallback without loading. Another node's lock: wait for its
+//     outcome (bounded by LeaseWait, and LoadSoftTimeout).
+//  2. load; on success replace old with a compare-and-set on its write
+//     token (an invalidation or another write wins), then L1;
+//  3. on failure, if Redis still holds old (not invalidated) and no
+//     invalidation of the key reached this node since the read, replace the
+//     lock with a throttle mark for FailSafeThrottle and serve old.
+type expiredLoad[V any] struct {
+	g     *Group[V]
+	key   string
+	id    string
+	load  LoaderFunc[V]
+	old   remote.Record
+	stale V
+	tok   local.Token
+	begin int64 // the Redis time before the loader ran: the new value's tags count from it
+}
+
+// startExpired runs the rest of a Fetch's load on a new goroutine when
+// Redis held an expired value kept by fail-safe.
+func (g *Group[V]) startExpired(ctx context.Context, key string, fl *flight, load LoaderFunc[V], old remote.Record, tok local.Token) {
+	c := g.c
+	x := &expiredLoad[V]{g: g, key: key, id: key[len(g.prefix):], load: load, old: old, tok: tok}
+	c.flights.start(key, fl, func() (any, error) {
+		rctx, cancel := c.runContext(ctx)
+		defer cancel()
+		return x.run(ctx, rctx)
+	})
+}
+
+func (x *expiredLoad[V]) lockKey() string { return refreshLockPrefix + x.key }
+
+// run is the whole expired load; ctx is the caller's (for a background
+// load's values), rctx the run's.
+func (x *expiredLoad[V]) run(ctx, rctx context.Context) (any, error) {
+	g, c := x.g, x.g.c
+	if err := g.codec.Unmarshal(x.old.Payload, &x.stale); err != nil {
+		g.discard(rctx, x.key, x.old, err)
+		return x.plain(rctx)
+	}
+	for try := 0; ; try++ {
+		lock, won, mark, err := c.store.Acquire(rctx, x.lockKey(), c.opts.LeaseTTL)
+		switch {
+		case err != nil:
+			if rctx.Err() != nil {
+				return nil, ErrClosed
+			}
+			c.redisFailed(&g.st, g.name, "fail-safe lock", x.key, err)
+			return x.unlocked(rctx)
+		case won:
+			g.record(Event{Kind: EventLeaseWon})
+			return x.locked(ctx, rctx, lock)
+		case mark.Kind == remote.KindAbsent && !c.noThrottle:
+			return x.serve(errThrottled, mark.Expire), nil
+		case mark.Kind != remote.KindLease || try > 0:
+			return x.unlocked(rctx)
+		}
+		g.record(Event{Kind: EventLeaseBusy})
+		if out, err, done := x.await(rctx); done {
+			return out, err
+		}
+	}
+}
+
+// plain loads the id the way a miss does (its Redis key no longer holds
+// old, or old does not decode).
+func (x *expiredLoad[V]) plain(rctx context.Context) (any, error) {
+	var out any
+	var oerr error
+	r := x.g.newRun(rctx, x.tok, single(x.load), func(_ string, v V, err error) { out, oerr = v, err })
+	r.exec([]string{x.id}, true)
+	return out, oerr
+}
+
+// fresh reports whether no invalidation of the key reached this node since
+// the read that found old, and none of old's tags (Group.Clear and
+// Cache.Clear included) was invalidated since its load began: a tag
+// invalidation leaves the key in Redis, so only its stamp tells.
+func (x *expiredLoad[V]) fresh(ctx context.Context) bool {
+	c := x.g.c
+	if c.noFallbackCheck {
+		return true
+	}
+	if c.l1 != nil && c.l1.Invalidated(x.key, x.tok) {
+		return false
+	}
+	ok, err := c.tagsValid(ctx, x.key, x.old.Begin, x.old.Tags)
+	return err == nil && ok
+}
+
+// stillHeld reports whether old may serve as a fallback after a failed
+// load: no invalidation reached this node since the read, and Redis still
+// holds old (an invalidation removes it).
+func (x *expiredLoad[V]) stillHeld(ctx context.Context) bool {
+	g, c := x.g, x.g.c
+	if c.noFallbackCheck {
+		return true
+	}
+	if !x.fresh(ctx) {
+		return false
+	}
+	rec, err := c.store.Get(ctx, x.key)
+	if err != nil {
+		c.redisFailed(&g.st, g.name, "fail-safe check", x.key, err)
+		return false
+	}
+	return rec.Kind == remote.KindValue && rec.Token == x.old.Token
+}
+
+// serve records a fallback served for err (nil: a soft timeout) and keeps
+// it in L1 until until (unix ms, the end of the throttle; 0: not kept).
+func (x *expiredLoad[V]) serve(err error, until int64) any {
+	x.g.record(Event{Kind: EventFailSafe, Err: err})
+	return x.keep(until)
+}
+
+// keep is serve without the record: a background load past its soft
+// timeout serves nobody.
+func (x *expiredLoad[V]) keep(until int64) any {
+	g, c := x.g, x.g.c
+	if until > 0 && c.l1 != nil {
+		end := (x.old.Expire*int64(time.Millisecond) + int64(g.fs.window)) - c.tick
+		it := local.Item[any]{
+			Value: x.stale, Cost: cost(x.stale, len(x.old.Payload)), Version: x.old.Token,
+			Expire: min(until*int64(time.Millisecond)-c.tick, end), Fallback: end,
+		}
+		c.fillL1(x.key, x.tok, it)
+	}
+	return fallback[V]{x.stale}
+}
+
+// call runs the loader once, bounded by LoadTimeout, and records it.
+func (x *expiredLoad[V]) call(ctx context.Context) (V, time.Duration, error) {
+	g, c := x.g, x.g.c
+	x.begin = c.loadBegin(ctx, x.key)
+	lctx, cancel := context.WithTimeout(ctx, c.opts.LoadTimeout)
+	defer cancel()
+	start := c.stopwatch()
+	v, err := x.load(lctx, x.id)
+	took := start()
+	g.loads.add(took)
+	e := Event{Kind: EventLoad, Duration: took, Err: err}
+	if errors.Is(err, ErrNotFound) {
+		e.Err = nil
+	}
+	g.record(e)
+	return v, took, err
+}
+
+// unlocked loads without the lock and caches nothing (Redis failed, or the
+// lock could not be had); a failed load serves old if no invalidation
+// reached this node.
+func (x *expiredLoad[V]) unlocked(ctx context.Context) (any, error) {
+	v, _, err := x.call(ctx)
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, ErrNotFound) || !x.fresh(ctx):
+		return nil, err
+	}
+	return x.serve(err, 0), nil
+}
+
+// locked loads under the lock; with LoadSoftTimeout the load runs on its
+// own goroutine and the caller gets old once the soft timeout passes.
+func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (any, error) {
+	g, c := x.g, x.g.c
+	if g.fs.soft <= 0 {
+		return x.reload(rctx, lock, true)
+	}
+	type outcome struct {
+		v     any
+		err   error
+		panic any
+	}
+	out := make(chan outcome, 1)
+	bctx, cancel := c.runContext(ctx)
+	c.flights.running.Add(1) // Close waits for it; this load's flight is still counted
+	go func() {
+		defer c.flights.running.Done()
+		defer cancel()
+		returned := false
+		defer func() {
+			if !returned {
+				p := recover()
+				if p == nil {
+					p = errGoexit
+				}
+				c.log.Warn("tiered: a fail-safe load panicked", "group", g.name, "key", x.key, "panic", p, "stack", string(debug.Stack()))
+				out <- outcome{panic: p}
+			}
+		}()
+		v, err := x.reload(bctx, lock, false)
+		returned = true
+		out <- outcome{v: v, err: err}
+	}()
+	soft := c.softTimer(g.fs.soft)
+	defer soft.Stop()
+	select {
+	case o := <-out:
+		if o.panic != nil {
+			panic(o.panic)
+		}
+		if _, ok := o.v.(fallback[V]); ok {
+			g.record(Event{Kind: EventFailSafe, Err: errLoadFailed})
+		}
+		return o.v, o.err
+	case <-soft.C:
+	case <-rctx.Done():
+		return nil, ErrClosed
+	}
+	if !x.fresh(ctx) {
+		o := <-out // an invalidation came in: old is no fallback
+		if o.panic != nil {
+			panic(o.panic)
+		}
+		if _, ok := o.v.(fallback[V]); ok {
+			g.record(Event{Kind: EventFailSafe, Err: errLoadFailed})
+		}
+		return o.v, o.err
+	}
+	return x.serve(nil, 0), nil
+}
+
+// reload is the load under the lock: the value replaces old in both tiers,
+// or a failure serves old (recorded with record) and throttles the fleet.
+func (x *expiredLoad[V]) reload(ctx context.Context, lock remote.Lease, record bool) (any, error) {
+	g, c := x.g, x.g.c
+	held := true
+	defer func() {
+		if held {
+			x.unlock(ctx, lock)
+		}
+	}()
+	v, took, err := x.call(ctx)
+	switch {
+	case err == nil:
+		if rerr := x.replace(ctx, v, took); rerr != nil {
+			c.redisFailed(&g.st, g.name, "fail-safe fill", x.key, rerr)
+		}
+		return v, nil
+	case errors.Is(err, ErrNotFound):
+		// The row is gone: its old value is no fallback any more.
+		if _, derr := c.store.Discard(ctx, x.key, x.old); derr != nil {
+			c.redisFailed(&g.st, g.name, "fail-safe discard", x.key, derr)
+		}
+		return nil, err
+	case !x.stillHeld(ctx):
+		return nil, err
+	}
+	until := msAfter(c.clock.Now(), g.fs.throttle)
+	if !c.noThrottle {
+		mark := remote.Record{Kind: remote.KindAbsent, Token: remote.NewToken(), Expire: until}
+		if _, ferr := c.store.Fill(ctx, lock, mark, g.fs.throttle); ferr != nil {
+			c.redisFailed(&g.st, g.name, "fail-safe throttle", x.key, ferr)
+		} else {
+			held = false
+		}
+	}
+	defer c.at(hookFallback)
+	if !record {
+		return x.keep(until), nil
+	}
+	return x.serve(err, until), nil
+}
+
+// unlock releases the reload lock.
+func (x *expiredLoad[V]) unlock(ctx context.Context, lock remote.Lease) {
+	g, c := x.g, x.g.c
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.RedisTimeout)
+	defer cancel()
+	if _, err := c.store.Release(rctx, lock); err != nil {
+		c.redisFailed(&g.st, g.name, "fail-safe unlock", x.key, err)
+	}
+}
+
+// replace writes the loaded v over old (see Group.replaceExpired).
+func (x *expiredLoad[V]) replace(ctx context.Context, v V, took time.Duration) error {
+	return x.g.replaceExpired(ctx, x.key, x.id, x.old, v, took, x.tok, x.begin)
+}
+
+// replaceExpired writes the loaded v of id over the expired value old with
+// a compare-and-set on old's write token (an invalidation or another write
+// wins), then into L1 unless an invalidation of key came in since tok.
+func (g *Group[V]) replaceExpired(ctx context.Context, key, id string, old remote.Record, v V, took time.Duration, tok local.Token, begin int64) error {
+	c := g.c
+	tags, err := g.tagsOf(id, v)
+	if err != nil {
+		return err
+	}
+	payload, err := g.codec.Marshal(v)
+	if err != nil {
+		return encodeErr(key, err)
+	}
+	ttl := c.jitter(g.valueTTL(id, v))
+	rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took, Expire: msAfter(c.clock.Now(), ttl), Payload: payload, Begin: begin, Tags: tags}
+	if ok, err := c.tagsValid(ctx, key, begin, tags); err != nil || !ok {
+		return err // a tag of the new value was invalidated since its load began
+	}
+	ok, err := c.store.Replace(ctx, key, old, rec, ttl+g.fs.window)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		g.record(Event{Kind: EventLeaseLost})
+		return nil
+	}
+	c.at(hookFilled)
+	it := c.l1Item(v, len(payload), rec.Expire)
+	it.Version, it.Refresh, it.Begin, it.Tags = rec.Token, g.refreshAt(rec), begin, tags
+	c.fillL1(key, tok, it)
+	return nil
+}
+
+// keepOld notes that the key of id, which a run could not take the lease
+// of, holds an expired value kept by fail-safe: the run's load replaces it
+// (replaceOlds) rather than leave it to be loaded again by every read.
+func (r *run[V]) keepOld(id string, rec remote.Record) {
+	if !r.g.fs.expired(r.g.c, rec) {
+		return
+	}
+	if r.olds == nil {
+		r.olds = make(map[string]remote.Record)
+	}
+	r.olds[id] = rec
+}
+
+// replaceOlds replaces the expired values keepOld noted with the values
+// loaded for them.
+func (r *run[V]) replaceOlds(vals map[string]V, took time.Duration) {
+	g := r.g
+	for id, old := range r.olds {
+		v, ok := vals[id]
+		if !ok {
+			continue
+		}
+		if err := g.replaceExpired(r.ctx, g.Key(id), id, old, v, took, r.tok, r.begin); err != nil {
+			g.c.redisFailed(&g.st, g.name, "fail-safe fill", g.Key(id), err)
+		}
+	}
+}
+
+// await waits for the outcome of another node's reload: done with the value
+// it filled, or old once it set the throttle mark (or LoadSoftTimeout
+// passed). It reports !done when the other node let the lock go without
+// either (run then takes the lock once more), and loads without the lock
+// when LeaseWait passes.
+func (x *expiredLoad[V]) await(ctx context.Context) (out any, err error, done bool) {
+	g, c := x.g, x.g.c
+	deadline := time.Now().Add(c.opts.LeaseWait)
+	var softC <-chan time.Time
+	if g.fs.soft > 0 {
+		soft := c.softTimer(g.fs.soft)
+		defer soft.Stop()
+		softC = soft.C
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	limit := g.loads.pollLimit()
+	for d := firstPoll; ; d = min(2*d, limit) {
+		timer.Reset(min(d, max(time.Until(deadline), 0)))
+		select {
+		case <-timer.C:
+		case <-softC:
+			if x.fresh(ctx) {
+				return x.serve(nil, 0), nil, true
+			}
+			softC = nil
+			continue
+		case <-ctx.Done():
+			return nil, ErrClosed, true
+		}
+		recs, err := c.store.GetMany(ctx, []string{x.key, x.lockKey()})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ErrClosed, true
+			}
+			c.redisFailed(&g.st, g.name, "fail-safe wait", x.key, err)
+			out, err := x.unlocked(ctx)
+			return out, err, true
+		}
+		rec, lk := recs[0], recs[1]
+		switch {
+		case rec.Kind != remote.KindValue || rec.Token != x.old.Token:
+			// A fill, a write or an invalidation changed the key.
+			out, err := x.plain(ctx)
+			return out, err, true
+		case lk.Kind == remote.KindAbsent && !c.noThrottle:
+			return x.serve(errThrottled, lk.Expire), nil, true
+		case lk.Kind != remote.KindLease:
+			return nil, nil, false
+		case !time.Now().Before(deadline):
+			out, err := x.unlocked(ctx)
+			return out, err, true
+		}
+	}
+}
+
+// l1Fallback serves, for a Fetch whose load failed with err while Redis
+// could not be read (or without Redis), the expired value L1 still keeps
+// under key within the fail-safe window, unless an invalidation removed it
+// or reached this node since tok. The fallback is kept in L1 for
+// FailSafeThrottle, so this node does not call the loader again meanwhile.
+func (g *Group[V]) l1Fallback(key string, tok local.Token, out any, err error) (any, error) {
+	c := g.c
+	if g.fs.window <= 0 || c.l1 == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrClosed) {
+		return out, err
+	}
+	if !c.noFallbackCheck && c.l1.Invalidated(key, tok) {
+		return out, err
+	}
+	e, ok := c.l1.GetExpired(key, int64(g.fs.window))
+	if !ok || e.Absent {
+		return out, err
+	}
+	v, ok := e.Value.(V)
+	if !ok {
+		return out, err
+	}
+	g.record(Event{Kind: EventFailSafe, Err: err})
+	end := e.Fallback
+	if end == 0 {
+		end = e.Expire + int64(g.fs.window)
+	}
+	it := local.Item[any]{
+		Value: v, Cost: cost(v, g.size(v)), Version: e.Version,
+		Expire: min(c.clock.Now()+int64(g.fs.throttle)-c.tick, end), Fallback: end,
+	}
+	c.fillL1(key, tok, it)
+	return fallback[V]{v}, nil
+}
+
+// softTimer starts the timer of a soft timeout (tests replace it).
+func (c *Cache) softTimer(d time.Duration) *time.Timer {
+	if c.softTimeout != nil {
+		return c.softTimeout(d)
+	}
+	return time.NewTimer(d)
+}
+
+// flightValue is the value a load's flight carries, a fail-safe fallback
+// included (for a FetchMany that joined a Fetch's load).
+func flightValue[V any](v any) V {
+	if fb, ok := v.(fallback[V]); ok {
+		return fb.v
+	}
+	r, _ := v.(V)
+	return r
+}

@@ -1,0 +1,75 @@
+package tiered_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// A price expires, then the database goes down: with FailSafe the caller
+// still gets the last price, and FetchInfo tells it is a fallback.
+func ExampleGroup_FetchInfo() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "shop"})
+	defer c.Close()
+	prices, _ := tiered.NewGroup[int](c, "price", tiered.GroupOptions{
+		TTL:      20 * time.Millisecond,
+		FailSafe: time.Hour, // keep an expired price for an hour, as a fallback
+	})
+	ctx := context.Background()
+	_ = c.WaitBus(ctx)
+
+	v, s, err := prices.FetchInfo(ctx, "eur", func(context.Context, string) (int, error) { return 100, nil })
+	fmt.Println(v, s.Fallback, err)
+
+	time.Sleep(40 * time.Millisecond) // the price expires
+	v, s, err = prices.FetchInfo(ctx, "eur", func(context.Context, string) (int, error) {
+		return 0, errors.New("database down")
+	})
+	fmt.Println(v, s.Fallback, err)
+	fmt.Println("fallbacks served:", prices.Stats().FailSafe)
+	// Output:
+	// 100 false <nil>
+	// 100 true <nil>
+	// fallbacks served: 1
+}
+
+// Each value decides its own TTL: here a finished order is kept for a day,
+// one in progress for a minute.
+func ExampleGroupOptions_adaptiveTTL() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "shop", DisableJitter: true})
+	defer c.Close()
+	type Order struct{ Done bool }
+	orders, _ := tiered.NewGroup[Order](c, "order", tiered.GroupOptions{
+		TTL: time.Minute,
+		TTLOf: func(_ string, v any) time.Duration {
+			if v.(Order).Done {
+				return 24 * time.Hour
+			}
+			return 0 // the group's TTL
+		},
+	})
+	ctx := context.Background()
+	_ = c.WaitBus(ctx)
+	load := func(_ context.Context, id string) (Order, error) { return Order{Done: id == "1"}, nil }
+	for _, id := range []string{"1", "2"} {
+		_, _ = orders.Fetch(ctx, id, load)
+		fmt.Println("order", id, "lives", mr.TTL("shop:order:"+id))
+	}
+	// Output:
+	// order 1 lives 24h0m0s
+	// order 2 lives 1m0s
+}
