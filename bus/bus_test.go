@@ -14,6 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	redistest.QuietRedisLog()
 	// A go-redis pool whose dial failed (a killed cluster node) retries on
 	// a goroutine that notices Close only after its one-second sleep.
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))

@@ -20,7 +20,10 @@ import (
 	"github.com/tiercache/tiercache/tiered"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	redistest.QuietRedisLog()
+	goleak.VerifyTestMain(m)
+}
 
 // instance is one running copy of the service, over real HTTP.
 type instance struct {
