@@ -67,6 +67,9 @@ func newBus(t *testing.T, addr string, h bus.Handler, o bus.Options) *bus.Bus {
 	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	o.Client, o.Channel, o.Handler = rdb, "test:bus", h
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second // a PUBLISH on a loaded machine under -race
+	}
 	b, err := bus.New(o)
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,7 @@ func startInstance(t *testing.T, srv *redistest.Server, db *store, forgetPostKey
 	t.Helper()
 	in := &instance{}
 	rdb := srv.Client(t)
-	a, err := newApp(db, appOptions{Redis: rdb, Namespace: "blog", forgetPostKey: forgetPostKey, Recorder: tiered.RecorderFunc(func(e tiered.Event) {
+	a, err := newApp(db, appOptions{Redis: rdb, Namespace: "blog", forgetPostKey: forgetPostKey, redisTimeout: 10 * time.Second, Recorder: tiered.RecorderFunc(func(e tiered.Event) {
 		if e.Kind == tiered.EventInvalidationReceived {
 			in.received.Add(1) // after the invalidation was applied to this instance's L1
 		}
