@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -55,7 +56,9 @@ func coldStart(t *testing.T, flushVetoesL2 bool) (loads int64, lost uint64, inRe
 	t.Cleanup(func() { rdb.Close() })
 	t.Cleanup(gate.reopen) // before the client closes: nothing stays held
 
-	c, err := tiered.New(tiered.Options{Redis: rdb, Namespace: "cold"})
+	// Long timeouts: the loader waits for the subscription, and a loaded
+	// machine must not turn that wait or a Redis call into an error.
+	c, err := tiered.New(tiered.Options{Redis: rdb, Namespace: "cold", LoadTimeout: time.Minute, RedisTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
