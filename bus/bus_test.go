@@ -14,6 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	redistest.QuietRedisLog()
 	// A go-redis pool whose dial failed (a killed cluster node) retries on
 	// a goroutine that notices Close only after its one-second sleep.
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))
@@ -66,6 +67,9 @@ func newBus(t *testing.T, addr string, h bus.Handler, o bus.Options) *bus.Bus {
 	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	o.Client, o.Channel, o.Handler = rdb, "test:bus", h
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second // a PUBLISH on a loaded machine under -race
+	}
 	b, err := bus.New(o)
 	if err != nil {
 		t.Fatal(err)

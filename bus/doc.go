@@ -1,4 +1,10 @@
-// Package bus carries invalidations between the processes that share one
+// Package bus is a building block of package tiered, not an API to use:
+// tiered.Cache runs one [Bus] to send and receive its invalidations. Use
+// package tiered (github.com/tiercache/tiercache/tiered); this package's
+// API may change in any release. Other programs that need the wire format
+// read [Message], [Encode] and [Decode].
+//
+// The bus carries invalidations between the processes that share one
 // namespace, over Redis pub/sub, and tells each process when it may have
 // missed some.
 //

@@ -12,10 +12,14 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tiercache/tiercache/httpcache"
+	"github.com/tiercache/tiercache/internal/redistest"
 	"github.com/tiercache/tiercache/tiered"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	redistest.QuietRedisLog()
+	goleak.VerifyTestMain(m)
+}
 
 // node is one process of a test fleet: a cache, a middleware and a mux.
 type node struct {

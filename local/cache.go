@@ -219,7 +219,8 @@ func (c *Cache[V]) TagsChanged() { c.tagGen.Add(1) }
 
 // Flush invalidates every entry at once by bumping the epoch: the current
 // entries are invalid on read from then on, and loads whose token was
-// taken earlier will not fill. It is safe under live traffic (unlike
+// taken earlier will not fill (SetIf refuses them; [Cache.Flushed] reports
+// it, [Cache.Invalidated] does not, as no key was invalidated). It is safe under live traffic (unlike
 // ristretto.Clear) and costs one atomic add. The key index keeps the
 // old-epoch entries until they are replaced, deleted or evicted; Len counts
 // them.

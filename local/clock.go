@@ -8,8 +8,8 @@ import (
 
 // Clock is the cheap clock entries are checked against: Now returns unix
 // nanoseconds. It is read on every hit, so it must be fast and safe for
-// concurrent use. The cache reads a [TickingClock] or a [ManualClock] with
-// one atomic load, without calling Now.
+// concurrent use. The cache reads a [TickingClock] with one atomic load,
+// without calling Now.
 type Clock interface {
 	Now() int64
 }
@@ -70,29 +70,8 @@ func (c *TickingClock) Stop() {
 	<-c.done
 }
 
-// ManualClock is a [Clock] that moves only when told, for tests. Its zero
-// value reads 0 (the unix epoch). It is safe for concurrent use.
-type ManualClock struct{ now atomic.Int64 }
-
-// NewManualClock returns a clock that reads t.
-func NewManualClock(t time.Time) *ManualClock {
-	c := &ManualClock{}
-	c.now.Store(t.UnixNano())
-	return c
-}
-
-// Now returns the clock's time in unix nanoseconds.
-func (c *ManualClock) Now() int64 { return c.now.Load() }
-
-// Add moves the clock by d (backwards if d is negative).
-func (c *ManualClock) Add(d time.Duration) { c.now.Add(int64(d)) }
-
-// Set sets the clock to t.
-func (c *ManualClock) Set(t time.Time) { c.now.Store(t.UnixNano()) }
-
 // addressedClock is a clock whose time the cache may load directly,
 // saving an interface call per hit.
 type addressedClock interface{ nowAddr() *atomic.Int64 }
 
 func (c *TickingClock) nowAddr() *atomic.Int64 { return &c.now }
-func (c *ManualClock) nowAddr() *atomic.Int64  { return &c.now }

@@ -1,5 +1,10 @@
-// Package local is the L1 tier of tiercache: decoded values in Ristretto v2,
-// plus what Ristretto lacks.
+// Package local is a building block of package tiered, not an API to use:
+// it is the L1 tier that tiered.Cache wires in front of Redis. Use package
+// tiered (github.com/tiercache/tiercache/tiered); this package's API may
+// change in any release.
+//
+// The L1 tier holds decoded values in Ristretto v2, plus what Ristretto
+// lacks.
 //
 //   - A cheap hit: [Cache.LookupPrefix] takes the key as a [Prefix], hashed
 //     once, and a suffix, so that a hit hashes one short string, allocates

@@ -1,6 +1,11 @@
 package local
 
-import "github.com/tiercache/tiercache/internal/memsize"
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/memsize"
+)
 
 // Test hooks: they reach the states that depend on timing inside Ristretto
 // or on hash values.
@@ -92,3 +97,25 @@ func OrderedBytes[V any](c *Cache[V]) (bytes int64, keys int) {
 	}
 	return bytes, keys
 }
+
+// ManualClock is a [Clock] that moves only when told. Its zero
+// value reads 0 (the unix epoch). It is safe for concurrent use.
+type ManualClock struct{ now atomic.Int64 }
+
+// NewManualClock returns a clock that reads t.
+func NewManualClock(t time.Time) *ManualClock {
+	c := &ManualClock{}
+	c.now.Store(t.UnixNano())
+	return c
+}
+
+// Now returns the clock's time in unix nanoseconds.
+func (c *ManualClock) Now() int64 { return c.now.Load() }
+
+// Add moves the clock by d (backwards if d is negative).
+func (c *ManualClock) Add(d time.Duration) { c.now.Add(int64(d)) }
+
+// Set sets the clock to t.
+func (c *ManualClock) Set(t time.Time) { c.now.Store(t.UnixNano()) }
+
+func (c *ManualClock) nowAddr() *atomic.Int64 { return &c.now }

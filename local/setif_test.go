@@ -210,3 +210,30 @@ func TestDeleteMatchingPrefixEqualsScan(t *testing.T) {
 		})
 	}
 }
+
+// TestFlushIsNotAnInvalidationOfTheKey: a Flush vetoes the L1 fills of
+// loads that began before it, and Flushed says so, but Invalidated does
+// not count it: the caller's other tier is guarded by other means (the
+// lease), and a flush says nothing about any key. An invalidation of the
+// key counts in Invalidated whether or not a Flush came too.
+func TestFlushIsNotAnInvalidationOfTheKey(t *testing.T) {
+	c, _ := newCache(t, local.Options{})
+	tok := c.Begin()
+	c.Flush()
+	if c.Invalidated("k", tok) {
+		t.Error("Invalidated(k) after a Flush = true; want false")
+	}
+	if !c.Flushed(tok) {
+		t.Error("Flushed after a Flush = false; want true")
+	}
+	if c.Flushed(c.Begin()) {
+		t.Error("Flushed with a token taken after the Flush = true; want false")
+	}
+	if c.SetIf("k", tok, item("stale", time.Minute)) {
+		t.Error("SetIf with a token from before the Flush installed")
+	}
+	c.Delete("k")
+	if !c.Invalidated("k", tok) {
+		t.Error("Invalidated(k) after a Flush and a Delete(k) = false; want true")
+	}
+}

@@ -20,16 +20,22 @@ func (c *Cache[V]) SetIf(key string, tok Token, it Item[V]) bool {
 	return true
 }
 
-// Invalidated reports whether an invalidation of key happened since tok was
-// taken: whether SetIf with tok would refuse to install key (with the same
-// conservative errors).
+// Invalidated reports whether an invalidation of key itself happened since
+// tok was taken, or one is in progress: a Delete or Set of key, a Hold of
+// it, or a DeleteMatching whose match accepts key (with the same
+// conservative errors as SetIf). A Flush does not count: it says nothing
+// about key, only that this cache may have missed something, which
+// [Cache.Flushed] reports. SetIf refuses to install when either does.
 func (c *Cache[V]) Invalidated(key string, tok Token) bool {
 	h := c.keyHash(key)
 	s := c.stripe(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.vetoedLocked(h, tok) || tok.epoch != c.epoch.Load() || c.pats.vetoes(key, tok.seq)
+	return s.vetoedLocked(h, tok) || c.pats.vetoes(key, tok.seq)
 }
+
+// Flushed reports whether a [Cache.Flush] happened since tok was taken.
+func (c *Cache[V]) Flushed(tok Token) bool { return tok.epoch != c.epoch.Load() }
 
 // vetoedLocked reports whether the key of hash h was invalidated since tok,
 // or is held. The caller holds s.mu.

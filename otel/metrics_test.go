@@ -12,11 +12,15 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tiercache/tiercache/internal/metricstest"
+	"github.com/tiercache/tiercache/internal/redistest"
 	tcotel "github.com/tiercache/tiercache/otel"
 	"github.com/tiercache/tiercache/tiered"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	redistest.QuietRedisLog()
+	goleak.VerifyTestMain(m)
+}
 
 // kind is how an instrument is aggregated.
 type kind string

@@ -10,11 +10,15 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tiercache/tiercache/internal/metricstest"
+	"github.com/tiercache/tiercache/internal/redistest"
 	tcprom "github.com/tiercache/tiercache/prometheus"
 	"github.com/tiercache/tiercache/tiered"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	redistest.QuietRedisLog()
+	goleak.VerifyTestMain(m)
+}
 
 // scrape is one Gather of a registry, by metric name.
 type scrape map[string]*dto.MetricFamily

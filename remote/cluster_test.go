@@ -20,6 +20,9 @@ func newStore(t *testing.T, rdb redis.UniversalClient, o remote.Options) *remote
 	if o.Namespace == "" {
 		o.Namespace = "cl"
 	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second // a loaded machine under -race
+	}
 	s, err := remote.New(rdb, o)
 	if err != nil {
 		t.Fatalf("remote.New: %v", err)

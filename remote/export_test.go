@@ -56,3 +56,13 @@ func SetSkipWait(s *Store, on bool) { s.skipWait = on }
 // SetKeepAbandoned makes a failed AcquireMany of s leave the leases it may
 // have taken in place.
 func SetKeepAbandoned(s *Store, on bool) { s.keepAbandoned = on }
+
+// FillMany is [Store.Fill] for many leases in one pipeline, without
+// hand-offs. The results are in the order of fills.
+func (s *Store) FillMany(ctx context.Context, fills []Fill) ([]bool, error) {
+	return s.FillHandOff(ctx, fills, nil)
+}
+
+// LoadScripts loads every script the store runs on every server of the
+// deployment (see loadScripts).
+func (s *Store) LoadScripts(ctx context.Context) error { return s.loadScripts(ctx) }

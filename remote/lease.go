@@ -236,7 +236,7 @@ func (s *Store) Replace(ctx context.Context, key string, old Record, rec Record,
 	return n == 1, nil
 }
 
-// Fill is one key of [Store.FillMany].
+// Fill is one key of [Store.FillHandOff].
 type Fill struct {
 	Lease  Lease
 	Record Record
@@ -249,12 +249,6 @@ type Fill struct {
 	// of them is at or after Record.Begin. They must be on the server of
 	// the lease's key: never set them on a cluster (see [Store.Clustered]).
 	Stamps []string
-}
-
-// FillMany is [Store.Fill] for many leases in one pipeline. The results are
-// in the order of fills.
-func (s *Store) FillMany(ctx context.Context, fills []Fill) ([]bool, error) {
-	return s.FillHandOff(ctx, fills, nil)
 }
 
 // HandOff is what the holder of a lease leaves, under [Store.HandOffKey],
@@ -301,8 +295,9 @@ func hashTag(rk string) string {
 	return rk[i+1 : i+1+j]
 }
 
-// FillHandOff runs fills as [Store.FillMany] does and writes hands, and the
-// hand-offs of the fills that ask for one (SET PX under their
+// FillHandOff runs fills, each a compare-and-set as [Store.Fill] does, in
+// one pipeline (the results are in the order of fills), and writes hands,
+// and the hand-offs of the fills that ask for one (SET PX under their
 // [Store.HandOffKey]), in the same pipeline. The results are
 // those of the fills; a hand-off that cannot be written is not an error
 // (the nodes waiting for it take their lease again instead).
@@ -492,7 +487,7 @@ func (s *Store) leaseOp(ctx context.Context, sc *redis.Script, l Lease, op strin
 // A script inside a pipeline is not retried after NOSCRIPT (a restarted or
 // newly promoted server, or a master added to a cluster, has an empty
 // script cache), so the calls that report NOSCRIPT, and only those (the
-// others ran), are sent once more after [Store.LoadScripts] has loaded
+// others ran), are sent once more after loadScripts has loaded
 // every script on every node.
 func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, more [][]string, args [][]any, extra func(context.Context, redis.Pipeliner)) ([]*redis.Cmd, error) {
 	ctx, cancel := s.ctx(ctx)
@@ -517,7 +512,7 @@ func (s *Store) runMany(ctx context.Context, sc *redis.Script, keys []string, mo
 			return cmds, nil
 		}
 		// A node that cannot be reached fails its own calls again below.
-		_ = s.LoadScripts(ctx)
+		_ = s.loadScripts(ctx)
 	}
 }
 

@@ -64,7 +64,7 @@ func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m
 		}
 		var batch []string
 		for _, k := range keys {
-			if local, ok := s.LocalKey(k); ok && m.Match(local) {
+			if local, ok := s.localKey(k); ok && m.Match(local) {
 				batch = append(batch, local)
 			}
 		}

@@ -111,15 +111,15 @@ var (
 // scriptSources are the sources of every script a Store runs.
 var scriptSources = []string{acquireSrc, fillSrc, releaseSrc, renewSrc, discardSrc, stampSrc}
 
-// LoadScripts loads every script the store runs into the script cache of
+// loadScripts loads every script the store runs into the script cache of
 // every server of the deployment: each master and replica of a cluster (as
 // the cluster is now, masters added since the client started included), or
 // the one server of any other client. The store runs scripts by their SHA
 // and loads them again by itself where a server answers NOSCRIPT (after a
 // restart, a failover to a replica that never had them, a SCRIPT FLUSH);
-// calling LoadScripts at start-up saves that round trip. It returns the
+// calling loadScripts at start-up saves that round trip. It returns the
 // errors of the servers it could not load them on, joined.
-func (s *Store) LoadScripts(ctx context.Context) error {
+func (s *Store) loadScripts(ctx context.Context) error {
 	load := func(ctx context.Context, c redis.Cmdable) error {
 		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			// Not Script.Load: it reads the SHA from the reply, which a

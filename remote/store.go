@@ -184,9 +184,9 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 // RedisKey returns the Redis key that holds key.
 func (s *Store) RedisKey(key string) string { return s.prefix + key }
 
-// LocalKey returns the key held in Redis key rkey, and false when rkey is
+// localKey returns the key held in Redis key rkey, and false when rkey is
 // not in the namespace.
-func (s *Store) LocalKey(rkey string) (string, bool) {
+func (s *Store) localKey(rkey string) (string, bool) {
 	return strings.CutPrefix(rkey, s.prefix)
 }
 

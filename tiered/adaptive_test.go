@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -84,7 +83,7 @@ func TestAdaptiveTTLRedis(t *testing.T) {
 func TestAdaptiveTTLExpiry(t *testing.T) {
 	rdb := newReal(t)
 	ctx := context.Background()
-	clk := local.NewManualClock(time.Now())
+	clk := newManualClock(time.Now())
 	var calls, loads atomic.Int64
 	c := newCache(t, tiered.WithClock(tiered.Options{Redis: rdb, Namespace: "ae", Jitter: 0.5, L1TTL: time.Hour}, clk))
 	g := newGroup[int](t, c, "k", tiered.GroupOptions{TTL: time.Hour, TTLOf: adaptiveTTL(&calls)})

@@ -89,6 +89,10 @@ type Cache struct {
 	// noFlush switches off the flush on a lost subscription and the
 	// degraded L1 that follows, for the same purpose.
 	noFlush atomic.Bool
+	// flushVetoesL2 makes an L1 flush veto the Redis fills of the loads in
+	// progress too (the behaviour before a flush vetoed L1 fills only), so
+	// that a test can show it catches the double load at cold start.
+	flushVetoesL2 bool
 	// hook, if set, runs at named points of a load (see Cache.at); tests
 	// use it to land an invalidation exactly there.
 	hook func(point string)

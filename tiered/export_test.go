@@ -30,6 +30,12 @@ func SetHandOffWatch(c *Cache, d time.Duration) { c.handOffWatch = d }
 // reads they prevent.
 func SetNoFlush(c *Cache, off bool) { c.noFlush.Store(off) }
 
+// SetFlushVetoesL2 makes an L1 flush (the bus's first subscription, its
+// return, a gap) veto the Redis fills of the loads in progress too, as it
+// did before it vetoed L1 fills only, so that a test can show it catches
+// the double load this causes at cold start.
+func SetFlushVetoesL2(c *Cache, on bool) { c.flushVetoesL2 = on }
+
 // DropNextPublish makes the next bus message vanish after it used up its
 // sequence number, as a message lost on the way would.
 func DropNextPublish(c *Cache) { c.dropNext.Store(true) }

@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -22,7 +21,7 @@ var errDown = errors.New("database down")
 type fsRig struct {
 	t      *testing.T
 	rdb    redis.UniversalClient
-	clk    *local.ManualClock
+	clk    *manualClock
 	caches []*tiered.Cache
 	groups []*tiered.Group[string]
 	busy   chan struct{} // a receive per lease (or reload lock) found busy
@@ -33,7 +32,7 @@ type fsRig struct {
 const fsTTL = time.Hour
 
 func newFSRig(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.GroupOptions) *fsRig {
-	r := &fsRig{t: t, rdb: rdb, clk: local.NewManualClock(time.Now()), busy: make(chan struct{}, 64), joined: make(chan struct{}, 64)}
+	r := &fsRig{t: t, rdb: rdb, clk: newManualClock(time.Now()), busy: make(chan struct{}, 64), joined: make(chan struct{}, 64)}
 	gopts.TTL = fsTTL
 	if gopts.FailSafe == 0 {
 		gopts.FailSafe = time.Hour
@@ -477,7 +476,7 @@ func failSafeFetchManyReplaces(t *testing.T, rdb redis.UniversalClient) {
 // locally; an invalidated one never does.
 func TestFailSafeL1(t *testing.T) {
 	ctx := context.Background()
-	clk := local.NewManualClock(time.Now())
+	clk := newManualClock(time.Now())
 	c := newCache(t, tiered.WithClock(tiered.Options{DisableJitter: true}, clk))
 	g := newGroup[string](t, c, "k", tiered.GroupOptions{TTL: time.Minute, FailSafe: time.Hour})
 	var loads atomic.Int64

@@ -10,7 +10,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -215,7 +214,7 @@ func cutScenario(t *testing.T, flush bool) (staleSeen bool) {
 func TestDegradedDuringCut(t *testing.T) {
 	srv := startServer(t)
 	proxy := newProxy(t, srv)
-	clk := local.NewManualClock(time.Now())
+	clk := newManualClock(time.Now())
 	b := newFleetNode(t, proxy.Addr(), tiered.WithClock(tiered.Options{DegradedL1TTL: time.Second}, clk))
 	proxy.Cut()
 	b.expect(t, tiered.EventBusLost)

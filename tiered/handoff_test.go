@@ -194,8 +194,12 @@ func TestVanishedLeaseWithoutHandOff(t *testing.T) {
 // while shut; everything else passes.
 type gate struct{ shut atomic.Pointer[chan struct{}] }
 
-func (g *gate) close()                                             { ch := make(chan struct{}); g.shut.Store(&ch) }
-func (g *gate) open()                                              { close(*g.shut.Swap(nil)) }
+func (g *gate) close() { ch := make(chan struct{}); g.shut.Store(&ch) }
+func (g *gate) open() {
+	if ch := g.shut.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
 func (*gate) DialHook(next redis.DialHook) redis.DialHook          { return next }
 func (*gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
@@ -225,7 +229,8 @@ func TestHandOffOfAFilledValue(t *testing.T) {
 				if i == 1 {
 					rdb.AddHook(&gb)
 				}
-				nodes[i] = newCache(t, tiered.Options{Redis: rdb, Namespace: "filled", LeaseWait: time.Minute})
+				// RedisTimeout: a loaded machine must not fail the invalidation.
+				nodes[i] = newCache(t, tiered.Options{Redis: rdb, Namespace: "filled", LeaseWait: time.Minute, RedisTimeout: 10 * time.Second})
 				tiered.SetHandOffWatch(nodes[i], time.Minute)
 				tiered.SetNoHandOff(nodes[i], off)
 				groups[i] = newGroup[string](t, nodes[i], "g", tiered.GroupOptions{})
@@ -250,6 +255,7 @@ func TestHandOffOfAFilledValue(t *testing.T) {
 			}()
 			<-started
 			gb.close()
+			t.Cleanup(gb.open) // before the caches close: a failed check must not leave b's polls held
 			bDone := make(chan string, 1)
 			go func() {
 				v, err := groups[1].Fetch(ctx, "k", load)

@@ -57,18 +57,31 @@ func sumStats(cs []*tiered.Cache, f func(tiered.Stats) uint64) uint64 {
 // loader call blocks until every node has tried the lease (one won, the
 // others found it busy), so that no node finds the value filled already
 // and the count cannot depend on timing; it returns the number of loader
-// calls.
+// calls. The timeouts are long (a minute for a load and for a lease wait,
+// ten seconds for a Redis call): 1,600 goroutines under -race on a loaded
+// machine must not turn a slow Redis call into a failure, nor a slow load
+// into a waiter that gives up.
 func stampede(t *testing.T, nodes, perNode int, o tiered.Options) (loads int64, caches []*tiered.Cache) {
+	o.LoadTimeout, o.RedisTimeout = time.Minute, 10*time.Second
 	caches, groups := stampedeNodes(t, startServer(t), nodes, o)
 	var calls atomic.Int64
+	tried := func() (won, busy, redisErrors uint64) {
+		won = sumStats(caches, func(s tiered.Stats) uint64 { return s.LeasesWon })
+		busy = sumStats(caches, func(s tiered.Stats) uint64 { return s.LeasesBusy })
+		return won, busy, sumStats(caches, func(s tiered.Stats) uint64 { return s.RedisErrors })
+	}
 	load := func(ctx context.Context, id string) (string, error) {
 		calls.Add(1)
-		waitUntil(t, "every node tried the lease", func() bool {
-			won := sumStats(caches, func(s tiered.Stats) uint64 { return s.LeasesWon })
-			busy := sumStats(caches, func(s tiered.Stats) uint64 { return s.LeasesBusy })
-			return won+busy == uint64(nodes)
-		})
-		return "v", nil
+		for {
+			won, busy, redisErrors := tried()
+			switch {
+			case won+busy == uint64(nodes):
+				return "v", nil
+			case redisErrors > 0 || ctx.Err() != nil:
+				return "", fmt.Errorf("not every node tried the lease: %d won, %d busy, %d Redis errors, %v", won, busy, redisErrors, ctx.Err())
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	start := make(chan struct{})
 	var wg sync.WaitGroup

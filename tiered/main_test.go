@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -14,6 +15,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	redistest.QuietRedisLog()
 	// A go-redis pool whose dial failed (a killed cluster node) retries on
 	// a goroutine that notices Close only after its one-second sleep.
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))
@@ -79,3 +81,16 @@ func userLoader(calls *atomic.Int64) tiered.LoaderFunc[User] {
 		return User{ID: id, Name: "user " + id}, nil
 	}
 }
+
+// manualClock is an L1 clock (local.Clock) that moves only when told.
+type manualClock struct{ now atomic.Int64 }
+
+func newManualClock(t time.Time) *manualClock {
+	c := &manualClock{}
+	c.now.Store(t.UnixNano())
+	return c
+}
+
+func (c *manualClock) Now() int64          { return c.now.Load() }
+func (c *manualClock) Add(d time.Duration) { c.now.Add(int64(d)) }
+func (c *manualClock) Set(t time.Time)     { c.now.Store(t.UnixNano()) }

@@ -12,7 +12,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -29,7 +28,7 @@ func TestEarlyRefreshLoadsOncePerExpiry(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	start := time.Now()
 	m.SetTime(start)
-	clk := local.NewManualClock(start)
+	clk := newManualClock(start)
 	rng := rand.New(rand.NewPCG(1, 2))
 	o := tiered.WithRandom(tiered.WithClock(tiered.Options{
 		Redis: rdb, Namespace: "xfetch", DisableBus: true, DisableJitter: true,

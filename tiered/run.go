@@ -604,10 +604,15 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			unused, hands = append(unused, l), append(hands, r.emptyHandOff(l))
 			continue
 		}
-		if c.l1 != nil && !c.noCAS && c.l1.Invalidated(l.Key, r.tok) {
+		if c.l1 != nil && !c.noCAS && (c.l1.Invalidated(l.Key, r.tok) || c.flushVetoesL2 && c.l1.Flushed(r.tok)) {
 			// An invalidation of the key reached this node after the load
 			// began, possibly before the lease was taken: the lease cannot
 			// tell, so the value is not written.
+			// A flush of L1 (the bus's first subscription, its return after
+			// a loss, a gap) does not veto the write: it invalidates no key,
+			// and every invalidation that a flush stands in for removed the
+			// lease in Redis before it was published, so the compare-and-set
+			// below refuses the fill. The flush vetoes the L1 fill only.
 			// The value is handed off all the same: whoever saw the lease
 			// began before the invalidation's UNLINK removed it, or no
 			// invalidation of this key removed it (the veto is

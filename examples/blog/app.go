@@ -29,6 +29,9 @@ type appOptions struct {
 	// invalidates, so that a test can show it catches the stale reads
 	// that follow.
 	forgetPostKey bool
+	// redisTimeout, if not 0, replaces the cache's RedisTimeout: tests
+	// that run on a loaded machine give Redis longer.
+	redisTimeout time.Duration
 }
 
 // app is one instance of the blog service: its cache, its data groups and
@@ -43,7 +46,7 @@ type app struct {
 const pageSize = 10
 
 func newApp(db *store, o appOptions) (*app, error) {
-	c, err := tiered.New(tiered.Options{Redis: o.Redis, Namespace: o.Namespace, Logger: o.Logger, Recorder: o.Recorder})
+	c, err := tiered.New(tiered.Options{Redis: o.Redis, Namespace: o.Namespace, Logger: o.Logger, Recorder: o.Recorder, RedisTimeout: o.redisTimeout})
 	if err != nil {
 		return nil, err
 	}

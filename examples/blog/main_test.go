@@ -20,7 +20,10 @@ import (
 	"github.com/tiercache/tiercache/tiered"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	redistest.QuietRedisLog()
+	goleak.VerifyTestMain(m)
+}
 
 // instance is one running copy of the service, over real HTTP.
 type instance struct {
@@ -33,7 +36,7 @@ func startInstance(t *testing.T, srv *redistest.Server, db *store, forgetPostKey
 	t.Helper()
 	in := &instance{}
 	rdb := srv.Client(t)
-	a, err := newApp(db, appOptions{Redis: rdb, Namespace: "blog", forgetPostKey: forgetPostKey, Recorder: tiered.RecorderFunc(func(e tiered.Event) {
+	a, err := newApp(db, appOptions{Redis: rdb, Namespace: "blog", forgetPostKey: forgetPostKey, redisTimeout: 10 * time.Second, Recorder: tiered.RecorderFunc(func(e tiered.Event) {
 		if e.Kind == tiered.EventInvalidationReceived {
 			in.received.Add(1) // after the invalidation was applied to this instance's L1
 		}
@@ -69,13 +72,13 @@ func getPost(t *testing.T, c *http.Client, base, id string) (Post, string) {
 }
 
 // TestTwoInstances runs two instances of the service on one real Redis and
-// a shared database. A PUT on A is seen by a GET on B within a second (the
-// lag is reported), and no GET on B that began after B applied the
-// invalidation returns the old post.
+// a shared database. A PUT on A is seen by a GET on B at the latest once B
+// has applied its invalidations (the lag is reported), and no GET on B that
+// began after B applied the invalidation returns the old post.
 func TestTwoInstances(t *testing.T) {
 	r := twoInstances(t, false)
 	if !r.aSeesNew || r.lag < 0 || len(r.violations) > 0 {
-		t.Fatalf("A sees its write: %v; lag on B %v (-1: not within 1s); %d GETs on B began after B applied the invalidation and returned the old post: %v",
+		t.Fatalf("A sees its write: %v; lag on B %v (-1: not even after B applied the invalidations); %d GETs on B began after B applied the invalidation and returned the old post: %v",
 			r.aSeesNew, r.lag, len(r.violations), r.violations[:min(5, len(r.violations))])
 	}
 	t.Logf("PUT on A seen by a GET on B after %v; %d reads on B after it applied the invalidation, all new", r.lag, r.afterApplied)
@@ -93,7 +96,7 @@ func TestTwoInstancesCatchesAMissedKey(t *testing.T) {
 
 type twoResult struct {
 	aSeesNew     bool
-	lag          time.Duration // -1: B did not serve the update within 1s
+	lag          time.Duration // -1: B did not serve the update, even after it applied the invalidations
 	violations   []string
 	afterApplied int64
 }
@@ -186,11 +189,17 @@ func twoInstances(t *testing.T, forgetPostKey bool) (r twoResult) {
 	p, _ := getPost(t, client, a.srv.URL, old)
 	r.aSeesNew = p.Title == "updated"
 
-	// On B: poll until the update shows, up to one second.
+	// On B: poll until the update shows, or until a GET that began after B
+	// applied the PUT's invalidations still shows the old post (whatever
+	// the time that takes on a loaded machine).
 	r.lag = -1
-	for time.Since(putDone) <= time.Second {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); { // a hang guard
+		applied := b.received.Load() >= target.Load()
 		if p, _ := getPost(t, client, b.srv.URL, old); p.Title == "updated" {
 			r.lag = time.Since(putDone)
+			break
+		}
+		if applied {
 			break
 		}
 	}

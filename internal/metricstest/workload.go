@@ -56,9 +56,11 @@ func Start(t *testing.T, rec tiered.Recorder) *Workload {
 	rdbA := redis.NewClient(&redis.Options{Addr: w.proxy.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { rdbA.Close() })
 	// A heartbeat of an hour: nothing on the bus but what the script does
-	// (the loss is detected at once, from the cut connection).
+	// (the loss is detected at once, from the cut connection). A long
+	// RedisTimeout: on a loaded machine a slow call must not count as a
+	// Redis error the script did not drive (the cut refuses at once).
 	w.A = newCache(t, tiered.Options{
-		Redis: rdbA, Namespace: "m", L1MaxBytes: L1MaxBytes, Heartbeat: time.Hour,
+		Redis: rdbA, Namespace: "m", L1MaxBytes: L1MaxBytes, Heartbeat: time.Hour, RedisTimeout: 10 * time.Second,
 		Recorder: tiered.RecorderFunc(func(e tiered.Event) {
 			rec.Record(e)
 			switch e.Kind { // the events Run waits for
@@ -70,7 +72,7 @@ func Start(t *testing.T, rec tiered.Recorder) *Workload {
 	w.expect(t, tiered.EventBusRestored)
 	w.Users = newGroup[User](t, w.A, "user")
 	w.Posts = newGroup[string](t, w.A, "post")
-	w.B = newCache(t, tiered.Options{Redis: w.direct, Namespace: "m", Heartbeat: time.Hour})
+	w.B = newCache(t, tiered.Options{Redis: w.direct, Namespace: "m", Heartbeat: time.Hour, RedisTimeout: 10 * time.Second})
 	w.BUsers = newGroup[User](t, w.B, "user")
 	return w
 }

@@ -87,9 +87,11 @@ type Server struct {
 // When redis-server is not on PATH, Start skips the test, or fails it when
 // [RequireRedis] holds (see [Binary]). When the server does not come up,
 // Start fails the test with the end of the server's output. Like t.Fatal,
-// it must be called from the goroutine running the test.
+// it must be called from the goroutine running the test. It calls
+// [QuietRedisLog].
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	QuietRedisLog()
 	cfg, err := newConfig(opts)
 	if err != nil {
 		t.Fatal(err)
