@@ -393,6 +393,11 @@ func (r *receiver) gap(m Message) bool {
 	if r.b.opts.compat.seq {
 		return r.gapUnchecked(m)
 	}
+	if m.Seq == 0 {
+		// A sender that numbers nothing (docs/protocol.md): applied, never
+		// a gap, and no number to follow. Real senders start at 1.
+		return false
+	}
 	p := r.peers[m.Origin]
 	if p == nil {
 		p = &peer{}

@@ -28,6 +28,7 @@ import time
 
 WIRE_VERSION = 1
 KIND_KEYS, KIND_PATTERNS, KIND_HEARTBEAT, KIND_FLUSH = 1, 2, 3, 4
+KIND_TAGS = 5  # items "<stamp>:<id>" (docs/protocol.md)
 DEFAULT_NAMESPACE = "tiercache"
 MAX_MESSAGE_BYTES = 64 << 10  # what a Go node sends at most; split above it
 
@@ -162,7 +163,7 @@ def split(items, max_bytes):
 
 def selftest(path):
     """Check encode_message against the message vectors of testdata/protocol."""
-    kinds = {"keys": KIND_KEYS, "patterns": KIND_PATTERNS, "heartbeat": KIND_HEARTBEAT, "flush": KIND_FLUSH}
+    kinds = {"keys": KIND_KEYS, "patterns": KIND_PATTERNS, "heartbeat": KIND_HEARTBEAT, "flush": KIND_FLUSH, "tags": KIND_TAGS}
     with open(path) as f:
         vectors = json.load(f)
     for v in vectors:
