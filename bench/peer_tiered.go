@@ -22,7 +22,7 @@ const (
 func tieredSystem(variant int) *system {
 	s := &system{
 		name:   "tiercache",
-		config: "defaults (L1 Ristretto, bus, leases, 10% TTL jitter); L1MaxBytes = the entry budget in heap bytes (docs/memory.md); JSON values",
+		config: "defaults (L1 Ristretto, bus, leases, 10% TTL jitter); L1MaxBytes = the entry budget in heap bytes (docs/performance.md, L1 memory); JSON values",
 		prop:   propMessages,
 	}
 	switch variant {

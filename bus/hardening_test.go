@@ -424,7 +424,7 @@ func TestSignedMessages(t *testing.T) {
 	}
 }
 
-// TestACLLimitsPublishers: the Redis ACL of docs/bus-hardening.md lets the
+// TestACLLimitsPublishers: the Redis ACL of docs/operations.md (The bus under hostile input) lets the
 // cache's user publish and subscribe on its channel, and a user that may
 // only watch it subscribe but not publish: a real server refuses the
 // publish with NOPERM.

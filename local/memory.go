@@ -20,7 +20,7 @@ import (
 // the state in which the bound matters: evictions leave deleted slots in
 // the maps and gaps in the chunks. Go's maps split into tables of at most
 // 1024 slots that grow one at a time, so the share hardly moves with the
-// number of entries. See docs/memory.md.
+// number of entries. See docs/performance.md, L1 memory.
 const indexBytes = 256
 
 // Ristretto's fixed structures: its Set buffer is a channel of 32 Ki item

@@ -27,7 +27,7 @@ func heapNow() int64 {
 // rounds them (index-B/entry), of which the ordered key set's chunks
 // (ordered-B/entry), and the heap of the empty cache (fixed-B). The entry
 // counts step by sqrt(2), across doublings of the maps. It allocates up to
-// 400 MB: run it alone, with -benchtime 1x (docs/memory.md).
+// 400 MB: run it alone, with -benchtime 1x (docs/performance.md, L1 memory).
 func BenchmarkMemory(b *testing.B) {
 	for _, n := range []int{10_000, 14_000, 20_000, 28_000, 40_000, 56_000, 80_000, 113_000, 160_000, 226_000, 320_000, 452_000, 640_000, 905_000} {
 		b.Run("entries="+strconv.Itoa(n), func(b *testing.B) {

@@ -38,7 +38,7 @@ type Options struct {
 	// Entry), and each entry is charged that plus [Cache.EntryBytes] of
 	// its key: the key's bytes, the Entry, its slots in the key index and
 	// the ordered key set, and Ristretto's per-item bookkeeping (see
-	// docs/memory.md for how that was measured). The structures the cache
+	// docs/performance.md, L1 memory for how that was measured). The structures the cache
 	// allocates up front, whatever it holds (Ristretto's admission
 	// counters and Set buffer, the index stripes; [FixedBytes]), are
 	// taken off MaxCost from the start, but never more than half of it:

@@ -10,7 +10,7 @@ import (
 	"github.com/tiercache/tiercache/tiered"
 )
 
-// aclApp and aclWatcher are the Redis ACL rules of docs/bus-hardening.md
+// aclApp and aclWatcher are the Redis ACL rules of docs/operations.md (The bus under hostile input)
 // for the namespace "shop": the application's user may use its keys and
 // publish on its channel; a watcher may only subscribe to the channel.
 var (

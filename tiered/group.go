@@ -61,7 +61,7 @@ type GroupOptions struct {
 	// safe for concurrent use. Default: nil, every value lives TTL.
 	TTLOf func(id string, v any) time.Duration
 
-	// FailSafe turns on fail-safe (see docs/resilience.md): both tiers
+	// FailSafe turns on fail-safe (see docs/guarantees.md, Expired is not invalidated): both tiers
 	// keep a value for FailSafe past its expiry (its Redis key lives TTL +
 	// FailSafe; its envelope still says when it expired). A Fetch that
 	// finds such an expired value loads as usual; if the loader fails or

@@ -48,7 +48,7 @@ func heapNow() int64 {
 //     allocation, over raw Ristretto's.
 //
 // It is slow and allocates up to a few hundred MB: run it alone, with
-// -benchtime 1x (docs/memory.md).
+// -benchtime 1x (docs/performance.md, L1 memory).
 func BenchmarkL1Memory(b *testing.B) {
 	for _, budget := range []int64{16 << 20, 64 << 20} {
 		for _, size := range []int{16, 256, 4 << 10, 64 << 10} {

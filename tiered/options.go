@@ -65,7 +65,7 @@ type Options struct {
 	// L1MaxBytes, and 0.4 MiB of buffers and stripes) are taken off it
 	// first, but never more than half of it: below 1.2 to 1.5 MiB the L1
 	// takes more. Measured with values of 16 B to 64 KiB, the L1's heap
-	// came within 3% of L1MaxBytes (BenchmarkL1Memory, docs/memory.md).
+	// came within 3% of L1MaxBytes (BenchmarkL1Memory, docs/performance.md, L1 memory).
 	// Default: 64 MiB.
 	L1MaxBytes int64
 	// DisableL1 turns the in-process tier off: every read goes to Redis

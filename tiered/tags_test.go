@@ -159,7 +159,7 @@ func tagStaleFillCases(t *testing.T, clients clientFactory, cluster bool) {
 	srcs := map[string]tagSource{"Here": fromHere, "Other": fromOther, "InFlight": fromInFlight}
 	for name, src := range srcs {
 		if cluster && src == fromInFlight {
-			continue // the fill's script cannot read the stamps: see docs/tags.md
+			continue // the fill's script cannot read the stamps: see docs/invalidation.md, Tags and Clear
 		}
 		t.Run(name, func(t *testing.T) {
 			if inL2, served := tagStaleFill(t, clients, src, true); inL2 || served {
