@@ -169,7 +169,7 @@ func (x *expiredLoad[V]) plain(rctx context.Context) (any, error) {
 	return out, oerr
 }
 
-// fresh reports whether no invalidation of the key reached this node since
+// fresh reports whether no invalidation of the key, and no flush, reached this node since
 // the read that found old, and none of old's tags (Group.Clear and
 // Cache.Clear included) was invalidated since its load began: a tag
 // invalidation leaves the key in Redis, so only its stamp tells.
@@ -178,7 +178,10 @@ func (x *expiredLoad[V]) fresh(ctx context.Context) bool {
 	if c.noFallbackCheck {
 		return true
 	}
-	if c.l1 != nil && c.l1.Invalidated(x.key, x.tok) {
+	// A flush counts too: it may stand for a lost message that invalidated
+	// the key, and the soft timeout serves the fallback without reading
+	// Redis again.
+	if c.l1 != nil && (c.l1.Invalidated(x.key, x.tok) || c.l1.Flushed(x.tok)) {
 		return false
 	}
 	ok, err := c.tagsValid(ctx, x.key, x.old.Begin, x.old.Tags)
