@@ -15,7 +15,7 @@ import (
 // publish on its channel; a watcher may only subscribe to the channel.
 var (
 	aclApp = []string{"on", "resetkeys", "~shop:*", "resetchannels", "&shop:tiercache:bus",
-		"-@all", "+@read", "+@write", "+@scripting", "+@pubsub", "+@connection", "-@dangerous", "+wait"}
+		"-@all", "+@read", "+@write", "+@scripting", "+@pubsub", "+@connection", "-@dangerous", "+wait", "+time"}
 	aclWatcher = []string{"on", "resetkeys", "resetchannels", "&shop:tiercache:bus",
 		"-@all", "+subscribe", "+ssubscribe", "+ping", "+hello", "+auth"}
 )
