@@ -1,13 +1,12 @@
 package tiercache_test
 
 import (
-	"time"
-
 	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
