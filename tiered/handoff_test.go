@@ -190,7 +190,7 @@ func TestVanishedLeaseWithoutHandOff(t *testing.T) {
 	}
 }
 
-// gate holds a client's pipelines of GETs (the polls of a lease wait)
+// gate holds a client's pipelines of GETs and PTTLs (the polls of a lease wait)
 // while shut; everything else passes.
 type gate struct{ shut atomic.Pointer[chan struct{}] }
 
@@ -204,7 +204,7 @@ func (*gate) DialHook(next redis.DialHook) redis.DialHook          { return next
 func (*gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if ch := g.shut.Load(); ch != nil && !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() != "get" }) {
+		if ch := g.shut.Load(); ch != nil && !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() != "get" && c.Name() != "pttl" }) {
 			<-*ch
 		}
 		return next(ctx, cmds)
