@@ -47,8 +47,8 @@ func (r *recorder) expect(t *testing.T, want string) {
 		if got != want {
 			t.Fatalf("handler event = %q; want %q", got, want)
 		}
-	case <-time.After(10 * time.Second): // a hang guard, not a synchronization
-		t.Fatalf("no %q event within 10s", want)
+	case <-time.After(hangGuard): // a hang guard, not a synchronization
+		t.Fatalf("no %q event within %v", want, hangGuard)
 	}
 }
 
@@ -61,6 +61,11 @@ func (r *recorder) none(t *testing.T) {
 	default:
 	}
 }
+
+// hangGuard bounds a wait for an event that must come: it ends a test that
+// would hang, and is long enough for a 2-core machine under full load (the
+// wait ends as soon as the event arrives).
+const hangGuard = 2 * time.Minute
 
 func newBus(t *testing.T, addr string, h bus.Handler, o bus.Options) *bus.Bus {
 	t.Helper()

@@ -16,6 +16,9 @@ import (
 func newBusOn(t *testing.T, rdb redis.UniversalClient, channel string, h bus.Handler, o bus.Options) *bus.Bus {
 	t.Helper()
 	o.Client, o.Channel, o.Handler = rdb, channel, h
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second // as newBus: a PUBLISH on a loaded machine under -race
+	}
 	b, err := bus.New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +31,7 @@ func newBusOn(t *testing.T, rdb redis.UniversalClient, channel string, h bus.Han
 // recoveries a failover may or may not cause).
 func (r *recorder) until(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.After(20 * time.Second) // a hang guard, not a synchronization
+	deadline := time.After(hangGuard) // a hang guard, not a synchronization
 	for {
 		select {
 		case got := <-r.events:
@@ -36,7 +39,7 @@ func (r *recorder) until(t *testing.T, want string) {
 				return
 			}
 		case <-deadline:
-			t.Fatalf("no %q event within 20s", want)
+			t.Fatalf("no %q event within %v", want, hangGuard)
 		}
 	}
 }

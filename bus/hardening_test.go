@@ -30,8 +30,8 @@ func (r *recorder) applies(t *testing.T, n int) string {
 			if e == "apply" {
 				n--
 			}
-		case <-time.After(10 * time.Second): // a hang guard, not a synchronization
-			t.Fatalf("events so far %q; no more within 10s", got)
+		case <-time.After(hangGuard): // a hang guard, not a synchronization
+			t.Fatalf("events so far %q; no more within %v", got, hangGuard)
 		}
 	}
 	return strings.Join(got, " ")

@@ -59,7 +59,7 @@ func (n node) close() error { return errors.Join(n.cache.Close(), n.rdb.Close())
 // newNode does what each process does at start-up.
 func newNode(ctx context.Context, name, addr string, rec tiered.Recorder) (node, error) {
 	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	c, err := tiered.New(tiered.Options{Redis: rdb, Namespace: "quickstart", Recorder: rec})
+	c, err := tiered.New(tiered.Options{Redis: rdb, Namespace: "quickstart", Recorder: rec, RedisTimeout: time.Second})
 	if err != nil {
 		return node{}, errors.Join(err, rdb.Close())
 	}
