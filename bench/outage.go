@@ -78,11 +78,12 @@ func newOutageResult(cfg *config, o *outageAcc, fallbacks uint64) *outageResult 
 	return r
 }
 
-// warmErrorsDuring is the errors on keys cached before the outage, from
-// its start on.
-func (r *outageResult) warmErrorsDuring() uint64 {
+// warmErrorsAll is the errors on keys cached before the outage in every
+// phase: a read that began at the end of the before phase may load in the
+// failing one.
+func (r *outageResult) warmErrorsAll() uint64 {
 	var n uint64
-	for _, e := range r.WarmErrors[phaseFailing:] {
+	for _, e := range r.WarmErrors {
 		n += e
 	}
 	return n

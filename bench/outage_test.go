@@ -159,8 +159,8 @@ func TestOutageAccounting(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newOutageResult(cfg, sum.Outage, 7)
-	if r.Errors != [phases]uint64{0, 4, 0, 2} || r.WarmErrors != [phases]uint64{0, 2, 0, 2} || r.warmErrorsDuring() != 4 || r.Fallbacks != 7 {
-		t.Errorf("merged twice: errors %v, on keys cached before %v (%d from the outage on); want [0 4 0 2], [0 2 0 2], 4", r.Errors, r.WarmErrors, r.warmErrorsDuring())
+	if r.Errors != [phases]uint64{0, 4, 0, 2} || r.WarmErrors != [phases]uint64{0, 2, 0, 2} || r.warmErrorsAll() != 4 || r.Fallbacks != 7 {
+		t.Errorf("merged twice: errors %v, on keys cached before %v (%d in all); want [0 4 0 2], [0 2 0 2], 4", r.Errors, r.WarmErrors, r.warmErrorsAll())
 	}
 	if r.SoftTimeout != 2*cfg.latency {
 		t.Errorf("soft timeout %v; want twice the load latency", r.SoftTimeout)

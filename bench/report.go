@@ -46,7 +46,7 @@ func writeMarkdown(w io.Writer, rep *report) {
 		"lag: from a write's invalidation call starting to another node applying it (p50/p99); \"none\" for caches that never tell other nodes.",
 		"stale: reads that returned a value whose invalidation the node had already applied before the read began; late: another node had invalidated it, the message had not arrived. A cache that never tells other nodes has no message on its way, so its old values after the writer's call returned count as stale. Every read is checked against the source of truth's write log and the node's own invalidation log.",
 		"stale age: for each stale read, its start less the moment the call of the invalidation that made its value stale returned (the oldest such invalidation, if several newer writes preceded the read); the moment the checker starts counting a read of the old value as stale or late at all. max is the oldest stale read, p99 the 99th percentile of the ages; \"≥\" marks a max that is a lower bound (the source's log of the key's last 16 writes had lost that write). Late reads have no age here.",
-		"outage (that scenario only): per phase of the source of truth (before, failing: every load fails after the load latency; slow: every load takes 10x the latency; after), by the time a read began: errors the callers saw, those on keys cached before the outage (a load of the key had succeeded before the failing phase began), p99 of every read of the phase, errors included, and of the reads of keys cached before; fail-safe fallbacks: reads tiercache served an expired value (GroupOptions.FailSafe).",
+		"outage (that scenario only): per phase of the source of truth (before, failing: every load fails after the load latency; slow: every load takes 10x the latency; after), by the time a read began (one that began at a phase's end may load in the next): errors the callers saw, those on keys cached before the outage (a load of the key had succeeded before the failing phase began), p99 of every read of the phase, errors included, and of the reads of keys cached before; fail-safe fallbacks: reads tiercache served an expired value (GroupOptions.FailSafe).",
 	} {
 		fmt.Fprintf(w, "- %s\n", s)
 	}
@@ -62,7 +62,9 @@ func writeMarkdown(w io.Writer, rep *report) {
 		fmt.Fprintf(w, "\nNote: %s\n", n)
 	}
 	for _, r := range rep.Results {
-		if r.Skipped == "" && (r.Errors > 0 || len(r.Broken) > 0 || r.Unclassified > 0 || r.BusTrouble > 0) {
+		// The outage's own errors are in its table; only others make a note.
+		outageOnly := r.Outage != nil && r.FirstError == errOutage.Error()
+		if r.Skipped == "" && ((r.Errors > 0 && !outageOnly) || len(r.Broken) > 0 || r.Unclassified > 0 || r.BusTrouble > 0) {
 			fmt.Fprintf(w, "\nNote: %s in %s: %d errors (first: %q), %d unclassified reads, %d bus troubles, checker: %v\n",
 				r.Cache, r.Scenario, r.Errors, r.FirstError, r.Unclassified, r.BusTrouble, r.Broken)
 		}
@@ -145,8 +147,8 @@ func writeOutageTable(w io.Writer, rows []*result) {
 	if tc := findCache(rows, "tiercache, fail-safe"); tc != nil && tc.Outage != nil {
 		o := tc.Outage
 		goal := o.SoftTimeout + time.Millisecond
-		fmt.Fprintf(w, "\ntiercache, fail-safe: %s errors on keys cached before the outage from its start on (goal 0); p99 in the failing and slow phases %s and %s, on keys cached before %s and %s (goal: within the soft timeout %s plus 1 ms, %s).\n",
-			groupDigits(o.warmErrorsDuring()), fmtDur(o.P99[phaseFailing]), fmtDur(o.P99[phaseSlow]),
+		fmt.Fprintf(w, "\ntiercache, fail-safe: %s errors on keys cached before the outage, in all phases (goal 0); p99 in the failing and slow phases %s and %s, on keys cached before %s and %s (goal: within the soft timeout %s plus 1 ms, %s).\n",
+			groupDigits(o.warmErrorsAll()), fmtDur(o.P99[phaseFailing]), fmtDur(o.P99[phaseSlow]),
 			fmtDur(o.WarmP99[phaseFailing]), fmtDur(o.WarmP99[phaseSlow]), fmtDur(o.SoftTimeout), fmtDur(goal))
 	}
 }
