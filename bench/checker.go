@@ -43,11 +43,41 @@ type logEntry struct {
 }
 
 // suspect is a read that returned a superseded value, waiting for its
-// node's log to be complete up to when it began.
+// node's log to be complete up to when it began. since is when the value
+// became stale (staleSince), exact false if that is a lower bound of its
+// age.
 type suspect struct {
-	key int
-	v   uint64
-	t0  int64
+	key   int
+	v     uint64
+	t0    int64
+	since int64
+	exact bool
+}
+
+// staleAge is the age of a node's stale reads: how long after the
+// invalidation that made its value stale each began (from the return of
+// that invalidation's call, the moment from which the checker counts a
+// read of the old value as stale or late at all).
+type staleAge struct {
+	hist hist
+	max  time.Duration
+	// maxLow: max is a lower bound (the write log had lost the write
+	// that made that read's value stale).
+	maxLow bool
+}
+
+func (a *staleAge) record(d time.Duration, exact bool) {
+	a.hist.record(d)
+	if d > a.max || (d == a.max && !exact) {
+		a.max, a.maxLow = d, !exact
+	}
+}
+
+func (a *staleAge) merge(o *staleAge) {
+	a.hist.merge(&o.hist)
+	if o.max > a.max || (o.max == a.max && o.maxLow) {
+		a.max, a.maxLow = o.max, o.maxLow
+	}
 }
 
 // nodeLog is one node's invalidation log and read verdicts.
@@ -62,6 +92,7 @@ type nodeLog struct {
 	byKey   map[int][]logEntry
 	lagHi   map[int]uint64 // per key, the newest version whose lag was measured here
 	lag     hist
+	age     staleAge
 	pending []suspect
 	// With deferred logs (a bus monitor maps deliveries to messages after
 	// the fact), recv holds when each delivery was applied and mapped how
@@ -85,30 +116,38 @@ func (l *nodeLog) check(k int, v uint64, t0 int64) {
 	if v >= l.t.version(k) {
 		return
 	}
-	if !l.t.supersededBefore(k, v, t0) {
+	since, exact, ok := l.t.staleSince(k, v, t0)
+	if !ok {
 		return
 	}
-	if l.prop == propNone {
-		l.stale.Add(1)
-		return
-	}
+	s := suspect{k, v, t0, since, exact}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.completeLocked(t0) {
-		l.pending = append(l.pending, suspect{k, v, t0})
+	if l.prop == propNone {
+		l.staleLocked(s)
 		return
 	}
-	l.classifyLocked(suspect{k, v, t0})
+	if !l.completeLocked(t0) {
+		l.pending = append(l.pending, s)
+		return
+	}
+	l.classifyLocked(s)
 }
 
 func (l *nodeLog) classifyLocked(s suspect) {
 	for _, e := range l.byKey[s.key] {
 		if e.covered > s.v && e.at < s.t0 {
-			l.stale.Add(1)
+			l.staleLocked(s)
 			return
 		}
 	}
 	l.late.Add(1)
+}
+
+// staleLocked counts s as a stale read, and its age.
+func (l *nodeLog) staleLocked(s suspect) {
+	l.stale.Add(1)
+	l.age.record(time.Duration(s.t0-s.since), s.exact)
 }
 
 // completeLocked reports whether the log holds every delivery this node
@@ -189,11 +228,11 @@ func (l *nodeLog) drainLocked(final bool) {
 }
 
 // finish classifies what is left and returns the verdicts.
-func (l *nodeLog) finish() (stale, late, unsure uint64, lag hist, broken string) {
+func (l *nodeLog) finish() (stale, late, unsure uint64, lag hist, age staleAge, broken string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.drainLocked(true)
-	return l.stale.Load(), l.late.Load(), l.unsure, l.lag, l.broken
+	return l.stale.Load(), l.late.Load(), l.unsure, l.lag, l.age, l.broken
 }
 
 // caughtUp reports whether every delivery so far is mapped.

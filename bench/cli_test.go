@@ -27,8 +27,9 @@ var quickArgs = append([]string{"-workload", "stampede", "-caches", "tiercache,r
 // userFlags are the flags -h must show, and no others.
 var userFlags = []string{
 	"caches", "chart", "cpuprofile", "duration", "expiry-keys", "expiry-ttl", "invalidate-keys",
-	"invalidate-writes", "json", "keys", "l1-entries", "latency", "miniredis", "nodes", "pattern-share",
-	"procs", "progress", "redis", "report", "skew", "stampede-goroutines", "stampede-rounds", "ttl",
+	"invalidate-writes", "json", "keys", "l1-entries", "latency", "miniredis", "nodes", "outage-keys",
+	"outage-phase", "pattern-share", "procs", "progress", "redis", "report", "rounds", "skew",
+	"stampede-goroutines", "stampede-rounds", "ttl",
 	"value-size", "workers", "workload", "writes",
 }
 

@@ -39,6 +39,11 @@ type config struct {
 	invalidateKeys   int
 	invalidateWrites float64
 
+	outageKeys  int
+	outagePhase time.Duration
+
+	rounds int
+
 	jsonOut  string
 	chartOut string
 	report   string
@@ -90,7 +95,7 @@ stderr. Details: bench/README.md.
 Flags:
 `
 
-var workloadNames = []string{"zipf", "stampede", "expiry", "invalidate"}
+var workloadNames = []string{"zipf", "stampede", "expiry", "invalidate", "outage"}
 
 func parseFlags(args []string, errOut io.Writer) (*config, error) {
 	c := &config{workerID: -1}
@@ -123,6 +128,9 @@ func parseFlags(args []string, errOut io.Writer) (*config, error) {
 	fs.DurationVar(&c.expiryTTL, "expiry-ttl", time.Second, "TTL of the expiry scenario (it runs for 2 TTLs and a quarter)")
 	fs.IntVar(&c.invalidateKeys, "invalidate-keys", 1000, "keys in the invalidate scenario")
 	fs.Float64Var(&c.invalidateWrites, "invalidate-writes", 0.2, "share of invalidate-scenario operations that write")
+	fs.IntVar(&c.outageKeys, "outage-keys", 10000, "keys in the outage scenario")
+	fs.DurationVar(&c.outagePhase, "outage-phase", time.Second, "length of each phase of the outage scenario (before, failing, slow, after), and its TTL")
+	fs.IntVar(&c.rounds, "rounds", 1, "runs of every selected cache per scenario, interleaved (A B C A B C ...); the report gives the median of each figure and its spread")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&c.chartOut, "chart", "", "also draw the results as an SVG chart in this file")
 	fs.StringVar(&c.report, "report", "", "also write the Markdown report to this file (default: bench-results/report-TIME.md in the working directory, or in the temporary directory if that fails)")
@@ -176,6 +184,9 @@ func (c *config) validate() error {
 	check(c.expiryKeys >= 1 && c.expiryTTL >= 100*time.Millisecond, "-expiry-keys must be at least 1 and -expiry-ttl at least 100ms")
 	check(c.invalidateKeys >= groupSize, fmt.Sprintf("-invalidate-keys must be at least %d", groupSize))
 	check(c.invalidateWrites >= 0 && c.invalidateWrites <= 1, "-invalidate-writes must be in [0, 1]")
+	check(c.outageKeys >= groupSize, fmt.Sprintf("-outage-keys must be at least %d", groupSize))
+	check(c.outagePhase >= 100*time.Millisecond, "-outage-phase must be at least 100ms")
+	check(c.rounds >= 1 && c.rounds <= 100, "-rounds must be in [1, 100]")
 	check(slices.Contains([]string{"auto", "plain", "off"}, c.progress), "-progress must be auto, plain or off")
 	for _, w := range c.workloads {
 		check(slices.Contains(workloadNames, w), fmt.Sprintf("unknown workload %q (have %s)", w, strings.Join(workloadNames, ", ")))
@@ -204,5 +215,5 @@ func (c *config) wants(name string) bool {
 // maxKeys is the largest key space of the scenarios selected: the arena
 // holds that many keys.
 func (c *config) maxKeys() int {
-	return max(c.keys, c.invalidateKeys, c.expiryKeys+groupSize, c.stampedeRounds+groupSize)
+	return max(c.keys, c.invalidateKeys, c.outageKeys, c.expiryKeys+groupSize, c.stampedeRounds+groupSize)
 }

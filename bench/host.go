@@ -63,9 +63,13 @@ type partial struct {
 	Late       uint64        `json:"late"`
 	Unsure     uint64        `json:"unclassified"`
 	Lag        hist          `json:"lag"`
+	StaleAge   hist          `json:"stale_age"`
+	StaleMax   time.Duration `json:"stale_age_max"`
+	StaleLow   bool          `json:"stale_age_max_lower_bound,omitempty"`
 	Cmds       uint64        `json:"redis_commands"`
 	Broken     []string      `json:"broken,omitempty"`
 	Elapsed    time.Duration `json:"elapsed"`
+	Outage     *outageAcc    `json:"outage,omitempty"` // outage scenario only
 }
 
 func (p *partial) merge(o *partial) {
@@ -82,9 +86,23 @@ func (p *partial) merge(o *partial) {
 	p.Late += o.Late
 	p.Unsure += o.Unsure
 	p.Lag.merge(&o.Lag)
+	p.addAge(staleAge{hist: o.StaleAge, max: o.StaleMax, maxLow: o.StaleLow})
 	p.Cmds += o.Cmds
 	p.Broken = append(p.Broken, o.Broken...)
 	p.Elapsed = max(p.Elapsed, o.Elapsed)
+	if o.Outage != nil {
+		if p.Outage == nil {
+			p.Outage = &outageAcc{}
+		}
+		p.Outage.merge(o.Outage)
+	}
+}
+
+// addAge merges the ages of stale reads a into p's.
+func (p *partial) addAge(a staleAge) {
+	cur := staleAge{hist: p.StaleAge, max: p.StaleMax, maxLow: p.StaleLow}
+	cur.merge(&a)
+	p.StaleAge, p.StaleMax, p.StaleLow = cur.hist, cur.max, cur.maxLow
 }
 
 // hosts returns the node indices a host runs: all, or worker w's share.
@@ -247,9 +265,10 @@ func (h *host) finish() *partial {
 		tc := tiers[i]
 		p.Tiers.add(tierCounts{
 			L1Hits: tc.L1Hits - hn.base.L1Hits, L2Hits: tc.L2Hits - hn.base.L2Hits,
-			LoaderCalls: tc.LoaderCalls, BusTrouble: tc.BusTrouble - hn.base.BusTrouble,
+			LoaderCalls: tc.LoaderCalls, BusTrouble: tc.BusTrouble - hn.base.BusTrouble, FailSafe: tc.FailSafe - hn.base.FailSafe,
 		})
-		stale, late, unsure, lag, broken := hn.log.finish()
+		stale, late, unsure, lag, age, broken := hn.log.finish()
+		p.addAge(age)
 		p.Stale += stale
 		p.Late += late
 		p.Unsure += unsure
@@ -292,6 +311,13 @@ func (w *worker) read(ctx context.Context, k int) {
 	v, err := w.hn.node.get(ctx, k)
 	d := time.Since(t0)
 	w.tick()
+	t := w.hn.ne.t
+	if ph := t.phaseAt(t.rel(t0)); ph != phaseNone && (err == nil || ctx.Err() == nil) {
+		if w.p.Outage == nil {
+			w.p.Outage = &outageAcc{}
+		}
+		w.p.Outage.record(ph, d, err != nil, t.cachedBefore(k))
+	}
 	if err != nil {
 		w.fail(ctx, err)
 		return

@@ -171,6 +171,7 @@ type report struct {
 	Environment string         `json:"environment"`
 	Command     string         `json:"command"`
 	Nodes       int            `json:"nodes"`
+	Rounds      int            `json:"rounds"`
 	Procs       int            `json:"procs"`
 	Budget      string         `json:"memory_budget"`
 	Scenarios   []scenarioInfo `json:"scenarios"`
@@ -219,7 +220,7 @@ func runAll(ctx context.Context, cfg *config, args []string, errOut io.Writer) (
 	defer f.close()
 
 	rep := &report{
-		Warning: e.warning, Environment: e.name, Command: "go run ./bench " + quoteArgs(args), Nodes: cfg.nodes, Procs: cfg.procs,
+		Warning: e.warning, Environment: e.name, Command: "go run ./bench " + quoteArgs(args), Nodes: cfg.nodes, Rounds: cfg.rounds, Procs: cfg.procs,
 		Started: start,
 	}
 	b := (&host{cfg: cfg, t: t}).budget()
@@ -233,28 +234,42 @@ func runAll(ctx context.Context, cfg *config, args []string, errOut io.Writer) (
 			continue
 		}
 		rep.Scenarios = append(rep.Scenarios, scenarioInfo{sc.name, sc.about(cfg)})
+		var syss []*system
 		for _, sys := range systems() {
-			if !cfg.wants(sys.name) || (sys.expiryOnly && sc.name != "expiry") {
-				continue
+			if cfg.wants(sys.name) && sys.runsIn(sc.name) {
+				syss = append(syss, sys)
 			}
+		}
+		runs := make([][]*result, len(syss))
+		for n, i := range interleave(len(syss), cfg.rounds) {
+			sys := syss[i]
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			if sys.realRedisOnly && !e.realRedis() {
-				rep.Results = append(rep.Results, &result{Scenario: sc.name, Cache: sys.name, Config: sys.config,
-					Skipped: "needs a real Redis (RESP3 key tracking): run with -redis ADDR"})
+				if len(runs[i]) == 0 {
+					runs[i] = append(runs[i], &result{Scenario: sc.name, Cache: sys.name, Config: sys.config,
+						Skipped: "needs a real Redis (RESP3 key tracking): run with -redis ADDR"})
+				}
 				continue
 			}
 			run++
 			prefix := "tcb" + strconv.FormatInt(int64(os.Getpid()), 36) + "x" + strconv.Itoa(run)
-			r, err := runOne(ctx, cfg, e, t, f, sc, sys, prefix, prog)
+			label := sc.name
+			if cfg.rounds > 1 {
+				label = fmt.Sprintf("%s %d/%d", sc.name, n/len(syss)+1, cfg.rounds)
+			}
+			r, err := runOne(ctx, cfg, e, t, f, sc, sys, prefix, prog, label)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
 				r = &result{Scenario: sc.name, Cache: sys.name, Config: sys.config, Skipped: "failed: " + err.Error()}
 			}
-			rep.Results = append(rep.Results, r)
+			runs[i] = append(runs[i], r)
+		}
+		for _, rs := range runs {
+			rep.Results = append(rep.Results, combineRounds(rs))
 		}
 	}
 	prog.clear()
@@ -266,7 +281,7 @@ func runAll(ctx context.Context, cfg *config, args []string, errOut io.Writer) (
 }
 
 // runOne runs scenario sc against sys on the whole fleet.
-func runOne(ctx context.Context, cfg *config, e *env, t *truth, f fleet, sc *scenario, sys *system, prefix string, prog *progress) (res *result, err error) {
+func runOne(ctx context.Context, cfg *config, e *env, t *truth, f fleet, sc *scenario, sys *system, prefix string, prog *progress, label string) (res *result, err error) {
 	t.reset()
 	spec := runSpec{Scenario: sc.name, System: sys.name, Prefix: prefix}
 	defer func() {
@@ -296,7 +311,10 @@ func runOne(ctx context.Context, cfg *config, e *env, t *truth, f fleet, sc *sce
 	}
 	warmEnd := startAt.Sub(warmStart)
 	t.resetOps()
-	stop := prog.watch(sc.name, sys.name, startAt, sc.length(cfg), t)
+	if sc.prepare != nil {
+		sc.prepare(cfg, t, startAt)
+	}
+	stop := prog.watch(label, sys.name, startAt, sc.length(cfg), t)
 	_, err = f.do(ctx, command{Op: "run", Start: startAt.UnixNano()})
 	stop()
 	if err != nil {

@@ -58,7 +58,8 @@ var smokeArgs = []string{
 	"-nodes", "2", "-workers", "2", "-duration", "240ms", "-latency", "200us",
 	"-keys", "300", "-writes", "0.05", "-invalidate-keys", "60",
 	"-stampede-goroutines", "30", "-stampede-rounds", "2",
-	"-expiry-keys", "40", "-expiry-ttl", "150ms", "-l1-entries", "200", "-progress", "off",
+	"-expiry-keys", "40", "-expiry-ttl", "150ms", "-outage-keys", "300", "-outage-phase", "150ms",
+	"-l1-entries", "200", "-progress", "off",
 }
 
 // runJSON runs the harness with args and returns its report as the JSON
@@ -139,7 +140,9 @@ func checkConsistent(t *testing.T, r *result) {
 	if r.Reads == 0 || r.Throughput <= 0 {
 		t.Errorf("%s: %d reads, %.0f ops/s; want some", name, r.Reads, r.Throughput)
 	}
-	if r.Errors != 0 {
+	if r.Scenario == "outage" {
+		checkOutage(t, r)
+	} else if r.Errors != 0 {
 		t.Errorf("%s: %d errors, first %q", name, r.Errors, r.FirstError)
 	}
 	if r.Loads != r.KeyLoads {
@@ -183,6 +186,31 @@ func checkConsistent(t *testing.T, r *result) {
 	}
 	if r.Scenario == "stampede" && r.Ideal != 2 {
 		t.Errorf("%s: ideal %d; want one load per round", name, r.Ideal)
+	}
+}
+
+// checkOutage checks that the outage scenario's figures per phase add up
+// to the run's: every read and error is in one phase. Whether errors
+// happen in a phase depends on timing, so no count is asserted.
+func checkOutage(t *testing.T, r *result) {
+	t.Helper()
+	o := r.Outage
+	if o == nil {
+		t.Fatalf("outage/%s: no figures per phase", r.Cache)
+	}
+	var reads, errs uint64
+	for i := range phases {
+		reads += o.Reads[i]
+		errs += o.Errors[i]
+		if o.WarmErrors[i] > o.Errors[i] || o.Errors[i] > o.Reads[i] {
+			t.Errorf("outage/%s, phase %s: %d errors on keys cached before, %d errors, %d reads", r.Cache, phaseNames[i], o.WarmErrors[i], o.Errors[i], o.Reads[i])
+		}
+	}
+	if reads != r.Reads+r.Errors || errs != r.Errors {
+		t.Errorf("outage/%s: phases hold %d reads and %d errors; the run %d reads and %d errors", r.Cache, reads, errs, r.Reads+r.Errors, r.Errors)
+	}
+	if !isTiercache(r.Cache) && o.Fallbacks != 0 {
+		t.Errorf("outage/%s: %d fail-safe fallbacks counted for a peer", r.Cache, o.Fallbacks)
 	}
 }
 
@@ -272,7 +300,8 @@ func TestCachesFilter(t *testing.T) {
 		{"tiercache", []string{"tiercache"}},
 		{"No Bus", []string{"tiercache, no bus"}},
 		{"TierCache,no jitter", []string{"tiercache", "tiercache, no jitter"}},
-		{"tierc", []string{"tiercache, no bus", "tiercache", "tiercache, no jitter"}},
+		{"tierc", []string{"tiercache, no bus", "tiercache", "tiercache, no jitter", "tiercache, fail-safe"}},
+		{"fail-safe", []string{"tiercache, fail-safe"}},
 		{"csc,redis only", []string{"redis only", "rueidis CSC", "go-redis CSC"}},
 	} {
 		cfg, err := parseFlags([]string{"-caches", tc.filter}, io.Discard)

@@ -12,33 +12,64 @@ import (
 	"github.com/tiercache/tiercache/tiered"
 )
 
-// The tiercache variants under test.
+// The tiercache variants under test, in report order. Adding one takes a
+// constant here, a case in tieredSystem, and there the line that sets its
+// option (tweak).
 const (
-	tieredFull     = iota // the default configuration
-	tieredNoBus           // L1 with DisableBus: what the bus prevents
+	tieredNoBus    = iota // L1 with DisableBus: what the bus prevents
+	tieredFull            // the default configuration
 	tieredNoJitter        // DisableJitter: the expiry scenario's contrast
+	tieredFailSafe        // FailSafe and LoadSoftTimeout: the outage scenario's contrast
+	tieredVariants        // how many there are
 )
+
+// Fail-safe settings of the tiercache, fail-safe variant. FailSafe covers
+// the outage scenario's failing and slow phases with room to spare;
+// LoadSoftTimeout is twice the load latency (4 ms at the default 2 ms), so
+// that a load at the normal latency finishes within it and one ten times
+// slower does not.
+const failSafeWindow = 10 * time.Second
+
+func softTimeout(latency time.Duration) time.Duration { return max(2*latency, time.Millisecond) }
+
+// tieredSetup is what a variant changes in the cache's options.
+type tieredSetup struct {
+	cache func(o *tiered.Options, ne *nodeEnv)
+	group func(o *tiered.GroupOptions, ne *nodeEnv)
+}
 
 func tieredSystem(variant int) *system {
 	s := &system{
-		name:   "tiercache",
-		config: "defaults (L1 Ristretto, bus, leases, 10% TTL jitter); L1MaxBytes = the entry budget in heap bytes (docs/performance.md, L1 memory); JSON values",
-		prop:   propMessages,
+		name:    "tiercache",
+		config:  "defaults (L1 Ristretto, bus, leases, 10% TTL jitter); L1MaxBytes = the entry budget in heap bytes (docs/performance.md, L1 memory); JSON values",
+		prop:    propMessages,
+		monitor: true,
 	}
+	var v tieredSetup
 	switch variant {
 	case tieredFull:
-		s.monitor = true
 	case tieredNoBus:
 		s.name = "tiercache, no bus"
 		s.config = "DisableBus: L1 with nothing to tell the other nodes"
-		s.prop = propNone
+		s.prop, s.monitor = propNone, false
+		v.cache = func(o *tiered.Options, ne *nodeEnv) { o.DisableBus = true }
 	case tieredNoJitter:
 		s.name = "tiercache, no jitter"
 		s.config = "DisableJitter (expiry scenario only)"
-		s.monitor = true
-		s.expiryOnly = true
+		s.only = []string{"expiry"}
+		v.cache = func(o *tiered.Options, ne *nodeEnv) { o.DisableJitter = true }
+	case tieredFailSafe:
+		s.name = "tiercache, fail-safe"
+		s.config = fmt.Sprintf("GroupOptions.FailSafe %v, LoadSoftTimeout twice the load latency, FailSafeThrottle its default %v (outage scenario only)",
+			failSafeWindow, tiered.DefaultFailSafeThrottle)
+		s.only = []string{"outage"}
+		v.group = func(o *tiered.GroupOptions, ne *nodeEnv) {
+			o.FailSafe, o.LoadSoftTimeout = failSafeWindow, softTimeout(ne.t.latency)
+		}
+	default:
+		panic(fmt.Sprintf("no tiercache variant %d", variant))
 	}
-	s.open = func(ne *nodeEnv) (cacheNode, error) { return openTiered(ne, variant) }
+	s.open = func(ne *nodeEnv) (cacheNode, error) { return openTiered(ne, v) }
 	return s
 }
 
@@ -54,7 +85,7 @@ type tieredNode struct {
 	unrecorded atomic.Int64
 }
 
-func openTiered(ne *nodeEnv, variant int) (cacheNode, error) {
+func openTiered(ne *nodeEnv, v tieredSetup) (cacheNode, error) {
 	rdb := ne.env.client(ne.cmds)
 	opts := tiered.Options{
 		Redis:         rdb,
@@ -62,9 +93,11 @@ func openTiered(ne *nodeEnv, variant int) (cacheNode, error) {
 		L1MaxBytes:    ne.budget.heap,
 		L1TTL:         ne.l1TTL,
 		TTL:           ne.ttl,
-		DisableBus:    variant == tieredNoBus,
-		DisableJitter: variant == tieredNoJitter || !ne.jitter,
+		DisableJitter: !ne.jitter,
 		RedisTimeout:  time.Second, // a shared 2-core machine under load stalls for more than the default
+	}
+	if v.cache != nil {
+		v.cache(&opts, ne)
 	}
 	n := &tieredNode{ne: ne, rdb: rdb}
 	// Every variant gets the same Recorder (a few ns per hit): it hands bus
@@ -83,7 +116,11 @@ func openTiered(ne *nodeEnv, variant int) (cacheNode, error) {
 		rdb.Close()
 		return nil, err
 	}
-	g, err := tiered.NewGroup[value](c, "v", tiered.GroupOptions{TTL: ne.ttl})
+	gopts := tiered.GroupOptions{TTL: ne.ttl}
+	if v.group != nil {
+		v.group(&gopts, ne)
+	}
+	g, err := tiered.NewGroup[value](c, "v", gopts)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = c.WaitBus(ctx)
@@ -147,7 +184,7 @@ func (n *tieredNode) waitL1() { n.c.WaitL1() }
 
 func (n *tieredNode) tiers() tierCounts {
 	s := n.c.Stats()
-	return tierCounts{L1Hits: s.L1Hits, L2Hits: s.L2Hits, LoaderCalls: s.Loads, BusTrouble: s.BusLost + s.BusGaps + s.BusMalformed}
+	return tierCounts{L1Hits: s.L1Hits, L2Hits: s.L2Hits, LoaderCalls: s.Loads, BusTrouble: s.BusLost + s.BusGaps + s.BusMalformed, FailSafe: s.FailSafe}
 }
 
 func (n *tieredNode) close() error {

@@ -22,10 +22,16 @@ func writeMarkdown(w io.Writer, rep *report) {
 	}
 	fmt.Fprintf(w, ", each its own cache and Redis connections, on %s. Memory budget: %s.\n\n", rep.Environment, rep.Budget)
 	fmt.Fprintf(w, "`%s` (took %v)\n", rep.Command, rep.Took.Round(100*time.Millisecond))
+	if rep.Rounds > 1 {
+		fmt.Fprintf(w, "\nEvery figure is the median of %d interleaved rounds (every cache once, then again); ops/s, p99, waited, stale, the stale age and late show the spread (lowest–highest) in brackets, and the JSON has it for every figure.\n", rep.Rounds)
+	}
 	for _, sc := range rep.Scenarios {
 		fmt.Fprintf(w, "\n## %s\n\n%s.\n\n", sc.Name, sc.About)
 		rows := resultsOf(rep, sc.Name)
 		writeTable(w, sc.Name, rows)
+		if sc.Name == "outage" {
+			writeOutageTable(w, rows)
+		}
 		if line := leadLine(rows); line != "" {
 			fmt.Fprintf(w, "\n%s\n", line)
 		}
@@ -39,6 +45,8 @@ func writeMarkdown(w io.Writer, rep *report) {
 		"cmds/op: Redis commands sent per operation (a go-redis hook on every node's client; counted by the adapter for rueidis).",
 		"lag: from a write's invalidation call starting to another node applying it (p50/p99); \"none\" for caches that never tell other nodes.",
 		"stale: reads that returned a value whose invalidation the node had already applied before the read began; late: another node had invalidated it, the message had not arrived. A cache that never tells other nodes has no message on its way, so its old values after the writer's call returned count as stale. Every read is checked against the source of truth's write log and the node's own invalidation log.",
+		"stale age: for each stale read, its start less the moment the call of the invalidation that made its value stale returned (the oldest such invalidation, if several newer writes preceded the read); the moment the checker starts counting a read of the old value as stale or late at all. max is the oldest stale read, p99 the 99th percentile of the ages; \"≥\" marks a max that is a lower bound (the source's log of the key's last 16 writes had lost that write). Late reads have no age here.",
+		"outage (that scenario only): per phase of the source of truth (before, failing: every load fails after the load latency; slow: every load takes 10x the latency; after), by the time a read began (one that began at a phase's end may load in the next): errors the callers saw, those on keys cached before the outage (a load of the key had succeeded before the failing phase began), p99 of every read of the phase, errors included, and of the reads of keys cached before; fail-safe fallbacks: reads tiercache served an expired value (GroupOptions.FailSafe).",
 	} {
 		fmt.Fprintf(w, "- %s\n", s)
 	}
@@ -54,7 +62,9 @@ func writeMarkdown(w io.Writer, rep *report) {
 		fmt.Fprintf(w, "\nNote: %s\n", n)
 	}
 	for _, r := range rep.Results {
-		if r.Skipped == "" && (r.Errors > 0 || len(r.Broken) > 0 || r.Unclassified > 0 || r.BusTrouble > 0) {
+		// The outage's own errors are in its table; only others make a note.
+		outageOnly := r.Outage != nil && r.FirstError == errOutage.Error()
+		if r.Skipped == "" && ((r.Errors > 0 && !outageOnly) || len(r.Broken) > 0 || r.Unclassified > 0 || r.BusTrouble > 0) {
 			fmt.Fprintf(w, "\nNote: %s in %s: %d errors (first: %q), %d unclassified reads, %d bus troubles, checker: %v\n",
 				r.Cache, r.Scenario, r.Errors, r.FirstError, r.Unclassified, r.BusTrouble, r.Broken)
 		}
@@ -76,11 +86,11 @@ func writeTable(w io.Writer, scenario string, rows []*result) {
 	if scenario == "expiry" {
 		extra, extraSep = " reload peak/25ms |", "---:|"
 	}
-	fmt.Fprintf(w, "| cache | ops/s | mean | p50 | p99 | p99.9 | waited | L1 | L2 | loads | ideal | max/key | cmds/op | lag p50 | lag p99 | stale | late |%s\n", extra)
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", extraSep)
+	fmt.Fprintf(w, "| cache | ops/s | mean | p50 | p99 | p99.9 | waited | L1 | L2 | loads | ideal | max/key | cmds/op | lag p50 | lag p99 | stale | stale age max / p99 | late |%s\n", extra)
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", extraSep)
 	for _, r := range rows {
 		if r.Skipped != "" {
-			fmt.Fprintf(w, "| %s | %s |%s\n", r.Cache, r.Skipped, strings.Repeat(" |", 16))
+			fmt.Fprintf(w, "| %s | %s |%s\n", r.Cache, r.Skipped, strings.Repeat(" |", 17))
 			continue
 		}
 		lag50, lag99 := "none", "none"
@@ -90,15 +100,70 @@ func writeTable(w io.Writer, scenario string, rows []*result) {
 				lag50, lag99 = fmtDur(r.LagP50), fmtDur(r.LagP99)
 			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s | %s |",
-			r.Cache, groupDigits(uint64(r.Throughput)), fmtDur(r.Mean), fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999),
-			pct(r.Waited), pct(r.L1Share), pct(r.L2Share), groupDigits(r.Loads), groupDigits(r.Ideal), groupDigits(r.MaxKeyLoads),
-			r.CommandsPerOp, lag50, lag99, groupDigits(r.Stale), groupDigits(r.Late))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s | %s | %s |",
+			r.Cache, spreadCell(r, "ops_per_sec", fmtCount, r.Throughput), fmtDur(r.Mean), fmtDur(r.P50),
+			spreadCell(r, "p99_ns", fmtNanos, float64(r.P99)), fmtDur(r.P999),
+			spreadCell(r, "waited_share", fmtShare, r.Waited), pct(r.L1Share), pct(r.L2Share), groupDigits(r.Loads), groupDigits(r.Ideal), groupDigits(r.MaxKeyLoads),
+			r.CommandsPerOp, lag50, lag99, spreadCell(r, "stale_reads", fmtCount, float64(r.Stale)), staleAgeCell(r),
+			spreadCell(r, "late_reads", fmtCount, float64(r.Late)))
 		if scenario == "expiry" {
 			fmt.Fprintf(w, " %s |", groupDigits(r.ReloadPeak))
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// staleAgeCell is the age of the oldest stale read and the p99 of the
+// ages; "≥" marks an oldest age that is a lower bound.
+func staleAgeCell(r *result) string {
+	if r.Stale == 0 {
+		return "-"
+	}
+	bound := ""
+	if r.StaleAgeLowerBound {
+		bound = "≥"
+	}
+	return bound + spreadCell(r, "stale_age_max_ns", fmtNanos, float64(r.StaleAgeMax)) + " / " + fmtDur(r.StaleAgeP99)
+}
+
+// writeOutageTable writes the outage scenario's figures per phase.
+func writeOutageTable(w io.Writer, rows []*result) {
+	fmt.Fprintf(w, "\nPer phase (%s):\n\n", strings.Join(phaseNames[:], " / "))
+	fmt.Fprintf(w, "| cache | errors | errors on keys cached before | p99 | p99 on keys cached before | fail-safe fallbacks |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		if r.Skipped != "" || r.Outage == nil {
+			continue
+		}
+		o := r.Outage
+		fallbacks := "-"
+		if isTiercache(r.Cache) {
+			fallbacks = spreadCell(r, "outage.fail_safe_fallbacks", fmtCount, float64(o.Fallbacks))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.Cache,
+			phaseCells(r, "outage.errors", o.Errors[:], fmtCount), phaseCells(r, "outage.warm_errors", o.WarmErrors[:], fmtCount),
+			phaseCells(r, "outage.p99_ns", o.P99[:], fmtNanos), phaseCells(r, "outage.warm_p99_ns", o.WarmP99[:], fmtNanos), fallbacks)
+	}
+	if tc := findCache(rows, "tiercache, fail-safe"); tc != nil && tc.Outage != nil {
+		o := tc.Outage
+		goal := o.SoftTimeout + time.Millisecond
+		fmt.Fprintf(w, "\ntiercache, fail-safe: %s errors on keys cached before the outage, in all phases (goal 0); p99 in the failing and slow phases %s and %s, on keys cached before %s and %s (goal: within the soft timeout %s plus 1 ms, %s).\n",
+			groupDigits(o.warmErrorsAll()), fmtDur(o.P99[phaseFailing]), fmtDur(o.P99[phaseSlow]),
+			fmtDur(o.WarmP99[phaseFailing]), fmtDur(o.WarmP99[phaseSlow]), fmtDur(o.SoftTimeout), fmtDur(goal))
+	}
+}
+
+// phaseCells formats one figure of every phase, "before / failing / slow
+// / after", each a median over rounds.
+func phaseCells[T uint64 | time.Duration](r *result, name string, xs []T, format func(float64) string) string {
+	cells := make([]string, len(xs))
+	for i, x := range xs {
+		cells[i] = format(float64(x))
+		if sp, ok := r.Spread[fmt.Sprintf("%s[%d]", name, i)]; ok && r.Rounds > 1 && sp.Min != sp.Max {
+			cells[i] += " (" + format(sp.Min) + "–" + format(sp.Max) + ")"
+		}
+	}
+	return strings.Join(cells, " / ")
 }
 
 // isTiercache reports whether a cache is one of tiercache's variants.

@@ -48,12 +48,20 @@ type result struct {
 	LagSamples uint64        `json:"lag_samples"`
 	Propagates bool          `json:"propagates"` // whether the cache tells other nodes about invalidations
 
-	Checked      uint64   `json:"reads_checked"`
-	Stale        uint64   `json:"stale_reads"`
-	Late         uint64   `json:"late_reads"`
-	Unclassified uint64   `json:"unclassified_reads"`
-	BusTrouble   uint64   `json:"bus_trouble,omitempty"`
-	Broken       []string `json:"checker_broken,omitempty"`
+	Checked uint64 `json:"reads_checked"`
+	Stale   uint64 `json:"stale_reads"`
+	Late    uint64 `json:"late_reads"`
+	// StaleAgeMax is the age of the oldest stale read: its start less the
+	// return of the invalidation call that made its value stale;
+	// StaleAgeP99 the 99th percentile of those ages. StaleAgeLowerBound:
+	// the write log had lost that invalidation, and the age is at least
+	// StaleAgeMax.
+	StaleAgeMax        time.Duration `json:"stale_age_max_ns"`
+	StaleAgeP99        time.Duration `json:"stale_age_p99_ns"`
+	StaleAgeLowerBound bool          `json:"stale_age_lower_bound,omitempty"`
+	Unclassified       uint64        `json:"unclassified_reads"`
+	BusTrouble         uint64        `json:"bus_trouble,omitempty"`
+	Broken             []string      `json:"checker_broken,omitempty"`
 
 	// Timeline is the loads per TimelineStep from the start of warm-up
 	// (expiry scenario only); ReloadPeak is its highest step after
@@ -61,6 +69,16 @@ type result struct {
 	Timeline     []uint64      `json:"timeline,omitempty"`
 	TimelineStep time.Duration `json:"timeline_step_ns,omitempty"`
 	ReloadPeak   uint64        `json:"reload_peak,omitempty"`
+
+	// Outage is the outage scenario's figures per phase.
+	Outage *outageResult `json:"outage,omitempty"`
+
+	// With -rounds above 1: every figure above is the median over the
+	// Rounds that ran, Spread is each figure's lowest and highest value by
+	// its JSON name, and Runs is every round's result.
+	Rounds int             `json:"rounds,omitempty"`
+	Spread map[string]span `json:"spread,omitempty"`
+	Runs   []*result       `json:"runs,omitempty"`
 }
 
 // newResult builds a result from the merged partials and the truth.
@@ -75,6 +93,7 @@ func newResult(sc *scenario, sys *system, cfg *config, p *partial, t *truth, war
 		LagP50:        p.Lag.quantile(0.5), LagP99: p.Lag.quantile(0.99), LagSamples: p.Lag.count(),
 		Propagates: sys.prop == propMessages,
 		Checked:    p.Checked, Stale: p.Stale, Late: p.Late, Unclassified: p.Unsure,
+		StaleAgeMax: p.StaleMax, StaleAgeP99: p.StaleAge.quantile(0.99), StaleAgeLowerBound: p.StaleLow,
 		BusTrouble: p.Tiers.BusTrouble, Broken: p.Broken,
 	}
 	if p.Elapsed > 0 {
@@ -86,6 +105,9 @@ func newResult(sc *scenario, sys *system, cfg *config, p *partial, t *truth, war
 	if p.Reads > 0 {
 		r.L1Share = float64(p.Tiers.L1Hits) / float64(p.Reads)
 		r.L2Share = float64(p.Tiers.L2Hits) / float64(p.Reads)
+	}
+	if sc.name == "outage" {
+		r.Outage = newOutageResult(cfg, p.Outage, p.Tiers.FailSafe)
 	}
 	for k := range sc.keys(cfg) {
 		n := t.keyLoads(k)

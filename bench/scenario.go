@@ -27,10 +27,12 @@ type scenario struct {
 	run    func(ctx context.Context, h *host, start time.Time) error
 	// ideal is the fewest loader calls a perfect fleet would make.
 	ideal func(c *config, t *truth) uint64
+	// prepare, if set, runs in the parent before run, with run's start.
+	prepare func(c *config, t *truth, start time.Time)
 }
 
 func scenarios() []*scenario {
-	return []*scenario{zipfScenario(), stampedeScenario(), expiryScenario(), invalidateScenario()}
+	return []*scenario{zipfScenario(), stampedeScenario(), expiryScenario(), invalidateScenario(), outageScenario()}
 }
 
 func findScenario(name string) *scenario {
@@ -88,6 +90,36 @@ func invalidateScenario() *scenario {
 		ideal: distinctIdeal,
 	}
 }
+
+// outageScenario: read-only Zipf traffic during which the source of truth
+// works for a phase, fails every load for a phase, answers ten times
+// slower for a phase, and works again for a phase. Values live one phase,
+// so that most of those cached before the outage expire during it.
+func outageScenario() *scenario {
+	return &scenario{
+		name: "outage",
+		about: func(c *config) string {
+			return fmt.Sprintf("%d workers per node read %d keys (Zipf %.2f) with a TTL of %v; the source of truth works for %v, fails every load for %v, answers %dx slower for %v, then works again for %v (phases by the time a load starts)",
+				c.workers, c.outageKeys, c.skew, c.outagePhase, c.outagePhase, c.outagePhase, slowFactor, c.outagePhase, c.outagePhase)
+		},
+		keys:       func(c *config) int { return c.outageKeys },
+		ttl:        func(c *config) time.Duration { return c.outagePhase },
+		warmPhases: 1,
+		warm: func(ctx context.Context, h *host, phase int) error {
+			return warmMixed(ctx, h, h.cfg.outageKeys)
+		},
+		length: outageLength,
+		run: func(ctx context.Context, h *host, start time.Time) error {
+			return mixed(ctx, h, start, h.cfg.outageKeys, 0, outageLength(h.cfg))
+		},
+		ideal: distinctIdeal,
+		prepare: func(c *config, t *truth, start time.Time) {
+			t.setOutage(t.rel(start), c.outagePhase)
+		},
+	}
+}
+
+func outageLength(c *config) time.Duration { return phases * c.outagePhase }
 
 // warmMixed reads the scenario's keys, Zipf-distributed, for a third of
 // the run time without measuring: the run then starts from warm caches, as

@@ -330,3 +330,98 @@ func TestNoStaleReadThroughJoinedFlight(t *testing.T) {
 		t.Fatalf("read version %d with %d stale reads: the checker and the value disagree", v.Version, p.Stale)
 	}
 }
+
+// TestStaleAge drives the checker through a write log whose times are
+// known, so that every stale read's age is known: the read's start less
+// the return of the invalidation call that made its value stale (the
+// oldest such, if several newer writes returned before the read).
+func TestStaleAge(t *testing.T) {
+	tr, err := newTruth(newMemArena(arenaWords(10)), 10, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := func(n int64) int64 { return n * int64(time.Millisecond) }
+	const k = 3
+	v1 := tr.commitAt(k, 1, ms(100))
+	tr.issuedAt(k, v1, ms(110))
+
+	l := newNodeLog(tr, 0, propMessages)
+	l.applied(k, v1, 0, ms(115))
+	l.check(k, 0, ms(160)) // stale, 50ms after the invalidation returned
+	l.check(k, 0, ms(130)) // stale, 20ms
+	l.check(k, 0, ms(105)) // during the write's own call: not counted
+	v2 := tr.commitAt(k, 1, ms(200))
+	tr.issuedAt(k, v2, ms(210))
+	l.applied(k, v2, 0, ms(215))
+	l.check(k, 0, ms(300))  // stale since v1's invalidation: 190ms
+	l.check(k, v1, ms(300)) // stale since v2's: 90ms
+	late := newNodeLog(tr, 0, propMessages)
+	late.check(k, 0, ms(300)) // nothing applied here: late, no age
+
+	stale, lateN, _, _, age, _ := l.finish()
+	if stale != 4 || lateN != 0 {
+		t.Fatalf("%d stale, %d late; want 4 stale", stale, lateN)
+	}
+	if age.max != 190*time.Millisecond || age.maxLow || age.hist.count() != 4 {
+		t.Fatalf("oldest stale read %v (lower bound %v) of %d; want exactly 190ms of 4", age.max, age.maxLow, age.hist.count())
+	}
+	if p := age.hist.quantile(0.99); p < 178*time.Millisecond || p > 190*time.Millisecond {
+		t.Errorf("p99 of the ages %v; want 190ms within the histogram's 6%%", p)
+	}
+	if p := age.hist.quantile(0.5); p < 84*time.Millisecond || p > 90*time.Millisecond {
+		t.Errorf("median of the ages %v; want 90ms within 6%%", p)
+	}
+	if _, n, _, _, a, _ := late.finish(); n != 1 || a.hist.count() != 0 {
+		t.Errorf("a late read: %d late, %d ages; want 1 late and no age", n, a.hist.count())
+	}
+
+	// A cache that never tells other nodes: its stale reads have ages too.
+	none := newNodeLog(tr, 1, propNone)
+	none.check(k, 0, ms(135))
+	if s, _, _, _, a, _ := none.finish(); s != 1 || a.max != 25*time.Millisecond {
+		t.Errorf("no propagation: %d stale, age %v; want 1 of 25ms", s, a.max)
+	}
+
+	// A deferred log judges the read later, with the age of when it began.
+	d := newNodeLog(tr, 0, propMessages)
+	d.deferred = true
+	d.received(ms(112), time.Millisecond)
+	d.check(k, 0, ms(170))
+	d.mapNext(func(at int64, lag time.Duration) error {
+		d.appliedLocked(k, v2, 0, at)
+		return nil
+	})
+	if s, _, _, _, a, _ := d.finish(); s != 1 || a.max != 60*time.Millisecond {
+		t.Errorf("deferred: %d stale, age %v; want 1 of 60ms", s, a.max)
+	}
+
+	// Once the ring has lost the write that made a value stale, the age is
+	// a lower bound, from the oldest write the ring still holds.
+	const k2 = 5
+	w1 := tr.commitAt(k2, 1, ms(100))
+	tr.issuedAt(k2, w1, ms(110))
+	for i := range int64(2 * ringSize) {
+		tr.issuedAt(k2, tr.commitAt(k2, 1, ms(200+10*i)), ms(201+10*i))
+	}
+	oldest := int64(-1)
+	for u := tr.version(k2); u > 0; u-- {
+		if w, ok := tr.entry(k2, u); ok {
+			oldest = w.issued
+		}
+	}
+	r := newNodeLog(tr, 1, propNone)
+	r.check(k2, 0, ms(1000))
+	if _, _, _, _, a, _ := r.finish(); !a.maxLow || a.max != time.Duration(ms(1000)-oldest) {
+		t.Errorf("after the ring wrapped: age %v (lower bound %v); want at least %v", a.max, a.maxLow, time.Duration(ms(1000)-oldest))
+	}
+
+	// Merging keeps the oldest, and whether it is a bound.
+	var m staleAge
+	m.record(10*time.Millisecond, true)
+	other := staleAge{}
+	other.record(30*time.Millisecond, false)
+	m.merge(&other)
+	if m.max != 30*time.Millisecond || !m.maxLow || m.hist.count() != 2 {
+		t.Errorf("merged: max %v lower bound %v of %d; want 30ms, a bound, of 2", m.max, m.maxLow, m.hist.count())
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -37,6 +38,9 @@ type tierCounts struct {
 	// BusTrouble counts subscription losses, gaps and malformed messages
 	// the cache reported (tiercache).
 	BusTrouble uint64 `json:"bus_trouble,omitempty"`
+	// FailSafe counts the reads served an expired value as a fallback
+	// (tiercache with GroupOptions.FailSafe).
+	FailSafe uint64 `json:"fail_safe,omitempty"`
 }
 
 func (t *tierCounts) add(o tierCounts) {
@@ -44,6 +48,7 @@ func (t *tierCounts) add(o tierCounts) {
 	t.L2Hits += o.L2Hits
 	t.LoaderCalls += o.LoaderCalls
 	t.BusTrouble += o.BusTrouble
+	t.FailSafe += o.FailSafe
 }
 
 // nodeEnv is what a node adapter is built from.
@@ -88,22 +93,29 @@ type system struct {
 	// monitor: the peer is tiercache with its bus; the harness maps its
 	// deliveries through a monitor subscription.
 	monitor bool
-	// expiryOnly: the variant runs only in the expiry scenario.
-	expiryOnly bool
-	open       func(ne *nodeEnv) (cacheNode, error)
+	// only, if set, names the scenarios the variant runs in (all if nil).
+	only []string
+	open func(ne *nodeEnv) (cacheNode, error)
 }
 
 // systems returns every cache under test, in report order.
 func systems() []*system {
-	return []*system{
+	out := []*system{
 		redisOnlySystem(),
-		tieredSystem(tieredNoBus),
-		tieredSystem(tieredFull),
-		tieredSystem(tieredNoJitter),
+	}
+	for v := range tieredVariants {
+		out = append(out, tieredSystem(v))
+	}
+	return append(out,
 		goRedisCacheSystem(),
 		jetcacheSystem(),
 		gocacheSystem(),
 		rueidisSystem(),
 		goRedisCSCSystem(),
-	}
+	)
+}
+
+// runsIn reports whether the system runs in the named scenario.
+func (s *system) runsIn(scenario string) bool {
+	return s.only == nil || slices.Contains(s.only, scenario)
 }

@@ -69,13 +69,15 @@ func parseGroupPattern(s string) int {
 const (
 	hMagic    = 0
 	hKeys     = 1
-	hBase     = 2 // wall-clock ns that relative times count from
-	hLoads    = 3 // loader calls
-	hDistinct = 4 // (key, version) pairs loaded for the first time
-	hOrigin   = 5 // relative ns where the load timeline starts
-	hWrites   = 6 // writes committed
-	hInflight = 7 // loads that have not returned
-	hNodeOps  = 8 // maxNodes words: operations per node, for progress
+	hBase     = 2  // wall-clock ns that relative times count from
+	hLoads    = 3  // loader calls
+	hDistinct = 4  // (key, version) pairs loaded for the first time
+	hOrigin   = 5  // relative ns where the load timeline starts
+	hWrites   = 6  // writes committed
+	hInflight = 7  // loads that have not returned
+	hOutageAt = 8  // relative ns where the outage scenario's phases start (its run's start)
+	hPhaseLen = 9  // ns of each outage phase; 0: no outage
+	hNodeOps  = 10 // maxNodes words: operations per node, for progress
 
 	maxNodes       = 256
 	timelineWidth  = 25 * time.Millisecond
@@ -83,11 +85,12 @@ const (
 	timelineOffset = hNodeOps + maxNodes
 	keysOffset     = timelineOffset + timelineLen
 
-	// Per key: version, loads, highest version loaded, spare; then the
-	// write log ring.
+	// Per key: version, loads, highest version loaded, when it was first
+	// loaded; then the write log ring.
 	kVersion  = 0
 	kLoads    = 1
 	kLoadedHi = 2
+	kFirst    = 3 // relative ns when a load of the key first succeeded
 	ringSize  = 16
 	entryLen  = 4
 	keyWords  = 4 + ringSize*entryLen
@@ -181,19 +184,28 @@ func (t *truth) load(ctx context.Context, k int) (value, error) {
 		t.a.add(timelineOffset+int(b), 1)
 	}
 	// The database reads the row, then the answer takes the load latency to
-	// come back: a write committed meanwhile is not in it.
+	// come back: a write committed meanwhile is not in it. During an outage
+	// (the phase the load starts in decides) the answer is an error, or
+	// comes ten times slower.
+	ph := t.phaseAt(t.rel(time.Now()))
 	v := t.version(k)
 	if t.gate != nil {
 		t.gate(k)
 	}
-	if t.latency > 0 {
-		tm := time.NewTimer(t.latency)
+	if latency := t.latencyIn(ph); latency > 0 {
+		tm := time.NewTimer(latency)
 		select {
 		case <-tm.C:
 		case <-ctx.Done():
 			tm.Stop()
 			return value{}, ctx.Err()
 		}
+	}
+	if ph == phaseFailing {
+		return value{}, errOutage
+	}
+	if t.a.load(kb+kFirst) == 0 {
+		t.a.cas(kb+kFirst, 0, uint64(t.rel(time.Now())))
 	}
 	for {
 		hi := t.a.load(kb + kLoadedHi)
@@ -206,6 +218,61 @@ func (t *truth) load(ctx context.Context, k int) (value, error) {
 		}
 	}
 	return value{ID: t.ids[k], Version: v, Body: t.body}, nil
+}
+
+// The phases of the outage scenario, each phaseLen long from its run's
+// start: loads work, then fail, then answer slowFactor times slower, then
+// work again. The times live in the arena, so that every process of a run
+// agrees on them.
+const (
+	phaseNone    = -1 // no outage set, or before the run's start
+	phaseBefore  = 0
+	phaseFailing = 1
+	phaseSlow    = 2
+	phaseAfter   = 3
+	phases       = 4
+	slowFactor   = 10
+)
+
+var phaseNames = [phases]string{"before", "failing", "slow", "after"}
+
+// errOutage is what every load returns during the failing phase.
+var errOutage = errors.New("source of truth unavailable (outage scenario, failing phase)")
+
+// latencyIn is the load latency in outage phase ph.
+func (t *truth) latencyIn(ph int) time.Duration {
+	if ph == phaseSlow {
+		return slowFactor * t.latency
+	}
+	return t.latency
+}
+
+// setOutage makes the phases start at relative time at, each phaseLen
+// long; phaseLen 0 lifts the outage.
+func (t *truth) setOutage(at int64, phaseLen time.Duration) {
+	t.a.store(hOutageAt, uint64(at))
+	t.a.store(hPhaseLen, uint64(phaseLen))
+}
+
+// phaseAt returns the outage phase at relative time at (phaseNone without
+// an outage, or before its first phase).
+func (t *truth) phaseAt(at int64) int {
+	n := int64(t.a.load(hPhaseLen))
+	if n == 0 {
+		return phaseNone
+	}
+	d := at - int64(t.a.load(hOutageAt))
+	if d < 0 {
+		return phaseNone
+	}
+	return int(min(d/n, phaseAfter))
+}
+
+// cachedBefore reports whether a load of key k had succeeded before the
+// outage's failing phase began: whether a cache could hold a value of it.
+func (t *truth) cachedBefore(k int) bool {
+	first := int64(t.a.load(t.keyBase(k) + kFirst))
+	return first != 0 && first < int64(t.a.load(hOutageAt))+int64(t.a.load(hPhaseLen))
 }
 
 // markOrigin starts the load timeline now.
@@ -269,7 +336,10 @@ const tagMask = 1<<24 - 1
 
 // commit bumps key k's version as node writer does, logs the write, and
 // returns the new version. The caller invalidates, then calls issued.
-func (t *truth) commit(k, writer int) uint64 {
+func (t *truth) commit(k, writer int) uint64 { return t.commitAt(k, writer, t.rel(time.Now())) }
+
+// commitAt is commit at relative time at (tests give the times).
+func (t *truth) commitAt(k, writer int, at int64) uint64 {
 	kb := t.keyBase(k)
 	v := t.a.add(kb+kVersion, 1)
 	t.a.add(hWrites, 1)
@@ -277,7 +347,7 @@ func (t *truth) commit(k, writer int) uint64 {
 	// A seqlock: readers accept the entry only if its version word is the
 	// same before and after they read the rest.
 	t.a.store(e, 0)
-	t.a.store(e+1, uint64(writer+1)<<48|uint64(t.rel(time.Now())))
+	t.a.store(e+1, uint64(writer+1)<<48|uint64(at))
 	t.a.store(e+2, 0)
 	t.a.store(e+3, 0)
 	t.a.store(e, v)
@@ -285,10 +355,13 @@ func (t *truth) commit(k, writer int) uint64 {
 }
 
 // issued records that the invalidation of version v of key k returned.
-func (t *truth) issued(k int, v uint64) {
+func (t *truth) issued(k int, v uint64) { t.issuedAt(k, v, t.rel(time.Now())) }
+
+// issuedAt is issued at relative time at (tests give the times).
+func (t *truth) issuedAt(k int, v uint64, at int64) {
 	e := t.keyBase(k) + 4 + int(v%ringSize)*entryLen
 	if t.a.load(e) == v {
-		t.a.store(e+2, uint64(t.rel(time.Now()))<<24|v&tagMask)
+		t.a.store(e+2, uint64(at)<<24|v&tagMask)
 	}
 }
 
@@ -324,20 +397,33 @@ func (t *truth) claim(k int, v uint64) bool {
 // had its invalidation return before relative time t0. A version that
 // has left the ring is taken as invalidated long ago.
 func (t *truth) supersededBefore(k int, v uint64, t0 int64) bool {
+	_, _, ok := t.staleSince(k, v, t0)
+	return ok
+}
+
+// staleSince returns when version v of key k became stale for a read that
+// began at relative time t0: the earliest time a write of k newer than v
+// had its invalidation return, among those that returned before t0 (ok is
+// false if none did). A version whose successor has left the ring was
+// invalidated earlier than the ring can tell: since is then the earliest
+// time the ring still holds (t0 if it holds none), a lower bound of the
+// age, and exact is false.
+func (t *truth) staleSince(k int, v uint64, t0 int64) (since int64, exact, ok bool) {
 	latest := t.version(k)
+	since, exact = t0, true
 	for u := v + 1; u <= latest; u++ {
-		w, ok := t.entry(k, u)
-		if !ok {
+		w, found := t.entry(k, u)
+		if !found {
 			if latest-u >= ringSize-1 {
-				return true
+				ok, exact = true, false
 			}
 			continue
 		}
-		if w.issued != 0 && w.issued < t0 {
-			return true
+		if w.issued != 0 && w.issued < t0 && w.issued < since {
+			since, ok = w.issued, true
 		}
 	}
-	return false
+	return since, exact, ok
 }
 
 // issuedBy returns the newest version of key k whose invalidation had
