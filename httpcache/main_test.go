@@ -41,6 +41,12 @@ func newNode(t testing.TB, o tiered.Options) *node {
 	if o.Namespace == "" {
 		o.Namespace = "web"
 	}
+	if o.Redis != nil && o.RedisTimeout == 0 {
+		// These tests check what is cached where, not how fast: under a
+		// full load on 2 cores a Redis call can take past the 250ms
+		// default, and the middleware would rightly serve a MISS.
+		o.RedisTimeout = 10 * time.Second
+	}
 	c, err := tiered.New(o)
 	if err != nil {
 		t.Fatal(err)
