@@ -138,7 +138,7 @@ type Group[V any] struct {
 	// read it.
 	maxStale time.Duration
 	st       counters
-	loads  loadTime // how long this group's loads take, to pace lease waits
+	loads    loadTime // how long this group's loads take, to pace lease waits
 }
 
 // NewGroup returns the group named name (the key prefix) of c. The name must
