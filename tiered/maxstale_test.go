@@ -35,6 +35,13 @@ type msRig struct {
 }
 
 func newMSRig(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.GroupOptions) *msRig {
+	return newMixedRig(t, rdb, n, gopts, nil)
+}
+
+// newMixedRig is newMSRig whose nodes in strict have a group without
+// MaxStale, as a node of a release before it (or configured otherwise)
+// would run during a rolling upgrade.
+func newMixedRig(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.GroupOptions, strict map[int]bool) *msRig {
 	r := &msRig{t: t, rdb: rdb, clk: newManualClock(time.Now()), hooks: map[int]func(string) bool{}}
 	gopts.TTL = time.Hour
 	if gopts.MaxStale == 0 {
@@ -61,7 +68,11 @@ func newMSRig(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.Group
 			}
 		})
 		r.caches = append(r.caches, c)
-		r.groups = append(r.groups, newGroup[string](t, c, "m", gopts))
+		gi := gopts
+		if strict[i] {
+			gi.MaxStale = 0
+		}
+		r.groups = append(r.groups, newGroup[string](t, c, "m", gi))
 		r.received, r.loaded = append(r.received, recv), append(r.loaded, loaded)
 	}
 	return r
@@ -153,6 +164,32 @@ var maxStaleCases = map[string]func(*testing.T, redis.UniversalClient){
 	"NeverEarlierLoad": maxStaleNeverEarlierLoad,
 	"FetchMany":        maxStaleFetchMany,
 	"TagEndsWindow":    maxStaleTagEndsWindow,
+	"MixedFleet":       maxStaleMixedFleet,
+}
+
+// maxStaleMixedFleet: a node whose group has no MaxStale (as during a
+// rolling upgrade, where an older release reads the stale envelope as
+// foreign: a miss, left alone) never serves the stale value: it loads
+// without filling, and the stale envelope stays for the other nodes. Its
+// own invalidation unlinks the key, which ends the window.
+func maxStaleMixedFleet(t *testing.T, rdb redis.UniversalClient) {
+	r := newMixedRig(t, rdb, 2, tiered.GroupOptions{}, map[int]bool{1: true})
+	r.cached("mx")
+	r.invalidate("mx")
+	if v, s := r.fetch(1, "mx", r.ok("v1")); v != "v1" || s.Stale {
+		t.Fatalf("strict node: %q, stale %v; want v1 from its load", v, s.Stale)
+	}
+	if v, s := r.fetch(0, "mx", r.ok("v1")); v != "v0" || !s.Stale {
+		t.Fatalf("MaxStale node after it: %q, stale %v; want v0 still in the window", v, s.Stale)
+	}
+	<-r.loaded[0]
+	if err := r.groups[1].Invalidate(context.Background(), "mx"); err != nil {
+		t.Fatal(err)
+	}
+	<-r.received[0]
+	if v, s := r.fetch(0, "mx", r.ok("v2")); v != "v2" || s.Stale {
+		t.Fatalf("after the strict node's invalidation: %q, stale %v; want v2 from a load", v, s.Stale)
+	}
 }
 
 // maxStaleServesPrevious: after an invalidation on node 0, a read on each
@@ -368,16 +405,34 @@ func maxStaleFetchMany(t *testing.T, rdb redis.UniversalClient) {
 }
 
 // maxStaleTagEndsWindow: a tag invalidation of a stale value ends its
-// window (tags stay strict): the read loads.
+// window (tags stay strict): the read loads. With the tag checks off the
+// tag-invalidated value is served as stale, which shows the test catches
+// it.
 func maxStaleTagEndsWindow(t *testing.T, rdb redis.UniversalClient) {
-	r := newMSRig(t, rdb, 2, tiered.GroupOptions{Tags: func(id, _ string) []string { return []string{"t-" + id} }})
-	r.cached("t")
-	r.invalidate("t")
-	if err := r.caches[0].InvalidateTags(context.Background(), "t-t"); err != nil {
-		t.Fatal(err)
-	}
-	<-r.received[1]
-	if v, s := r.fetch(1, "t", r.ok("v1")); v != "v1" || s.Stale {
-		t.Fatalf("after a tag invalidation: %q, stale %v; want v1 loaded", v, s.Stale)
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tagCheckOff=%v", off), func(t *testing.T) {
+			r := newMSRig(t, rdb, 2, tiered.GroupOptions{Tags: func(id, _ string) []string { return []string{"t-" + id} }})
+			for _, c := range r.caches {
+				tiered.SetNoTagCheck(c, off)
+			}
+			id := fmt.Sprintf("tag-%v", off)
+			r.cached(id)
+			r.invalidate(id)
+			if err := r.caches[0].InvalidateTags(context.Background(), "t-"+id); err != nil {
+				t.Fatal(err)
+			}
+			<-r.received[1]
+			v, s := r.fetch(1, id, r.ok("v1"))
+			if off {
+				if v != "v0" || !s.Stale {
+					t.Fatalf("tag checks off: %q, stale %v; want the tag-invalidated v0 served", v, s.Stale)
+				}
+				<-r.loaded[1]
+				return
+			}
+			if v != "v1" || s.Stale {
+				t.Fatalf("after a tag invalidation: %q, stale %v; want v1 loaded", v, s.Stale)
+			}
+		})
 	}
 }
