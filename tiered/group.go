@@ -450,7 +450,8 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 // Invalidate removes ids after the source of truth changed: from Redis
 // (leases included, so loads in flight will not fill), from this node's L1,
 // and from every other node's L1 through the bus, as [Cache.Invalidate] does
-// with errors and retries alike. An empty id is an error and nothing is
+// with errors and retries alike. With GroupOptions.MaxStale, Redis keeps
+// each value as a stale envelope for that window instead. An empty id is an error and nothing is
 // invalidated.
 func (g *Group[V]) Invalidate(ctx context.Context, ids ...string) error {
 	if err := g.c.checkOpen(); err != nil {

@@ -20,6 +20,11 @@ import (
 // cache retries the whole invalidation in the background until it succeeds
 // or the longest group TTL has passed; it never reports success for an
 // invalidation that did not reach Redis.
+//
+// A key of a group with a MaxStale window is not unlinked: its value stays
+// in Redis as a stale envelope until the window, counted from this call's
+// start, ends (see GroupOptions.MaxStale); a lease it holds is removed all
+// the same.
 func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 	if err := c.checkOpen(); err != nil {
 		return err
