@@ -436,3 +436,16 @@ func maxStaleTagEndsWindow(t *testing.T, rdb redis.UniversalClient) {
 		})
 	}
 }
+
+// TestMaxStaleNegative: a negative window is refused, and nothing is
+// registered.
+func TestMaxStaleNegative(t *testing.T) {
+	rdb, _ := newMini(t)
+	c := newCache(t, tiered.Options{Redis: rdb, Namespace: "msn"})
+	if _, err := tiered.NewGroup[string](c, "m", tiered.GroupOptions{MaxStale: -time.Second}); err == nil {
+		t.Fatal("NewGroup with a negative MaxStale: no error")
+	}
+	if _, err := tiered.NewGroup[string](c, "m", tiered.GroupOptions{MaxStale: time.Second}); err != nil {
+		t.Fatalf("NewGroup after the refused one: %v", err)
+	}
+}

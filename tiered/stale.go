@@ -104,7 +104,8 @@ const (
 	staleServed              // served; another node loads it
 	staleLeased              // the lease was taken over it (served, if within the window)
 	staleRetry               // the key changed meanwhile: read it again
-	staleFailed              // Redis failed: load without filling (or the error was delivered)
+	staleFailed              // Redis failed: load without filling
+	staleEnded               // Redis failed and the error (or ErrClosed) was delivered
 )
 
 // staleFound handles what the key of id held (rec) for a run of a group
@@ -145,6 +146,9 @@ func (r *run[V]) staleFound(id string, rec remote.Record, leases map[string]remo
 	}
 	switch {
 	case err != nil:
+		if len(r.failed("take stale lease", []string{id}, err)) == 0 {
+			return staleEnded // FailClosed, or Close
+		}
 		return staleFailed
 	case !won:
 		return staleRetry
@@ -199,7 +203,7 @@ func (r *run[V]) endBackground() {
 // gone or unfilled when it must.
 func (r *run[V]) sortStale(id string, found remote.Record, leases map[string]remote.Lease, gone, unfilled *[]string) bool {
 	switch r.staleFound(id, found, leases) {
-	case staleServed, staleLeased:
+	case staleServed, staleLeased, staleEnded:
 		return true
 	case staleRetry:
 		*gone = append(*gone, id)
