@@ -24,6 +24,7 @@ func groupStats() []stat {
 		{"tiercache.refreshes", "Early refreshes run.", func(s *tiered.Stats) uint64 { return s.Refreshes }},
 		{"tiercache.refresh.errors", "Early refreshes that failed (the old value stayed).", func(s *tiered.Stats) uint64 { return s.RefreshErrors }},
 		{"tiercache.fail_safe", "Reads served an expired value as a fail-safe fallback.", func(s *tiered.Stats) uint64 { return s.FailSafe }},
+		{"tiercache.stale", "Reads served an invalidated value within the group's MaxStale window.", func(s *tiered.Stats) uint64 { return s.Stale }},
 		{"tiercache.decode.errors", "Values in Redis that did not decode and were removed.", func(s *tiered.Stats) uint64 { return s.DecodeErrors }},
 		{"tiercache.redis.errors", "Failed Redis calls (group \"\": invalidations and bus publishes).", func(s *tiered.Stats) uint64 { return s.RedisErrors }},
 	}

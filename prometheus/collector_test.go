@@ -206,12 +206,13 @@ func TestScrapeAfterWorkload(t *testing.T) {
 		{"tiercache_redis_breaker_opens_total", nil, counter, 0},
 	})
 	// The script has no lease waits, lease renewals, refreshes, foreign
-	// leases, rejected messages, pattern flushes or fail-safe fallbacks:
+	// leases, rejected messages, pattern flushes, fail-safe fallbacks or
+	// stale serves:
 	// those counters must be there, and zero (their histograms have no
 	// series until a first observation).
 	s.checked("tiercache_bus_downtime_seconds_total")
-	if names, sum := s.unchecked(); len(names) != 8 || sum != 0 {
-		t.Errorf("metrics the script does not drive: %v, sum %v; want the 8 lease wait, renewal, refresh, foreign lease, rejected message, pattern flush and fail-safe counters, all zero", names, sum)
+	if names, sum := s.unchecked(); len(names) != 9 || sum != 0 {
+		t.Errorf("metrics the script does not drive: %v, sum %v; want the 9 lease wait, renewal, refresh, foreign lease, rejected message, pattern flush, fail-safe and stale counters, all zero", names, sum)
 	}
 	down, _, _ := s.get("tiercache_bus_downtime_seconds_total")
 	if want := w.A.Stats().BusDowntime.Seconds(); down <= 0 || down != want {

@@ -41,6 +41,7 @@ func groupStats() []stat {
 		{"refreshes_total", "Early refreshes run.", func(s *tiered.Stats) float64 { return float64(s.Refreshes) }},
 		{"refresh_errors_total", "Early refreshes that failed (the old value stayed).", func(s *tiered.Stats) float64 { return float64(s.RefreshErrors) }},
 		{"fail_safe_total", "Reads served an expired value as a fail-safe fallback.", func(s *tiered.Stats) float64 { return float64(s.FailSafe) }},
+		{"stale_total", "Reads served an invalidated value within the group's MaxStale window.", func(s *tiered.Stats) float64 { return float64(s.Stale) }},
 		{"decode_errors_total", "Values in Redis that did not decode and were removed.", func(s *tiered.Stats) float64 { return float64(s.DecodeErrors) }},
 		{"redis_errors_total", "Failed Redis calls (group \"\": invalidations and bus publishes).", func(s *tiered.Stats) float64 { return float64(s.RedisErrors) }},
 	}

@@ -8,8 +8,8 @@ import (
 // Kind says what a stored envelope holds.
 type Kind uint8
 
-// The kinds of [Record]. Only KindValue, KindAbsent and KindLease are ever
-// written; the others describe what a read found.
+// The kinds of [Record]. Only KindValue, KindAbsent, KindLease and
+// KindStale are ever written; the others describe what a read found.
 const (
 	// KindMiss: the key does not exist.
 	KindMiss Kind = 0
@@ -19,6 +19,12 @@ const (
 	KindAbsent Kind = 2
 	// KindLease: a node is loading the key; to every reader this is a miss.
 	KindLease Kind = 3
+	// KindStale: an invalidated value kept as a fallback for its group's
+	// MaxStale window (see [Store.MarkStale]); Expire is the window's end,
+	// Payload, Begin, Tags and LoadTime are the invalidated value's. To
+	// every reader that does not opt into it, this is a miss. Releases
+	// that predate it read it as KindForeign.
+	KindStale Kind = 4
 	// KindForeign: an envelope of a version this release does not know (a
 	// newer release wrote it during a rolling upgrade). Readers treat it as a
 	// miss and leave it alone.
@@ -39,6 +45,8 @@ func (k Kind) String() string {
 		return "absent"
 	case KindLease:
 		return "lease"
+	case KindStale:
+		return "stale"
 	case KindForeign:
 		return "foreign"
 	case KindCorrupt:
@@ -66,6 +74,20 @@ func (k Kind) String() string {
 //	32     ...  n times: 1 byte length (1 to [MaxTagLen]), the tag's bytes
 //	...    ...  payload
 //
+// Version 3 (stale values only, so that releases that predate them read
+// them as KindForeign: a miss, left alone) is the version 1 header of kind
+// stale, whose expiry is the end of the MaxStale window, followed by the
+// whole version 2 envelope of the invalidated value:
+//
+//	0      23   header: magic, 3, kind 4, token, load time 0, window end
+//	23     ...  the invalidated value's envelope (version 2, kind value)
+//
+// A lease (version 1) may carry such a stale envelope as its payload: the
+// node that took the lease over a stale envelope keeps it there, so that
+// the readers that find the lease serve it instead of waiting. Every
+// release reads the lease as a lease; the ones that predate stale values
+// ignore its payload.
+//
 // A version 1 value reads as having no tags and a load begin of 0 (before
 // every tag invalidation: the first Group.Clear or Cache.Clear of its
 // group removes it).
@@ -76,6 +98,7 @@ const (
 	magic         = 0xC7
 	version       = 1
 	version2      = 2
+	version3      = 3
 	identityLen   = 11
 	headerLen     = 23
 	header2Len    = 32
@@ -154,7 +177,11 @@ func putHeader(b []byte, k Kind, token uint64) {
 func identity(k Kind, token uint64) string {
 	var b [identityLen]byte
 	putHeader(b[:], k, token)
-	if k != KindLease {
+	switch k {
+	case KindLease:
+	case KindStale:
+		b[1] = version3
+	default:
 		b[1] = version2
 	}
 	return string(b[:])
@@ -173,6 +200,9 @@ func recordIdentity(r Record) string {
 func decode(raw []byte) Record {
 	if len(raw) < 2 || raw[0] != magic {
 		return Record{Kind: KindCorrupt, Raw: raw}
+	}
+	if raw[1] == version3 {
+		return decodeStale(raw)
 	}
 	if raw[1] != version && raw[1] != version2 {
 		return Record{Kind: KindForeign, Raw: raw}
@@ -221,3 +251,52 @@ func decode(raw []byte) Record {
 // Encode returns the envelope of r as a store writes it (Raw is ignored),
 // so that a caller can remove exactly what it wrote with [Store.Discard].
 func Encode(r Record) []byte { return encode(r) }
+
+// decodeStale parses a version 3 envelope: a stale value, or KindForeign
+// for a kind this release does not know in that version.
+func decodeStale(raw []byte) Record {
+	if len(raw) < headerLen {
+		return Record{Kind: KindCorrupt, Raw: raw}
+	}
+	if Kind(raw[2]) != KindStale {
+		return Record{Kind: KindForeign, Raw: raw}
+	}
+	in := decode(raw[headerLen:])
+	if in.Kind != KindValue {
+		return Record{Kind: KindCorrupt, Raw: raw}
+	}
+	return Record{
+		Kind: KindStale, Token: binary.BigEndian.Uint64(raw[3:]),
+		Expire: int64(binary.BigEndian.Uint64(raw[15:])), LoadTime: in.LoadTime,
+		Begin: in.Begin, Tags: in.Tags, Payload: in.Payload, Raw: raw,
+	}
+}
+
+// staleHeader returns the header of a stale envelope (see [decode]) with
+// token and the window's end (unix ms); the invalidated value's envelope
+// follows it.
+func staleHeader(token uint64, end int64) []byte {
+	b := make([]byte, headerLen)
+	putHeader(b, KindStale, token)
+	b[1] = version3
+	binary.BigEndian.PutUint64(b[15:], uint64(end))
+	return b
+}
+
+// EncodeStale returns the stale envelope that keeps the value envelope
+// value (as Redis held it) until end (unix ms), as [Store.MarkStale]
+// writes it.
+func EncodeStale(token uint64, end int64, value []byte) []byte {
+	return append(staleHeader(token, end), value...)
+}
+
+// StaleOf returns the stale value a lease carries (see [decode]): the
+// lease taken over a stale envelope keeps it as its payload. ok is false
+// for a record that is not a lease, and for a lease that carries none.
+func (r Record) StaleOf() (stale Record, ok bool) {
+	if r.Kind != KindLease || len(r.Payload) == 0 {
+		return Record{}, false
+	}
+	s := decode(r.Payload)
+	return s, s.Kind == KindStale
+}

@@ -28,6 +28,11 @@ type envelopeVector struct {
 	Legacy      bool     `json:"legacy"`
 	BeginMicros int64    `json:"begin_us"`
 	Tags        []string `json:"tags"`
+	// InnerHex is the value envelope a stale envelope keeps (its fields
+	// above are the value's, its expiry the window's end); CarriesStale
+	// says that a lease's payload is a stale envelope (Record.StaleOf).
+	InnerHex     string `json:"inner_hex"`
+	CarriesStale bool   `json:"carries_stale"`
 }
 
 func loadEnvelopeVectors(t *testing.T) []envelopeVector {
@@ -84,7 +89,17 @@ func TestEnvelopeVectors(t *testing.T) {
 				got.Begin != want.Begin || !slices.Equal(got.Tags, want.Tags) || !bytes.Equal(got.Payload, want.Payload) {
 				t.Fatalf("decode(%s) = %+v; want %+v, version %d", v.Hex, got, want, v.Version)
 			}
+			if _, ok := got.StaleOf(); ok != v.CarriesStale {
+				t.Fatalf("decode(%s).StaleOf() ok = %v; want %v", v.Hex, ok, v.CarriesStale)
+			}
 			if v.Legacy {
+				return
+			}
+			if v.InnerHex != "" {
+				inner, _ := hex.DecodeString(v.InnerHex)
+				if enc := hex.EncodeToString(EncodeStale(token, v.ExpireMs, inner)); enc != v.Hex {
+					t.Fatalf("EncodeStale = %s; want %s", enc, v.Hex)
+				}
 				return
 			}
 			if enc := hex.EncodeToString(encode(want)); enc != v.Hex {

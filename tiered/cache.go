@@ -55,8 +55,19 @@ type Cache struct {
 	random      func() float64
 	stats       counters // events that belong to no group
 
-	groupsMu sync.Mutex // protects groups
+	groupsMu sync.Mutex // protects groups and staleWindows
 	groups   map[string]groupStats
+	// staleWindows maps the key prefix (encoded name and ":") of each group
+	// with a MaxStale window to it; anyStale says whether there is one, so
+	// that a cache without such groups invalidates as it always did.
+	staleWindows map[string]time.Duration
+	anyStale     atomic.Bool
+	// noStaleWindow serves stale values past their MaxStale window, so that
+	// a test can show it catches that; nothing else may set it.
+	noStaleWindow bool
+	// noStaleCAS takes the lease over a stale value with a plain write
+	// instead of a compare-and-set, for the same purpose.
+	noStaleCAS bool
 
 	closing   context.Context // done when Close begins; ends in-flight loads
 	stop      context.CancelFunc

@@ -68,7 +68,10 @@ type checker struct {
 	log   []*checkWrite
 	done  atomic.Int64 // how many writes of log have returned on the writer's side
 
+	opts checkOpts
+
 	mu     sync.Mutex // protects the counts below
+	stales staleCounts
 	reads  int
 	absent int // Get found nothing
 	late   int
@@ -86,21 +89,36 @@ type checkWrite struct {
 	// returned is when the writer's call returned; written before done
 	// is incremented past this write, read only after done was seen there.
 	returned time.Time
+	// started is when the invalidation call began (checker.now, unix
+	// ns; 0 before), what MaxStale windows count from; strict says it is
+	// an invalidation MaxStale does not cover (a pattern, a tag, a clear).
+	started atomic.Int64
+	strict  bool
 }
 
 func newChecker(t *testing.T, nodes int, ids []string) *checker {
+	return newCheckerWith(t, nodes, ids, checkOpts{})
+}
+
+// newCheckerWith is newChecker with the group's MaxStale window and the
+// nodes' clock set by o.
+func newCheckerWith(t *testing.T, nodes int, ids []string, o checkOpts) *checker {
 	t.Helper()
 	addr := startServer(t)
-	c := &checker{t: t, ids: ids, db: make(map[string]int)}
+	c := &checker{t: t, ids: ids, db: make(map[string]int), opts: o}
 	for range nodes {
 		// Generous timeouts: on a loaded machine under -race, a Redis call
 		// must not time out (the run would be void), and a node must not
 		// count its own subscription as silent, which would flush its L1
 		// and could lose a message.
-		n := newFleetNode(t, addr, slowMachine(tiered.Options{}))
+		to := slowMachine(tiered.Options{})
+		if o.clock != nil {
+			to = tiered.WithClock(to, o.clock)
+		}
+		n := newFleetNode(t, addr, to)
 		// The checked group carries tags (u1_a: "u1" and "all"), so that
 		// writers can invalidate by tag and clear it too.
-		n.group = newGroup[string](t, n.cache, "tpost", tiered.GroupOptions{Tags: tagOf})
+		n.group = newGroup[string](t, n.cache, "tpost", tiered.GroupOptions{Tags: tagOf, MaxStale: o.maxStale})
 		c.nodes = append(c.nodes, n)
 	}
 	var err error
@@ -154,6 +172,7 @@ func (c *checker) load(_ context.Context, id string) (string, error) {
 func (c *checker) write(w int, id string, byPattern bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.advance()
 	e := &checkWrite{origin: w, version: map[string]int{}, rank: make([]int, len(c.nodes))}
 	n := c.nodes[w]
 	var pattern string
@@ -181,9 +200,11 @@ func (c *checker) write(w int, id string, byPattern bool) error {
 			e.rank[r]++
 		}
 	}
+	e.strict = byPattern
 	c.log = append(c.log, e)
 	c.logMu.Unlock()
 	var err error
+	e.started.Store(c.now())
 	if byPattern {
 		err = n.cache.InvalidatePattern(context.Background(), pattern)
 	} else {
@@ -200,6 +221,7 @@ func (c *checker) write(w int, id string, byPattern bool) error {
 func (c *checker) writeTag(w int, id string, clear bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.advance()
 	e := &checkWrite{origin: w, version: map[string]int{}, rank: make([]int, len(c.nodes))}
 	n := c.nodes[w]
 	tag, _, _ := strings.Cut(id, "_")
@@ -224,9 +246,11 @@ func (c *checker) writeTag(w int, id string, clear bool) error {
 			e.rank[r]++
 		}
 	}
+	e.strict = true
 	c.log = append(c.log, e)
 	c.logMu.Unlock()
 	var err error
+	e.started.Store(c.now())
 	if clear {
 		err = n.group.Clear(context.Background())
 	} else {
@@ -244,13 +268,14 @@ type readStart struct {
 	received uint64 // the node's count of applied messages
 	done     int64  // writes returned on their writer's side
 	at       time.Time
+	now      int64 // checker.now: what stale ages count to
 }
 
 func (c *checker) begin(node int) readStart {
 	// done first: a write counted there returned before the node count is
 	// read, so for the writer's own node nothing is counted twice.
 	done := c.done.Load()
-	return readStart{node: node, received: c.nodes[node].cache.Stats().InvalidationsReceived, done: done, at: time.Now()}
+	return readStart{node: node, received: c.nodes[node].cache.Stats().InvalidationsReceived, done: done, at: time.Now(), now: c.now()}
 }
 
 // classify records a read of id that began at s and returned v (found
@@ -303,9 +328,13 @@ func (c *checker) read(n int, id string, load tiered.LoaderFunc[string]) error {
 		c.classify(s, id, v, err == nil, "Get")
 		return nil
 	}
-	v, err := g.Fetch(context.Background(), id, load)
+	v, served, err := g.FetchInfo(context.Background(), id, load)
 	if err != nil {
 		return fmt.Errorf("node %d: Fetch(%q): %w", n, id, err)
+	}
+	if served.Stale {
+		c.classifyStale(s, id, v)
+		return nil
 	}
 	c.classify(s, id, v, true, "Fetch")
 	return nil
@@ -421,8 +450,12 @@ func (c *checker) summary() string {
 	if len(lags) > 0 {
 		p50, maxLag = lags[len(lags)/2], lags[len(lags)-1]
 	}
-	return fmt.Sprintf("%d reads (%d not found), %d stale, %d late (lag p50 %v, max %v), %d writes",
+	sum := fmt.Sprintf("%d reads (%d not found), %d stale, %d late (lag p50 %v, max %v), %d writes",
 		c.reads, c.absent, len(c.stale), c.late, p50, maxLag, len(c.log))
+	if c.opts.maxStale > 0 {
+		sum += c.stales.summary(c.opts.maxStale)
+	}
+	return sum
 }
 
 // TestCheckerRandom runs the randomized checker on 4 nodes: writers
@@ -432,56 +465,7 @@ func TestCheckerRandom(t *testing.T) {
 	const nodes, readersPerNode, readsPerReader, writesPerNode = 4, 2, 120, 20
 	ids := []string{"u1_a", "u1_b", "u2_a", "u2_b", "u3_a"}
 	c := newChecker(t, nodes, ids)
-	// Writers pace themselves on the readers' progress, so that the writes
-	// are spread over the run whatever the scheduler does.
-	var readsDone atomic.Int64
-	const totalReads, totalWrites = nodes * readersPerNode * readsPerReader, nodes * writesPerNode
-	var writesDone atomic.Int64
-	var wg sync.WaitGroup
-	for n := range nodes {
-		for range readersPerNode {
-			wg.Go(func() {
-				for i := range readsPerReader {
-					id := ids[rand.IntN(len(ids))]
-					load := c.load
-					if rand.IntN(5) == 0 {
-						load = nil // a Get
-					}
-					if err := c.read(n, id, load); err != nil {
-						t.Error(err)
-						readsDone.Add(int64(readsPerReader - i)) // let the writers finish
-						return
-					}
-					readsDone.Add(1)
-					yields(4)
-				}
-			})
-		}
-		wg.Go(func() {
-			for range writesPerNode {
-				k := writesDone.Add(1)
-				for readsDone.Load() < (k-1)*totalReads/totalWrites {
-					runtime.Gosched()
-				}
-				id := ids[rand.IntN(len(ids))]
-				var err error
-				switch rand.IntN(6) {
-				case 0, 1:
-					err = c.writeTag(n, id, false)
-				case 2:
-					err = c.writeTag(n, id, true)
-				default:
-					err = c.write(n, id, rand.IntN(3) == 0)
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				yields(64)
-			}
-		})
-	}
-	wg.Wait()
+	runRandom(t, c, ids, readersPerNode, readsPerReader, writesPerNode)
 	if t.Failed() {
 		return
 	}

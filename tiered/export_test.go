@@ -134,3 +134,11 @@ func SetNoThrottle(c *Cache, off bool) { c.noThrottle = off }
 
 // SetSoftTimer makes c start the timers of LoadSoftTimeout with f.
 func SetSoftTimer(c *Cache, f func(time.Duration) *time.Timer) { c.softTimeout = f }
+
+// SetNoStaleWindow makes c serve stale values past their MaxStale window,
+// so that a test can show it catches that.
+func SetNoStaleWindow(c *Cache, off bool) { c.noStaleWindow = off }
+
+// SetNoStaleCAS makes c take the lease over a stale value with a plain
+// write, so that a test can show that more than one load then runs.
+func SetNoStaleCAS(c *Cache, off bool) { c.noStaleCAS = off }

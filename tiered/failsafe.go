@@ -53,10 +53,14 @@ type Served struct {
 	// served because its load failed, timed out, passed LoadSoftTimeout,
 	// or is held back by FailSafeThrottle (see GroupOptions.FailSafe).
 	Fallback bool
+	// Stale is true when the value is the previous value of an id that
+	// was invalidated less than the group's MaxStale ago, served while one
+	// load replaces it (see GroupOptions.MaxStale).
+	Stale bool
 }
 
 // FetchInfo is [Group.Fetch] that also tells whether the value is a
-// fail-safe fallback. Fetch itself costs nothing more for it: an L1 hit of
+// fail-safe fallback or a stale value served within the MaxStale window. Fetch itself costs nothing more for it: an L1 hit of
 // FetchInfo reads one more field of the entry.
 func (g *Group[V]) FetchInfo(ctx context.Context, id string, load LoaderFunc[V]) (V, Served, error) {
 	if l1 := g.l1; l1 != nil {
@@ -542,8 +546,11 @@ func (c *Cache) softTimer(d time.Duration) *time.Timer {
 // flightValue is the value a load's flight carries, a fail-safe fallback
 // included (for a FetchMany that joined a Fetch's load).
 func flightValue[V any](v any) V {
-	if fb, ok := v.(fallback[V]); ok {
-		return fb.v
+	switch v := v.(type) {
+	case fallback[V]:
+		return v.v
+	case staleValue[V]:
+		return v.v
 	}
 	r, _ := v.(V)
 	return r

@@ -85,6 +85,28 @@ type GroupOptions struct {
 	// in the background, bounded by LoadTimeout, and fills both tiers
 	// through the same compare-and-set. Default: 0, wait for the load.
 	LoadSoftTimeout time.Duration
+
+	// MaxStale turns on bounded staleness after invalidation (see
+	// docs/guarantees.md, Bounded staleness): an invalidation of a key of
+	// the group (Group.Invalidate, Cache.Invalidate, a template's keys)
+	// keeps the value it removes in Redis as a stale envelope for
+	// MaxStale, counted from the start of the invalidation call, instead
+	// of removing it. A Fetch, FetchInfo or FetchMany that misses L1
+	// inside that window and would otherwise wait for a load gets the
+	// previous value at once (counted as [EventStale]; FetchInfo's
+	// Served.Stale tells it) while exactly one load runs fleet-wide, in
+	// the background for the reader that started it, bounded by
+	// LoadTimeout, filling both tiers through the lease and
+	// compare-and-set as usual. Past the window the rules are strict
+	// again. No L1 keeps a stale value: every node, the invalidating one
+	// included, drops its L1 entry as in a strict group and finds the
+	// stale envelope in Redis (one round trip). A load that began before
+	// an invalidation still never installs its result, and is never
+	// served as stale. Patterns, tags, Clear and a cached "not found" stay
+	// strict; Set needs no window (it writes the new value). It needs
+	// Redis; without it the group is strict. Default: 0, strict: every
+	// read after an invalidation waits for a load.
+	MaxStale time.Duration
 }
 
 // DefaultFailSafeThrottle is the default of GroupOptions.FailSafeThrottle.
@@ -112,8 +134,11 @@ type Group[V any] struct {
 	codec  Codec
 	tagFn  func(id string, v V) []string // nil: no tags
 	fs     failSafe
-	st     counters
-	loads  loadTime // how long this group's loads take, to pace lease waits
+	// maxStale is GroupOptions.MaxStale (0: strict); only the slow paths
+	// read it.
+	maxStale time.Duration
+	st       counters
+	loads    loadTime // how long this group's loads take, to pace lease waits
 }
 
 // NewGroup returns the group named name (the key prefix) of c. The name must
@@ -122,8 +147,8 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	if name == "" {
 		return nil, errors.New("tiered: empty group name")
 	}
-	if opts.TTL < 0 || opts.NegativeTTL < 0 {
-		return nil, fmt.Errorf("tiered: group %q: negative TTL %v or NegativeTTL %v", name, opts.TTL, opts.NegativeTTL)
+	if opts.TTL < 0 || opts.NegativeTTL < 0 || opts.MaxStale < 0 {
+		return nil, fmt.Errorf("tiered: group %q: negative TTL %v, NegativeTTL %v or MaxStale %v", name, opts.TTL, opts.NegativeTTL, opts.MaxStale)
 	}
 	fs, err := newFailSafe(opts)
 	if err != nil {
@@ -152,6 +177,10 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	g := &Group[V]{
 		l1: c.l1, rec: c.rec, c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL,
 		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec, tagFn: tagFn, ttlOf: opts.TTLOf, fs: fs,
+		maxStale: opts.MaxStale,
+	}
+	if c.store == nil {
+		g.maxStale = 0 // the window lives in Redis
 	}
 	if c.l1 != nil {
 		g.pfx = c.l1.Prefix(g.prefix)
@@ -162,6 +191,9 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 		return nil, fmt.Errorf("tiered: group %q already exists", name)
 	}
 	c.groups[name] = g
+	if g.maxStale > 0 {
+		c.addStaleGroup(g.prefix, g.maxStale)
+	}
 	if int64(opts.TTL) > c.longestTTL.Load() {
 		c.longestTTL.Store(int64(opts.TTL))
 	}
@@ -286,8 +318,11 @@ func (g *Group[V]) fetchSlowInfo(ctx context.Context, id string, load LoaderFunc
 	if err != nil {
 		return zero, Served{}, err
 	}
-	if fb, ok := v.(fallback[V]); ok {
-		return fb.v, Served{Fallback: true}, nil
+	switch v := v.(type) {
+	case fallback[V]:
+		return v.v, Served{Fallback: true}, nil
+	case staleValue[V]:
+		return v.v, Served{Stale: true}, nil
 	}
 	r, _ := v.(V)
 	return r, Served{}, nil
@@ -415,7 +450,8 @@ func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 // Invalidate removes ids after the source of truth changed: from Redis
 // (leases included, so loads in flight will not fill), from this node's L1,
 // and from every other node's L1 through the bus, as [Cache.Invalidate] does
-// with errors and retries alike. An empty id is an error and nothing is
+// with errors and retries alike. With GroupOptions.MaxStale, Redis keeps
+// each value as a stale envelope for that window instead. An empty id is an error and nothing is
 // invalidated.
 func (g *Group[V]) Invalidate(ctx context.Context, ids ...string) error {
 	if err := g.c.checkOpen(); err != nil {

@@ -20,6 +20,11 @@ import (
 // cache retries the whole invalidation in the background until it succeeds
 // or the longest group TTL has passed; it never reports success for an
 // invalidation that did not reach Redis.
+//
+// A key of a group with a MaxStale window is not unlinked: its value stays
+// in Redis as a stale envelope until the window, counted from this call's
+// start, ends (see GroupOptions.MaxStale); a lease it holds is removed all
+// the same.
 func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 	if err := c.checkOpen(); err != nil {
 		return err
@@ -76,12 +81,18 @@ type invalidation struct {
 	patterns []string
 	tags     []string  // tag ids (see tagIDs)
 	deadline time.Time // retries stop after it
+	// at is when the call began (Cache.staleNow), set only when a group
+	// has a MaxStale window: the windows count from it, retries included.
+	at int64
 }
 
 // invalidate applies inv in the order Redis, this node, the bus. On failure
 // it queues inv for a background retry when retry is set.
 func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) error {
 	var errs []error
+	if inv.at == 0 && c.anyStale.Load() {
+		inv.at = c.staleNow()
+	}
 	if len(inv.tags) > 0 {
 		if err := c.stampTags(ctx, inv.tags); err != nil {
 			errs = append(errs, err)
@@ -123,8 +134,14 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 }
 
 func (c *Cache) deleteRemote(ctx context.Context, inv invalidation) error {
-	if len(inv.keys) > 0 {
-		if err := c.store.Unlink(ctx, inv.keys...); err != nil {
+	if keys := inv.keys; len(keys) > 0 {
+		if c.anyStale.Load() {
+			var err error
+			if keys, err = c.markStale(ctx, inv); err != nil {
+				return err
+			}
+		}
+		if err := c.store.Unlink(ctx, keys...); err != nil {
 			return err
 		}
 	}

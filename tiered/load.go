@@ -67,6 +67,10 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 			}
 		}
 	}
+	if g.maxStale > 0 {
+		g.startStale(ctx, key, fl, load, tok, l2err, acquired, a)
+		return v, nil, false
+	}
 	// Fresh variables, so that only a miss moves them to the heap.
 	id, readErr, read, acq := key[len(g.prefix):], l2err, acquired, a
 	c.flights.start(key, fl, func() (any, error) {

@@ -90,6 +90,10 @@ func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight,
 				finish(at[id], v, nil)
 			}
 		})
+		if g.maxStale > 0 {
+			r.onStale = func(id string, v V) { finish(at[id], staleValue[V]{v}, nil) }
+			defer r.endBackground()
+		}
 		r.exec(ids, true)
 	})
 }

@@ -56,6 +56,11 @@ type run[V any] struct {
 	// olds are the expired values kept by fail-safe found in the keys of
 	// ids loaded without a lease (see keepOld).
 	olds map[string]remote.Record
+	// onStale, set for the runs of a group with a MaxStale window that
+	// may serve stale values, hands a stale value to the callers of id
+	// before the run's outcome; bg is set once it did (see stale.go).
+	onStale func(id string, v V)
+	bg      bool
 }
 
 func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoaderFunc[V], done func(string, V, error)) *run[V] {
@@ -202,6 +207,9 @@ func (r *run[V]) sortInto(ids []string, acq []remote.Acquired, seen, read bool, 
 				gone = append(gone, id)
 				continue
 			}
+		}
+		if r.onStale != nil && r.sortStale(id, a.Found, leases, &gone, unfilled) {
+			continue
 		}
 		if a.Found.Kind == remote.KindLease && !g.c.opts.DisableLeaseWait {
 			g.record(Event{Kind: EventLeaseBusy})

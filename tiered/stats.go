@@ -63,6 +63,7 @@ const (
 	EventBusRejected  // a bus message was dropped unread: too large, or not signed under BusKey (Err)
 	EventLeaseForeign // a lease that outlives this fleet's LeaseTTL was waited for once, then the key loaded without filling
 	EventFailSafe     // an expired value was served as a fallback (GroupOptions.FailSafe): Err is the load's error, nil for a soft timeout
+	EventStale        // an invalidated value was served within its group's MaxStale window while one load replaces it
 )
 
 var eventNames = [...]string{
@@ -77,7 +78,7 @@ var eventNames = [...]string{
 	EventLeaseWaited: "lease_waited", EventLeaseRenewed: "lease_renewed", EventRefresh: "refresh",
 	EventBreakerOpen: "breaker_open", EventBreakerClose: "breaker_close",
 	EventPatternFlush: "pattern_flush", EventBusRejected: "bus_rejected", EventLeaseForeign: "lease_foreign",
-	EventFailSafe: "fail_safe",
+	EventFailSafe: "fail_safe", EventStale: "stale",
 }
 
 // String returns the event's snake_case name.
@@ -152,6 +153,9 @@ type Stats struct {
 	// FailSafe counts the reads served an expired value as a fallback
 	// (see GroupOptions.FailSafe and LoadSoftTimeout).
 	FailSafe uint64
+	// Stale counts the reads served an invalidated value within the
+	// group's MaxStale window (see GroupOptions.MaxStale).
+	Stale uint64
 
 	// BusDowntime is how long the bus subscription was lost, summed over
 	// the losses that ended (each ended by one of BusReconnects).
@@ -195,6 +199,7 @@ func (s *Stats) add(o Stats) {
 	s.BusRejected += o.BusRejected
 	s.LeasesForeign += o.LeasesForeign
 	s.FailSafe += o.FailSafe
+	s.Stale += o.Stale
 }
 
 // stripes spreads a hot counter over cache lines so that goroutines on
@@ -278,6 +283,7 @@ type counters struct {
 	busRejected      atomic.Uint64
 	leaseForeign     atomic.Uint64
 	failSafe         atomic.Uint64
+	stale            atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -299,6 +305,7 @@ func (c *counters) snapshot() Stats {
 		BusGaps: c.busGaps.Load(), BusMalformed: c.busMalformed.Load(), Flushes: c.flushes.Load(),
 		PatternFlushes: c.patternFlushes.Load(), BusRejected: c.busRejected.Load(), LeasesForeign: c.leaseForeign.Load(),
 		FailSafe: c.failSafe.Load(),
+		Stale:    c.stale.Load(),
 	}
 }
 
@@ -391,6 +398,8 @@ func (c *counters) count(k EventKind) *atomic.Uint64 {
 		return &c.leaseForeign
 	case EventFailSafe:
 		return &c.failSafe
+	case EventStale:
+		return &c.stale
 	}
 	return &c.flushes
 }

@@ -97,7 +97,7 @@ func describeRecord(key, rkey string, rec remote.Record, pttl time.Duration, now
 		in.Version = int(rec.Raw[1])
 	}
 	switch rec.Kind {
-	case remote.KindValue, remote.KindAbsent, remote.KindLease:
+	case remote.KindValue, remote.KindAbsent, remote.KindLease, remote.KindStale:
 	default: // foreign or corrupt: nothing more this release can read
 		in.PayloadHex = hex.EncodeToString(rec.Raw[:min(len(rec.Raw), 64)])
 		return in
