@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // acquireAtSHA is acquireAtScript's SHA, boxed once: an argument of a
@@ -33,11 +31,11 @@ func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (L
 	}
 	l := Lease{Key: key, Token: NewToken()}
 	env := encode(Record{Kind: KindLease, Token: l.Token, Expire: time.Now().Add(ttl).UnixMilli()})
-	px := pxArg(ttl)
+	px := s.px(&s.pxLease, ttl)
 	argv := []any{"evalsha", acquireAtSHA, 1, rkey, env, px}
 	cmd := scriptCmd(ctx, argv)
 	_ = s.rdb.Process(ctx, cmd)
-	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+	if noScript(cmd.Err()) {
 		argv[0], argv[1] = "eval", acquireAtSrc
 		cmd = scriptCmd(ctx, argv)
 		_ = s.rdb.Process(ctx, cmd)

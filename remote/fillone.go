@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -53,14 +55,14 @@ func (s *Store) fillOne(ctx context.Context, f Fill, hand bool) ([]Filled, error
 	// [the load's begin, with stamps].
 	argv = append(argv, identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL))
 	if hand {
-		argv = append(argv, pxArg(f.HandOff))
+		argv = append(argv, s.px(&s.pxHand, f.HandOff))
 	}
 	if len(f.Stamps) > 0 {
 		argv = append(argv, strconv.FormatInt(f.Record.Begin, 10))
 	}
 	c := scriptCmd(ctx, argv)
 	_ = s.rdb.Process(ctx, c)
-	if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+	if noScript(c.Err()) {
 		argv[0], argv[1] = "eval", src
 		c = scriptCmd(ctx, argv)
 		_ = s.rdb.Process(ctx, c)
@@ -80,4 +82,28 @@ func scriptCmd(ctx context.Context, argv []any) *redis.Cmd {
 	c := redis.NewCmd(ctx, argv...)
 	c.SetFirstKeyPos(3)
 	return c
+}
+
+// noScript reports whether err is a NOSCRIPT reply. (HasErrorPrefix
+// allocates even for a nil error.)
+func noScript(err error) bool {
+	return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
+// pxBox is a PX argument, boxed, for the TTL it stands for.
+type pxBox struct {
+	ttl time.Duration
+	arg any
+}
+
+// px returns the PX argument of ttl, boxed, from *last when it was made for
+// the same TTL: a lease's and a hand-off's TTLs are the same on every call,
+// and formatting and boxing them costs two allocations a call.
+func (s *Store) px(last *atomic.Pointer[pxBox], ttl time.Duration) any {
+	if b := last.Load(); b != nil && b.ttl == ttl {
+		return b.arg
+	}
+	b := &pxBox{ttl: ttl, arg: pxArg(ttl)}
+	last.Store(b)
+	return b.arg
 }

@@ -71,7 +71,7 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 	}
 	// Fresh variables, so that only a miss moves them to the heap.
 	id, readErr, read, acq := key[len(g.prefix):], l2err, acquired, a
-	c.flights.start(key, fl, func() (any, error) {
+	c.flights.lead(ctx, key, fl, func() (any, error) {
 		rctx, cancel := c.runContext(ctx)
 		defer cancel()
 		var out any
