@@ -20,7 +20,6 @@ type Cache[V any] struct {
 	ownClk   *TickingClock // the clock New started, stopped by Close; nil if given
 	splitFn  func(key string) int
 	stripes  [stripeCount]stripe[V]
-	ordered  [orderedShards]orderedShard
 	pats     patternRing
 	recheck  func(key string, begin int64, tags []string) bool
 	tagGen   atomic.Uint64 // bumped by TagsChanged; entries are rechecked once per value
@@ -38,7 +37,8 @@ type Cache[V any] struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 
-	afterCheck func() // test hook: runs in installIf after the checks passed; nil outside tests
+	afterCheck func()                            // test hook: runs in installIf after the checks passed; nil outside tests
+	forced     atomic.Pointer[map[string]uint64] // test hook: key hashes forced by tests; nil outside tests
 }
 
 // New returns an empty Cache configured by opts. It validates opts (errors
@@ -58,13 +58,6 @@ func New[V any](opts Options) (*Cache[V], error) {
 	}
 	c.maxAge.Store(-1)
 	c.tagGen.Store(1) // new entries (checked 0) are rechecked on their first lookup
-	for i := range c.ordered {
-		c.ordered[i].keys.init()
-	}
-	for i := range c.stripes {
-		c.stripes[i].idx = make(map[string]*Entry[V])
-		c.stripes[i].ord = &c.ordered[i%orderedShards]
-	}
 	c.rc, err = ristretto.NewCache(&ristretto.Config[uint64, *Entry[V]]{
 		NumCounters:        opts.NumCounters,
 		MaxCost:            opts.MaxCost - c.fixed,
@@ -95,8 +88,8 @@ func (c *Cache[V]) stripe(h uint64) *stripe[V] { return &c.stripes[h&(stripeCoun
 
 // forget takes e out of the index if the index still points at it.
 func (c *Cache[V]) forget(e *Entry[V]) {
-	if e != nil { // Ristretto passes nil for a hash it no longer held
-		c.stripe(e.hash).forget(e)
+	if e != nil && !e.isDead() { // Ristretto passes nil for a hash it no longer held
+		c.stripe(c.keyHash(e.Key)).forget(e)
 	}
 }
 
@@ -152,7 +145,7 @@ func (c *Cache[V]) Get(key string) (*Entry[V], bool) {
 // maximum age. It is for fallbacks, off the hit path.
 func (c *Cache[V]) GetExpired(key string, grace int64) (*Entry[V], bool) {
 	e, ok := c.rc.Get(c.keyHash(key))
-	if !ok || e.Key != key || e.epoch != c.epoch.Load() || e.dead.Load() {
+	if !ok || e.Key != key || e.epoch != c.epoch.Load() || e.isDead() {
 		return nil, false
 	}
 	if c.recheck != nil && e.checked.Load() != c.tagGen.Load() && !c.recheck(e.Key, e.Begin, e.Tags) {
@@ -170,7 +163,7 @@ func (c *Cache[V]) GetExpired(key string, grace int64) (*Entry[V], bool) {
 }
 
 func (c *Cache[V]) valid(e *Entry[V]) bool {
-	if e.epoch != c.epoch.Load() || e.dead.Load() {
+	if e.epoch != c.epoch.Load() || e.isDead() {
 		return false
 	}
 	if g := c.tagGen.Load(); e.checked.Load() != g && c.recheck != nil {

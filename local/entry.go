@@ -31,27 +31,29 @@ type Entry[V any] struct {
 	Fallback int64
 
 	epoch   uint64        // the cache's epoch the entry belongs to
-	hash    uint64        // the Ristretto key
 	checked atomic.Uint64 // the tag generation the entry was last rechecked at
-
-	// The small fields come last, together, so that no padding falls
-	// between the words.
-	refreshing atomic.Bool // set once by ClaimRefresh
-	dead       atomic.Bool // set, under its stripe's lock, when the index lets go of it
+	// flags holds the dead and refreshing bits: one word for both, and no
+	// stored key hash (the cache recomputes it from Key when an entry
+	// leaves), keep the Entry in the allocator's 128-byte class (it took
+	// 144 with them).
+	flags atomic.Uint32
 	// Absent records that the caller cached "known not to exist".
 	Absent bool
 }
 
-// Hash returns the entry's key hash (the same for every entry of a key).
-// Callers may use its bits to spread per-hit work, such as striped
-// counters, without hashing again.
-func (e *Entry[V]) Hash() uint64 { return e.hash }
+const (
+	flagDead       = 1 << iota // set, under its stripe's lock, when the index lets go of it
+	flagRefreshing             // set once by ClaimRefresh
+)
+
+func (e *Entry[V]) kill()        { e.flags.Or(flagDead) }
+func (e *Entry[V]) isDead() bool { return e.flags.Load()&flagDead != 0 }
 
 // ClaimRefresh reports true to its first caller only, so that of all the
 // reads that find an entry past its Refresh deadline one starts the
 // refresh.
 func (e *Entry[V]) ClaimRefresh() bool {
-	return !e.refreshing.Load() && e.refreshing.CompareAndSwap(false, true)
+	return e.flags.Load()&flagRefreshing == 0 && e.flags.Or(flagRefreshing)&flagRefreshing == 0
 }
 
 // Item is what a caller installs with [Cache.SetIf] or [Cache.Set]; see

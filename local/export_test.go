@@ -16,9 +16,21 @@ const PatternRingSize = patternRingSize
 // KeyHash returns the Ristretto key of key.
 func KeyHash[V any](c *Cache[V], key string) uint64 { return c.keyHash(key) }
 
+// PairHash returns the Ristretto key LookupPrefix(p, suffix) reads.
+func PairHash(p Prefix, suffix string) uint64 { return pairHash(p, suffix) }
+
 // SetWithHash is Set with the key's Ristretto key forced to h: two keys set
-// with one h collide.
-func SetWithHash[V any](c *Cache[V], key string, h uint64, it Item[V]) { c.set(key, h, it) }
+// with one h collide. The key keeps that hash for the cache's life.
+func SetWithHash[V any](c *Cache[V], key string, h uint64, it Item[V]) {
+	m := map[string]uint64{key: h}
+	if old := c.forced.Load(); old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	c.forced.Store(&m)
+	c.set(key, h, it)
+}
 
 // InvBucket returns the invalidation bucket of key: keys of one bucket veto
 // each other's fills.
@@ -31,14 +43,15 @@ func InvBucket[V any](c *Cache[V], key string) uint64 {
 // that. Between the two, a test can invalidate the key, as a concurrent
 // Delete between SetIf's install and its Ristretto Set would.
 func InstallIf[V any](c *Cache[V], key string, tok Token, it Item[V]) *Entry[V] {
-	return c.installIf(key, tok, it)
+	e, _ := c.installIf(key, tok, it)
+	return e
 }
 
 // Store hands an installed entry to Ristretto.
-func Store[V any](c *Cache[V], e *Entry[V], cost int64) { c.store(e, cost) }
+func Store[V any](c *Cache[V], e *Entry[V], cost int64) { c.store(e, c.keyHash(e.Key), cost) }
 
 // Dead reports whether e is marked dead.
-func Dead[V any](e *Entry[V]) bool { return e.dead.Load() }
+func Dead[V any](e *Entry[V]) bool { return e.isDead() }
 
 // Stored returns the entries Ristretto holds, dead or not.
 func Stored[V any](c *Cache[V]) []*Entry[V] {
@@ -50,20 +63,19 @@ func Stored[V any](c *Cache[V]) []*Entry[V] {
 	return out
 }
 
-// InterleavePattern makes the next SetIf run the first half of
-// DeleteMatching(prefix, match) (record the pattern, collect the matching
-// keys) right after its invalidation checks passed, before it installs.
-// finish runs the second half (kill the collected keys) and returns how
-// many it removed.
+// InterleavePattern makes the next SetIf record the pattern of
+// DeleteMatching(prefix, match) right after its invalidation checks
+// passed, before it installs. finish runs the rest (scan for the matching
+// keys, which waits for the install, and kill them) and returns how many
+// it removed.
 func InterleavePattern[V any](c *Cache[V], prefix string, match func(string) bool) (finish func() int) {
-	var keys []string
 	c.afterCheck = func() {
 		c.afterCheck = nil
-		keys = c.collect(prefix, match)
+		c.pats.record(&c.seq, match)
 	}
 	return func() int {
 		n := 0
-		for _, k := range keys {
+		for _, k := range c.scan(prefix, match) {
 			if c.remove(k, false) {
 				n++
 			}
@@ -72,28 +84,24 @@ func InterleavePattern[V any](c *Cache[V], prefix string, match func(string) boo
 	}
 }
 
-// OrderedKeys returns the keys of the ordered sets (for prefix scans).
+// OrderedKeys returns the keys of the index in the stripes' key order.
 func OrderedKeys[V any](c *Cache[V]) []string {
-	var keys []string
-	for i := range c.ordered {
-		keys = c.ordered[i].collect("", func(string) bool { return true }, keys)
-	}
-	return keys
+	return c.scan("", func(string) bool { return true })
 }
 
-// OrderedBytes returns the heap the ordered key sets' chunks take (their
-// arrays of string headers, as the allocator rounds them, and the chunk
-// lists), and how many keys they hold.
+// OrderedBytes returns the heap the index's chunks take (their arrays of
+// entry pointers, as the allocator rounds them, and the chunk lists), and
+// how many entries they hold.
 func OrderedBytes[V any](c *Cache[V]) (bytes int64, keys int) {
-	for i := range c.ordered {
-		o := &c.ordered[i]
-		o.mu.Lock()
-		bytes += memsize.Alloc(cap(o.keys.chunks) * 24)
-		for _, ch := range o.keys.chunks {
-			bytes += memsize.Alloc(cap(ch) * 16)
+	for i := range c.stripes {
+		s := &c.stripes[i]
+		s.mu.Lock()
+		bytes += memsize.Alloc(cap(s.idx.chunks) * 24)
+		for _, ch := range s.idx.chunks {
+			bytes += memsize.Alloc(cap(ch) * 8)
 			keys += len(ch)
 		}
-		o.mu.Unlock()
+		s.mu.Unlock()
 	}
 	return bytes, keys
 }

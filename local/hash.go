@@ -48,6 +48,11 @@ func (c *Cache[V]) split(key string) int {
 
 // keyHash is the Ristretto key of a whole key.
 func (c *Cache[V]) keyHash(key string) uint64 {
+	if m := c.forced.Load(); m != nil {
+		if h, ok := (*m)[key]; ok {
+			return h
+		}
+	}
 	i := c.split(key)
 	return pairHash(Prefix{h: prefixHash(key[:i])}, key[i:])
 }

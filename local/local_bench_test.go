@@ -136,6 +136,9 @@ func BenchmarkInvalidatePatternL1(b *testing.B) {
 	it := local.Item[int]{Cost: 1, Expire: time.Now().Add(time.Hour).UnixNano()}
 	for i := range total - matching {
 		c.Set(fmt.Sprintf("user_%d_post:%d", i%50000+100, i), it)
+		if i%1024 == 0 {
+			c.Wait() // keep Ristretto's Set buffer from dropping Sets
+		}
 	}
 	hot := make([]string, matching)
 	for i := range hot {

@@ -10,18 +10,17 @@ import (
 
 // The memory accounting of Options.ChargeMemory. What an entry holds beyond
 // its value, its key and its Entry is its share of hash tables and of the
-// ordered key set: the stripe's map[string]*Entry slot (24 bytes),
-// Ristretto's store slot (a map[uint64]storeItem, 56 bytes) and its
-// policy's cost slot (a map[uint64]int64, 16 bytes), each with a control
-// byte and at the maps' load factor, and a 16-byte string header in the
-// ordered set's chunks. indexBytes is that share as measured in a full
-// cache that keeps evicting (BenchmarkMemoryChurn: 254-266 bytes; in a
-// cache only filled, BenchmarkMemory, 10^4 to 9*10^5 entries: 201-216),
-// the state in which the bound matters: evictions leave deleted slots in
-// the maps and gaps in the chunks. Go's maps split into tables of at most
-// 1024 slots that grow one at a time, so the share hardly moves with the
-// number of entries. See docs/performance.md, L1 memory.
-const indexBytes = 256
+// key index: Ristretto's store slot (a map[uint64]storeItem, 56 bytes) and
+// its policy's cost slot (a map[uint64]int64, 16 bytes), each with a
+// control byte and at the maps' load factor, and a pointer in its stripe's
+// ordered chunks (8 bytes, about 13 with their slack). indexBytes is that
+// share as measured in a full cache that keeps evicting
+// (BenchmarkMemoryChurn: 212 bytes), the state in which the bound matters:
+// evictions leave deleted slots in the maps and gaps in the chunks. Go's
+// maps split into tables of at most 1024 slots that grow one at a time, so
+// the share hardly moves with the number of entries. See
+// docs/performance.md, L1 memory.
+const indexBytes = 208
 
 // Ristretto's fixed structures: its Set buffer is a channel of 32 Ki item
 // pointers; fixedOther is the rest of an empty cache (the index stripes and

@@ -31,9 +31,9 @@ func TestChargeMemory(t *testing.T) {
 		if charged != 10+c.EntryBytes(key) {
 			t.Errorf("%q: charged %d; want 10 + EntryBytes %d", key, charged, c.EntryBytes(key))
 		}
-		// The key, the Entry and at least the three hash table slots
-		// (index, Ristretto's store and costs: 24+56+16 bytes).
-		if least := 10 + int64(len(key)) + header + 96; charged < least {
+		// The key, the Entry, its pointer in the index and at least its
+		// two hash table slots (Ristretto's store and costs: 56+16 bytes).
+		if least := 10 + int64(len(key)) + header + 80; charged < least {
 			t.Errorf("%q: charged %d; want at least %d (value, key, %d-byte Entry, slots)", key, charged, least, header)
 		}
 	}

@@ -5,47 +5,48 @@ import (
 	"strings"
 )
 
-// ordered is a set of keys in byte order, so that the keys sharing a
-// prefix can be visited without scanning the rest. It is not safe for
-// concurrent use: each orderedShard guards its own.
+// ordered is a stripe's key index: its entries in byte order of their
+// keys, so that an invalidation finds a key's entry by a binary search
+// and a pattern visits the keys sharing a prefix without scanning the
+// rest. It is not safe for concurrent use: its stripe's lock guards it.
 //
-// The keys are kept in sorted chunks of at most chunkMax keys, in order: a
+// It is the only index: an entry takes one pointer in it (8 bytes, about
+// 11 with the chunks' slack), where a map[string]*Entry beside an ordered
+// set of key strings took about 45 + 32 (see memory.go). Lookups cost a
+// binary search instead of a map probe; they happen on fills and
+// invalidations, never on the hit path.
+//
+// The entries are kept in sorted chunks of at most chunkMax, in order: a
 // seek is two binary searches over contiguous memory, an insert or a
-// removal moves at most chunkMax string headers, and only a chunk split
-// allocates. (A skip list costs a node allocation per insert and a
-// pointer chase, usually to cold memory, per step of a seek; the index
-// changes on every fill of a new key, so that cost is on the miss path.)
-// Any two neighbouring chunks hold more than mergeMax keys together, so
-// there are at most 2n/mergeMax+1 chunks for n keys, and a key takes at
-// most 2*16*(chunkMax+1)/mergeMax = 43 bytes of chunk, 16 to 24 in a set
-// grown by inserts (L1 entries are charged this; see memory.go).
-type ordered struct {
-	chunks [][]string // each sorted and not empty; all keys of chunk i sort before chunk i+1's
+// removal moves at most chunkMax pointers, and only a chunk split (or the
+// growth of a stripe's first chunk) allocates. Any two neighbouring chunks
+// hold more than mergeMax entries together, so there are at most
+// 2n/mergeMax+1 chunks for n entries.
+type ordered[V any] struct {
+	chunks [][]*Entry[V] // each sorted and not empty; all keys of chunk i sort before chunk i+1's
+	n      int           // the entries held
 }
 
-// chunkMax is the most keys a chunk holds; a chunk that would hold one more
-// is split in two. A chunk's array then holds 128 string headers, 2 KiB:
-// a size class of the allocator, which wastes nothing (129 took a
-// 2304-byte allocation).
+// chunkMax is the most entries a chunk holds; a chunk that would hold one
+// more is split in two. A split chunk's array holds 128 pointers, 1 KiB:
+// a size class of the allocator, which wastes nothing.
 const chunkMax = 127
 
-// mergeMax is the most keys two neighbouring chunks hold before they are
-// merged: three quarters of a chunk, so that removals leave no chunk
+// mergeMax is the most entries two neighbouring chunks hold before they
+// are merged: three quarters of a chunk, so that removals leave no chunk
 // mostly empty, and a chunk just split (into two of 64) needs 33 removals
 // to merge again.
 const mergeMax = chunkMax * 3 / 4
 
-func (o *ordered) init() { o.chunks = nil }
-
-// newChunk returns an empty chunk that can take chunkMax+1 keys without
+// newChunk returns an empty chunk that can take chunkMax+1 entries without
 // growing, which an insert before a split needs.
-func newChunk() []string { return make([]string, 0, chunkMax+1) }
+func newChunk[V any]() []*Entry[V] { return make([]*Entry[V], 0, chunkMax+1) }
 
 // chunkFor returns the index of the chunk key belongs in: the last one
 // whose first key is not after key, or 0. There must be a chunk.
-func (o *ordered) chunkFor(key string) int {
-	i, found := slices.BinarySearchFunc(o.chunks, key, func(c []string, k string) int {
-		return strings.Compare(c[0], k)
+func (o *ordered[V]) chunkFor(key string) int {
+	i, found := slices.BinarySearchFunc(o.chunks, key, func(c []*Entry[V], k string) int {
+		return strings.Compare(c[0].Key, k)
 	})
 	if found || i == 0 {
 		return i
@@ -53,47 +54,71 @@ func (o *ordered) chunkFor(key string) int {
 	return i - 1
 }
 
-// insert adds key; adding a key already present does nothing.
-func (o *ordered) insert(key string) {
+// find returns where key's entry is (its chunk and its place there) and
+// whether it is there; if not, the place is where it would go.
+func (o *ordered[V]) find(key string) (ci, j int, found bool) {
 	if len(o.chunks) == 0 {
-		o.chunks = append(o.chunks, append(newChunk(), key))
-		return
+		return 0, 0, false
 	}
-	ci := o.chunkFor(key)
-	c := o.chunks[ci]
-	j, found := slices.BinarySearch(c, key)
-	if found {
-		return
-	}
-	c = slices.Insert(c, j, key)
-	if len(c) <= chunkMax {
-		o.chunks[ci] = c
-		return
-	}
-	half := len(c) / 2
-	right := append(newChunk(), c[half:]...)
-	clear(c[half:]) // no hidden references to the moved keys
-	o.chunks[ci] = c[:half]
-	o.chunks = slices.Insert(o.chunks, ci+1, right)
+	ci = o.chunkFor(key)
+	j, found = slices.BinarySearchFunc(o.chunks[ci], key, func(e *Entry[V], k string) int {
+		return strings.Compare(e.Key, k)
+	})
+	return ci, j, found
 }
 
-// remove deletes key if present.
-func (o *ordered) remove(key string) {
+// get returns the entry of key, or nil.
+func (o *ordered[V]) get(key string) *Entry[V] {
+	if ci, j, found := o.find(key); found {
+		return o.chunks[ci][j]
+	}
+	return nil
+}
+
+// put makes e the entry of its key and returns the one it replaced, or nil.
+func (o *ordered[V]) put(e *Entry[V]) (old *Entry[V]) {
 	if len(o.chunks) == 0 {
-		return
+		// A stripe's first chunk grows as append grows it: a cache of a
+		// few entries does not take a whole chunk per stripe.
+		o.chunks = append(o.chunks, []*Entry[V]{e})
+		o.n++
+		return nil
 	}
-	ci := o.chunkFor(key)
+	ci, j, found := o.find(e.Key)
 	c := o.chunks[ci]
-	j, found := slices.BinarySearch(c, key)
-	if !found {
-		return
+	if found {
+		old, c[j] = c[j], e
+		return old
 	}
+	o.n++
+	c = slices.Insert(c, j, e)
+	if len(c) <= chunkMax {
+		o.chunks[ci] = c
+		return nil
+	}
+	half := len(c) / 2
+	right := append(newChunk[V](), c[half:]...)
+	clear(c[half:]) // no hidden references to the moved entries
+	o.chunks[ci] = c[:half]
+	o.chunks = slices.Insert(o.chunks, ci+1, right)
+	return nil
+}
+
+// remove deletes the entry of key and returns it, or nil if there is none.
+func (o *ordered[V]) remove(key string) *Entry[V] {
+	ci, j, found := o.find(key)
+	if !found {
+		return nil
+	}
+	c := o.chunks[ci]
+	e := c[j]
+	o.n--
 	c = slices.Delete(c, j, j+1)
 	if len(c) == 0 {
-		// Each neighbour held more than mergeMax keys with this chunk's
-		// last one; together they still do.
+		// Each neighbour held more than mergeMax entries with this
+		// chunk's last one; together they still do.
 		o.chunks = slices.Delete(o.chunks, ci, ci+1)
-		return
+		return e
 	}
 	o.chunks[ci] = c
 	if ci+1 < len(o.chunks) {
@@ -102,30 +127,28 @@ func (o *ordered) remove(key string) {
 	if ci > 0 {
 		o.mergeNext(ci - 1)
 	}
+	return e
 }
 
 // mergeNext moves chunk i+1 into chunk i if they hold at most mergeMax
-// keys together.
-func (o *ordered) mergeNext(i int) {
+// entries together.
+func (o *ordered[V]) mergeNext(i int) {
 	a, b := o.chunks[i], o.chunks[i+1]
 	if len(a)+len(b) > mergeMax {
 		return
 	}
 	o.chunks[i] = append(a, b...)
+	clear(b)
 	o.chunks = slices.Delete(o.chunks, i+1, i+2)
 }
 
-// ascendPrefix calls fn for every key that starts with prefix, in order,
-// until fn returns false. fn must not modify the set.
-func (o *ordered) ascendPrefix(prefix string, fn func(key string) bool) {
-	if len(o.chunks) == 0 {
-		return
-	}
-	ci := o.chunkFor(prefix)
-	j, _ := slices.BinarySearch(o.chunks[ci], prefix)
+// ascendPrefix calls fn for every entry whose key starts with prefix, in
+// order, until fn returns false. fn must not modify the set.
+func (o *ordered[V]) ascendPrefix(prefix string, fn func(e *Entry[V]) bool) {
+	ci, j, _ := o.find(prefix)
 	for ; ci < len(o.chunks); ci, j = ci+1, 0 {
-		for _, k := range o.chunks[ci][j:] {
-			if !strings.HasPrefix(k, prefix) || !fn(k) {
+		for _, e := range o.chunks[ci][j:] {
+			if !strings.HasPrefix(e.Key, prefix) || !fn(e) {
 				return
 			}
 		}

@@ -12,11 +12,11 @@ import "iter"
 // DeleteMatching calls since tok). Ristretto may still refuse the entry
 // (admission, a full Set buffer); that is not reported: L1 is advisory.
 func (c *Cache[V]) SetIf(key string, tok Token, it Item[V]) bool {
-	e := c.installIf(key, tok, it)
+	e, h := c.installIf(key, tok, it)
 	if e == nil {
 		return false
 	}
-	c.store(e, it.Cost)
+	c.store(e, h, it.Cost)
 	return true
 }
 
@@ -87,18 +87,17 @@ func (c *Cache[V]) ReleaseSet(key string, tok Token, it Item[V]) bool {
 	s.inv[b] = c.seq.Add(1)
 	var e, old *Entry[V]
 	if ok {
-		s.reserveLocked(key)
-		e = c.newEntry(key, h, it, tok.epoch)
+		e = c.newEntry(key, it, tok.epoch)
 		s.installLocked(e)
-	} else if old = s.idx[key]; old != nil {
-		s.killLocked(old)
+	} else {
+		old = s.killLocked(key)
 	}
 	s.mu.Unlock()
 	if old != nil {
-		c.del(old)
+		c.del(h)
 	}
 	if e != nil {
-		c.store(e, it.Cost)
+		c.store(e, h, it.Cost)
 	}
 	return ok
 }
@@ -108,29 +107,31 @@ func (c *Cache[V]) ReleaseSet(key string, tok Token, it Item[V]) bool {
 func (c *Cache[V]) hold(key string, d int32) bool { return c.change(key, d, true) }
 
 // installIf is SetIf's index half: it installs an entry for it unless an
-// invalidation of key happened since tok, and returns it (nil if not).
-func (c *Cache[V]) installIf(key string, tok Token, it Item[V]) *Entry[V] {
-	if c.closed.Load() {
-		return nil
-	}
+// invalidation of key happened since tok, and returns it (nil if not) with
+// the key's hash.
+//
+// The checks and the install hold the stripe's lock, which a
+// DeleteMatching's scan of the stripe takes too, and a DeleteMatching
+// records its pattern before it scans: either the scan comes after the
+// install and finds the key, or the pattern was recorded before the
+// checks, which see it.
+func (c *Cache[V]) installIf(key string, tok Token, it Item[V]) (*Entry[V], uint64) {
 	h := c.keyHash(key)
+	if c.closed.Load() {
+		return nil, h
+	}
 	s := c.stripe(h)
-	e := c.newEntry(key, h, it, tok.epoch)
+	e := c.newEntry(key, it, tok.epoch)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Reserve the key in the ordered set before the checks: a
-	// DeleteMatching that the checks miss has not recorded its pattern
-	// yet, so its scan, which comes after, finds the key.
-	indexed := s.reserveLocked(key)
 	if s.vetoedLocked(h, tok) || c.pats.vetoes(key, tok.seq) || tok.epoch != c.epoch.Load() {
-		s.unreserveLocked(key, indexed)
-		return nil
+		return nil, h
 	}
 	if c.afterCheck != nil {
 		c.afterCheck()
 	}
 	s.installLocked(e)
-	return e
+	return e, h
 }
 
 // Set installs it under key unconditionally. It counts as an invalidation
@@ -153,37 +154,36 @@ func (c *Cache[V]) set(key string, h uint64, it Item[V]) {
 		return
 	}
 	s := c.stripe(h)
-	e := c.newEntry(key, h, it, c.epoch.Load())
+	e := c.newEntry(key, it, c.epoch.Load())
 	s.mu.Lock()
 	s.inv[bucket(h)] = c.seq.Add(1)
-	s.reserveLocked(key)
 	s.installLocked(e)
 	s.mu.Unlock()
-	c.store(e, it.Cost)
+	c.store(e, h, it.Cost)
 }
 
-func (c *Cache[V]) newEntry(key string, h uint64, it Item[V], epoch uint64) *Entry[V] {
+func (c *Cache[V]) newEntry(key string, it Item[V], epoch uint64) *Entry[V] {
 	return &Entry[V]{
 		Value: it.Value, Key: key, Expire: it.Expire, Born: c.clock.Now(),
-		Refresh: it.Refresh, Absent: it.Absent, Version: it.Version, Fallback: it.Fallback, epoch: epoch, hash: h,
+		Refresh: it.Refresh, Absent: it.Absent, Version: it.Version, Fallback: it.Fallback, epoch: epoch,
 		Begin: it.Begin, Tags: it.Tags,
 	}
 }
 
-// store hands an installed entry to Ristretto, outside the stripe lock
+// store hands an installed entry of key hash h to Ristretto, outside the stripe lock
 // (Ristretto's goroutine takes stripe locks in its callbacks, and a Set of
 // a stored hash calls OnExit on the caller's goroutine). A Set that
 // Ristretto drops at once calls no callback: the index lets go here.
-func (c *Cache[V]) store(e *Entry[V], cost int64) {
+func (c *Cache[V]) store(e *Entry[V], h uint64, cost int64) {
 	cost = max(cost, 1)
 	if c.charge {
 		cost += EntryBytes[V](e.Key)
 	}
 	c.closeMu.RLock()
-	ok := !c.closed.Load() && c.rc.Set(e.hash, e, cost)
+	ok := !c.closed.Load() && c.rc.Set(h, e, cost)
 	c.closeMu.RUnlock()
 	if !ok {
-		c.stripe(e.hash).forget(e)
+		c.stripe(h).forget(e)
 		return
 	}
 	c.stored.Add(1)
@@ -219,24 +219,22 @@ func (c *Cache[V]) change(key string, held int32, bump bool) bool {
 	if bump {
 		s.inv[b] = c.seq.Add(1)
 	}
-	e := s.idx[key]
-	if e != nil {
-		s.killLocked(e)
-	}
+	e := s.killLocked(key)
 	s.mu.Unlock()
 	if e == nil {
 		return false
 	}
-	c.del(e)
+	c.del(h)
 	return true
 }
 
-// del deletes a killed entry from Ristretto, to free its room at once.
-func (c *Cache[V]) del(e *Entry[V]) {
+// del deletes the killed entry of key hash h from Ristretto, to free its
+// room at once.
+func (c *Cache[V]) del(h uint64) {
 	c.closeMu.RLock()
 	defer c.closeMu.RUnlock()
 	if !c.closed.Load() {
-		c.rc.Del(e.hash)
+		c.rc.Del(h)
 	}
 }
 
@@ -262,15 +260,20 @@ func (c *Cache[V]) DeleteMatching(prefix string, match func(key string) bool) (r
 }
 
 // collect is DeleteMatching's first half: it records the pattern, then
-// collects the matching keys. The order matters: a fill reserves its key
-// in the ordered set before its checks, so either its checks see this
-// record (and veto it), or its key is in the ordered set before this scan
-// starts (and is removed).
+// collects the matching keys. The order matters: a fill checks and
+// installs under its stripe's lock, which the scan of the stripe takes, so
+// either its checks see this record (and veto it), or its key is indexed
+// before the scan of its stripe (and is removed).
 func (c *Cache[V]) collect(prefix string, match func(string) bool) []string {
 	c.pats.record(&c.seq, match)
+	return c.scan(prefix, match)
+}
+
+// scan returns the indexed keys that start with prefix and satisfy match.
+func (c *Cache[V]) scan(prefix string, match func(string) bool) []string {
 	var keys []string
-	for i := range c.ordered {
-		keys = c.ordered[i].collect(prefix, match, keys)
+	for i := range c.stripes {
+		keys = c.stripes[i].collect(prefix, match, keys)
 	}
 	return keys
 }
@@ -284,7 +287,7 @@ func (c *Cache[V]) Len() int {
 	for i := range c.stripes {
 		s := &c.stripes[i]
 		s.mu.Lock()
-		n += len(s.idx)
+		n += s.idx.n
 		s.mu.Unlock()
 	}
 	return n

@@ -63,6 +63,7 @@ func RunConformance(t *testing.T, newClient backend) {
 			testAcquire(t, s, rdb)
 			testMany(t, s, rdb)
 		}},
+		{"AcquireAtReadsTheTime", testAcquireAt},
 		{"FillNeedsTheLease", testFill},
 		{"FillAfterUnlinkWritesNothing", testFillAfterUnlink},
 		{"FillAfterSetKeepsTheSet", testFillAfterSet},
@@ -155,6 +156,48 @@ func testAcquire(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
 	}
 	if r := mustGet(t, s, "k"); r.Kind != remote.KindLease {
 		t.Fatalf("Get during lease = %v; want lease", r.Kind)
+	}
+}
+
+// testAcquireAt: AcquireAt takes a missing key's lease like Acquire, and
+// its Taken is the server's time between a TIME before and one after; a
+// key that holds something is returned, not taken, with no time; after
+// SCRIPT FLUSH it still works (EVAL after NOSCRIPT).
+func testAcquireAt(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	before, err := s.Time(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, won, _, err := s.AcquireAt(ctx, "k", 5*time.Second)
+	if err != nil || !won {
+		t.Fatalf("first AcquireAt = won %v, err %v; want won", won, err)
+	}
+	after, _ := s.Time(ctx, "k")
+	if l.Taken < before || l.Taken > after {
+		t.Fatalf("Taken = %d; want the server's time, in [%d, %d]", l.Taken, before, after)
+	}
+	l2, won2, found, err := s.AcquireAt(ctx, "k", 5*time.Second)
+	if err != nil || won2 || l2.Taken != 0 {
+		t.Fatalf("second AcquireAt = won %v, Taken %d, err %v; want lost, no time", won2, l2.Taken, err)
+	}
+	if found.Kind != remote.KindLease || found.Token != l.Token {
+		t.Fatalf("second AcquireAt found %v token %x; want lease %x", found.Kind, found.Token, l.Token)
+	}
+	if pttl := rdb.PTTL(ctx, "conf:k").Val(); pttl <= 0 || pttl > 5*time.Second {
+		t.Fatalf("lease PTTL = %v; want in (0, 5s]", pttl)
+	}
+	if ok, err := s.Fill(ctx, l, value("v1", time.Minute), time.Minute); !ok || err != nil {
+		t.Fatalf("Fill(lease of AcquireAt) = %v, %v; want true, nil", ok, err)
+	}
+	if _, won, found, err := s.AcquireAt(ctx, "k", 5*time.Second); err != nil || won || string(found.Payload) != "v1" {
+		t.Fatalf("AcquireAt of a filled key = won %v, %q, %v; want its value", won, found.Payload, err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, won, _, err := s.AcquireAt(ctx, "k2", 5*time.Second); err != nil || !won {
+		t.Fatalf("AcquireAt after SCRIPT FLUSH = won %v, err %v; want won", won, err)
 	}
 }
 

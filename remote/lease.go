@@ -17,6 +17,11 @@ import (
 type Lease struct {
 	Key   string
 	Token uint64
+	// Taken, if not 0, is the Redis TIME (unix microseconds) of the key's
+	// server right after the lease was taken, read in the same step
+	// ([Store.AcquireAt]): a time before the holder's load begins. 0 when
+	// the taking did not read it.
+	Taken int64
 }
 
 // Acquire takes the lease on key for ttl in one atomic step (SET NX PX GET
@@ -325,6 +330,10 @@ type Filled struct {
 // fill checked. A single fill without hand-offs is one script call, not a
 // pipeline.
 func (s *Store) FillStamped(ctx context.Context, fills []Fill, hands []HandOff) ([]Filled, error) {
+	if len(fills) == 1 && len(hands) == 0 {
+		// A single read's fill: one script call, its hand-off included.
+		return s.fillOne(ctx, fills[0], true)
+	}
 	keys := make([]string, len(fills))
 	args := make([][]any, len(fills))
 	var more [][]string // the tag stamps each fill checks, if any does
@@ -368,7 +377,7 @@ func (s *Store) FillStamped(ctx context.Context, fills []Fill, hands []HandOff) 
 		return nil, nil
 	}
 	if len(fills) == 1 && len(sets) == 0 {
-		return s.fillOne(ctx, keys[0], more, args[0])
+		return s.fillOne(ctx, fills[0], false)
 	}
 	setCmds := make([]*redis.StatusCmd, len(sets))
 	var extra func(context.Context, redis.Pipeliner)
@@ -403,29 +412,6 @@ func (s *Store) FillStamped(ctx context.Context, fills []Fill, hands []HandOff) 
 		}
 	}
 	return out, nil
-}
-
-// fillOne runs one fill as one script call.
-func (s *Store) fillOne(ctx context.Context, key string, more [][]string, args []any) ([]Filled, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	g, err := s.enter(ctx, s.prefix+key)
-	if err != nil {
-		return nil, fmt.Errorf("remote: fill: %w", err)
-	}
-	ks := []string{s.prefix + key}
-	if more != nil {
-		for _, k := range more[0] {
-			ks = append(ks, s.prefix+k)
-		}
-	}
-	c := fillScript.Run(ctx, s.rdb, ks, args...)
-	g.exit(ctx, c.Err())
-	f, err := filledOf(c)
-	if err != nil {
-		return nil, s.fail("fill", err)
-	}
-	return []Filled{f}, nil
 }
 
 // filledOf reads the reply of one fill script.

@@ -25,6 +25,19 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 `
 
+// acquireAtSrc is acquireSrc that, when it takes the lease, returns the
+// server's TIME in microseconds (an integer) instead of nil: the Redis
+// time at which a load that holds the lease begins, read in the round trip
+// that took the lease (see [Store.AcquireAt]). A key that holds a string
+// returns it, as acquireSrc does.
+const acquireAtSrc = `
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local t = redis.call('TIME')
+return tonumber(t[1]) * 1000000 + tonumber(t[2])
+`
+
 // fillSrc replaces the key with ARGV[2] (PX ARGV[3]) only while it holds
 // the lease whose identity is ARGV[1], and returns 1. When KEYS[2:] name
 // tag stamps (see [Store.StampTags]), it fills only while none of them is
@@ -48,6 +61,34 @@ for i = 2, #KEYS do
     return 2
   end
   out[i] = t
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return out
+`
+
+// fillHandSrc is fillSrc with a hand-off: it first sets KEYS[2], the
+// lease's hand-off key (on the key's slot), to ARGV[2] with PX ARGV[4],
+// whatever the fill then does, as a SET beside the fill in one pipeline
+// would; then it is fillSrc with the tag stamps in KEYS[3:] and the
+// load's begin in ARGV[5]. One call instead of a pipeline of two
+// commands, for the fill of a single read.
+const fillHandSrc = `
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+local v = redis.call('GET', KEYS[1])
+if not v or string.sub(v, 1, 11) ~= ARGV[1] then return 0 end
+if #KEYS == 2 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+local b = tonumber(ARGV[5])
+local out = {1}
+for i = 3, #KEYS do
+  local t = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if t > 0 and t >= b then
+    redis.call('DEL', KEYS[1])
+    return 2
+  end
+  out[i-1] = t
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return out
@@ -100,16 +141,18 @@ return 0
 
 // The scripts, by their sources above.
 var (
-	acquireScript = redis.NewScript(acquireSrc)
-	fillScript    = redis.NewScript(fillSrc)
-	releaseScript = redis.NewScript(releaseSrc)
-	renewScript   = redis.NewScript(renewSrc)
-	discardScript = redis.NewScript(discardSrc)
-	stampScript   = redis.NewScript(stampSrc)
+	acquireScript   = redis.NewScript(acquireSrc)
+	acquireAtScript = redis.NewScript(acquireAtSrc)
+	fillScript      = redis.NewScript(fillSrc)
+	fillHandScript  = redis.NewScript(fillHandSrc)
+	releaseScript   = redis.NewScript(releaseSrc)
+	renewScript     = redis.NewScript(renewSrc)
+	discardScript   = redis.NewScript(discardSrc)
+	stampScript     = redis.NewScript(stampSrc)
 )
 
 // scriptSources are the sources of every script a Store runs.
-var scriptSources = []string{acquireSrc, fillSrc, releaseSrc, renewSrc, discardSrc, stampSrc}
+var scriptSources = []string{acquireSrc, acquireAtSrc, fillSrc, fillHandSrc, releaseSrc, renewSrc, discardSrc, stampSrc}
 
 // loadScripts loads every script the store runs into the script cache of
 // every server of the deployment: each master and replica of a cluster (as

@@ -110,7 +110,7 @@ func TestLeaseWaitRedisFailure(t *testing.T) {
 
 // TestFailedFillReleasesLease: when the compare-and-set that fills a
 // loaded value fails (a pipeline of the fills and their hand-offs; one
-// script call for Fetch with hand-offs off), the value is returned and the
+// script call for Fetch, its hand-off included), the value is returned and the
 // lease released, so that the
 // next reader on any node loads at once instead of waiting LeaseWait for a
 // lease nobody will fill. With the release switched off the lease stays:
@@ -141,11 +141,7 @@ func TestFailedFillReleasesLease(t *testing.T) {
 						v = got["1"] + got["2"]
 					} else {
 						v, err = g.Fetch(context.Background(), "1", func(context.Context, string) (string, error) {
-							if handOff {
-								h.FailPipelines(1, false) // the fill and its hand-off
-							} else {
-								h.FailCommands(1, false) // the fill
-							}
+							h.FailCommands(1, false) // the fill (and its hand-off): one script call
 							return "v", nil
 						})
 					}
@@ -215,10 +211,11 @@ func TestCloseDuringLeaseWait(t *testing.T) {
 }
 
 // TestServerWithoutSetNXGet: on a server that rejects SET NX GET (Redis
-// before 7.0, played by a hook), each client finds out once, then reads
-// with GETs and takes leases with the script: a miss on two nodes loads
-// once and the other node reads the value from Redis, for Fetch and
-// FetchMany alike.
+// before 7.0, played by a hook), each client finds out once (Fetch takes
+// its lease with a script on every server: the first FetchMany's pipeline
+// finds out, one rejection per key), then reads with GETs and takes leases
+// with the script: a miss on two nodes loads once and the other node reads
+// the value from Redis, for Fetch and FetchMany alike.
 func TestServerWithoutSetNXGet(t *testing.T) {
 	srv := startRedis(t)
 	var caches []*tiered.Cache
@@ -247,23 +244,25 @@ func TestServerWithoutSetNXGet(t *testing.T) {
 		if v, err := g.Fetch(ctx, "1", load); err != nil || v != "v1" {
 			t.Fatalf("node %d: Fetch = %q, %v", i, v, err)
 		}
-		got, err := g.FetchMany(ctx, []string{"2", "3"}, many)
-		if err != nil || got["2"] != "v2" || got["3"] != "v3" {
-			t.Fatalf("node %d: FetchMany = %v, %v", i, got, err)
+		for _, ids := range [][]string{{"2", "3"}, {"4", "5"}} {
+			got, err := g.FetchMany(ctx, ids, many)
+			if err != nil || got[ids[0]] != "v"+ids[0] || got[ids[1]] != "v"+ids[1] {
+				t.Fatalf("node %d: FetchMany = %v, %v", i, got, err)
+			}
 		}
 	}
-	if n := calls.Load(); n != 2 {
-		t.Fatalf("loader calls = %d; want 2 (node 0's Fetch and FetchMany; node 1 reads Redis)", n)
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("loader calls = %d; want 3 (node 0's Fetch and FetchManys; node 1 reads Redis)", n)
 	}
-	if s := caches[1].Stats(); s.L2Hits != 3 || s.LeasesWon != 0 {
-		t.Fatalf("node 1: %d L2 hits, %d leases; want 3 and 0", s.L2Hits, s.LeasesWon)
+	if s := caches[1].Stats(); s.L2Hits != 5 || s.LeasesWon != 0 {
+		t.Fatalf("node 1: %d L2 hits, %d leases; want 5 and 0", s.L2Hits, s.LeasesWon)
 	}
-	if s := caches[0].Stats(); s.LeasesWon != 3 || s.L2Misses != 3 {
-		t.Fatalf("node 0: %d leases won, %d L2 misses; want 3 and 3", s.LeasesWon, s.L2Misses)
+	if s := caches[0].Stats(); s.LeasesWon != 5 || s.L2Misses != 5 {
+		t.Fatalf("node 0: %d leases won, %d L2 misses; want 5 and 5", s.LeasesWon, s.L2Misses)
 	}
 	for i, h := range hooks {
-		if n := h.Rejected(); n != 1 {
-			t.Fatalf("node %d sent %d SET NX GETs to the old server; want 1 (then it knows)", i, n)
+		if n := h.Rejected(); n != 2 {
+			t.Fatalf("node %d sent %d SET NX GETs to the old server; want 2 (its first pipeline's, then it knows)", i, n)
 		}
 	}
 }

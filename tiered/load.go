@@ -44,7 +44,9 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 			a.Found, l2err = c.store.Get(rctx, key)
 		} else {
 			acquired = true
-			a.Lease, a.Won, a.Found, l2err = c.store.Acquire(rctx, key, c.opts.LeaseTTL)
+			// AcquireAt: a lease taken here carries the Redis time its load
+			// begins at, which saves the run a TIME round trip.
+			a.Lease, a.Won, a.Found, l2err = c.store.AcquireAt(rctx, key, c.opts.LeaseTTL)
 		}
 		if l2err == nil {
 			c.at(hookReadDone)
@@ -73,7 +75,7 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 	}
 	// Fresh variables, so that only a miss moves them to the heap.
 	id, readErr, read, acq := key[len(g.prefix):], l2err, acquired, a
-	c.flights.start(key, fl, func() (any, error) {
+	c.flights.lead(ctx, key, fl, func() (any, error) {
 		rctx, cancel := c.runContext(ctx)
 		defer cancel()
 		var out any

@@ -537,6 +537,9 @@ func (r *run[V]) giveUp(leases map[string]remote.Lease) {
 
 // isNotFound reports whether err is the "not found" of a Fetch's loader.
 func isNotFound(err error) bool {
+	if err == nil {
+		return false // errors.As would allocate its target all the same
+	}
 	var nf *notFound
 	return errors.As(err, &nf)
 }

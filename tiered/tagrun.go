@@ -12,14 +12,24 @@ import (
 // the stamps, against the table once more after it landed.
 
 // loadBeginOf returns the Redis time before the load of the ids of leases
-// begins: one TIME on the server of one of the keys (on a cluster the
-// masters' clocks may differ: see Options.TagClockSkew). Without a lease
-// nothing is filled and the begin does not matter.
+// begins: the earliest time at which they were taken, when every taking
+// read it (remote.Lease.Taken: a single read takes its lease so), else one
+// TIME on the server of one of the keys (on a cluster the masters' clocks
+// may differ: see Options.TagClockSkew). Without a lease nothing is filled
+// and the begin does not matter. An earlier begin only makes more tag
+// invalidations count as after the load's start: more fills refused,
+// never a stale one kept.
 func (r *run[V]) loadBeginOf(leases map[string]remote.Lease) int64 {
+	var begin int64
 	for _, l := range leases {
-		return r.g.c.loadBegin(r.ctx, l.Key)
+		if l.Taken == 0 {
+			return r.g.c.loadBegin(r.ctx, l.Key)
+		}
+		if begin == 0 || l.Taken < begin {
+			begin = l.Taken
+		}
 	}
-	return 0
+	return begin
 }
 
 // tagAll decides the tags of the loaded values. A value whose tags are
