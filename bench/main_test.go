@@ -300,7 +300,7 @@ func TestCachesFilter(t *testing.T) {
 		{"tiercache", []string{"tiercache"}},
 		{"No Bus", []string{"tiercache, no bus"}},
 		{"TierCache,no jitter", []string{"tiercache", "tiercache, no jitter"}},
-		{"tierc", []string{"tiercache, no bus", "tiercache", "tiercache, no jitter", "tiercache, fail-safe"}},
+		{"tierc", []string{"tiercache, no bus", "tiercache", "tiercache, no jitter", "tiercache, fail-safe", "tiercache, MaxStale 50ms"}},
 		{"fail-safe", []string{"tiercache, fail-safe"}},
 		{"csc,redis only", []string{"redis only", "rueidis CSC", "go-redis CSC"}},
 	} {

@@ -20,6 +20,7 @@ const (
 	tieredFull            // the default configuration
 	tieredNoJitter        // DisableJitter: the expiry scenario's contrast
 	tieredFailSafe        // FailSafe and LoadSoftTimeout: the outage scenario's contrast
+	tieredMaxStale        // MaxStale: bounded staleness after an invalidation
 	tieredVariants        // how many there are
 )
 
@@ -29,6 +30,10 @@ const (
 // that a load at the normal latency finishes within it and one ten times
 // slower does not.
 const failSafeWindow = 10 * time.Second
+
+// maxStaleWindow is the window of the tiercache, MaxStale variant: every
+// stale read it serves must be younger (the report's stale age column).
+const maxStaleWindow = 50 * time.Millisecond
 
 func softTimeout(latency time.Duration) time.Duration { return max(2*latency, time.Millisecond) }
 
@@ -66,6 +71,11 @@ func tieredSystem(variant int) *system {
 		v.group = func(o *tiered.GroupOptions, ne *nodeEnv) {
 			o.FailSafe, o.LoadSoftTimeout = failSafeWindow, softTimeout(ne.t.latency)
 		}
+	case tieredMaxStale:
+		s.name = "tiercache, MaxStale 50ms"
+		s.config = fmt.Sprintf("GroupOptions.MaxStale %v: after a write, readers get the previous value for up to %v while one load runs (zipf and invalidate scenarios only)", maxStaleWindow, maxStaleWindow)
+		s.only = []string{"zipf", "invalidate"}
+		v.group = func(o *tiered.GroupOptions, ne *nodeEnv) { o.MaxStale = maxStaleWindow }
 	default:
 		panic(fmt.Sprintf("no tiercache variant %d", variant))
 	}

@@ -114,6 +114,7 @@ type relay struct {
 	budget int64      // bytes each connection may still forward to its client; <0: unlimited
 	pinged chan struct{}
 	conns  []net.Conn
+	done   chan struct{} // closed when the test ends: a hold ends with it
 }
 
 func newRelay(t *testing.T, target string) *relay {
@@ -121,11 +122,12 @@ func newRelay(t *testing.T, target string) *relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &relay{ln: ln, target: target, budget: -1, pinged: make(chan struct{})}
+	r := &relay{ln: ln, target: target, budget: -1, pinged: make(chan struct{}), done: make(chan struct{})}
 	r.wg.Add(1)
 	go r.accept()
 	t.Cleanup(func() {
 		ln.Close()
+		close(r.done)
 		r.mu.Lock()
 		for _, c := range r.conns {
 			c.Close()
@@ -205,7 +207,7 @@ func (r *relay) down(s, c net.Conn) {
 		b := buf[:n]
 		for len(b) > 0 {
 			r.mu.Lock()
-			budget, pinged := r.budget, r.pinged
+			budget := r.budget
 			r.mu.Unlock()
 			k := len(b)
 			if budget >= 0 {
@@ -213,9 +215,21 @@ func (r *relay) down(s, c net.Conn) {
 					armedAt = sent
 				}
 				if left := armedAt + budget - sent; left <= 0 {
-					<-pinged // held until the client pings
+					// Held until the client pings from now on: a PING sent
+					// while the message was still on its way (a silence
+					// of PingInterval on a slow machine) must not let the
+					// message through whole.
 					r.mu.Lock()
-					if r.pinged == pinged {
+					hold := make(chan struct{})
+					r.pinged = hold
+					r.mu.Unlock()
+					select {
+					case <-hold:
+					case <-r.done:
+						return
+					}
+					r.mu.Lock()
+					if r.pinged == hold {
 						r.budget = -1
 					}
 					r.mu.Unlock()
@@ -242,9 +256,10 @@ func (r *relay) down(s, c net.Conn) {
 // stops the message half-way until the node pings (as it does after
 // PingInterval of silence): the old receive loop, which read with a
 // timeout, is then left in the middle of the reply and loses its
-// subscription. The heartbeat is long enough (a ping unanswered for 5 s
-// ends a subscription) for the race detector on a loaded machine, where
-// go-redis takes seconds to read 10 MB.
+// subscription. The ping interval is long enough (the node pings after 5 s
+// of silence, and a ping unanswered for 10 s more ends a subscription) for
+// the race detector on a fully loaded machine, where go-redis takes seconds
+// to read 10 MB.
 func TestHugeMessageFromStranger(t *testing.T) {
 	srv := redistest.Start(t)
 	stranger := srv.Client(t)
@@ -252,7 +267,7 @@ func TestHugeMessageFromStranger(t *testing.T) {
 		rl := newRelay(t, srv.Addr())
 		rb := newRecorder()
 		var rejected atomic.Int32
-		o := bus.Options{Heartbeat: 5 * time.Second, Observe: func(e bus.Event) {
+		o := bus.Options{Heartbeat: 30 * time.Second, PingInterval: 5 * time.Second, Observe: func(e bus.Event) {
 			if e.Kind == bus.EventRejected {
 				rejected.Add(1)
 			}

@@ -57,7 +57,7 @@ func ExampleGroup_Warm() {
 	defer mr.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
 	defer rdb.Close()
-	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "app"})
+	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "app", RedisTimeout: time.Second})
 	defer c.Close()
 	ctx := context.Background()
 	_ = c.WaitBus(ctx) // confirming the bus flushes L1: warm after it
@@ -120,7 +120,7 @@ func ExampleCache_WarmL1() {
 	_ = oldPosts.Set(ctx, "1", Post{ID: "1", Title: "hello"})
 	old.Close()
 
-	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "app"})
+	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "app", RedisTimeout: time.Second})
 	defer c.Close()
 	posts, _ := tiered.NewGroup[Post](c, "post_cache", tiered.GroupOptions{})
 	found, err := c.WarmL1(ctx, []string{posts.Key("1"), posts.Key("2")})
