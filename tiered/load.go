@@ -13,10 +13,11 @@ import (
 
 // leadL2Read is the first part of a Fetch's load, run by the caller that
 // leads it, on its own goroutine: it takes the token, then reads Redis and
-// takes the key's lease in one step (SET NX GET; a GET on servers older
-// than Redis 7.0, see [run.exec]). On a hit (a value, or a cached "not
-// found") it ends the load: no goroutine is started, and an L2 hit costs
-// one command. Otherwise it starts the rest of the load (the wait for
+// takes the key's lease in one step (remote.Store.AcquireAt, a script that
+// also returns the server's time when it takes the lease; a GET on servers
+// that refuse SET NX GET, see [run.exec]). On a hit (a value, or a cached
+// "not found") it ends the load: no goroutine is started, and an L2 hit
+// costs one command. Otherwise it starts the rest of the load (the wait for
 // another node's lease, the loader, the fill; see [run]) on a new
 // goroutine and reports false. The read is bounded by RedisTimeout and
 // does not observe ctx's cancellation, which the caller's wait then
