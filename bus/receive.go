@@ -122,7 +122,9 @@ func (h kickHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 
 // seen kicks the bus if it waits and err says that Redis answered.
 func (h kickHook) seen(err error) {
-	if !h.b.waiting.Load() || !answered(err) || h.b.ctx.Err() != nil {
+	// A closed bus's hook stays on the client (go-redis cannot remove one):
+	// it must cost each command no more than these loads.
+	if h.b.ctx.Err() != nil || !h.b.waiting.Load() || !answered(err) {
 		return
 	}
 	select {
@@ -134,8 +136,11 @@ func (h kickHook) seen(err error) {
 // answered reports whether a command's err is Redis's answer (none, a
 // miss, or an error reply) rather than a failure to reach it.
 func answered(err error) bool {
-	var re redis.Error
-	return err == nil || errors.As(err, &re) && !unavailable(err)
+	if err == nil {
+		return true
+	}
+	var re redis.Error // escapes: allocated only for an error
+	return errors.As(err, &re) && !unavailable(err)
 }
 
 // unavailable reports whether an error reply says the server cannot serve
