@@ -33,14 +33,7 @@ func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (L
 	env := encode(Record{Kind: KindLease, Token: l.Token, Expire: time.Now().Add(ttl).UnixMilli()})
 	px := s.px(&s.pxLease, ttl)
 	argv := []any{"evalsha", acquireAtSHA, 1, rkey, env, px}
-	cmd := scriptCmd(ctx, argv)
-	_ = s.rdb.Process(ctx, cmd)
-	if noScript(cmd.Err()) {
-		argv[0], argv[1] = "eval", acquireAtSrc
-		cmd = scriptCmd(ctx, argv)
-		_ = s.rdb.Process(ctx, cmd)
-	}
-	v, err := cmd.Result()
+	v, err := s.runScript(ctx, argv, acquireAtSrc).Result()
 	g.exit(ctx, err)
 	if err != nil {
 		s.abandon(ctx, []Acquired{{Lease: l}})

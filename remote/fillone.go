@@ -60,13 +60,7 @@ func (s *Store) fillOne(ctx context.Context, f Fill, hand bool) ([]Filled, error
 	if len(f.Stamps) > 0 {
 		argv = append(argv, strconv.FormatInt(f.Record.Begin, 10))
 	}
-	c := scriptCmd(ctx, argv)
-	_ = s.rdb.Process(ctx, c)
-	if noScript(c.Err()) {
-		argv[0], argv[1] = "eval", src
-		c = scriptCmd(ctx, argv)
-		_ = s.rdb.Process(ctx, c)
-	}
+	c := s.runScript(ctx, argv, src)
 	g.exit(ctx, c.Err())
 	out, err := filledOf(c)
 	if err != nil {
@@ -81,6 +75,19 @@ func (s *Store) fillOne(ctx context.Context, f Fill, hand bool) ([]Filled, error
 func scriptCmd(ctx context.Context, argv []any) *redis.Cmd {
 	c := redis.NewCmd(ctx, argv...)
 	c.SetFirstKeyPos(3)
+	return c
+}
+
+// runScript sends argv, an EVALSHA of src's script, and sends it again as
+// an EVAL of src if the server does not have the script (NOSCRIPT).
+func (s *Store) runScript(ctx context.Context, argv []any, src string) *redis.Cmd {
+	c := scriptCmd(ctx, argv)
+	_ = s.rdb.Process(ctx, c)
+	if noScript(c.Err()) {
+		argv[0], argv[1] = "eval", src
+		c = scriptCmd(ctx, argv)
+		_ = s.rdb.Process(ctx, c)
+	}
 	return c
 }
 
