@@ -110,8 +110,9 @@ type Cache struct {
 	// holdPublish, if set, runs before a bus message is sent and may block
 	// it: tests use it to keep a message in flight.
 	holdPublish func()
-	// dropNext makes the next bus message vanish after its sequence number
-	// was used, as a message lost on the way would; for tests only.
+	// dropNext makes the next invalidation message (not a heartbeat)
+	// vanish after its sequence number was used, as a message lost on the
+	// way would; for tests only.
 	dropNext atomic.Bool
 	// noTagCheck switches every tag check off (fills and reads), noTagApply
 	// makes the node ignore the bus's tag messages, and noTagReset keeps
@@ -358,10 +359,17 @@ func (c *Cache) publishMessage(ctx context.Context, payload []byte) error {
 	if c.holdPublish != nil {
 		c.holdPublish()
 	}
-	if c.dropNext.CompareAndSwap(true, false) {
+	if c.dropNext.Load() && !isHeartbeat(payload) && c.dropNext.CompareAndSwap(true, false) {
 		return nil
 	}
 	return bus.Publisher(c.opts.Redis, c.busChannel(), c.opts.ShardedPubSub)(ctx, payload)
+}
+
+// isHeartbeat reports whether payload is a heartbeat; only the test switch
+// dropNext asks.
+func isHeartbeat(payload []byte) bool {
+	m, err := bus.Decode(payload)
+	return err == nil && m.Kind == bus.KindHeartbeat
 }
 
 // busChannel is the pub/sub channel of the namespace.

@@ -36,8 +36,9 @@ func SetNoFlush(c *Cache, off bool) { c.noFlush.Store(off) }
 // the double load this causes at cold start.
 func SetFlushVetoesL2(c *Cache, on bool) { c.flushVetoesL2 = on }
 
-// DropNextPublish makes the next bus message vanish after it used up its
-// sequence number, as a message lost on the way would.
+// DropNextPublish makes the next invalidation message vanish after it used
+// up its sequence number, as a message lost on the way would. Heartbeats
+// pass: one that ticks in between must not take the drop.
 func DropNextPublish(c *Cache) { c.dropNext.Store(true) }
 
 // WithClock returns o with the L1 checking entries against clk.
