@@ -97,6 +97,22 @@ type Options struct {
 	// for sending one encoded message (to inject faults in tests). Default:
 	// Client.Publish(ctx, Channel, payload).
 	Publish func(ctx context.Context, payload []byte) error
+	// Wake, if set, is a second channel the subscription listens on: wake
+	// notices, which Redis scripts publish (see remote.Options.Wake). Each
+	// message's payload goes to OnWake as it is, unchecked (a notice only
+	// makes a waiting node look at a key sooner); it is not an
+	// invalidation and takes no part in sequence numbers or health.
+	// Ignored when Sharded. Default: none.
+	Wake string
+	// OnWake receives the payload of each wake notice, on the bus's
+	// receive goroutine; it must be fast and must not block. Required
+	// with Wake.
+	OnWake func(payload string)
+	// WakeReady, if set, is told at every confirmed subscription whether
+	// it includes Wake (false when the server refused the wake channel
+	// with NOPERM, as an ACL that names only Channel does: the bus then
+	// subscribes to Channel alone, logs it once, and stays so).
+	WakeReady func(on bool)
 
 	// compat restores earlier behaviours, for tests that show what the
 	// current ones prevent.
@@ -157,6 +173,8 @@ type Bus struct {
 
 	kicks   chan struct{} // the pool saw Redis answer while waiting is set
 	waiting atomic.Bool   // the subscription is lost and a new one is pending
+	// wakeRefused is set once the server refused the wake channel.
+	wakeRefused atomic.Bool
 
 	mu      sync.Mutex // protects healthy, waiters and sub
 	healthy bool
@@ -171,6 +189,9 @@ type Bus struct {
 func New(opts Options) (*Bus, error) {
 	if opts.Client == nil || opts.Channel == "" || opts.Handler == nil {
 		return nil, errors.New("bus: Client, Channel and Handler are required")
+	}
+	if opts.Wake != "" && (opts.OnWake == nil || opts.Wake == opts.Channel) {
+		return nil, errors.New("bus: Wake needs OnWake and a channel of its own")
 	}
 	if opts.MaxMessageBytes < 0 || opts.Heartbeat < 0 || opts.PingInterval < 0 || opts.Timeout < 0 {
 		return nil, errors.New("bus: negative option")

@@ -156,7 +156,16 @@ func (b *Bus) subscribe() *redis.PubSub {
 	if b.opts.Sharded {
 		return b.opts.Client.SSubscribe(b.ctx, b.opts.Channel)
 	}
+	if b.wakeOn() {
+		// The channel first: its confirmation is the one session waits for.
+		return b.opts.Client.Subscribe(b.ctx, b.opts.Channel, b.opts.Wake)
+	}
 	return b.opts.Client.Subscribe(b.ctx, b.opts.Channel)
+}
+
+// wakeOn reports whether subscriptions include the wake channel.
+func (b *Bus) wakeOn() bool {
+	return b.opts.Wake != "" && !b.opts.Sharded && !b.wakeRefused.Load()
 }
 
 // lost marks the subscription lost and tells the handler, once per loss.
@@ -177,12 +186,22 @@ func (b *Bus) session(ps *redis.PubSub) (confirmed bool, err error) {
 	r := receiver{b: b, peers: b.peers}
 	msg, err := ps.ReceiveTimeout(b.ctx, b.opts.PingInterval*2)
 	if err != nil {
+		if b.wakeOn() && redis.HasErrorPrefix(err, "NOPERM") {
+			// An ACL that allows the bus's channel only: subscribe to it
+			// alone from now on (the next attempt comes after the
+			// shortest backoff).
+			b.wakeRefused.Store(true)
+			b.opts.Logger.Warn("bus: the Redis user may not use the wake channel; nodes that wait for another node's load will poll", "channel", b.opts.Wake, "err", err)
+		}
 		return false, err
 	}
 	if s, ok := msg.(*redis.Subscription); !ok || s.Kind != "subscribe" && s.Kind != "ssubscribe" {
 		return false, fmt.Errorf("%w: %T", errUnexpectedFirst, msg)
 	}
 	b.waiting.Store(false)
+	if b.opts.WakeReady != nil {
+		b.opts.WakeReady(b.wakeOn())
+	}
 	b.opts.Handler.Restored() // first: WaitHealthy returns only once the handler has acted
 	b.setHealthy(true)
 	b.observe(Event{Kind: EventRestored})
@@ -320,6 +339,10 @@ func (r *receiver) handle(msg any) error {
 			return errUnsubscribed
 		}
 	case *redis.Message:
+		if r.b.opts.Wake != "" && m.Channel == r.b.opts.Wake {
+			r.b.opts.OnWake(m.Payload)
+			return nil
+		}
 		r.message(m.Payload)
 	}
 	return nil

@@ -83,6 +83,7 @@ func RunConformance(t *testing.T, newClient backend) {
 		{"DeletePattern", testDeletePattern},
 		{"DeletePatternManyKeys", testDeletePatternMany},
 		{"HandOffBesideTheFill", testHandOff},
+		{"WakeNotices", testWake},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

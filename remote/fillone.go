@@ -15,6 +15,7 @@ import (
 var (
 	fillSHA     any = fillScript.Hash()
 	fillHandSHA any = fillHandScript.Hash()
+	zeroArg     any = "0"
 )
 
 // fillOne runs the fill f as one script call: fillSrc, or, with hand and
@@ -43,7 +44,7 @@ func (s *Store) fillOne(ctx context.Context, f Fill, hand bool) ([]Filled, error
 		sha, src = fillHandSHA, fillHandSrc
 		nkeys++
 	}
-	argv := make([]any, 0, 3+nkeys+5)
+	argv := make([]any, 0, 3+nkeys+6)
 	argv = append(argv, "evalsha", sha, nkeys, rkey)
 	if hand {
 		argv = append(argv, s.prefix+hkey)
@@ -52,14 +53,16 @@ func (s *Store) fillOne(ctx context.Context, f Fill, hand bool) ([]Filled, error
 		argv = append(argv, s.prefix+k)
 	}
 	// ARGV: the lease's identity, the record, its PX, [the hand-off's PX],
-	// [the load's begin, with stamps].
+	// the load's begin ("0" without stamps), the wake channel.
 	argv = append(argv, identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL))
 	if hand {
 		argv = append(argv, s.px(&s.pxHand, f.HandOff))
 	}
+	var begin any = zeroArg
 	if len(f.Stamps) > 0 {
-		argv = append(argv, strconv.FormatInt(f.Record.Begin, 10))
+		begin = strconv.FormatInt(f.Record.Begin, 10)
 	}
+	argv = append(argv, begin, s.wakeArg())
 	c := s.runScript(ctx, argv, src)
 	g.exit(ctx, c.Err())
 	out, err := filledOf(c)

@@ -213,7 +213,7 @@ func (s *Store) Fill(ctx context.Context, l Lease, rec Record, ttl time.Duration
 		return false, fmt.Errorf("remote: fill: %w", err)
 	}
 	n, err := fillScript.Run(ctx, s.rdb, []string{s.prefix + l.Key},
-		identity(KindLease, l.Token), encode(rec), pxArg(ttl)).Int()
+		identity(KindLease, l.Token), encode(rec), pxArg(ttl), "0", s.wakeArg()).Int()
 	g.exit(ctx, err)
 	if err != nil {
 		return false, s.fail("fill", err)
@@ -303,7 +303,8 @@ func hashTag(rk string) string {
 // FillHandOff runs fills, each a compare-and-set as [Store.Fill] does, in
 // one pipeline (the results are in the order of fills), and writes hands,
 // and the hand-offs of the fills that ask for one (SET PX under their
-// [Store.HandOffKey]), in the same pipeline. The results are
+// [Store.HandOffKey]), in the same pipeline; with [Options.Wake], each of
+// hands is then announced there, as a fill announces its lease. The results are
 // those of the fills; a hand-off that cannot be written is not an error
 // (the nodes waiting for it take their lease again instead).
 func (s *Store) FillHandOff(ctx context.Context, fills []Fill, hands []HandOff) ([]bool, error) {
@@ -340,14 +341,15 @@ func (s *Store) FillStamped(ctx context.Context, fills []Fill, hands []HandOff) 
 	var also []int      // the fills whose record is their hand-off too
 	for i, f := range fills {
 		keys[i] = f.Lease.Key
-		args[i] = []any{identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL)}
+		begin := "0"
 		if len(f.Stamps) > 0 {
 			if more == nil {
 				more = make([][]string, len(fills))
 			}
 			more[i] = f.Stamps
-			args[i] = append(args[i], strconv.FormatInt(f.Record.Begin, 10))
+			begin = strconv.FormatInt(f.Record.Begin, 10)
 		}
+		args[i] = []any{identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL), begin, s.wakeArg()}
 		if f.HandOff > 0 {
 			also = append(also, i)
 		}
@@ -362,10 +364,15 @@ func (s *Store) FillStamped(ctx context.Context, fills []Fill, hands []HandOff) 
 		ttl time.Duration
 	}
 	var sets []set
+	var woken []string // the leases of hands, announced on the wake channel
+	wakeCh := s.Wake()
 	for _, h := range hands {
 		if k, ok := s.HandOffKey(h.Lease); ok {
 			guarded = append(guarded, k)
 			sets = append(sets, set{k, encode(h.Record), h.TTL})
+			if wakeCh != "" {
+				woken = append(woken, s.prefix+h.Lease.Key)
+			}
 		}
 	}
 	for _, i := range also { // on their fills' slots
@@ -385,6 +392,11 @@ func (s *Store) FillStamped(ctx context.Context, fills []Fill, hands []HandOff) 
 		extra = func(ctx context.Context, p redis.Pipeliner) {
 			for i, st := range sets {
 				setCmds[i] = p.Set(ctx, s.prefix+st.key, st.raw, pxDuration(st.ttl))
+			}
+			// After the hand-offs: a node that waits for one of these
+			// leases looks at once and finds its hand-off.
+			for _, k := range woken {
+				p.Publish(ctx, wakeCh, k)
 			}
 		}
 	}
@@ -440,7 +452,7 @@ func filledOf(c *redis.Cmd) (Filled, error) {
 // Release gives the lease l up (compare-and-delete): the key is removed only
 // while it still holds exactly that lease. It reports whether it removed it.
 func (s *Store) Release(ctx context.Context, l Lease) (bool, error) {
-	return s.leaseOp(ctx, releaseScript, l, "release")
+	return s.leaseOp(ctx, releaseScript, l, "release", s.wakeArg())
 }
 
 // Renew extends the lease l to ttl from now, only while the key still holds
@@ -544,7 +556,7 @@ func (s *Store) ReleaseMany(ctx context.Context, leases []Lease) error {
 	args := make([][]any, len(leases))
 	for i, l := range leases {
 		keys[i] = l.Key
-		args[i] = []any{identity(KindLease, l.Token)}
+		args[i] = []any{identity(KindLease, l.Token), s.wakeArg()}
 	}
 	g, err := s.enterOn(ctx, s.rdb, keys)
 	if err != nil {

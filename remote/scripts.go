@@ -45,23 +45,39 @@ return tonumber(t[1]) * 1000000 + tonumber(t[2])
 // returns {1, the stamps (0 for none)...}; a load that began before one
 // of its tags was invalidated removes its lease instead and returns 2.
 // The stamps are on the same server (never on a cluster).
+//
+// ARGV[5], if given and not empty, is the wake channel (see
+// [Options.Wake]): a fill of a lease that a node marked as waited for
+// (waitSrc), and every fill that finds its lease gone, publishes the key
+// there, so that the waiting nodes look at once instead of at their next
+// poll. ARGV[4] is then "0" when there are no stamps. Each script
+// publishes before it writes: a PUBLISH that an ACL refuses ends the script
+// before it changed anything, and the notice reaches no one before the
+// script ends (Redis runs the waiters' next read after it).
 const fillSrc = `
 local v = redis.call('GET', KEYS[1])
-if not v or string.sub(v, 1, 11) ~= ARGV[1] then return 0 end
-if #KEYS == 1 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
+local w = ARGV[5]
+if w == '' then w = nil end
+if not v or string.sub(v, 1, 11) ~= ARGV[1] then
+  if w then redis.call('PUBLISH', w, KEYS[1]) end
+  return 0
 end
-local b = tonumber(ARGV[4])
-local out = {1}
-for i = 2, #KEYS do
-  local t = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-  if t > 0 and t >= b then
-    redis.call('DEL', KEYS[1])
-    return 2
+if w and string.byte(v, 15) == 0 then w = nil end
+local out = 1
+if #KEYS > 1 then
+  local b = tonumber(ARGV[4])
+  out = {1}
+  for i = 2, #KEYS do
+    local t = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+    if t > 0 and t >= b then
+      if w then redis.call('PUBLISH', w, KEYS[1]) end
+      redis.call('DEL', KEYS[1])
+      return 2
+    end
+    out[i] = t
   end
-  out[i] = t
 end
+if w then redis.call('PUBLISH', w, KEYS[1]) end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return out
 `
@@ -69,29 +85,49 @@ return out
 // fillHandSrc is fillSrc with a hand-off: it first sets KEYS[2], the
 // lease's hand-off key (on the key's slot), to ARGV[2] with PX ARGV[4],
 // whatever the fill then does, as a SET beside the fill in one pipeline
-// would; then it is fillSrc with the tag stamps in KEYS[3:] and the
-// load's begin in ARGV[5]. One call instead of a pipeline of two
-// commands, for the fill of a single read.
+// would; then it is fillSrc with the tag stamps in KEYS[3:], the load's
+// begin in ARGV[5] and the wake channel in ARGV[6]. One call instead of a
+// pipeline of two commands, for the fill of a single read.
 const fillHandSrc = `
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
 local v = redis.call('GET', KEYS[1])
-if not v or string.sub(v, 1, 11) ~= ARGV[1] then return 0 end
-if #KEYS == 2 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
+local w = ARGV[6]
+if w == '' then w = nil end
+if not v or string.sub(v, 1, 11) ~= ARGV[1] then
+  if w then redis.call('PUBLISH', w, KEYS[1]) end
+  return 0
 end
-local b = tonumber(ARGV[5])
-local out = {1}
-for i = 3, #KEYS do
-  local t = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-  if t > 0 and t >= b then
-    redis.call('DEL', KEYS[1])
-    return 2
+if w and string.byte(v, 15) == 0 then w = nil end
+local out = 1
+if #KEYS > 2 then
+  local b = tonumber(ARGV[5])
+  out = {1}
+  for i = 3, #KEYS do
+    local t = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+    if t > 0 and t >= b then
+      if w then redis.call('PUBLISH', w, KEYS[1]) end
+      redis.call('DEL', KEYS[1])
+      return 2
+    end
+    out[i-1] = t
   end
-  out[i-1] = t
 end
+if w then redis.call('PUBLISH', w, KEYS[1]) end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return out
+`
+
+// waitSrc reads KEYS[1], as GET does, and marks the lease whose identity
+// is ARGV[1], if the key still holds it, as waited for: it sets the last
+// byte of the lease's load time, which a lease does not use, to 1 (SETRANGE
+// keeps the TTL; every release reads the lease as before). The fill or
+// release of a marked lease publishes a wake notice (see fillSrc).
+const waitSrc = `
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 11) == ARGV[1] and string.byte(v, 15) == 0 then
+  redis.call('SETRANGE', KEYS[1], 14, '\1')
+end
+return v
 `
 
 // stampSrc records an invalidation of the tag whose stamp is KEYS[1]: it
@@ -108,10 +144,14 @@ redis.call('SET', KEYS[1], s, 'PX', ARGV[1])
 return s
 `
 
-// releaseSrc deletes the key only while it holds the lease ARGV[1].
+// releaseSrc deletes the key only while it holds the lease ARGV[1]; a
+// lease marked as waited for is announced on the wake channel ARGV[2], if
+// given and not empty (see fillSrc).
 const releaseSrc = `
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, 11) == ARGV[1] then
+  local w = ARGV[2]
+  if w and w ~= '' and string.byte(v, 15) ~= 0 then redis.call('PUBLISH', w, KEYS[1]) end
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -149,10 +189,11 @@ var (
 	renewScript     = redis.NewScript(renewSrc)
 	discardScript   = redis.NewScript(discardSrc)
 	stampScript     = redis.NewScript(stampSrc)
+	waitScript      = redis.NewScript(waitSrc)
 )
 
 // scriptSources are the sources of every script a Store runs.
-var scriptSources = []string{acquireSrc, acquireAtSrc, fillSrc, fillHandSrc, releaseSrc, renewSrc, discardSrc, stampSrc}
+var scriptSources = []string{acquireSrc, acquireAtSrc, fillSrc, fillHandSrc, releaseSrc, renewSrc, discardSrc, stampSrc, waitSrc}
 
 // loadScripts loads every script the store runs into the script cache of
 // every server of the deployment: each master and replica of a cluster (as

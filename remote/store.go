@@ -63,6 +63,18 @@ type Options struct {
 	// WaitTimeout bounds each WAIT; every call that waits may take Timeout
 	// plus WaitTimeout. Default: Timeout.
 	WaitTimeout time.Duration
+	// Wake, if set, is the pub/sub channel of wake notices: the scripts
+	// of [Store.Fill], [Store.FillHandOff], [Store.FillStamped],
+	// [Store.Release] and [Store.ReleaseMany] publish there, from inside
+	// Redis, the key (with its namespace) of a lease that a node marked as
+	// waited for ([Store.MarkWaiting]) when they fill or release it, and
+	// of every lease a fill finds gone. A fill whose lease nobody waits
+	// for publishes nothing and costs no more. It must not be a sharded
+	// channel (a script cannot SPUBLISH to another slot), and the Redis
+	// user must be allowed to PUBLISH there (a refused PUBLISH fails the
+	// script); [Store.SetWake] sets it later, once that is known. Default:
+	// none; waiting nodes learn of fills by polling.
+	Wake string
 }
 
 // DefaultNamespace is the namespace of a [Store] whose Options leave it empty.
@@ -98,6 +110,7 @@ type Store struct {
 	noSetGet     atomic.Bool           // the server rejects SET NX GET (Redis < 7.0): take leases with a script
 	pxLease      atomic.Pointer[pxBox] // the last lease PX argument AcquireAt sent
 	pxHand       atomic.Pointer[pxBox] // the last hand-off PX argument a fill sent
+	wake         atomic.Pointer[any]   // the wake channel, boxed once ("" for none)
 
 	// skipWait leaves WAIT out while keeping WaitReplicas' per-master
 	// writes. Tests set it to show that they catch a write reported
@@ -128,6 +141,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 		opts.Timeout = DefaultTimeout
 	}
 	s := &Store{rdb: rdb, prefix: ns + ":", timeout: opts.Timeout}
+	s.SetWake(opts.Wake)
 	if err := s.setBreakers(opts); err != nil {
 		return nil, err
 	}

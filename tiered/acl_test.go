@@ -2,6 +2,7 @@ package tiered_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 // for the namespace "shop": the application's user may use its keys and
 // publish on its channel; a watcher may only subscribe to the channel.
 var (
-	aclApp = []string{"on", "resetkeys", "~shop:*", "resetchannels", "&shop:tiercache:bus",
+	aclApp = []string{"on", "resetkeys", "~shop:*", "resetchannels", "&shop:tiercache:*",
 		"-@all", "+@read", "+@write", "+@scripting", "+@pubsub", "+@connection", "-@dangerous", "+wait", "+time"}
 	aclWatcher = []string{"on", "resetkeys", "resetchannels", "&shop:tiercache:bus",
 		"-@all", "+subscribe", "+ssubscribe", "+ping", "+hello", "+auth"}
@@ -25,6 +26,15 @@ var (
 // the documented watcher can subscribe but not publish, and the
 // application's user cannot touch another namespace's keys.
 func TestACLOfTheDocs(t *testing.T) {
+	t.Run("Documented", func(t *testing.T) { aclOfTheDocs(t, aclApp, true) })
+	// The rules documented before wake notices name the bus's channel
+	// only: the caches work as before, without notices.
+	busOnly := slices.Clone(aclApp)
+	busOnly[slices.Index(busOnly, "&shop:tiercache:*")] = "&shop:tiercache:bus"
+	t.Run("BusChannelOnly", func(t *testing.T) { aclOfTheDocs(t, busOnly, false) })
+}
+
+func aclOfTheDocs(t *testing.T, rules []string, wake bool) {
 	srv := startRedis(t)
 	admin := srv.Client(t)
 	ctx := context.Background()
@@ -40,14 +50,17 @@ func TestACLOfTheDocs(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	app := setUser("app", "app-secret", aclApp)
+	app := setUser("app", "app-secret", rules)
 	watcher := setUser("watcher", "watch-secret", aclWatcher)
 	var nodes []*tiered.Group[string]
 	var caches []*tiered.Cache
 	for range 2 {
 		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "app", Password: "app-secret", ContextTimeoutEnabled: true})
 		t.Cleanup(func() { rdb.Close() })
-		c := newCache(t, tiered.Options{Redis: rdb, Namespace: "shop"})
+		c := newCache(t, tiered.Options{Redis: rdb, Namespace: "shop"}) // its bus subscribed
+		if got := tiered.WakeOn(c); got != wake {
+			t.Fatalf("wake notices on = %v; want %v", got, wake)
+		}
 		caches = append(caches, c)
 		nodes = append(nodes, newGroup[string](t, c, "item", tiered.GroupOptions{}))
 	}

@@ -37,6 +37,7 @@ type Cache struct {
 	clock      local.Clock
 	tick       int64         // the clock's resolution in ns: subtracted from L1 expiries
 	store      *remote.Store // nil without Redis
+	wakes      wakeTable     // the lease waits that wake notices signal
 	bus        *bus.Bus      // nil without Redis or with DisableBus
 	retries    *retryQueue
 	longestTTL atomic.Int64 // the longest TTL of any group, in ns: how long a failed invalidation is retried
@@ -122,6 +123,11 @@ type Cache struct {
 	// noForeignLease waits for a foreign lease as for any other, as before
 	// foreign leases were recognized; for tests only.
 	noForeignLease bool
+	// noWakeWait makes lease waits neither mark leases nor listen for wake
+	// notices, as before notices; pollPause, if set, replaces every poll
+	// pause of a lease wait: tests set them to show what notices change.
+	noWakeWait bool
+	pollPause  time.Duration
 }
 
 // groupStats is what the Cache keeps of each group: its counters, and
@@ -197,6 +203,7 @@ func New(opts Options) (*Cache, error) {
 			Client: o.Redis, Channel: c.busChannel(), Handler: busHandler{c},
 			Heartbeat: o.Heartbeat, Timeout: o.RedisTimeout, Logger: c.log, Observe: c.observeBus,
 			Sharded: o.ShardedPubSub, Publish: c.publishMessage, Keys: o.BusKey,
+			Wake: c.wakeChannel(), OnWake: c.wakes.wake, WakeReady: c.wakeReady,
 		})
 		if err != nil {
 			c.stop()
@@ -371,6 +378,34 @@ func isHeartbeat(payload []byte) bool {
 	m, err := bus.Decode(payload)
 	return err == nil && m.Kind == bus.KindHeartbeat
 }
+
+// wakeChannel is the namespace's wake channel, or "" when notices are off
+// (no bus, a sharded bus, DisableWake).
+func (c *Cache) wakeChannel() string {
+	o := c.opts
+	if o.Redis == nil || o.DisableBus || o.ShardedPubSub || o.DisableWake {
+		return ""
+	}
+	return WakeChannel(o.Namespace)
+}
+
+// wakeReady switches the store's wake notices on once this node's bus
+// subscription includes the wake channel (which proves that the Redis user
+// may use it: a refused PUBLISH would fail the fill scripts), and off
+// when the server refused it.
+func (c *Cache) wakeReady(on bool) {
+	if on {
+		c.store.SetWake(c.wakeChannel())
+	} else {
+		c.store.SetWake("")
+	}
+}
+
+// WakeChannel returns the pub/sub channel of namespace's wake notices:
+// namespace + ":tiercache:wake". Redis scripts publish there the key of a
+// lease that a node waits for when the lease is filled or released (see
+// Options.DisableWake and docs/protocol.md).
+func WakeChannel(namespace string) string { return namespace + ":tiercache:wake" }
 
 // busChannel is the pub/sub channel of the namespace.
 func (c *Cache) busChannel() string { return BusChannel(c.opts.Namespace) }

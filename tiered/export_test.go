@@ -143,3 +143,19 @@ func SetNoStaleWindow(c *Cache, off bool) { c.noStaleWindow = off }
 // SetNoStaleCAS makes c take the lease over a stale value with a plain
 // write, so that a test can show that more than one load then runs.
 func SetNoStaleCAS(c *Cache, off bool) { c.noStaleCAS = off }
+
+// SetNoWakeWait makes c's lease waits neither mark the leases they wait
+// for nor listen for wake notices, as before notices.
+func SetNoWakeWait(c *Cache, off bool) { c.noWakeWait = off }
+
+// SetPollPause makes every poll pause of c's lease waits d (0: the normal
+// schedule); an hour leaves wake notices as the only way a wait looks
+// again before LeaseWait.
+func SetPollPause(c *Cache, d time.Duration) { c.pollPause = d }
+
+// WakeWaits returns the number of keys c's lease waits listen on.
+func WakeWaits(c *Cache) int { return c.wakes.len() }
+
+// WakeOn reports whether c's fills publish wake notices (its bus's
+// subscription includes the wake channel).
+func WakeOn(c *Cache) bool { return c.store != nil && c.store.Wake() != "" }

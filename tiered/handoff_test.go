@@ -190,8 +190,10 @@ func TestVanishedLeaseWithoutHandOff(t *testing.T) {
 	}
 }
 
-// gate holds a client's pipelines of GETs and PTTLs (the polls of a lease wait)
-// while shut; everything else passes.
+// gate holds a client's pipelines of GETs, PTTLs and scripts (the polls of
+// a lease wait, the first of which marks the lease as waited for) while
+// shut; everything else passes (a single read's lease and fill are not
+// pipelined).
 type gate struct{ shut atomic.Pointer[chan struct{}] }
 
 func (g *gate) close() { ch := make(chan struct{}); g.shut.Store(&ch) }
@@ -204,7 +206,10 @@ func (*gate) DialHook(next redis.DialHook) redis.DialHook          { return next
 func (*gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if ch := g.shut.Load(); ch != nil && !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() != "get" && c.Name() != "pttl" }) {
+		if ch := g.shut.Load(); ch != nil && !slices.ContainsFunc(cmds, func(c redis.Cmder) bool {
+			n := c.Name()
+			return n != "get" && n != "pttl" && n != "evalsha" && n != "eval"
+		}) {
 			<-*ch
 		}
 		return next(ctx, cmds)

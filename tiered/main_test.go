@@ -59,7 +59,9 @@ func newCache(t testing.TB, o tiered.Options) *tiered.Cache {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.WaitBus(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard only
+	defer cancel()
+	if err := c.WaitBus(ctx); err != nil {
 		t.Fatalf("WaitBus: %v", err)
 	}
 	return c

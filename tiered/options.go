@@ -186,6 +186,16 @@ type Options struct {
 	// server's SUNSUBSCRIBE as a lost subscription). Default: false, plain
 	// PUBLISH and SUBSCRIBE.
 	ShardedPubSub bool
+	// DisableWake turns wake notices off. With them (the default whenever
+	// the bus is on and not sharded), a node that waits for another
+	// node's load marks that node's lease, and the fill's script publishes
+	// the key on the namespace's wake channel (WakeChannel) from inside
+	// Redis: the waiter returns about one pub/sub delivery after the fill
+	// instead of at its next poll. Polling stays, for notices that are
+	// lost and for nodes of older releases. A Redis user restricted by an
+	// ACL needs PUBLISH on the wake channel as on the bus's ("&NS:tiercache:*"
+	// covers both). Default: false.
+	DisableWake bool
 
 	// InvalidateReplicas, when positive, makes every invalidation and every
 	// Set wait until that many replicas of each master it wrote to have

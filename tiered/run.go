@@ -347,26 +347,41 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 		g.record(e)
 	}
 	limit := g.loads.pollLimit()
-	for d := firstPoll; ; d = min(2*d, limit) {
-		pause := d/2 + rand.N(d/2+1)
-		if left := time.Until(deadline); pause > left {
-			pause = max(left, 0)
-		}
-		if timer == nil {
-			timer = time.NewTimer(pause)
-		} else {
-			timer.Reset(pause)
-		}
-		select {
-		case <-timer.C:
-		case <-r.ctx.Done():
-			return append(append(vanished, ids...), watched...), nil, r.ctx.Err()
+	woken, stop := r.listen(ids)
+	defer stop()
+	marking := woken != nil // the first read marks the leases as waited for
+	// lookNow skips the next pause: a notice ended the last one, and a
+	// lease it announced has vanished since, so its holder has written its
+	// hand-off already (the hand-off comes before the notice).
+	lookNow, woke := false, false
+	d := firstPoll
+	for ; ; d = min(2*d, limit) {
+		switch {
+		case marking:
+			d /= 2 // the first pause is still firstPoll
+		case lookNow:
+			lookNow = false
+		default:
+			var ok bool
+			if woke, ok = r.pause(d, deadline, &timer, woken); !ok {
+				return append(append(vanished, ids...), watched...), nil, r.ctx.Err()
+			}
 		}
 		keys := g.keys(ids)
 		for _, id := range watched {
 			keys = append(keys, g.Key(id), watches[id].key)
 		}
-		recs, left, err := r.poll(keys, len(ids), foreign == nil)
+		var (
+			recs []remote.Record
+			left []time.Duration
+			err  error
+		)
+		if marking {
+			marking = false
+			recs, err = r.markWaiting(ids) // nothing is watched yet
+		} else {
+			recs, left, err = r.poll(keys, len(ids), foreign == nil)
+		}
 		if err != nil {
 			return append(append(vanished, ids...), watched...), nil, err
 		}
@@ -391,6 +406,7 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 				hk, _ := r.handOffKey(id)
 				watches[id] = watch{key: hk, until: now.Add(watchFor)}
 				watching = append(watching, id)
+				lookNow = lookNow || woke
 			default:
 				ended(id, false)
 				vanished = append(vanished, id)
@@ -428,6 +444,61 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			return append(vanished, watched...), ids, nil
 		}
 	}
+}
+
+// pause waits before the next poll of a lease wait: about d (drawn within
+// [d/2, d], cut at deadline), or until a wake notice for one of the
+// waited keys arrives on woken (nil: none; then woke). ok is false when
+// the run ended.
+func (r *run[V]) pause(d time.Duration, deadline time.Time, timer **time.Timer, woken <-chan struct{}) (woke, ok bool) {
+	p := d/2 + rand.N(d/2+1)
+	if f := r.g.c.pollPause; f > 0 {
+		p = f
+	}
+	if left := time.Until(deadline); p > left {
+		p = max(left, 0)
+	}
+	if *timer == nil {
+		*timer = time.NewTimer(p)
+	} else {
+		(*timer).Reset(p)
+	}
+	select {
+	case <-(*timer).C:
+		return false, true
+	case <-woken:
+		(*timer).Stop() // since Go 1.23 a stopped timer delivers nothing stale
+		return true, true
+	case <-r.ctx.Done():
+		return false, false
+	}
+}
+
+// listen registers the wait for ids with the cache's wake table, unless
+// wake notices are off; stop unregisters it.
+func (r *run[V]) listen(ids []string) (woken chan struct{}, stop func()) {
+	c := r.g.c
+	if c.store.Wake() == "" || c.noWakeWait {
+		return nil, func() {}
+	}
+	rkeys := make([]string, len(ids))
+	for i, id := range ids {
+		rkeys[i] = c.store.RedisKey(r.g.Key(id))
+	}
+	woken = make(chan struct{}, 1)
+	c.wakes.add(rkeys, woken)
+	return woken, func() { c.wakes.remove(rkeys, woken) }
+}
+
+// markWaiting is the first read of a wait with wake notices: it reads the
+// keys of ids and marks each lease still there as waited for, so that its
+// fill publishes a notice (see [remote.Store.MarkWaiting]).
+func (r *run[V]) markWaiting(ids []string) ([]remote.Record, error) {
+	ls := make([]remote.Lease, len(ids))
+	for i, id := range ids {
+		ls[i] = remote.Lease{Key: r.g.Key(id), Token: r.holders[id]}
+	}
+	return r.g.c.store.MarkWaiting(r.ctx, ls)
 }
 
 // poll reads keys; with ttls, it also returns the remaining life of the
@@ -523,16 +594,17 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 	}
 }
 
-// giveUp releases the leases of a load that failed, and tells the nodes
-// that wait for them that no value is coming.
+// giveUp tells the nodes that wait for the leases of a load that failed
+// that no value is coming, then releases the leases: a wait that the
+// release's wake notice sends to look finds the hand-off already there.
 func (r *run[V]) giveUp(leases map[string]remote.Lease) {
 	ls := leaseList(leases)
-	r.release(ls)
 	hands := make([]remote.HandOff, len(ls))
 	for i, l := range ls {
 		hands[i] = r.emptyHandOff(l)
 	}
 	r.handOff(hands)
+	r.release(ls)
 }
 
 // isNotFound reports whether err is the "not found" of a Fetch's loader.
@@ -642,20 +714,22 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		fills = append(fills, f)
 		items = append(items, it)
 	}
-	r.release(unused)
 	if c.noHandOff {
 		hands = nil
 	}
 	if len(fills) == 0 {
-		r.handOff(hands)
+		r.handOff(hands) // first: the waits that the release wakes find it
+		r.release(unused)
 		return
 	}
 	if c.noCAS {
+		r.release(unused)
 		r.fillWithoutCAS(fills, items)
 		return
 	}
 	ep := c.tags.epochNow()
 	ok, err := r.fillRedis(fills, hands)
+	r.release(unused)
 	if err != nil {
 		// Some fills may have landed; releasing is a compare-and-delete
 		// of our own leases, so it removes only those that did not.

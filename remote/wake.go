@@ -1,0 +1,62 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// MarkWaiting reads the keys of leases as [Store.GetMany] does and, on each
+// key that still holds its lease, marks that lease as waited for, in the
+// same atomic step: the lease's fill or release then publishes a wake
+// notice on [Options.Wake]. A caller that listens on that channel before
+// it calls MarkWaiting misses no notice: a fill that ran before the mark
+// left the value that MarkWaiting returns. The records are in the order of
+// leases; one script call per key, pipelined. Every release reads a marked
+// lease as the same lease, so a fleet of mixed releases is unaffected.
+func (s *Store) MarkWaiting(ctx context.Context, leases []Lease) ([]Record, error) {
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(leases))
+	args := make([][]any, len(leases))
+	for i, l := range leases {
+		keys[i] = l.Key
+		args[i] = []any{identity(KindLease, l.Token)}
+	}
+	g, err := s.enterOn(ctx, s.rdb, keys)
+	if err != nil {
+		return nil, fmt.Errorf("remote: mark waiting: %w", err)
+	}
+	cmds, err := s.runMany(ctx, waitScript, keys, nil, args, nil)
+	g.exitEach(ctx, err, len(keys), func(i int) error { return cmdErr(cmds, i, err) })
+	if err != nil {
+		return nil, s.fail("mark waiting", err)
+	}
+	recs := make([]Record, len(keys))
+	for i, c := range cmds {
+		raw, err := c.Text()
+		switch {
+		case err == redis.Nil:
+		case err != nil:
+			return nil, s.fail("mark waiting", err)
+		default:
+			recs[i] = decode([]byte(raw))
+		}
+	}
+	return recs, nil
+}
+
+// Wake returns the wake channel ([Options.Wake]; "" for none).
+func (s *Store) Wake() string { return (*s.wake.Load()).(string) }
+
+// SetWake sets the wake channel ([Options.Wake]; "" turns notices off), for
+// the calls that begin after it. It is safe to call at any time.
+func (s *Store) SetWake(channel string) {
+	var w any = channel
+	s.wake.Store(&w)
+}
+
+// wakeArg is the wake channel as a script argument.
+func (s *Store) wakeArg() any { return *s.wake.Load() }
