@@ -394,9 +394,14 @@ func (s *Store) FillStamped(ctx context.Context, fills []Fill, hands []HandOff) 
 				setCmds[i] = p.Set(ctx, s.prefix+st.key, st.raw, pxDuration(st.ttl))
 			}
 			// After the hand-offs: a node that waits for one of these
-			// leases looks at once and finds its hand-off.
+			// leases looks at once and finds its hand-off. Each PUBLISH
+			// names its key as the message, which a cluster client routes
+			// by: it goes to the key's master, after the hand-off's SET
+			// on the same connection, rather than to any node.
 			for _, k := range woken {
-				p.Publish(ctx, wakeCh, k)
+				c := redis.NewIntCmd(ctx, "publish", wakeCh, k)
+				c.SetFirstKeyPos(2)
+				_ = p.Process(ctx, c)
 			}
 		}
 	}

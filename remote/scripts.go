@@ -50,7 +50,9 @@ return tonumber(t[1]) * 1000000 + tonumber(t[2])
 // [Options.Wake]): a fill of a lease that a node marked as waited for
 // (waitSrc), and every fill that finds its lease gone, publishes the key
 // there, so that the waiting nodes look at once instead of at their next
-// poll. ARGV[4] is then "0" when there are no stamps. Each script
+// poll; a fill that succeeds sends the value too, when its envelope is at
+// most 4096 bytes (see [ParseWake]), so that they need not read it.
+// ARGV[4] is then "0" when there are no stamps. Each script
 // publishes before it writes: a PUBLISH that an ACL refuses ends the script
 // before it changed anything, and the notice reaches no one before the
 // script ends (Redis runs the waiters' next read after it).
@@ -77,7 +79,13 @@ if #KEYS > 1 then
     out[i] = t
   end
 end
-if w then redis.call('PUBLISH', w, KEYS[1]) end
+if w then
+  if #ARGV[2] <= 4096 then
+    redis.call('PUBLISH', w, '\0' .. #KEYS[1] .. ':' .. KEYS[1] .. ARGV[2])
+  else
+    redis.call('PUBLISH', w, KEYS[1])
+  end
+end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return out
 `
@@ -112,7 +120,13 @@ if #KEYS > 2 then
     out[i-1] = t
   end
 end
-if w then redis.call('PUBLISH', w, KEYS[1]) end
+if w then
+  if #ARGV[2] <= 4096 then
+    redis.call('PUBLISH', w, '\0' .. #KEYS[1] .. ':' .. KEYS[1] .. ARGV[2])
+  else
+    redis.call('PUBLISH', w, KEYS[1])
+  end
+end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return out
 `

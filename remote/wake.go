@@ -3,6 +3,8 @@ package remote
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -60,3 +62,29 @@ func (s *Store) SetWake(channel string) {
 
 // wakeArg is the wake channel as a script argument.
 func (s *Store) wakeArg() any { return *s.wake.Load() }
+
+// MaxWakeValue is the largest envelope a wake notice carries: a fill of a
+// larger value announces its key only.
+const MaxWakeValue = 4096
+
+// ParseWake reads a wake notice: the Redis key (with its namespace) it
+// announces and, when the notice came from a fill that succeeded and its
+// envelope is at most [MaxWakeValue] bytes, what the fill wrote (hasRec).
+// A notice that carries a value is a NUL byte, the key's length in
+// decimal, ":", the key, then the envelope; any other is the key alone (a
+// namespace never begins with NUL). The record is what a GET of the key
+// right after the fill returns. ok is false for a malformed notice.
+func ParseWake(payload string) (rkey string, rec Record, hasRec, ok bool) {
+	if payload == "" {
+		return "", Record{}, false, false
+	}
+	if payload[0] != 0 {
+		return payload, Record{}, false, true
+	}
+	n, rest, found := strings.Cut(payload[1:], ":")
+	klen, err := strconv.Atoi(n)
+	if !found || err != nil || klen <= 0 || klen > len(rest) {
+		return "", Record{}, false, false
+	}
+	return rest[:klen], decode([]byte(rest[klen:])), true, true
+}

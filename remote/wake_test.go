@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,13 +92,47 @@ func testWake(t *testing.T, old *remote.Store, rdb redis.UniversalClient) {
 	if err := pub.Publish(ctx, channel, "sentinel").Err(); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"conf:{w}filled", "conf:{w}released", "conf:{w}gone", "sentinel"} {
+	// The fill's notice carries what it wrote; the others name the key.
+	for _, want := range []struct {
+		key string
+		has bool
+	}{{"conf:{w}filled", true}, {"conf:{w}released", false}, {"conf:{w}gone", false}, {"sentinel", false}} {
 		msg, err := sub.ReceiveMessage(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if msg.Payload != want {
-			t.Fatalf("wake notice %q; want %q", msg.Payload, want)
+		key, rec, has, ok := remote.ParseWake(msg.Payload)
+		if !ok || key != want.key || has != want.has {
+			t.Fatalf("wake notice %q = key %q, value %v; want %q, %v", msg.Payload, key, has, want.key, want.has)
 		}
+		if has && (rec.Kind != remote.KindValue || string(rec.Payload) != "v") {
+			t.Fatalf("the notice of %s carries %+v; want the value filled", key, rec)
+		}
+	}
+	// A value larger than MaxWakeValue is announced by its key only.
+	big := acquire("{w}big", true)
+	if ok, err := s.Fill(ctx, big, value(strings.Repeat("x", remote.MaxWakeValue), time.Minute), time.Minute); err != nil || !ok {
+		t.Fatalf("Fill(big) = %v, %v", ok, err)
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, _, has, ok := remote.ParseWake(msg.Payload); !ok || key != "conf:{w}big" || has {
+		t.Fatalf("the notice of a large value = key %q, value %v; want the key only", key, has)
+	}
+}
+
+func TestParseWake(t *testing.T) {
+	for _, p := range []string{"", "\x00", "\x00:k", "\x00x:k", "\x005:k", "\x00-1:k", "\x000:"} {
+		if _, _, _, ok := remote.ParseWake(p); ok {
+			t.Errorf("ParseWake(%q) ok; want malformed", p)
+		}
+	}
+	if key, _, has, ok := remote.ParseWake("shop:user:1"); !ok || key != "shop:user:1" || has {
+		t.Errorf("ParseWake of a key = %q, %v, %v", key, has, ok)
+	}
+	if key, rec, has, ok := remote.ParseWake("\x001:k" + "junk"); !ok || key != "k" || !has || rec.Kind != remote.KindCorrupt {
+		t.Errorf("ParseWake of a notice with bad bytes = %q, %v, %v, %v; want the key and a corrupt record", key, rec.Kind, has, ok)
 	}
 }

@@ -128,6 +128,7 @@ type Cache struct {
 	// pause of a lease wait: tests set them to show what notices change.
 	noWakeWait bool
 	pollPause  time.Duration
+	wakeReads  atomic.Int64 // reads of Redis that a wake notice caused, for tests
 }
 
 // groupStats is what the Cache keeps of each group: its counters, and
@@ -146,6 +147,7 @@ func New(opts Options) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{opts: o, log: o.Logger, rec: o.Recorder, groups: make(map[string]groupStats), random: rand.Float64}
+	c.wakes.keyOnly = len(o.BusKey) > 0
 	if o.random != nil {
 		c.random = o.random
 	}

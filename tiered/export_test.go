@@ -159,3 +159,14 @@ func WakeWaits(c *Cache) int { return c.wakes.len() }
 // WakeOn reports whether c's fills publish wake notices (its bus's
 // subscription includes the wake channel).
 func WakeOn(c *Cache) bool { return c.store != nil && c.store.Wake() != "" }
+
+// SetWakeKeyOnly makes c take only the key from wake notices (on) or their
+// values too (off), whatever its BusKey says.
+func SetWakeKeyOnly(c *Cache, on bool) {
+	c.wakes.mu.Lock()
+	defer c.wakes.mu.Unlock()
+	c.wakes.keyOnly = on
+}
+
+// WakeReads returns how many reads of Redis wake notices caused on c.
+func WakeReads(c *Cache) int64 { return c.wakeReads.Load() }

@@ -241,6 +241,9 @@ func TestHandOffOfAFilledValue(t *testing.T) {
 				groups[i] = newGroup[string](t, nodes[i], "g", tiered.GroupOptions{})
 			}
 			b := nodes[1]
+			// b learns of the fill by its held polls only: a wake notice
+			// would bring it the value without a read.
+			tiered.SetNoWakeWait(b, true)
 			var version, loads atomic.Int64
 			version.Store(1)
 			started, release := make(chan struct{}), make(chan struct{})

@@ -347,8 +347,11 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 		g.record(e)
 	}
 	limit := g.loads.pollLimit()
-	woken, stop := r.listen(ids)
+	woken, byKey, stop := r.listen(ids)
 	defer stop()
+	if woken != nil {
+		ids = slices.Clone(ids) // notes settle ids out of it in place
+	}
 	marking := woken != nil // the first read marks the leases as waited for
 	// lookNow skips the next pause: a notice ended the last one, and a
 	// lease it announced has vanished since, so its holder has written its
@@ -362,9 +365,22 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 		case lookNow:
 			lookNow = false
 		default:
-			var ok bool
-			if woke, ok = r.pause(d, deadline, &timer, woken); !ok {
+			var (
+				note wakeNote
+				ok   bool
+			)
+			if note, woke, ok = r.pause(d, deadline, &timer, woken); !ok {
 				return append(append(vanished, ids...), watched...), nil, r.ctx.Err()
+			}
+			if woke {
+				var all bool
+				ids, watched, all = r.takeNotes(note, woken, byKey, ids, watched, ended)
+				if len(ids)+len(watched) == 0 {
+					return vanished, nil, nil
+				}
+				if all {
+					continue // the notes said everything: nothing to read
+				}
 			}
 		}
 		keys := g.keys(ids)
@@ -381,6 +397,9 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 			recs, err = r.markWaiting(ids) // nothing is watched yet
 		} else {
 			recs, left, err = r.poll(keys, len(ids), foreign == nil)
+			if woke {
+				g.c.wakeReads.Add(1)
+			}
 		}
 		if err != nil {
 			return append(append(vanished, ids...), watched...), nil, err
@@ -446,11 +465,48 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 	}
 }
 
+// takeNotes settles the ids (pending or watched) whose wake notices,
+// first and those queued on woken, carry a value or a cached "not
+// found": each is what a read of the key right after its fill returned.
+// It returns the ids left, and all when no notice asks for a read (every
+// one carried what it announced and settled its id).
+func (r *run[V]) takeNotes(first wakeNote, woken <-chan wakeNote, byKey map[string]string, ids, watched []string, ended func(string, bool)) (restIDs, restWatched []string, all bool) {
+	all = true
+	for n, more := first, true; more; {
+		id, known := byKey[n.rkey]
+		switch {
+		case !known || !n.has || !holds(n.rec):
+			all = false
+		case settleIn(r, &ids, id, n.rec), settleIn(r, &watched, id, n.rec):
+			r.g.loads.add(n.rec.LoadTime)
+			ended(id, true)
+		default:
+			all = false
+		}
+		select {
+		case n = <-woken:
+		default:
+			more = false
+		}
+	}
+	return ids, watched, all
+}
+
+// settleIn settles id from rec if id is in *ids, and then takes it out.
+func settleIn[V any](r *run[V], ids *[]string, id string, rec remote.Record) bool {
+	i := slices.Index(*ids, id)
+	if i < 0 || !r.settle(id, rec) {
+		return false
+	}
+	*ids = slices.Delete(*ids, i, i+1)
+	return true
+}
+
 // pause waits before the next poll of a lease wait: about d (drawn within
 // [d/2, d], cut at deadline), or until a wake notice for one of the
-// waited keys arrives on woken (nil: none; then woke). ok is false when
-// the run ended.
-func (r *run[V]) pause(d time.Duration, deadline time.Time, timer **time.Timer, woken <-chan struct{}) (woke, ok bool) {
+// waited keys arrives on woken (nil: none; then woke, with the notice).
+// ok is false when the run ended.
+func (r *run[V]) pause(d time.Duration, deadline time.Time, timer **time.Timer, woken <-chan wakeNote) (note wakeNote, woke, ok bool) {
 	p := d/2 + rand.N(d/2+1)
 	if f := r.g.c.pollPause; f > 0 {
 		p = f
@@ -465,29 +521,32 @@ func (r *run[V]) pause(d time.Duration, deadline time.Time, timer **time.Timer, 
 	}
 	select {
 	case <-(*timer).C:
-		return false, true
-	case <-woken:
+		return note, false, true
+	case note = <-woken:
 		(*timer).Stop() // since Go 1.23 a stopped timer delivers nothing stale
-		return true, true
+		return note, true, true
 	case <-r.ctx.Done():
-		return false, false
+		return note, false, false
 	}
 }
 
 // listen registers the wait for ids with the cache's wake table, unless
-// wake notices are off; stop unregisters it.
-func (r *run[V]) listen(ids []string) (woken chan struct{}, stop func()) {
+// wake notices are off; byKey maps each Redis key to its id, and stop
+// unregisters the wait.
+func (r *run[V]) listen(ids []string) (woken chan wakeNote, byKey map[string]string, stop func()) {
 	c := r.g.c
 	if c.store.Wake() == "" || c.noWakeWait {
-		return nil, func() {}
+		return nil, nil, func() {}
 	}
 	rkeys := make([]string, len(ids))
+	byKey = make(map[string]string, len(ids))
 	for i, id := range ids {
 		rkeys[i] = c.store.RedisKey(r.g.Key(id))
+		byKey[rkeys[i]] = id
 	}
-	woken = make(chan struct{}, 1)
+	woken = make(chan wakeNote, min(len(ids), 64))
 	c.wakes.add(rkeys, woken)
-	return woken, func() { c.wakes.remove(rkeys, woken) }
+	return woken, byKey, func() { c.wakes.remove(rkeys, woken) }
 }
 
 // markWaiting is the first read of a wait with wake notices: it reads the

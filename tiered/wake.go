@@ -1,22 +1,38 @@
 package tiered
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/tiercache/tiercache/remote"
+)
 
 // wakeTable routes wake notices (see Options.DisableWake) to the lease
 // waits of this node: a wait registers the Redis keys it waits on with a
-// channel, and a notice for one of them signals that channel, so that the
-// wait reads Redis at once instead of at its next poll.
+// channel, and a notice for one of them goes to that channel, so that the
+// wait settles at once (the notice of a fill carries what it wrote, when
+// small) or reads Redis at once instead of at its next poll.
 type wakeTable struct {
-	mu    sync.Mutex
-	waits map[string][]chan struct{} // by Redis key
+	mu sync.Mutex
+	// keyOnly drops the values notices carry (set with a BusKey: a notice
+	// is not signed, so it may only make a wait read Redis).
+	keyOnly bool
+	waits   map[string][]chan wakeNote // by Redis key
+}
+
+// wakeNote is one wake notice: the Redis key it announces and, if has,
+// what the fill wrote there (what a GET right after the fill returns).
+type wakeNote struct {
+	rkey string
+	rec  remote.Record
+	has  bool
 }
 
 // add registers ch for the Redis keys rkeys.
-func (t *wakeTable) add(rkeys []string, ch chan struct{}) {
+func (t *wakeTable) add(rkeys []string, ch chan wakeNote) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.waits == nil {
-		t.waits = make(map[string][]chan struct{})
+		t.waits = make(map[string][]chan wakeNote)
 	}
 	for _, k := range rkeys {
 		t.waits[k] = append(t.waits[k], ch)
@@ -24,7 +40,7 @@ func (t *wakeTable) add(rkeys []string, ch chan struct{}) {
 }
 
 // remove unregisters ch from rkeys.
-func (t *wakeTable) remove(rkeys []string, ch chan struct{}) {
+func (t *wakeTable) remove(rkeys []string, ch chan wakeNote) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range rkeys {
@@ -43,14 +59,20 @@ func (t *wakeTable) remove(rkeys []string, ch chan struct{}) {
 	}
 }
 
-// wake signals the waits registered for rkey; it never blocks (a wait
-// that was signalled and has not looked yet needs no second signal).
-func (t *wakeTable) wake(rkey string) {
+// wake hands the notice payload to the waits registered for its key. It
+// never blocks: a wait whose channel is full has notices it has not looked
+// at yet, and reads Redis when it does.
+func (t *wakeTable) wake(payload string) {
+	rkey, rec, has, ok := remote.ParseWake(payload)
+	if !ok {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	n := wakeNote{rkey: rkey, rec: rec, has: has && !t.keyOnly}
 	for _, ch := range t.waits[rkey] {
 		select {
-		case ch <- struct{}{}:
+		case ch <- n:
 		default:
 		}
 	}

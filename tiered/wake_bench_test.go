@@ -30,8 +30,9 @@ func BenchmarkWake(b *testing.B) {
 			tiered.SetNoWakeWait(w, mode == "poll")
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
+			run := time.Now().UnixNano() // every run loads keys of its own
 			for i := 0; i < b.N; i++ {
-				id := fmt.Sprint(i)
+				id := fmt.Sprint(run, "-", i)
 				started, release := make(chan struct{}), make(chan time.Time, 1)
 				go func() {
 					_, _ = ga.Fetch(ctx, id, func(context.Context, string) (string, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/internal/redistest"
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -18,9 +19,10 @@ import (
 // polls switched off (every pause an hour), so only a wake notice can make
 // it look again. It marks a's lease; a's fill (or its failed load's
 // release, or a fill that an invalidation beat) publishes the key on the
-// wake channel, and b returns: with the value (one load in all; a's value
-// from its hand-off when the invalidation beat its fill), or, after a
-// failed load, with its own. With b's marking and listening switched off,
+// wake channel, and b returns: with the value, which the fill's notice
+// carries (one load in all), with a's value from its hand-off when the
+// invalidation beat its fill (the notice names the key, and b reads), or,
+// after a failed load, with its own. With b's marking and listening switched off,
 // a's fill publishes nothing (a sentinel published after a's load ended
 // arrives first) and b is still waiting once the sentinel arrived.
 func TestWakeEndsTheWait(t *testing.T) {
@@ -125,7 +127,7 @@ func wakeEndsTheWait(t *testing.T, rdb redis.UniversalClient, keyNode redis.Cmda
 					// A fill announces only a lease marked as waited for; a
 					// hand-off (a failed load, a fill an invalidation beat)
 					// is announced whoever waits, and b does not listen.
-					for msg.Payload != "sentinel" {
+					for msg.Payload != "sentinel" { // a hand-off's notice: the key only
 						if !tc.fail && !tc.invalidate {
 							t.Fatalf("a published %q with no node marked as waiting", msg.Payload)
 						}
@@ -140,8 +142,10 @@ func wakeEndsTheWait(t *testing.T, rdb redis.UniversalClient, keyNode redis.Cmda
 					}
 					return
 				}
-				if msg.Payload != rkey {
-					t.Fatalf("the first wake notice is %q; want %q", msg.Payload, rkey)
+				// A fill's notice carries the value; a failed load's or a
+				// lost lease's announces the key only.
+				if key, rec, has, ok := remote.ParseWake(msg.Payload); !ok || key != rkey || has != (!tc.fail && !tc.invalidate) || has && rec.Kind != remote.KindValue {
+					t.Fatalf("the first wake notice is %q (key %q, value %v); want %q", msg.Payload, key, has, rkey)
 				}
 				var r result
 				select {
@@ -161,5 +165,67 @@ func wakeEndsTheWait(t *testing.T, rdb redis.UniversalClient, keyNode redis.Cmda
 				}
 			})
 		}
+	}
+}
+
+// TestForgedWakeValueWithBusKey: with a BusKey, a node takes only the key
+// from a wake notice (notices are not signed): a notice forged with a value
+// makes the waiting node read Redis, find the lease still there, and wait
+// on for the real value. With values taken from notices all the same (the
+// switch), the forged value is what the read returns.
+func TestForgedWakeValueWithBusKey(t *testing.T) {
+	addr := startServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	key := []byte("0123456789abcdef0123456789abcdef")
+	for _, protected := range []bool{true, false} {
+		t.Run(fmt.Sprintf("key only=%v", protected), func(t *testing.T) {
+			ctx := context.Background()
+			ns := fmt.Sprintf("forge%d", time.Now().UnixNano())
+			o := tiered.Options{Namespace: ns, LeaseWait: time.Hour, BusKey: [][]byte{key}}
+			a, b := newFleetNode(t, addr, o), newFleetNode(t, addr, o)
+			tiered.SetPollPause(b.cache, time.Hour)
+			tiered.SetWakeKeyOnly(b.cache, protected)
+			rkey := ns + ":" + b.group.Key("k")
+			started, release := make(chan struct{}), make(chan struct{})
+			go func() {
+				_, _ = a.group.Fetch(ctx, "k", func(context.Context, string) (string, error) {
+					close(started)
+					<-release
+					return "real", nil
+				})
+			}()
+			defer close(release)
+			<-started
+			guard, cancel := context.WithTimeout(ctx, 30*time.Second) // a hang guard only
+			defer cancel()
+			bDone := make(chan string, 1)
+			go func() {
+				v, err := b.group.Fetch(guard, "k", constLoader("b"))
+				if err != nil {
+					v = err.Error()
+				}
+				bDone <- v
+			}()
+			waitUntil(t, "b marked a's lease", func() bool { return rdb.GetRange(ctx, rkey, 14, 14).Val() == "\x01" })
+			env := remote.Encode(remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: time.Now().Add(time.Hour).UnixMilli(), Payload: []byte(`"forged"`)})
+			forged := fmt.Sprintf("\x00%d:%s%s", len(rkey), rkey, env)
+			if err := rdb.Publish(ctx, tiered.WakeChannel(ns), forged).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if !protected {
+				if v := <-bDone; v != "forged" {
+					t.Fatalf("without the protection b read %q; want the forged value", v)
+				}
+				return
+			}
+			// b read Redis on the notice and found the lease: a Redis read
+			// of the key, the mark's and this one, and still waiting.
+			waitUntil(t, "b read Redis on the forged notice", func() bool { return tiered.WakeReads(b.cache) == 1 })
+			release <- struct{}{}
+			if v := <-bDone; v != "real" {
+				t.Fatalf("b read %q; want the holder's value", v)
+			}
+		})
 	}
 }
