@@ -56,39 +56,7 @@ return tonumber(t[1]) * 1000000 + tonumber(t[2])
 // publishes before it writes: a PUBLISH that an ACL refuses ends the script
 // before it changed anything, and the notice reaches no one before the
 // script ends (Redis runs the waiters' next read after it).
-const fillSrc = `
-local v = redis.call('GET', KEYS[1])
-local w = ARGV[5]
-if w == '' then w = nil end
-if not v or string.sub(v, 1, 11) ~= ARGV[1] then
-  if w then redis.call('PUBLISH', w, KEYS[1]) end
-  return 0
-end
-if w and string.byte(v, 15) == 0 then w = nil end
-local out = 1
-if #KEYS > 1 then
-  local b = tonumber(ARGV[4])
-  out = {1}
-  for i = 2, #KEYS do
-    local t = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-    if t > 0 and t >= b then
-      if w then redis.call('PUBLISH', w, KEYS[1]) end
-      redis.call('DEL', KEYS[1])
-      return 2
-    end
-    out[i] = t
-  end
-end
-if w then
-  if #ARGV[2] <= 4096 then
-    redis.call('PUBLISH', w, '\0' .. #KEYS[1] .. ':' .. KEYS[1] .. ARGV[2])
-  else
-    redis.call('PUBLISH', w, KEYS[1])
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return out
-`
+const fillSrc = `local s, bi, wi = 2, 4, 5` + fillBody
 
 // fillHandSrc is fillSrc with a hand-off: it first sets KEYS[2], the
 // lease's hand-off key (on the key's slot), to ARGV[2] with PX ARGV[4],
@@ -96,10 +64,15 @@ return out
 // would; then it is fillSrc with the tag stamps in KEYS[3:], the load's
 // begin in ARGV[5] and the wake channel in ARGV[6]. One call instead of a
 // pipeline of two commands, for the fill of a single read.
-const fillHandSrc = `
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+const fillHandSrc = `redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+local s, bi, wi = 3, 5, 6` + fillBody
+
+// fillBody is the fill of fillSrc and fillHandSrc, after they set s, the
+// index of the first stamp in KEYS, and bi and wi, the indexes of the
+// load's begin and of the wake channel in ARGV.
+const fillBody = `
 local v = redis.call('GET', KEYS[1])
-local w = ARGV[6]
+local w = ARGV[wi]
 if w == '' then w = nil end
 if not v or string.sub(v, 1, 11) ~= ARGV[1] then
   if w then redis.call('PUBLISH', w, KEYS[1]) end
@@ -107,17 +80,17 @@ if not v or string.sub(v, 1, 11) ~= ARGV[1] then
 end
 if w and string.byte(v, 15) == 0 then w = nil end
 local out = 1
-if #KEYS > 2 then
-  local b = tonumber(ARGV[5])
+if #KEYS >= s then
+  local b = tonumber(ARGV[bi])
   out = {1}
-  for i = 3, #KEYS do
+  for i = s, #KEYS do
     local t = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
     if t > 0 and t >= b then
       if w then redis.call('PUBLISH', w, KEYS[1]) end
       redis.call('DEL', KEYS[1])
       return 2
     end
-    out[i-1] = t
+    out[i - s + 2] = t
   end
 end
 if w then
