@@ -23,8 +23,8 @@ import (
 // carries (one load in all), with a's value from its hand-off when the
 // invalidation beat its fill (the notice names the key, and b reads), or,
 // after a failed load, with its own. With b's marking and listening switched off,
-// a's fill publishes nothing (a sentinel published after a's load ended
-// arrives first) and b is still waiting once the sentinel arrived.
+// a's fill publishes nothing (a sentinel published once the fill is in
+// Redis arrives first) and b is still waiting once the sentinel arrived.
 func TestWakeEndsTheWait(t *testing.T) {
 	t.Run("Server", func(t *testing.T) {
 		addr := startServer(t)
@@ -116,8 +116,20 @@ func wakeEndsTheWait(t *testing.T, rdb redis.UniversalClient, keyNode redis.Cmda
 				if err := <-aDone; (err != nil) != tc.fail {
 					t.Fatalf("a's Fetch: %v", err)
 				}
-				if err := keyNode.Publish(ctx, tiered.WakeChannel(ns), "sentinel").Err(); err != nil {
-					t.Fatal(err)
+				if off {
+					// a's Fetch may return before its fill or hand-off
+					// reached Redis: the sentinel goes out once the fill is
+					// there (for the fill; the other cases announce their
+					// hand-off whoever waits, before or after it).
+					if !tc.fail && !tc.invalidate {
+						waitUntil(t, "a's fill reached Redis", func() bool {
+							v := rdb.Get(ctx, rkey).Val()
+							return len(v) > 2 && v[2] == byte(remote.KindValue)
+						})
+					}
+					if err := keyNode.Publish(ctx, tiered.WakeChannel(ns), "sentinel").Err(); err != nil {
+						t.Fatal(err)
+					}
 				}
 				msg, err := sub.ReceiveMessage(guard)
 				if err != nil {
