@@ -26,3 +26,16 @@ func ExampleStore_LoadScripts() {
 	// Output:
 	// loaded: true
 }
+
+// A wake notice names the Redis key of a lease that a node waited for;
+// one from a fill that succeeded carries the envelope it wrote as well.
+func ExampleParseWake() {
+	env := remote.Encode(remote.Record{Kind: remote.KindValue, Token: 1, Payload: []byte(`"v"`)})
+	for _, notice := range []string{"shop:user:42", fmt.Sprintf("\x00%d:%s%s", len("shop:user:42"), "shop:user:42", env)} {
+		key, rec, hasRec, ok := remote.ParseWake(notice)
+		fmt.Printf("%s value=%v ok=%v %v %q\n", key, hasRec, ok, rec.Kind, rec.Payload)
+	}
+	// Output:
+	// shop:user:42 value=false ok=true miss ""
+	// shop:user:42 value=true ok=true value "\"v\""
+}

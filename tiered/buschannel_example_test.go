@@ -15,3 +15,12 @@ func ExampleBusChannel() {
 	// shop:tiercache:bus
 	// tiercache:tiercache:bus
 }
+
+// Scripts announce the leases other nodes wait for on the namespace's
+// wake channel; a Redis ACL must let the cache's user use it as it does
+// the bus channel ("&shop:tiercache:*" covers both; see docs/protocol.md).
+func ExampleWakeChannel() {
+	fmt.Println(tiered.WakeChannel("shop"))
+	// Output:
+	// shop:tiercache:wake
+}
