@@ -28,14 +28,16 @@ func ExampleStore_LoadScripts() {
 }
 
 // A wake notice names the Redis key of a lease that a node waited for;
-// one from a fill that succeeded carries the envelope it wrote as well.
+// one from a fill that succeeded carries the lease's identity and the
+// envelope the fill wrote as well.
 func ExampleParseWake() {
+	lease := remote.Encode(remote.Record{Kind: remote.KindLease, Token: 7})[:11]
 	env := remote.Encode(remote.Record{Kind: remote.KindValue, Token: 1, Payload: []byte(`"v"`)})
-	for _, notice := range []string{"shop:user:42", fmt.Sprintf("\x00%d:%s%s", len("shop:user:42"), "shop:user:42", env)} {
-		key, rec, hasRec, ok := remote.ParseWake(notice)
-		fmt.Printf("%s value=%v ok=%v %v %q\n", key, hasRec, ok, rec.Kind, rec.Payload)
+	for _, notice := range []string{"shop:user:42", fmt.Sprintf("\x00%d:%s%s%s", len("shop:user:42"), "shop:user:42", lease, env)} {
+		key, l, rec, hasRec, ok := remote.ParseWake(notice)
+		fmt.Printf("%s lease=%d value=%v ok=%v %v %q\n", key, l, hasRec, ok, rec.Kind, rec.Payload)
 	}
 	// Output:
-	// shop:user:42 value=false ok=true miss ""
-	// shop:user:42 value=true ok=true value "\"v\""
+	// shop:user:42 lease=0 value=false ok=true miss ""
+	// shop:user:42 lease=7 value=true ok=true value "\"v\""
 }

@@ -95,7 +95,7 @@ if #KEYS >= s then
 end
 if w then
   if #ARGV[2] <= 4096 then
-    redis.call('PUBLISH', w, '\0' .. #KEYS[1] .. ':' .. KEYS[1] .. ARGV[2])
+    redis.call('PUBLISH', w, '\0' .. #KEYS[1] .. ':' .. KEYS[1] .. ARGV[1] .. ARGV[2])
   else
     redis.call('PUBLISH', w, KEYS[1])
   end

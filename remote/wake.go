@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -69,22 +70,30 @@ const MaxWakeValue = 4096
 
 // ParseWake reads a wake notice: the Redis key (with its namespace) it
 // announces and, when the notice came from a fill that succeeded and its
-// envelope is at most [MaxWakeValue] bytes, what the fill wrote (hasRec).
-// A notice that carries a value is a NUL byte, the key's length in
-// decimal, ":", the key, then the envelope; any other is the key alone (a
-// namespace never begins with NUL). The record is what a GET of the key
-// right after the fill returns. ok is false for a malformed notice.
-func ParseWake(payload string) (rkey string, rec Record, hasRec, ok bool) {
+// envelope is at most [MaxWakeValue] bytes, the token of the lease that
+// fill replaced and what it wrote (hasRec). A notice that carries a value
+// is a NUL byte, the key's length in decimal, ":", the key, the lease's
+// identity (the first 11 bytes of its envelope), then the envelope; any
+// other is the key alone (a namespace never begins with NUL). The record
+// is what a GET of the key right after the fill returned: a node may take
+// it only for the lease it waited for, since a notice can reach it after
+// later writes. ok is false for a malformed notice.
+func ParseWake(payload string) (rkey string, lease uint64, rec Record, hasRec, ok bool) {
 	if payload == "" {
-		return "", Record{}, false, false
+		return "", 0, Record{}, false, false
 	}
 	if payload[0] != 0 {
-		return payload, Record{}, false, true
+		return payload, 0, Record{}, false, true
 	}
 	n, rest, found := strings.Cut(payload[1:], ":")
 	klen, err := strconv.Atoi(n)
-	if !found || err != nil || klen <= 0 || klen > len(rest) {
-		return "", Record{}, false, false
+	if !found || err != nil || klen <= 0 || klen+identityLen > len(rest) {
+		return "", 0, Record{}, false, false
 	}
-	return rest[:klen], decode([]byte(rest[klen:])), true, true
+	id := rest[klen : klen+identityLen]
+	if id[0] != magic || Kind(id[2]) != KindLease {
+		return "", 0, Record{}, false, false
+	}
+	lease = binary.BigEndian.Uint64([]byte(id[3:identityLen]))
+	return rest[:klen], lease, decode([]byte(rest[klen+identityLen:])), true, true
 }

@@ -73,7 +73,8 @@ func testWake(t *testing.T, old *remote.Store, rdb redis.UniversalClient) {
 		t.Fatal("MarkWaiting changed a value")
 	}
 	fill(s, acquire("{w}unmarked", false), true)
-	fill(s, acquire("{w}filled", true), true)
+	filled := acquire("{w}filled", true)
+	fill(s, filled, true)
 	if ok, err := s.Release(ctx, acquire("{w}released", true)); err != nil || !ok {
 		t.Fatalf("Release = %v, %v", ok, err)
 	}
@@ -101,8 +102,8 @@ func testWake(t *testing.T, old *remote.Store, rdb redis.UniversalClient) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, rec, has, ok := remote.ParseWake(msg.Payload)
-		if !ok || key != want.key || has != want.has {
+		key, lease, rec, has, ok := remote.ParseWake(msg.Payload)
+		if !ok || key != want.key || has != want.has || has && lease != filled.Token {
 			t.Fatalf("wake notice %q = key %q, value %v; want %q, %v", msg.Payload, key, has, want.key, want.has)
 		}
 		if has && (rec.Kind != remote.KindValue || string(rec.Payload) != "v") {
@@ -118,21 +119,22 @@ func testWake(t *testing.T, old *remote.Store, rdb redis.UniversalClient) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key, _, has, ok := remote.ParseWake(msg.Payload); !ok || key != "conf:{w}big" || has {
+	if key, _, _, has, ok := remote.ParseWake(msg.Payload); !ok || key != "conf:{w}big" || has {
 		t.Fatalf("the notice of a large value = key %q, value %v; want the key only", key, has)
 	}
 }
 
 func TestParseWake(t *testing.T) {
-	for _, p := range []string{"", "\x00", "\x00:k", "\x00x:k", "\x005:k", "\x00-1:k", "\x000:"} {
-		if _, _, _, ok := remote.ParseWake(p); ok {
+	lease := string(remote.Encode(remote.Record{Kind: remote.KindLease, Token: 7})[:11])
+	for _, p := range []string{"", "\x00", "\x00:k", "\x00x:k", "\x005:k", "\x00-1:k", "\x000:", "\x001:k", "\x001:k0123456789a"} {
+		if _, _, _, _, ok := remote.ParseWake(p); ok {
 			t.Errorf("ParseWake(%q) ok; want malformed", p)
 		}
 	}
-	if key, _, has, ok := remote.ParseWake("shop:user:1"); !ok || key != "shop:user:1" || has {
+	if key, _, _, has, ok := remote.ParseWake("shop:user:1"); !ok || key != "shop:user:1" || has {
 		t.Errorf("ParseWake of a key = %q, %v, %v", key, has, ok)
 	}
-	if key, rec, has, ok := remote.ParseWake("\x001:k" + "junk"); !ok || key != "k" || !has || rec.Kind != remote.KindCorrupt {
-		t.Errorf("ParseWake of a notice with bad bytes = %q, %v, %v, %v; want the key and a corrupt record", key, rec.Kind, has, ok)
+	if key, l, rec, has, ok := remote.ParseWake("\x001:k" + lease + "junk"); !ok || key != "k" || l != 7 || !has || rec.Kind != remote.KindCorrupt {
+		t.Errorf("ParseWake of a notice with bad bytes = %q, %d, %v, %v, %v; want the key, lease 7 and a corrupt record", key, l, rec.Kind, has, ok)
 	}
 }

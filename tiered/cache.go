@@ -129,6 +129,9 @@ type Cache struct {
 	noWakeWait bool
 	pollPause  time.Duration
 	wakeReads  atomic.Int64 // reads of Redis that a wake notice caused, for tests
+	// noNoteLeaseCheck takes the value of any fill's notice, whichever
+	// lease it replaced; for tests only.
+	noNoteLeaseCheck bool
 }
 
 // groupStats is what the Cache keeps of each group: its counters, and

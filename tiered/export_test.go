@@ -170,3 +170,7 @@ func SetWakeKeyOnly(c *Cache, on bool) {
 
 // WakeReads returns how many reads of Redis wake notices caused on c.
 func WakeReads(c *Cache) int64 { return c.wakeReads.Load() }
+
+// SetNoNoteLeaseCheck makes c's lease waits take the value of any fill's
+// wake notice for their key, whichever lease that fill replaced.
+func SetNoNoteLeaseCheck(c *Cache, off bool) { c.noNoteLeaseCheck = off }

@@ -252,7 +252,8 @@ func (r *run[V]) wait(ids []string) (vanished, timedOut []string, err error) {
 
 // takeNotes settles the ids (pending or watched) whose wake notices,
 // first and those queued on woken, carry a value or a cached "not
-// found": each is what a read of the key right after its fill returned.
+// found" from the fill of the very lease the wait saw: what a read of the
+// key right after that fill returned.
 // It returns the ids left, and all when no notice asks for a read (every
 // one carried what it announced and settled its id).
 func (r *run[V]) takeNotes(first wakeNote, woken <-chan wakeNote, byKey map[string]string, ids, watched []string, ended func(string, bool)) (restIDs, restWatched []string, all bool) {
@@ -260,7 +261,10 @@ func (r *run[V]) takeNotes(first wakeNote, woken <-chan wakeNote, byKey map[stri
 	for n, more := first, true; more; {
 		id, known := byKey[n.rkey]
 		switch {
-		case !known || !n.has || !holds(n.rec):
+		case !known || !n.has || !holds(n.rec) || n.lease != r.holders[id] && !r.g.c.noNoteLeaseCheck:
+			// A notice of another lease's fill may be older than what
+			// this wait saw (it can come after a later invalidation,
+			// which this node may have applied itself): read instead.
 			all = false
 		case settleIn(r, &ids, id, n.rec), settleIn(r, &watched, id, n.rec):
 			r.g.loads.add(n.rec.LoadTime)

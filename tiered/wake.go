@@ -20,11 +20,14 @@ type wakeTable struct {
 }
 
 // wakeNote is one wake notice: the Redis key it announces and, if has,
-// what the fill wrote there (what a GET right after the fill returns).
+// the lease a fill replaced and what it wrote there (what a GET right
+// after that fill returned; a wait takes it only for the lease it waits
+// for: the notice may reach it after later writes of the key).
 type wakeNote struct {
-	rkey string
-	rec  remote.Record
-	has  bool
+	rkey  string
+	lease uint64 // the lease the fill replaced (with has)
+	rec   remote.Record
+	has   bool
 }
 
 // add registers ch for the Redis keys rkeys.
@@ -63,13 +66,13 @@ func (t *wakeTable) remove(rkeys []string, ch chan wakeNote) {
 // never blocks: a wait whose channel is full has notices it has not looked
 // at yet, and reads Redis when it does.
 func (t *wakeTable) wake(payload string) {
-	rkey, rec, has, ok := remote.ParseWake(payload)
+	rkey, lease, rec, has, ok := remote.ParseWake(payload)
 	if !ok {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := wakeNote{rkey: rkey, rec: rec, has: has && !t.keyOnly}
+	n := wakeNote{rkey: rkey, lease: lease, rec: rec, has: has && !t.keyOnly}
 	for _, ch := range t.waits[rkey] {
 		select {
 		case ch <- n:

@@ -156,7 +156,7 @@ func wakeEndsTheWait(t *testing.T, rdb redis.UniversalClient, keyNode redis.Cmda
 				}
 				// A fill's notice carries the value; a failed load's or a
 				// lost lease's announces the key only.
-				if key, rec, has, ok := remote.ParseWake(msg.Payload); !ok || key != rkey || has != (!tc.fail && !tc.invalidate) || has && rec.Kind != remote.KindValue {
+				if key, _, rec, has, ok := remote.ParseWake(msg.Payload); !ok || key != rkey || has != (!tc.fail && !tc.invalidate) || has && rec.Kind != remote.KindValue {
 					t.Fatalf("the first wake notice is %q (key %q, value %v); want %q", msg.Payload, key, has, rkey)
 				}
 				var r result
@@ -182,62 +182,91 @@ func wakeEndsTheWait(t *testing.T, rdb redis.UniversalClient, keyNode redis.Cmda
 
 // TestForgedWakeValueWithBusKey: with a BusKey, a node takes only the key
 // from a wake notice (notices are not signed): a notice forged with a value
-// makes the waiting node read Redis, find the lease still there, and wait
-// on for the real value. With values taken from notices all the same (the
-// switch), the forged value is what the read returns.
+// for the very lease it waits for makes the waiting node read Redis, find
+// the lease still there, and wait on for the real value. With values taken
+// from notices all the same (the switch), the forged value is what the read
+// returns.
 func TestForgedWakeValueWithBusKey(t *testing.T) {
+	for _, protected := range []bool{true, false} {
+		t.Run(fmt.Sprintf("key only=%v", protected), func(t *testing.T) {
+			wrongNotice(t, true, func(c *tiered.Cache) { tiered.SetWakeKeyOnly(c, protected) }, protected)
+		})
+	}
+}
+
+// TestOtherLeasesNoticeIsRead: a notice from the fill of another lease than
+// the one a node waits for may be older than what the node saw: it reached
+// the node late, after an invalidation the node (its writer, say) had
+// applied before its read began. The node reads Redis instead of taking its
+// value. With the lease check off (the switch) it serves the old value.
+func TestOtherLeasesNoticeIsRead(t *testing.T) {
+	for _, protected := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lease check=%v", protected), func(t *testing.T) {
+			wrongNotice(t, false, func(c *tiered.Cache) { tiered.SetNoNoteLeaseCheck(c, !protected) }, protected)
+		})
+	}
+}
+
+// wrongNotice: node b waits for a's lease with its polls off; a notice
+// with the value "forged" arrives for that key (for a's lease with
+// sameLease, else for another); with the protection on, b reads Redis on
+// it, finds the lease, and returns a's real value; with it off, b returns
+// the notice's value.
+func wrongNotice(t *testing.T, busKey bool, set func(*tiered.Cache), protected bool) {
 	addr := startServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { rdb.Close() })
-	key := []byte("0123456789abcdef0123456789abcdef")
-	for _, protected := range []bool{true, false} {
-		t.Run(fmt.Sprintf("key only=%v", protected), func(t *testing.T) {
-			ctx := context.Background()
-			ns := fmt.Sprintf("forge%d", time.Now().UnixNano())
-			o := tiered.Options{Namespace: ns, LeaseWait: time.Hour, BusKey: [][]byte{key}}
-			a, b := newFleetNode(t, addr, o), newFleetNode(t, addr, o)
-			tiered.SetPollPause(b.cache, time.Hour)
-			tiered.SetWakeKeyOnly(b.cache, protected)
-			rkey := ns + ":" + b.group.Key("k")
-			started, release := make(chan struct{}), make(chan struct{})
-			go func() {
-				_, _ = a.group.Fetch(ctx, "k", func(context.Context, string) (string, error) {
-					close(started)
-					<-release
-					return "real", nil
-				})
-			}()
-			defer close(release)
-			<-started
-			guard, cancel := context.WithTimeout(ctx, 30*time.Second) // a hang guard only
-			defer cancel()
-			bDone := make(chan string, 1)
-			go func() {
-				v, err := b.group.Fetch(guard, "k", constLoader("b"))
-				if err != nil {
-					v = err.Error()
-				}
-				bDone <- v
-			}()
-			waitUntil(t, "b marked a's lease", func() bool { return rdb.GetRange(ctx, rkey, 14, 14).Val() == "\x01" })
-			env := remote.Encode(remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: time.Now().Add(time.Hour).UnixMilli(), Payload: []byte(`"forged"`)})
-			forged := fmt.Sprintf("\x00%d:%s%s", len(rkey), rkey, env)
-			if err := rdb.Publish(ctx, tiered.WakeChannel(ns), forged).Err(); err != nil {
-				t.Fatal(err)
-			}
-			if !protected {
-				if v := <-bDone; v != "forged" {
-					t.Fatalf("without the protection b read %q; want the forged value", v)
-				}
-				return
-			}
-			// b read Redis on the notice and found the lease: a Redis read
-			// of the key, the mark's and this one, and still waiting.
-			waitUntil(t, "b read Redis on the forged notice", func() bool { return tiered.WakeReads(b.cache) == 1 })
-			release <- struct{}{}
-			if v := <-bDone; v != "real" {
-				t.Fatalf("b read %q; want the holder's value", v)
-			}
+	ctx := context.Background()
+	ns := fmt.Sprintf("forge%d", time.Now().UnixNano())
+	o := tiered.Options{Namespace: ns, LeaseWait: time.Hour}
+	if busKey {
+		o.BusKey = [][]byte{[]byte("0123456789abcdef0123456789abcdef")}
+	}
+	a, b := newFleetNode(t, addr, o), newFleetNode(t, addr, o)
+	tiered.SetPollPause(b.cache, time.Hour)
+	set(b.cache)
+	rkey := ns + ":" + b.group.Key("k")
+	started, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_, _ = a.group.Fetch(ctx, "k", func(context.Context, string) (string, error) {
+			close(started)
+			<-release
+			return "real", nil
 		})
+	}()
+	defer close(release)
+	<-started
+	guard, cancel := context.WithTimeout(ctx, 30*time.Second) // a hang guard only
+	defer cancel()
+	bDone := make(chan string, 1)
+	go func() {
+		v, err := b.group.Fetch(guard, "k", constLoader("b"))
+		if err != nil {
+			v = err.Error()
+		}
+		bDone <- v
+	}()
+	waitUntil(t, "b marked a's lease", func() bool { return rdb.GetRange(ctx, rkey, 14, 14).Val() == "\x01" })
+	lease := rdb.GetRange(ctx, rkey, 0, 10).Val() // the identity of the lease b waits for
+	if !busKey {
+		other := remote.Encode(remote.Record{Kind: remote.KindLease, Token: remote.NewToken()})
+		lease = string(other[:11])
+	}
+	env := remote.Encode(remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), Expire: time.Now().Add(time.Hour).UnixMilli(), Payload: []byte(`"forged"`)})
+	notice := fmt.Sprintf("\x00%d:%s%s%s", len(rkey), rkey, lease, env)
+	if err := rdb.Publish(ctx, tiered.WakeChannel(ns), notice).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !protected {
+		if v := <-bDone; v != "forged" {
+			t.Fatalf("without the protection b read %q; want the notice's value", v)
+		}
+		return
+	}
+	// b read Redis on the notice, found the lease, and waits on.
+	waitUntil(t, "b read Redis on the notice", func() bool { return tiered.WakeReads(b.cache) == 1 })
+	release <- struct{}{}
+	if v := <-bDone; v != "real" {
+		t.Fatalf("b read %q; want the holder's value", v)
 	}
 }
