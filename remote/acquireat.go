@@ -29,8 +29,7 @@ func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (L
 	if err != nil {
 		return Lease{}, false, Record{}, fmt.Errorf("remote: acquire: %w", err)
 	}
-	l := Lease{Key: key, Token: NewToken()}
-	env := encode(Record{Kind: KindLease, Token: l.Token, Expire: time.Now().Add(ttl).UnixMilli()})
+	l, env := newLease(key, ttl)
 	px := s.px(&s.pxLease, ttl)
 	argv := []any{"evalsha", acquireAtSHA, 1, rkey, env, px}
 	v, err := s.runScript(ctx, argv, acquireAtSrc).Result()
@@ -45,7 +44,7 @@ func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (L
 		return l, true, Record{}, nil
 	case string:
 		rec := decode([]byte(v))
-		if rec.Kind == KindLease && rec.Token == l.Token {
+		if ownLease(rec, l.Token) {
 			return l, true, Record{}, nil // our own lease, taken by an earlier send
 		}
 		return Lease{}, false, rec, nil

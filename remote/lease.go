@@ -57,8 +57,7 @@ func (s *Store) acquireOne(ctx context.Context, key string, ttl time.Duration) (
 	if err != nil {
 		return Lease{}, false, Record{}, fmt.Errorf("remote: acquire: %w", err)
 	}
-	l := Lease{Key: key, Token: NewToken()}
-	env := encode(Record{Kind: KindLease, Token: l.Token, Expire: time.Now().Add(ttl).UnixMilli()})
+	l, env := newLease(key, ttl)
 	cmd := redis.NewStringCmd(ctx, "set", rkey, env, "px", pxArg(ttl), "nx", "get")
 	_ = s.rdb.Process(ctx, cmd)
 	raw, err := cmd.Bytes()
@@ -73,10 +72,24 @@ func (s *Store) acquireOne(ctx context.Context, key string, ttl time.Duration) (
 		return Lease{}, false, Record{}, s.fail("acquire", err)
 	}
 	rec := decode(raw)
-	if rec.Kind == KindLease && rec.Token == l.Token {
+	if ownLease(rec, l.Token) {
 		return l, true, Record{}, nil // our own lease, taken by an earlier send
 	}
 	return Lease{}, false, rec, nil
+}
+
+// newLease returns a new lease on key and its envelope, expiring after
+// ttl.
+func newLease(key string, ttl time.Duration) (Lease, []byte) {
+	l := Lease{Key: key, Token: NewToken()}
+	return l, encode(Record{Kind: KindLease, Token: l.Token, Expire: time.Now().Add(ttl).UnixMilli()})
+}
+
+// ownLease reports whether rec, what a lease taking found, is the lease
+// token itself: a client that sent the taking again after a failed
+// connection finds the lease its first send took.
+func ownLease(rec Record, token uint64) bool {
+	return rec.Kind == KindLease && rec.Token == token
 }
 
 // oldServer reports whether err is the syntax error a server older than
@@ -153,7 +166,7 @@ func (s *Store) acquireMany(ctx context.Context, keys []string, ttl time.Duratio
 			return nil, s.fail("acquire many", err)
 		default:
 			rec := decode([]byte(raw))
-			if rec.Kind == KindLease && rec.Token == out[i].Lease.Token {
+			if ownLease(rec, out[i].Lease.Token) {
 				out[i].Won = true // our own lease, taken by an earlier send
 				continue
 			}
