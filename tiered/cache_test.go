@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -434,4 +435,49 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestLoaderSeesCallerValues: a load runs on a context of its own (Close
+// cancels it, its callers do not), which still carries the values of the
+// context of the caller that started it, for Fetch and FetchMany.
+func TestLoaderSeesCallerValues(t *testing.T) {
+	rdb, _ := newMini(t)
+	c := newCache(t, tiered.Options{Redis: rdb})
+	g := newGroup[User](t, c, "user", tiered.GroupOptions{})
+	type key struct{}
+	var seen []any
+	var mu sync.Mutex
+	note := func(ctx context.Context) {
+		mu.Lock()
+		seen = append(seen, ctx.Value(key{}))
+		mu.Unlock()
+	}
+	load := func(ctx context.Context, id string) (User, error) {
+		note(ctx)
+		return User{ID: id}, nil
+	}
+	many := func(ctx context.Context, ids []string) (map[string]User, error) {
+		note(ctx)
+		out := make(map[string]User, len(ids))
+		for _, id := range ids {
+			out[id] = User{ID: id}
+		}
+		return out, nil
+	}
+	plain := context.WithValue(context.Background(), key{}, "plain")
+	cctx, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "cancellable"))
+	defer cancel()
+	if _, err := g.Fetch(plain, "1", load); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Fetch(cctx, "2", load); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.FetchMany(cctx, []string{"3", "4"}, many); err != nil {
+		t.Fatal(err)
+	}
+	want := []any{"plain", "cancellable", "cancellable"}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("the loaders saw the values %v; want %v", seen, want)
+	}
 }

@@ -66,12 +66,40 @@ func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoader
 }
 
 // runContext is the context of a run: the values of ctx without its
-// cancellation, cancelled by Close.
+// cancellation, cancelled by Close. The CancelFunc is kept for the
+// callers' shape; it has nothing to release (see runCtx).
 func (c *Cache) runContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(c.closing, cancel)
-	return rctx, func() { stop(); cancel() }
+	return &runCtx{vals: ctx, closing: c.closing}, noCancel
 }
+
+func noCancel() {}
+
+// runCtx is a run's context: Close's cancellation (Done, Err, no deadline)
+// with the values of the caller's context. It costs one allocation where
+// WithCancel(WithoutCancel(ctx)) tied to Close by AfterFunc cost six, and a
+// context derived from it (a load's timeout, a Redis call's) registers
+// with Close's context directly: Value answers the context package's own
+// cancellation key with Close's context, whose Done channel is runCtx's.
+type runCtx struct {
+	vals    context.Context
+	closing context.Context // a context.WithCancel of Background
+}
+
+func (r *runCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (r *runCtx) Done() <-chan struct{}       { return r.closing.Done() }
+func (r *runCtx) Err() error                  { return r.closing.Err() }
+
+// Value returns closing's answer, which is non-nil only for the context
+// package's cancellation key (closing carries no values), and otherwise
+// the caller's value.
+func (r *runCtx) Value(key any) any {
+	if v := r.closing.Value(key); v != nil {
+		return v
+	}
+	return r.vals.Value(key)
+}
+
+func (r *runCtx) String() string { return "tiered.runContext" }
 
 // exec loads ids; with read it first reads them from Redis. The read and
 // the lease taking are one step (SET NX GET: a key that holds a value
