@@ -125,6 +125,7 @@ type compat struct {
 	timeout bool          // receive with a read timeout (which may cut a large message in two)
 	noKick  bool          // a lost subscription waits out its backoff even when the pool answers
 	backoff time.Duration // if set, every backoff step is this long
+	noGroup bool          // each Publish call sends only its own items (before group commits)
 }
 
 // DefaultMaxMessageBytes is the default of Options.MaxMessageBytes.
@@ -161,8 +162,11 @@ type Event struct {
 type Bus struct {
 	opts Options
 
-	pubMu sync.Mutex // serializes publishing; protects seq
+	pubMu sync.Mutex // serializes publishing; protects seq and every pubReq's done and err
 	seq   uint64     // the last sequence number used
+
+	qMu   sync.Mutex
+	queue []*pubReq // Publish calls not yet taken by a sender, in call order
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -352,6 +356,14 @@ func (b *Bus) observe(e Event) {
 // (a failed part's sequence number is still used up, so receivers see a gap
 // and flush). Publishes are serialized, so one node's sequence numbers
 // reach Redis, and every subscriber, in order; ctx bounds each PUBLISH.
+//
+// Calls that arrive while another call's PUBLISH is in flight are sent
+// together when it ends (a group commit): the next caller to take the
+// turn sends every call queued by then, the items of consecutive calls of
+// one kind in shared messages, and the others return as soon as that
+// send ends. So an invalidation waits for at most one PUBLISH ahead of its
+// own, not for every one queued before it. A call's items may then travel
+// with other calls' items; a failed message fails every call it carried.
 func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
 	if kind != KindKeys && kind != KindPatterns && kind != KindFlush && kind != KindTags {
 		return fmt.Errorf("bus: cannot publish kind %d", kind)
@@ -359,12 +371,74 @@ func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
 	if b.ctx.Err() != nil {
 		return ErrClosed
 	}
+	req := &pubReq{kind: kind, items: items, ctx: ctx}
+	b.qMu.Lock()
+	b.queue = append(b.queue, req)
+	b.qMu.Unlock()
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	if !req.done {
+		// Every call queued before this one took the turn is sent now,
+		// this one included (it was queued before the lock was taken).
+		b.qMu.Lock()
+		reqs := b.queue
+		b.queue = nil
+		b.qMu.Unlock()
+		if b.opts.compat.noGroup {
+			b.qMu.Lock()
+			b.queue = append(reqs[1:], b.queue...)
+			b.qMu.Unlock()
+			reqs = reqs[:1]
+		}
+		b.sendQueued(ctx, reqs)
+	}
+	return req.err
+}
+
+// pubReq is one Publish call waiting to be sent.
+type pubReq struct {
+	kind  Kind
+	items []string
+	ctx   context.Context
+	done  bool // set, under pubMu, once it was sent
+	err   error
+}
+
+// sendQueued sends reqs, taken from the queue in call order, under pubMu:
+// each run of consecutive calls of one kind as the messages of their
+// items together. ctx is the sending caller's; a run that carries other
+// calls is sent without its cancellation (each PUBLISH is still bounded by
+// Options.Timeout), so that one caller giving up does not fail the others.
+func (b *Bus) sendQueued(ctx context.Context, reqs []*pubReq) {
+	for i := 0; i < len(reqs); {
+		j := i + 1
+		for j < len(reqs) && reqs[j].kind == reqs[i].kind {
+			j++
+		}
+		run := reqs[i:j]
+		items, sctx := run[0].items, run[0].ctx
+		if len(run) > 1 {
+			items = nil
+			for _, r := range run {
+				items = append(items, r.items...)
+			}
+			sctx = context.WithoutCancel(ctx)
+		}
+		err := b.sendItems(sctx, run[0].kind, items)
+		for _, r := range run {
+			r.done, r.err = true, err
+		}
+		i = j
+	}
+}
+
+// sendItems publishes the messages of one kind's items, under pubMu, and
+// returns the first error.
+func (b *Bus) sendItems(ctx context.Context, kind Kind, items []string) error {
 	batches := split(items, b.opts.MaxMessageBytes)
 	if len(batches) == 0 {
 		batches = [][]string{nil}
 	}
-	b.pubMu.Lock()
-	defer b.pubMu.Unlock()
 	var firstErr error
 	for _, part := range batches {
 		m := Message{Kind: kind, Items: part}

@@ -15,3 +15,14 @@ func NoKick(o *Options) { o.compat.noKick = true }
 
 // Backoff makes every backoff step of o's bus last d.
 func Backoff(o *Options, d time.Duration) { o.compat.backoff = d }
+
+// NoGroup makes o's bus send each Publish call's items alone, as it did
+// before group commits.
+func NoGroup(o *Options) { o.compat.noGroup = true }
+
+// Queued returns how many Publish calls wait for a sender.
+func Queued(b *Bus) int {
+	b.qMu.Lock()
+	defer b.qMu.Unlock()
+	return len(b.queue)
+}

@@ -1,0 +1,135 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/internal/redistest"
+)
+
+// TestGroupCommit: Publish calls that arrive while a PUBLISH is in flight
+// go out together, in one message, when it ends; each call returns that
+// message's outcome. The first PUBLISH is held by the test; five calls
+// queue behind it. With group commits off (NoGroup) they take five
+// PUBLISHes, one after the other.
+func TestGroupCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		noGroup bool
+		fail    bool // the PUBLISH after the held one fails
+	}{
+		{name: "grouped"},
+		{name: "grouped-fails", fail: true},
+		{name: "noGroup", noGroup: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+			t.Cleanup(func() { rdb.Close() })
+			var (
+				mu    sync.Mutex
+				sent  []bus.Message
+				held  = make(chan struct{})
+				enter = make(chan struct{})
+			)
+			o := bus.Options{Heartbeat: time.Hour, Timeout: 10 * time.Second}
+			if tc.noGroup {
+				bus.NoGroup(&o)
+			}
+			o.Publish = func(ctx context.Context, payload []byte) error {
+				m, err := bus.Decode(payload)
+				if err != nil {
+					return err
+				}
+				if m.Kind == bus.KindHeartbeat {
+					return nil
+				}
+				mu.Lock()
+				sent = append(sent, m)
+				n := len(sent)
+				mu.Unlock()
+				if n == 1 {
+					close(enter)
+					<-held
+				}
+				if n == 2 && tc.fail {
+					return errors.New("refused by the test")
+				}
+				return rdb.Publish(ctx, "test:bus", payload).Err()
+			}
+			rb := newRecorder()
+			a := newBus(t, srv.Addr(), newRecorder(), o)
+			newBus(t, srv.Addr(), rb, bus.Options{})
+			rb.expect(t, "restored")
+			ctx := context.Background()
+			first := make(chan error, 1)
+			go func() { first <- a.Publish(ctx, bus.KindKeys, "first") }()
+			<-enter
+			const n = 5
+			errs := make(chan error, n)
+			var want []string
+			for i := range n {
+				k := fmt.Sprintf("k%d", i)
+				want = append(want, k)
+				go func() { errs <- a.Publish(ctx, bus.KindKeys, k) }()
+			}
+			deadline := time.Now().Add(hangGuard)
+			for bus.Queued(a) < n { // every call waits behind the held PUBLISH
+				if time.Now().After(deadline) {
+					t.Fatalf("only %d calls queued within %v", bus.Queued(a), hangGuard)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			close(held)
+			if err := <-first; err != nil {
+				t.Fatalf("first Publish: %v", err)
+			}
+			failed := 0
+			for range n {
+				if err := <-errs; err != nil {
+					failed++
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case tc.noGroup:
+				if len(sent) != n+1 {
+					t.Fatalf("%d PUBLISHes without group commits; want %d", len(sent), n+1)
+				}
+				return
+			case len(sent) != 2:
+				t.Fatalf("%d PUBLISHes; want 2 (the held one, then the five queued calls together)", len(sent))
+			}
+			got := slices.Clone(sent[1].Items)
+			slices.Sort(got)
+			if !slices.Equal(got, want) || sent[1].Seq != 2 {
+				t.Fatalf("second message: seq %d, items %v; want seq 2, items %v", sent[1].Seq, got, want)
+			}
+			if tc.fail {
+				if failed != n {
+					t.Fatalf("%d of %d calls carried by the failed message returned an error", failed, n)
+				}
+				return
+			}
+			if failed != 0 {
+				t.Fatalf("%d calls failed", failed)
+			}
+			rb.expect(t, "apply")
+			rb.expect(t, "apply")
+			rb.mu.Lock()
+			defer rb.mu.Unlock()
+			if len(rb.applied) != 2 || len(rb.applied[1].Items) != n {
+				t.Fatalf("the other node applied %+v", rb.applied)
+			}
+		})
+	}
+}
