@@ -121,11 +121,12 @@ type Options struct {
 
 // compat switches that tests flip to restore an earlier behaviour.
 type compat struct {
-	seq     bool          // sequence numbers compared without wrap or sanity (before spoofing was handled)
-	timeout bool          // receive with a read timeout (which may cut a large message in two)
-	noKick  bool          // a lost subscription waits out its backoff even when the pool answers
-	backoff time.Duration // if set, every backoff step is this long
-	noGroup bool          // each Publish call sends only its own items (before group commits)
+	seq          bool          // sequence numbers compared without wrap or sanity (before spoofing was handled)
+	timeout      bool          // receive with a read timeout (which may cut a large message in two)
+	noKick       bool          // a lost subscription waits out its backoff even when the pool answers
+	backoff      time.Duration // if set, every backoff step is this long
+	noGroup      bool          // each Publish call sends only its own items (before group commits)
+	publishFirst bool          // PublishAfter's pipeline puts the PUBLISHes before the caller's commands
 }
 
 // DefaultMaxMessageBytes is the default of Options.MaxMessageBytes.
@@ -371,7 +372,47 @@ func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
 	if b.ctx.Err() != nil {
 		return ErrClosed
 	}
-	req := &pubReq{kind: kind, items: items, ctx: ctx}
+	return b.publish(ctx, &pubReq{kind: kind, items: items, ctx: ctx})
+}
+
+// ErrNoPipeline is returned by [Bus.PublishAfter] when the bus cannot
+// carry other commands with its messages: see [Bus.Pipelines].
+var ErrNoPipeline = errors.New("bus: the client cannot pipeline commands with the messages (not a single server, or Sharded)")
+
+// Pipelines reports whether [Bus.PublishAfter] can run: the Client is a
+// single server's (*redis.Client) and Sharded is off.
+func (b *Bus) Pipelines() bool {
+	_, one := b.opts.Client.(*redis.Client)
+	return one && !b.opts.Sharded
+}
+
+// PublishAfter is [Bus.Publish] with commands of the caller's that Redis
+// runs first, in the same round trip: before adds them to the pipeline
+// that carries the messages, on one connection, so that Redis has run them
+// before any node can receive the messages (an invalidation's UNLINKs and
+// its message, one round trip instead of two). before runs once, under the
+// turn to publish, possibly on another caller's goroutine, with the
+// context that bounds the pipeline; once PublishAfter returns, the
+// caller may read the outcome of the commands it added. Calls sent together
+// share the pipeline. The messages go out as PUBLISH on Client, never
+// through Options.Publish. It returns ErrNoPipeline, running nothing, when
+// Pipelines is false, and ErrClosed, running nothing, after Close.
+func (b *Bus) PublishAfter(ctx context.Context, before func(ctx context.Context, p redis.Pipeliner), kind Kind, items ...string) error {
+	if kind != KindKeys && kind != KindPatterns && kind != KindFlush && kind != KindTags {
+		return fmt.Errorf("bus: cannot publish kind %d", kind)
+	}
+	if !b.Pipelines() {
+		return ErrNoPipeline
+	}
+	if b.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return b.publish(ctx, &pubReq{kind: kind, items: items, ctx: ctx, before: before})
+}
+
+// publish queues req and waits for it to be sent, sending it (and every
+// call queued with it) when its turn comes first.
+func (b *Bus) publish(ctx context.Context, req *pubReq) error {
 	b.qMu.Lock()
 	b.queue = append(b.queue, req)
 	b.qMu.Unlock()
@@ -397,11 +438,12 @@ func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
 
 // pubReq is one Publish call waiting to be sent.
 type pubReq struct {
-	kind  Kind
-	items []string
-	ctx   context.Context
-	done  bool // set, under pubMu, once it was sent
-	err   error
+	kind   Kind
+	items  []string
+	ctx    context.Context
+	before func(ctx context.Context, p redis.Pipeliner) // PublishAfter's
+	done   bool                                         // set, under pubMu, once it was sent
+	err    error
 }
 
 // sendQueued sends reqs, taken from the queue in call order, under pubMu:
@@ -424,7 +466,13 @@ func (b *Bus) sendQueued(ctx context.Context, reqs []*pubReq) {
 			}
 			sctx = context.WithoutCancel(ctx)
 		}
-		err := b.sendItems(sctx, run[0].kind, items)
+		var befores []func(context.Context, redis.Pipeliner)
+		for _, r := range run {
+			if r.before != nil {
+				befores = append(befores, r.before)
+			}
+		}
+		err := b.sendItems(sctx, run[0].kind, items, befores)
 		for _, r := range run {
 			r.done, r.err = true, err
 		}
@@ -433,14 +481,15 @@ func (b *Bus) sendQueued(ctx context.Context, reqs []*pubReq) {
 }
 
 // sendItems publishes the messages of one kind's items, under pubMu, and
-// returns the first error.
-func (b *Bus) sendItems(ctx context.Context, kind Kind, items []string) error {
+// returns the first error. With befores, the messages go in one pipeline
+// after the commands they add.
+func (b *Bus) sendItems(ctx context.Context, kind Kind, items []string, befores []func(context.Context, redis.Pipeliner)) error {
 	batches := split(items, b.opts.MaxMessageBytes)
 	if len(batches) == 0 {
 		batches = [][]string{nil}
 	}
-	var firstErr error
-	for _, part := range batches {
+	msgs := make([]Message, len(batches))
+	for i, part := range batches {
 		m := Message{Kind: kind, Items: part}
 		if b.size(m) > b.opts.MaxMessageBytes {
 			// One item too large for a message: every node flushes instead.
@@ -449,9 +498,53 @@ func (b *Bus) sendItems(ctx context.Context, kind Kind, items []string) error {
 		}
 		b.seq++
 		m.Seq = b.seq
+		msgs[i] = m
+	}
+	if len(befores) > 0 {
+		return b.sendPipelined(ctx, msgs, befores)
+	}
+	var firstErr error
+	for _, m := range msgs {
 		if err := b.send(ctx, m); err != nil && firstErr == nil {
 			firstErr = err
 		}
+	}
+	return firstErr
+}
+
+// sendPipelined sends msgs as PUBLISHes on Client in one pipeline, after
+// the commands befores add, and returns the first PUBLISH's error.
+func (b *Bus) sendPipelined(ctx context.Context, msgs []Message, befores []func(context.Context, redis.Pipeliner)) error {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+	defer cancel()
+	p := b.opts.Client.Pipeline()
+	if !b.opts.compat.publishFirst {
+		for _, f := range befores {
+			f(ctx, p)
+		}
+	}
+	cmds := make([]*redis.IntCmd, len(msgs))
+	for i := range msgs {
+		msgs[i].Origin = b.opts.Node
+		msgs[i].Sent = time.Now().UnixNano()
+		cmds[i] = p.Publish(ctx, b.opts.Channel, b.encode(msgs[i]))
+	}
+	if b.opts.compat.publishFirst {
+		for _, f := range befores {
+			f(ctx, p)
+		}
+	}
+	_, _ = p.Exec(ctx) // each command's own error is read below
+	var firstErr error
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			b.observe(Event{Kind: EventPublishError, Err: err})
+			if firstErr == nil {
+				firstErr = fmt.Errorf("bus: publish: %w", err)
+			}
+			continue
+		}
+		b.observe(Event{Kind: EventSent, N: len(msgs[i].Items)})
 	}
 	return firstErr
 }

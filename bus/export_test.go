@@ -26,3 +26,7 @@ func Queued(b *Bus) int {
 	defer b.qMu.Unlock()
 	return len(b.queue)
 }
+
+// PublishFirst makes PublishAfter put its PUBLISHes before the caller's
+// commands in the pipeline.
+func PublishFirst(o *Options) { o.compat.publishFirst = true }

@@ -133,3 +133,84 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 }
+
+// pipeHook records the command names of each pipeline a client sends.
+type pipeHook struct {
+	mu    sync.Mutex
+	pipes [][]string
+}
+
+func (h *pipeHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *pipeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *pipeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		var names []string
+		for _, c := range cmds {
+			names = append(names, c.Name())
+		}
+		if slices.Contains(names, "publish") { // not a connection's set-up
+			h.mu.Lock()
+			h.pipes = append(h.pipes, names)
+			h.mu.Unlock()
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestPublishAfter: the caller's commands and the message go in one
+// pipeline, the commands first, and the message arrives; with the order
+// switched (PublishFirst) the PUBLISH comes first. A sharded bus refuses
+// it, running nothing.
+func TestPublishAfter(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, first := range []bool{false, true} {
+		t.Run(fmt.Sprintf("publishFirst=%v", first), func(t *testing.T) {
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+			t.Cleanup(func() { rdb.Close() })
+			h := &pipeHook{}
+			rdb.AddHook(h)
+			o := bus.Options{Client: rdb, Channel: "test:after", Handler: newRecorder(), Heartbeat: time.Hour, Timeout: 10 * time.Second}
+			if first {
+				bus.PublishFirst(&o)
+			}
+			a, err := bus.New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { a.Close() })
+			rb := newRecorder()
+			rdbB := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+			t.Cleanup(func() { rdbB.Close() })
+			newBusOn(t, rdbB, "test:after", rb, bus.Options{})
+			rb.expect(t, "restored")
+			if !a.Pipelines() {
+				t.Fatal("a single server's bus does not pipeline")
+			}
+			var set *redis.StatusCmd
+			err = a.PublishAfter(context.Background(), func(ctx context.Context, p redis.Pipeliner) {
+				set = p.Set(ctx, "after:marker", "1", 0)
+			}, bus.KindKeys, "k")
+			if err != nil || set.Err() != nil {
+				t.Fatalf("PublishAfter = %v, its SET = %v", err, set.Err())
+			}
+			rb.expect(t, "apply")
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			want := []string{"set", "publish"}
+			if first {
+				want = []string{"publish", "set"}
+			}
+			if len(h.pipes) != 1 || !slices.Equal(h.pipes[0], want) {
+				t.Fatalf("pipelines = %v; want one, %v", h.pipes, want)
+			}
+		})
+	}
+	t.Run("sharded", func(t *testing.T) {
+		ran := false
+		s := newBus(t, srv.Addr(), newRecorder(), bus.Options{Sharded: true})
+		err := s.PublishAfter(context.Background(), func(context.Context, redis.Pipeliner) { ran = true }, bus.KindKeys, "k")
+		if !errors.Is(err, bus.ErrNoPipeline) || ran || s.Pipelines() {
+			t.Fatalf("sharded PublishAfter = %v, ran %v, Pipelines %v; want ErrNoPipeline and nothing run", err, ran, s.Pipelines())
+		}
+	})
+}

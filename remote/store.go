@@ -307,6 +307,51 @@ func (s *Store) Unlink(ctx context.Context, keys ...string) error {
 
 func addUnlink(ctx context.Context, p redis.Pipeliner, rkey string) { p.Unlink(ctx, rkey) }
 
+// Pipelines reports whether [Store.UnlinkIn] can add to another caller's
+// pipeline on c: c is the store's own client, a single server's, and the
+// store does not wait for replicas (a WAIT would have to come between the
+// UNLINKs and what follows them).
+func (s *Store) Pipelines(c redis.UniversalClient) bool {
+	_, one := s.rdb.(*redis.Client)
+	return one && c == s.rdb && s.waitReplicas == 0
+}
+
+// UnlinkIn is [Store.Unlink] as commands in p, a pipeline of another
+// caller's on the store's client (the bus's, which publishes the
+// invalidation after them in the same round trip; see Pipelines). Behind
+// the breaker, it adds one UNLINK per key and returns the function that,
+// once p ran, returns their outcome as Unlink would and charges it to the
+// breaker (a timeout of p's own deadline as a failure, a cancellation of
+// the caller's as neither). When the breaker refuses, nothing is added and
+// the function returns the refusal.
+func (s *Store) UnlinkIn(ctx context.Context, p redis.Pipeliner, keys []string) func() error {
+	g, err := s.enterOn(ctx, s.rdb, keys)
+	if err != nil {
+		return func() error { return s.fail("unlink", err) }
+	}
+	cmds := make([]*redis.IntCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = p.Unlink(ctx, s.prefix+k)
+	}
+	return func() error {
+		var err error
+		for _, c := range cmds {
+			if err = c.Err(); err != nil {
+				break
+			}
+		}
+		cctx := ctx
+		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			cctx = context.Background() // p's own deadline: Redis did not answer in time
+		}
+		g.exit(cctx, err)
+		if err != nil {
+			return s.fail("unlink", err)
+		}
+		return nil
+	}
+}
+
 // guardedWrite is write behind the breakers of the endpoints of keys: it is
 // refused when one of them is open, and its outcome is charged to all of
 // them.

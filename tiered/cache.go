@@ -71,6 +71,10 @@ type Cache struct {
 	noStaleCAS bool
 
 	closing   context.Context // done when Close begins; ends in-flight loads
+	// pipeInvalidations: an invalidation of keys sends its UNLINKs and its
+	// message in one pipeline (a single server carrying store and bus).
+	pipeInvalidations bool
+	noPipe            bool // test switch: UNLINKs, then the message (SetNoPipe)
 	stop      context.CancelFunc
 	clockStop func()
 	closeOnce sync.Once
@@ -219,6 +223,7 @@ func New(opts Options) (*Cache, error) {
 			return nil, fmt.Errorf("tiered: %w", err)
 		}
 	}
+	c.pipeInvalidations = c.bus != nil && c.bus.Pipelines() && c.store.Pipelines(o.Redis)
 	c.bg.Add(1)
 	go c.retryLoop()
 	if c.bus != nil {

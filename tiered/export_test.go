@@ -174,3 +174,11 @@ func WakeReads(c *Cache) int64 { return c.wakeReads.Load() }
 // SetNoNoteLeaseCheck makes c's lease waits take the value of any fill's
 // wake notice for their key, whichever lease that fill replaced.
 func SetNoNoteLeaseCheck(c *Cache, off bool) { c.noNoteLeaseCheck = off }
+
+// SetNoPipe makes c's invalidations of keys UNLINK first and publish
+// after the reply, in two round trips, as before they shared a pipeline.
+func SetNoPipe(c *Cache, off bool) { c.noPipe = off }
+
+// PipesInvalidations reports whether c sends an invalidation's UNLINKs
+// and message in one pipeline.
+func PipesInvalidations(c *Cache) bool { return c.pipeInvalidations }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tiercache/tiercache/bus"
 	"github.com/tiercache/tiercache/internal/glob"
 )
@@ -14,7 +16,11 @@ import (
 // namespace) from every tier of every node, in this order: from Redis
 // (UNLINK, which also removes a lease, so loads in flight will not fill),
 // then from this node's L1 (loads of these keys in flight here will not
-// fill it), then by one message on the bus to every other node's L1.
+// fill it), then by one message on the bus to every other node's L1. On a
+// single server (the client is a *redis.Client that carries the bus too)
+// the UNLINKs and the message share one pipeline, UNLINKs first: one round
+// trip, in the same order. Calls made while another's message is in
+// flight share the next one (see bus.Bus.Publish).
 //
 // If Redis or the publish fails, Invalidate returns the error, and the
 // cache retries the whole invalidation in the background until it succeeds
@@ -98,7 +104,11 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 			errs = append(errs, err)
 		}
 	}
-	if c.store != nil {
+	if c.pipelines(inv) {
+		if err := c.invalidateKeysPiped(ctx, inv.keys); err != nil {
+			errs = append(errs, err)
+		}
+	} else if c.store != nil {
 		// This node stops serving the keys before Redis changes, so that no
 		// read here returns the old value once the invalidation has begun
 		// (a read that misses L1 finds Redis either still holding the
@@ -116,7 +126,7 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 	} else {
 		c.applyLocal(inv.keys, inv.patterns)
 	}
-	if c.bus != nil {
+	if c.bus != nil && !c.pipelines(inv) {
 		if err := c.publish(ctx, inv); err != nil {
 			errs = append(errs, err)
 		}
@@ -131,6 +141,38 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 		c.queueRetry(inv, c.maxTTL())
 	}
 	return fmt.Errorf("tiered: invalidate: %w", err)
+}
+
+// pipelines reports whether inv is an invalidation of keys whose UNLINKs
+// can travel with its message (see invalidateKeysPiped): keys only, on a
+// single server that also carries the bus, with no MaxStale window to mark,
+// and no test hook on the publishing.
+func (c *Cache) pipelines(inv invalidation) bool {
+	return c.pipeInvalidations && !c.noPipe && len(inv.keys) > 0 && len(inv.patterns) == 0 && len(inv.tags) == 0 &&
+		!c.anyStale.Load() && c.holdPublish == nil && !c.dropNext.Load()
+}
+
+// invalidateKeysPiped is the Redis and bus part of invalidating keys in one
+// round trip: the UNLINKs and the message go in one pipeline, UNLINKs
+// first, so that a node that receives the message finds the keys gone, as
+// when the message followed the UNLINKs' reply. The keys are held here
+// meanwhile, as for the UNLINKs alone. It returns the UNLINKs' and the
+// publish's errors, joined.
+func (c *Cache) invalidateKeysPiped(ctx context.Context, keys []string) error {
+	c.hold(keys)
+	defer c.release(keys)
+	var unlinked func() error
+	pubErr := c.bus.PublishAfter(ctx, func(ctx context.Context, p redis.Pipeliner) {
+		unlinked = c.store.UnlinkIn(ctx, p, keys)
+	}, bus.KindKeys, keys...)
+	var delErr error
+	if unlinked != nil {
+		delErr = unlinked()
+	} else {
+		// The bus ran nothing (it closed meanwhile): unlink alone.
+		delErr = c.store.Unlink(ctx, keys...)
+	}
+	return errors.Join(delErr, pubErr)
 }
 
 func (c *Cache) deleteRemote(ctx context.Context, inv invalidation) error {
