@@ -353,19 +353,27 @@ func (x *expiredLoad[V]) reload(ctx context.Context, lock remote.Lease, record b
 		return nil, err
 	}
 	until := msAfter(c.clock.Now(), g.fs.throttle)
-	if !c.noThrottle {
-		mark := remote.Record{Kind: remote.KindAbsent, Token: remote.NewToken(), Expire: until}
-		if _, ferr := c.store.Fill(ctx, lock, mark, g.fs.throttle); ferr != nil {
-			c.redisFailed(&g.st, g.name, "fail-safe throttle", x.key, ferr)
-		} else {
-			held = false
-		}
+	if !c.noThrottle && x.markThrottle(ctx, lock, until) {
+		held = false
 	}
 	defer c.at(hookFallback)
 	if !record {
 		return x.keep(until), nil
 	}
 	return x.serve(err, until), nil
+}
+
+// markThrottle replaces the reload lock with the throttle mark, which holds
+// the fleet back from loading the id until until (unix ms). It reports
+// whether the mark was written.
+func (x *expiredLoad[V]) markThrottle(ctx context.Context, lock remote.Lease, until int64) bool {
+	g, c := x.g, x.g.c
+	mark := remote.Record{Kind: remote.KindAbsent, Token: remote.NewToken(), Expire: until}
+	if _, err := c.store.Fill(ctx, lock, mark, g.fs.throttle); err != nil {
+		c.redisFailed(&g.st, g.name, "fail-safe throttle", x.key, err)
+		return false
+	}
+	return true
 }
 
 // unlock releases the reload lock.
@@ -430,12 +438,16 @@ func (r *run[V]) keepOld(id string, rec remote.Record) {
 }
 
 // replaceOlds replaces the expired values keepOld noted with the values
-// loaded for them.
+// loaded for them, and removes those of the ids the loader did not find
+// (the row is gone: its expired value is no fallback any more).
 func (r *run[V]) replaceOlds(vals map[string]V, took time.Duration) {
 	g := r.g
 	for id, old := range r.olds {
 		v, ok := vals[id]
 		if !ok {
+			if _, err := g.c.store.Discard(r.ctx, g.Key(id), old); err != nil {
+				g.c.redisFailed(&g.st, g.name, "fail-safe discard", g.Key(id), err)
+			}
 			continue
 		}
 		if err := g.replaceExpired(r.ctx, g.Key(id), id, old, v, took, r.tok, r.begin); err != nil {

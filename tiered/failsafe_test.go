@@ -46,7 +46,8 @@ func newFSRig(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.Group
 		}
 	})
 	for i := 0; i < n; i++ {
-		o := tiered.Options{Redis: rdb, Namespace: "fs", DisableJitter: true, L1TTL: 2 * fsTTL, Recorder: rec}
+		// RedisTimeout: a loaded machine must not fail an invalidation.
+		o := tiered.Options{Redis: rdb, Namespace: "fs", DisableJitter: true, L1TTL: 2 * fsTTL, Recorder: rec, RedisTimeout: 10 * time.Second}
 		c := newCache(t, tiered.WithClock(o, r.clk))
 		r.caches = append(r.caches, c)
 		r.groups = append(r.groups, newGroup[string](t, c, "k", gopts))

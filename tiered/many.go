@@ -90,6 +90,9 @@ func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight,
 				finish(at[id], v, nil)
 			}
 		})
+		if g.fs.window > 0 {
+			r.onFallback = func(id string, v V) { finish(at[id], fallback[V]{v}, nil) }
+		}
 		if g.maxStale > 0 {
 			r.onStale = func(id string, v V) { finish(at[id], staleValue[V]{v}, nil) }
 			defer r.endBackground()

@@ -54,7 +54,8 @@ func newMixedRig(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.Gr
 				recv <- struct{}{}
 			}
 		})
-		o := tiered.Options{Redis: rdb, Namespace: "ms", DisableJitter: true, L1TTL: 2 * time.Hour, Recorder: rec}
+		// RedisTimeout: a loaded machine must not fail an invalidation.
+		o := tiered.Options{Redis: rdb, Namespace: "ms", DisableJitter: true, L1TTL: 2 * time.Hour, Recorder: rec, RedisTimeout: 10 * time.Second}
 		c := newCache(t, tiered.WithClock(o, r.clk))
 		tiered.SetHook(c, func(point string) {
 			if point == "stale-loaded" {

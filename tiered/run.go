@@ -58,6 +58,10 @@ type run[V any] struct {
 	// may serve stale values, hands a stale value to the callers of id
 	// before the run's outcome; bg is set once it did (see stale.go).
 	onStale func(id string, v V)
+	// onFallback, set for FetchMany's runs of a group with FailSafe,
+	// hands the expired value of id to its callers as a fallback instead
+	// of the load's error (see failsafe_many.go).
+	onFallback func(id string, v V)
 	bg      bool
 }
 
@@ -256,6 +260,7 @@ func (r *run[V]) sortInto(ids []string, acq []remote.Acquired, seen, read bool, 
 // loadAndFill calls the loader once for the ids of leases (filled with a
 // compare-and-set) and unfilled (cached nowhere), and delivers them.
 func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) {
+	unfilled = r.holdBack(unfilled)
 	ids := append(make([]string, 0, len(leases)+len(unfilled)), unfilled...)
 	for id := range leases {
 		ids = append(ids, id)
@@ -278,7 +283,9 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 	if err != nil && !isNotFound(err) {
 		r.giveUp(leases)
 		for _, id := range ids {
-			r.done(id, *new(V), err)
+			if !r.fallBack(id, err) {
+				r.done(id, *new(V), err)
+			}
 		}
 		return
 	}
