@@ -72,8 +72,10 @@ type GroupOptions struct {
 	// every read is served the expired value. An invalidated value is never
 	// a fallback: an invalidation removes it from both tiers, and a
 	// fallback is served only after Redis was seen still to hold it once
-	// the load failed. Only Fetch and FetchInfo use fallbacks; a cached "not
-	// found" is not kept. Default: 0, off.
+	// the load failed. Fetch, FetchInfo and FetchMany (per id of the
+	// batch; without LoadSoftTimeout) use fallbacks; Get never loads, so
+	// an expired value is a miss for it. A cached "not found" is not kept.
+	// Default: 0, off.
 	FailSafe time.Duration
 	// FailSafeThrottle is how long, after a failed load served a fallback,
 	// the fleet serves it without calling the loader again. Default:

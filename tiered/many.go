@@ -25,7 +25,9 @@ type BatchLoaderFunc[V any] func(ctx context.Context, ids []string) (map[string]
 // error of load (or of a joined Fetch's loader) is returned with the values
 // that were found; a loader panic reaches the caller as a panic with a
 // *[PanicError]. When Redis fails, the values come from load and no error
-// is returned for it (see [Options.FailClosed]).
+// is returned for it (see [Options.FailClosed]). With the group's
+// FailSafe, an id whose expired value Redis kept gets that value instead
+// of the load's error, as with Fetch (see GroupOptions.FailSafe).
 func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoaderFunc[V]) (map[string]V, error) {
 	out := make(map[string]V, len(ids))
 	miss, err := g.lookupMany(ids, out)
