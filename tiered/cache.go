@@ -71,16 +71,17 @@ type Cache struct {
 	noStaleCAS bool
 
 	closing   context.Context // done when Close begins; ends in-flight loads
-	// pipeInvalidations: an invalidation of keys sends its UNLINKs and its
-	// message in one pipeline (a single server carrying store and bus).
-	pipeInvalidations bool
-	noPipe            bool // test switch: UNLINKs, then the message (SetNoPipe)
 	stop      context.CancelFunc
 	clockStop func()
 	closeOnce sync.Once
 	bg        sync.WaitGroup      // the retry goroutine and patternLoop
 	patternQ  chan queuedPatterns // received pattern messages for patternLoop
 	receipts  receipts            // counts received messages in arrival order
+
+	// pipeInvalidations: an invalidation of keys sends its UNLINKs and its
+	// message in one pipeline (a single server carrying store and bus).
+	pipeInvalidations bool
+	noPipe            bool // test switch: UNLINKs, then the message (SetNoPipe)
 
 	// noCAS replaces every compare-and-set fill by a plain write. Tests set
 	// it to show that the stale-fill tests catch the bug the compare-and-set

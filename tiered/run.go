@@ -62,7 +62,7 @@ type run[V any] struct {
 	// hands the expired value of id to its callers as a fallback instead
 	// of the load's error (see failsafe_many.go).
 	onFallback func(id string, v V)
-	bg      bool
+	bg         bool
 }
 
 func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoaderFunc[V], done func(string, V, error)) *run[V] {
