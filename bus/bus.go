@@ -356,7 +356,8 @@ func (b *Bus) observe(e Event) {
 // MaxMessageBytes. It returns when every part was published or one failed
 // (a failed part's sequence number is still used up, so receivers see a gap
 // and flush). Publishes are serialized, so one node's sequence numbers
-// reach Redis, and every subscriber, in order; ctx bounds each PUBLISH.
+// reach Redis, and every subscriber, in order; each PUBLISH is bounded by
+// Options.Timeout and by the ctx of the call that sends it (see below).
 //
 // Calls that arrive while another call's PUBLISH is in flight are sent
 // together when it ends (a group commit): the next caller to take the
@@ -364,7 +365,9 @@ func (b *Bus) observe(e Event) {
 // one kind in shared messages, and the others return as soon as that
 // send ends. So an invalidation waits for at most one PUBLISH ahead of its
 // own, not for every one queued before it. A call's items may then travel
-// with other calls' items; a failed message fails every call it carried.
+// with other calls' items, sent by another call (with that call's ctx
+// values, and without its cancellation when it carries others' items);
+// a failed message fails every call it carried.
 func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
 	if kind != KindKeys && kind != KindPatterns && kind != KindFlush && kind != KindTags {
 		return fmt.Errorf("bus: cannot publish kind %d", kind)
@@ -392,12 +395,14 @@ func (b *Bus) Pipelines() bool {
 // before any node can receive the messages (an invalidation's UNLINKs and
 // its message, one round trip instead of two). before runs once, under the
 // turn to publish, possibly on another caller's goroutine, with the
-// context that bounds the pipeline; once PublishAfter returns, the
-// caller may read the outcome of the commands it added. Calls sent together
-// share the pipeline. The messages go out as PUBLISH on Client, never
-// through Options.Publish. It returns ErrNoPipeline, running nothing, when
-// Pipelines is false, and ErrClosed, running nothing, after Close.
-func (b *Bus) PublishAfter(ctx context.Context, before func(ctx context.Context, p redis.Pipeliner), kind Kind, items ...string) error {
+// context that bounds the pipeline, and returns a function (or nil) that
+// the bus calls once the pipeline ran, while that context is still live,
+// to read the outcome of the commands before added. Calls sent together
+// share the pipeline, plain Publish calls among them: their messages too
+// go out as PUBLISH on Client, never through Options.Publish. It returns
+// ErrNoPipeline, running nothing, when Pipelines is false, and ErrClosed,
+// running nothing, after Close.
+func (b *Bus) PublishAfter(ctx context.Context, before func(ctx context.Context, p redis.Pipeliner) (after func()), kind Kind, items ...string) error {
 	if kind != KindKeys && kind != KindPatterns && kind != KindFlush && kind != KindTags {
 		return fmt.Errorf("bus: cannot publish kind %d", kind)
 	}
@@ -418,31 +423,34 @@ func (b *Bus) publish(ctx context.Context, req *pubReq) error {
 	b.qMu.Unlock()
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()
-	if !req.done {
+	for !req.done {
 		// Every call queued before this one took the turn is sent now,
 		// this one included (it was queued before the lock was taken).
 		b.qMu.Lock()
 		reqs := b.queue
 		b.queue = nil
-		b.qMu.Unlock()
 		if b.opts.compat.noGroup {
-			b.qMu.Lock()
-			b.queue = append(reqs[1:], b.queue...)
-			b.qMu.Unlock()
+			// One call per PUBLISH, in call order, until this one's.
+			b.queue = reqs[1:]
 			reqs = reqs[:1]
 		}
+		b.qMu.Unlock()
 		b.sendQueued(ctx, reqs)
 	}
 	return req.err
 }
+
+// errSendPanicked is the error of the calls a send carried when a
+// PublishAfter's before panicked during it.
+var errSendPanicked = errors.New("bus: a publish with these items panicked")
 
 // pubReq is one Publish call waiting to be sent.
 type pubReq struct {
 	kind   Kind
 	items  []string
 	ctx    context.Context
-	before func(ctx context.Context, p redis.Pipeliner) // PublishAfter's
-	done   bool                                         // set, under pubMu, once it was sent
+	before func(ctx context.Context, p redis.Pipeliner) func() // PublishAfter's
+	done   bool                                                // set, under pubMu, once it was sent
 	err    error
 }
 
@@ -452,6 +460,16 @@ type pubReq struct {
 // calls is sent without its cancellation (each PUBLISH is still bounded by
 // Options.Timeout), so that one caller giving up does not fail the others.
 func (b *Bus) sendQueued(ctx context.Context, reqs []*pubReq) {
+	defer func() {
+		if p := recover(); p != nil {
+			for _, r := range reqs {
+				if !r.done {
+					r.done, r.err = true, errSendPanicked
+				}
+			}
+			panic(p)
+		}
+	}()
 	for i := 0; i < len(reqs); {
 		j := i + 1
 		for j < len(reqs) && reqs[j].kind == reqs[i].kind {
@@ -466,7 +484,7 @@ func (b *Bus) sendQueued(ctx context.Context, reqs []*pubReq) {
 			}
 			sctx = context.WithoutCancel(ctx)
 		}
-		var befores []func(context.Context, redis.Pipeliner)
+		var befores []func(context.Context, redis.Pipeliner) func()
 		for _, r := range run {
 			if r.before != nil {
 				befores = append(befores, r.before)
@@ -483,7 +501,7 @@ func (b *Bus) sendQueued(ctx context.Context, reqs []*pubReq) {
 // sendItems publishes the messages of one kind's items, under pubMu, and
 // returns the first error. With befores, the messages go in one pipeline
 // after the commands they add.
-func (b *Bus) sendItems(ctx context.Context, kind Kind, items []string, befores []func(context.Context, redis.Pipeliner)) error {
+func (b *Bus) sendItems(ctx context.Context, kind Kind, items []string, befores []func(context.Context, redis.Pipeliner) func()) error {
 	batches := split(items, b.opts.MaxMessageBytes)
 	if len(batches) == 0 {
 		batches = [][]string{nil}
@@ -513,15 +531,22 @@ func (b *Bus) sendItems(ctx context.Context, kind Kind, items []string, befores 
 }
 
 // sendPipelined sends msgs as PUBLISHes on Client in one pipeline, after
-// the commands befores add, and returns the first PUBLISH's error.
-func (b *Bus) sendPipelined(ctx context.Context, msgs []Message, befores []func(context.Context, redis.Pipeliner)) error {
+// the commands befores add, calls what they return once it ran, and
+// returns the first PUBLISH's error.
+func (b *Bus) sendPipelined(ctx context.Context, msgs []Message, befores []func(context.Context, redis.Pipeliner) func()) error {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
 	defer cancel()
 	p := b.opts.Client.Pipeline()
-	if !b.opts.compat.publishFirst {
+	var afters []func()
+	addBefores := func() {
 		for _, f := range befores {
-			f(ctx, p)
+			if after := f(ctx, p); after != nil {
+				afters = append(afters, after)
+			}
 		}
+	}
+	if !b.opts.compat.publishFirst {
+		addBefores()
 	}
 	cmds := make([]*redis.IntCmd, len(msgs))
 	for i := range msgs {
@@ -530,11 +555,12 @@ func (b *Bus) sendPipelined(ctx context.Context, msgs []Message, befores []func(
 		cmds[i] = p.Publish(ctx, b.opts.Channel, b.encode(msgs[i]))
 	}
 	if b.opts.compat.publishFirst {
-		for _, f := range befores {
-			f(ctx, p)
-		}
+		addBefores()
 	}
 	_, _ = p.Exec(ctx) // each command's own error is read below
+	for _, after := range afters {
+		after()
+	}
 	var firstErr error
 	for i, c := range cmds {
 		if err := c.Err(); err != nil {

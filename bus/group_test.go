@@ -187,11 +187,14 @@ func TestPublishAfter(t *testing.T) {
 				t.Fatal("a single server's bus does not pipeline")
 			}
 			var set *redis.StatusCmd
-			err = a.PublishAfter(context.Background(), func(ctx context.Context, p redis.Pipeliner) {
+			var setErr, ctxErr error
+			after := false
+			err = a.PublishAfter(context.Background(), func(ctx context.Context, p redis.Pipeliner) func() {
 				set = p.Set(ctx, "after:marker", "1", 0)
+				return func() { after, setErr, ctxErr = true, set.Err(), ctx.Err() }
 			}, bus.KindKeys, "k")
-			if err != nil || set.Err() != nil {
-				t.Fatalf("PublishAfter = %v, its SET = %v", err, set.Err())
+			if err != nil || !after || setErr != nil || ctxErr != nil {
+				t.Fatalf("PublishAfter = %v; after called %v, its SET = %v, the pipeline's context then %v; want it called with the SET done and the context live", err, after, setErr, ctxErr)
 			}
 			rb.expect(t, "apply")
 			h.mu.Lock()
@@ -208,9 +211,82 @@ func TestPublishAfter(t *testing.T) {
 	t.Run("sharded", func(t *testing.T) {
 		ran := false
 		s := newBus(t, srv.Addr(), newRecorder(), bus.Options{Sharded: true})
-		err := s.PublishAfter(context.Background(), func(context.Context, redis.Pipeliner) { ran = true }, bus.KindKeys, "k")
+		err := s.PublishAfter(context.Background(), func(context.Context, redis.Pipeliner) func() { ran = true; return nil }, bus.KindKeys, "k")
 		if !errors.Is(err, bus.ErrNoPipeline) || ran || s.Pipelines() {
 			t.Fatalf("sharded PublishAfter = %v, ran %v, Pipelines %v; want ErrNoPipeline and nothing run", err, ran, s.Pipelines())
 		}
 	})
+}
+
+// TestPanicInBeforeFailsItsSend: a PublishAfter whose before panics while
+// its send carries another queued call: the sender's call panics, the
+// other call returns an error (it was not sent), and the bus publishes
+// again afterwards.
+func TestPanicInBeforeFailsItsSend(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	held, enter := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	o := bus.Options{Client: rdb, Channel: "test:panic", Handler: newRecorder(), Heartbeat: time.Hour, Timeout: 10 * time.Second}
+	o.Publish = func(ctx context.Context, payload []byte) error {
+		if m, err := bus.Decode(payload); err == nil && m.Kind != bus.KindHeartbeat {
+			once.Do(func() { close(enter); <-held })
+		}
+		return rdb.Publish(ctx, "test:panic", payload).Err()
+	}
+	a, err := bus.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ctx := context.Background()
+	go func() { _ = a.Publish(ctx, bus.KindKeys, "first") }()
+	<-enter
+	type outcome struct {
+		err      error
+		panicked bool
+	}
+	outs := make(chan outcome, 2)
+	call := func(f func() error) {
+		defer func() {
+			if p := recover(); p != nil {
+				outs <- outcome{panicked: true}
+			}
+		}()
+		outs <- outcome{err: f()}
+	}
+	waitQueued := func(n int) {
+		deadline := time.Now().Add(hangGuard)
+		for bus.Queued(a) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d calls queued within %v; want %d", bus.Queued(a), hangGuard, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	go call(func() error {
+		return a.PublishAfter(ctx, func(context.Context, redis.Pipeliner) func() { panic("before") }, bus.KindKeys, "a")
+	})
+	waitQueued(1)
+	go call(func() error { return a.Publish(ctx, bus.KindKeys, "b") })
+	waitQueued(2)
+	close(held)
+	var o1, o2 outcome
+	for i, o := range []*outcome{&o1, &o2} {
+		select {
+		case *o = <-outs:
+		case <-time.After(hangGuard): // a hang guard, not a synchronization
+			t.Fatalf("call %d of 2 did not return within %v", i+1, hangGuard)
+		}
+	}
+	if o1.panicked == o2.panicked {
+		t.Fatalf("outcomes %+v and %+v; want one panic (the sender's) and one error", o1, o2)
+	}
+	if other := map[bool]outcome{o1.panicked: o1, o2.panicked: o2}[false]; other.err == nil {
+		t.Fatal("the call carried by the panicked send returned no error")
+	}
+	if err := a.Publish(ctx, bus.KindKeys, "after"); err != nil {
+		t.Fatalf("Publish after the panic: %v", err)
+	}
 }
