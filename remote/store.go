@@ -319,11 +319,11 @@ func (s *Store) Pipelines(c redis.UniversalClient) bool {
 // UnlinkIn is [Store.Unlink] as commands in p, a pipeline of another
 // caller's on the store's client (the bus's, which publishes the
 // invalidation after them in the same round trip; see Pipelines). Behind
-// the breaker, it adds one UNLINK per key and returns the function that,
-// once p ran, returns their outcome as Unlink would and charges it to the
-// breaker (a timeout of p's own deadline as a failure, a cancellation of
-// the caller's as neither). When the breaker refuses, nothing is added and
-// the function returns the refusal.
+// the breaker, it adds one UNLINK per key and returns the function to call
+// once p ran, while ctx (p's) is still live: it returns their outcome as
+// Unlink would and charges it to the breaker (ctx's deadline passed: a
+// failure of Redis's; ctx cancelled: neither). When the breaker refuses,
+// nothing is added and the function returns the refusal.
 func (s *Store) UnlinkIn(ctx context.Context, p redis.Pipeliner, keys []string) func() error {
 	g, err := s.enterOn(ctx, s.rdb, keys)
 	if err != nil {
@@ -341,8 +341,8 @@ func (s *Store) UnlinkIn(ctx context.Context, p redis.Pipeliner, keys []string) 
 			}
 		}
 		cctx := ctx
-		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-			cctx = context.Background() // p's own deadline: Redis did not answer in time
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			cctx = context.Background() // Redis did not answer in time: classify the error alone
 		}
 		g.exit(cctx, err)
 		if err != nil {

@@ -17,9 +17,10 @@ import (
 // (UNLINK, which also removes a lease, so loads in flight will not fill),
 // then from this node's L1 (loads of these keys in flight here will not
 // fill it), then by one message on the bus to every other node's L1. On a
-// single server (the client is a *redis.Client that carries the bus too)
-// the UNLINKs and the message share one pipeline, UNLINKs first: one round
-// trip, in the same order. Calls made while another's message is in
+// single server (the client is a *redis.Client that carries the bus too),
+// unless InvalidateReplicas is set or a group has MaxStale, the UNLINKs
+// and the message share one pipeline, UNLINKs first: one round trip, in
+// the same order. Calls made while another's message is in
 // flight share the next one (see bus.Bus.Publish).
 //
 // If Redis or the publish fails, Invalidate returns the error, and the
@@ -104,7 +105,8 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 			errs = append(errs, err)
 		}
 	}
-	if c.pipelines(inv) {
+	piped := c.pipelines(inv)
+	if piped {
 		if err := c.invalidateKeysPiped(ctx, inv.keys); err != nil {
 			errs = append(errs, err)
 		}
@@ -126,7 +128,7 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 	} else {
 		c.applyLocal(inv.keys, inv.patterns)
 	}
-	if c.bus != nil && !c.pipelines(inv) {
+	if c.bus != nil && !piped {
 		if err := c.publish(ctx, inv); err != nil {
 			errs = append(errs, err)
 		}
@@ -161,14 +163,14 @@ func (c *Cache) pipelines(inv invalidation) bool {
 func (c *Cache) invalidateKeysPiped(ctx context.Context, keys []string) error {
 	c.hold(keys)
 	defer c.release(keys)
-	var unlinked func() error
-	pubErr := c.bus.PublishAfter(ctx, func(ctx context.Context, p redis.Pipeliner) {
-		unlinked = c.store.UnlinkIn(ctx, p, keys)
-	}, bus.KindKeys, keys...)
 	var delErr error
-	if unlinked != nil {
-		delErr = unlinked()
-	} else {
+	ran := false
+	pubErr := c.bus.PublishAfter(ctx, func(ctx context.Context, p redis.Pipeliner) func() {
+		ran = true
+		unlinked := c.store.UnlinkIn(ctx, p, keys)
+		return func() { delErr = unlinked() }
+	}, bus.KindKeys, keys...)
+	if !ran {
 		// The bus ran nothing (it closed meanwhile): unlink alone.
 		delErr = c.store.Unlink(ctx, keys...)
 	}
