@@ -70,13 +70,16 @@ type Cache struct {
 	// instead of a compare-and-set, for the same purpose.
 	noStaleCAS bool
 
-	closing   context.Context // done when Close begins; ends in-flight loads
-	stop      context.CancelFunc
-	clockStop func()
-	closeOnce sync.Once
-	bg        sync.WaitGroup      // the retry goroutine and patternLoop
-	patternQ  chan queuedPatterns // received pattern messages for patternLoop
-	receipts  receipts            // counts received messages in arrival order
+	closing context.Context // done when Close begins; ends in-flight loads
+	// runClosings are children of closing that the runs' contexts use
+	// (see runContext).
+	runClosings [runClosingShards]context.Context
+	stop        context.CancelFunc
+	clockStop   func()
+	closeOnce   sync.Once
+	bg          sync.WaitGroup      // the retry goroutine and patternLoop
+	patternQ    chan queuedPatterns // received pattern messages for patternLoop
+	receipts    receipts            // counts received messages in arrival order
 
 	// pipeInvalidations: an invalidation of keys sends its UNLINKs and its
 	// message in one pipeline (a single server carrying store and bus).
@@ -199,6 +202,17 @@ func New(opts Options) (*Cache, error) {
 		}
 	}
 	c.closing, c.stop = context.WithCancel(context.Background())
+	var runStops [runClosingShards]context.CancelFunc
+	for i := range c.runClosings {
+		c.runClosings[i], runStops[i] = context.WithCancel(c.closing)
+	}
+	stop := c.stop
+	c.stop = func() { // closing's children end with it; this only says so to vet
+		stop()
+		for _, f := range runStops {
+			f()
+		}
+	}
 	c.flights.onPanic = func(key string, p *PanicError) {
 		c.log.Error("tiered: loader panicked", "key", key, "panic", p.Value, "stack", string(p.Stack))
 	}

@@ -20,7 +20,11 @@ import (
 //     and no invalidation of the key, of its tags or flush reached this
 //     node since the batch's read; the fleet is then held back from loading
 //     it for FailSafeThrottle, and this node keeps it in L1 as long
-//     (fallBack).
+//     (fallBack; when another node's lock or mark was there first, the
+//     value is served but not kept).
+//
+// The checks and marks of a failed batch go one id after the other: a
+// batch with many expired ids pays a few round trips for each.
 //
 // LoadSoftTimeout is Fetch's only: a batch's load is not split.
 
@@ -45,7 +49,7 @@ func (r *run[V]) holdBack(ids []string) []string {
 	}
 	marks, err := c.store.GetMany(r.ctx, locks)
 	if err != nil {
-		c.redisFailed(&g.st, g.name, "fail-safe lock", locks[0], err)
+		c.redisFailed(&g.st, g.name, "fail-safe lock", "", err)
 		return ids
 	}
 	served := make(map[string]bool)
@@ -57,6 +61,7 @@ func (r *run[V]) holdBack(ids []string) []string {
 			x.serve(errThrottled, marks[i].Expire)
 			r.onFallback(id, x.stale)
 			served[id] = true
+			delete(r.olds, id) // not loaded: replaceOlds must leave its value alone
 		}
 	}
 	if len(served) == 0 {
@@ -86,8 +91,11 @@ func (r *run[V]) fallBack(id string, err error) bool {
 		return false
 	}
 	until := msAfter(c.clock.Now(), g.fs.throttle)
-	if !c.noThrottle {
-		x.throttle(r.ctx, until)
+	if c.noThrottle || !x.throttle(r.ctx, until) {
+		// No mark of this node's holds the fleet back: serve the value
+		// without keeping it in L1, as Fetch does without the lock, so that
+		// another node's reload is read here as soon as it fills.
+		until = 0
 	}
 	x.serve(err, until)
 	r.onFallback(id, x.stale)
@@ -107,14 +115,19 @@ func (r *run[V]) expiredOf(id string) (*expiredLoad[V], bool) {
 
 // throttle takes the id's reload lock and replaces it with the throttle
 // mark, unless another node holds the lock (its reload decides) or a mark
-// is there already.
-func (x *expiredLoad[V]) throttle(ctx context.Context, until int64) {
+// is there already. It reports whether it wrote the mark.
+func (x *expiredLoad[V]) throttle(ctx context.Context, until int64) bool {
 	g, c := x.g, x.g.c
 	lock, won, _, err := c.store.Acquire(ctx, x.lockKey(), c.opts.LeaseTTL)
 	switch {
 	case err != nil:
 		c.redisFailed(&g.st, g.name, "fail-safe lock", x.key, err)
-	case won && !x.markThrottle(ctx, lock, until):
+		return false
+	case !won:
+		return false
+	case !x.markThrottle(ctx, lock, until):
 		x.unlock(ctx, lock)
+		return false
 	}
+	return true
 }

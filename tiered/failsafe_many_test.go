@@ -115,3 +115,30 @@ func failSafeFetchManyNotFoundDiscards(t *testing.T, rdb redis.UniversalClient) 
 		t.Fatalf("then a failing Fetch = %q, fallback %v, %v; want the loader's error, no fallback", v, fb, err)
 	}
 }
+
+func init() {
+	failSafeCases["FetchManyThrottledKeepsValue"] = failSafeFetchManyThrottledKeepsValue
+}
+
+// failSafeFetchManyThrottledKeepsValue: a FetchMany whose batch holds a
+// throttled id (served its fallback, not loaded) and another id that loads
+// leaves the throttled id's expired value in Redis: a third node's failing
+// Fetch still falls back on it.
+func failSafeFetchManyThrottledKeepsValue(t *testing.T, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	r := newFSRig(t, rdb, 3, tiered.GroupOptions{})
+	r.cached("hb")
+	if got, err := r.groups[0].FetchMany(ctx, []string{"hb"}, r.deadMany); err != nil || got["hb"] != "v1" {
+		t.Fatalf("FetchMany with the database down = %v, %v; want the fallback v1", got, err)
+	}
+	other := func(_ context.Context, ids []string) (map[string]string, error) {
+		return map[string]string{"other": "o"}, nil
+	}
+	got, err := r.groups[1].FetchMany(ctx, []string{"hb", "other"}, other)
+	if err != nil || got["hb"] != "v1" || got["other"] != "o" {
+		t.Fatalf("FetchMany of the throttled id and another = %v, %v; want hb: v1 (held back), other: o", got, err)
+	}
+	if v, fb, err := r.fetch(2, "hb", r.dead); err != nil || v != "v1" || !fb {
+		t.Fatalf("a third node's failing Fetch = %q, fallback %v, %v; want the fallback v1 still in Redis", v, fb, err)
+	}
+}

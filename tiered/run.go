@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -73,8 +74,14 @@ func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoader
 // cancellation, cancelled by Close. The CancelFunc is kept for the
 // callers' shape; it has nothing to release (see runCtx).
 func (c *Cache) runContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return &runCtx{vals: ctx, closing: c.closing}, noCancel
+	return &runCtx{vals: ctx, closing: c.runClosings[rand.N(len(c.runClosings))]}, noCancel
 }
+
+// runClosingShards is how many children of closing the runs' contexts
+// spread over: each context derived from a run registers with one of them
+// (a lock and a map write, and the same to leave), so concurrent runs do
+// not all take one lock.
+const runClosingShards = 8
 
 func noCancel() {}
 
@@ -86,7 +93,7 @@ func noCancel() {}
 // cancellation key with Close's context, whose Done channel is runCtx's.
 type runCtx struct {
 	vals    context.Context
-	closing context.Context // a context.WithCancel of Background
+	closing context.Context // a child of Cache.closing, cancelled with it
 }
 
 func (r *runCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -94,8 +101,8 @@ func (r *runCtx) Done() <-chan struct{}       { return r.closing.Done() }
 func (r *runCtx) Err() error                  { return r.closing.Err() }
 
 // Value returns closing's answer, which is non-nil only for the context
-// package's cancellation key (closing carries no values), and otherwise
-// the caller's value.
+// package's cancellation key (closing and its parent carry no values), and
+// otherwise the caller's value.
 func (r *runCtx) Value(key any) any {
 	if v := r.closing.Value(key); v != nil {
 		return v
