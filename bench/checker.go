@@ -92,6 +92,7 @@ type nodeLog struct {
 	byKey   map[int][]logEntry
 	lagHi   map[int]uint64 // per key, the newest version whose lag was measured here
 	lag     hist
+	keyLag  hist // lag of the deliveries of keys messages only (not patterns)
 	age     staleAge
 	pending []suspect
 	// With deferred logs (a bus monitor maps deliveries to messages after
@@ -166,6 +167,12 @@ func (l *nodeLog) applied(k int, covered, lagV uint64, at int64) {
 }
 
 func (l *nodeLog) appliedLocked(k int, covered, lagV uint64, at int64) {
+	l.appliedByLocked(k, covered, lagV, at, false)
+}
+
+// appliedByLocked is appliedLocked for a delivery of a pattern message
+// (byPattern) or of anything else; only the others count in keyLag.
+func (l *nodeLog) appliedByLocked(k int, covered, lagV uint64, at int64, byPattern bool) {
 	if covered > 0 {
 		l.byKey[k] = append(l.byKey[k], logEntry{covered, at})
 	}
@@ -173,6 +180,9 @@ func (l *nodeLog) appliedLocked(k int, covered, lagV uint64, at int64) {
 		l.lagHi[k] = lagV
 		if w, ok := l.t.entry(k, lagV); ok && w.writer != l.node && at > w.start {
 			l.lag.record(time.Duration(at - w.start))
+			if !byPattern {
+				l.keyLag.record(time.Duration(at - w.start))
+			}
 		}
 	}
 }
@@ -233,6 +243,13 @@ func (l *nodeLog) finish() (stale, late, unsure uint64, lag hist, age staleAge, 
 	defer l.mu.Unlock()
 	l.drainLocked(true)
 	return l.stale.Load(), l.late.Load(), l.unsure, l.lag, l.age, l.broken
+}
+
+// keyLags returns the lags of the deliveries that were not of patterns.
+func (l *nodeLog) keyLags() hist {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.keyLag
 }
 
 // caughtUp reports whether every delivery so far is mapped.

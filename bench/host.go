@@ -63,6 +63,7 @@ type partial struct {
 	Late       uint64        `json:"late"`
 	Unsure     uint64        `json:"unclassified"`
 	Lag        hist          `json:"lag"`
+	KeyLag     hist          `json:"key_lag"`
 	StaleAge   hist          `json:"stale_age"`
 	StaleMax   time.Duration `json:"stale_age_max"`
 	StaleLow   bool          `json:"stale_age_max_lower_bound,omitempty"`
@@ -86,6 +87,7 @@ func (p *partial) merge(o *partial) {
 	p.Late += o.Late
 	p.Unsure += o.Unsure
 	p.Lag.merge(&o.Lag)
+	p.KeyLag.merge(&o.KeyLag)
 	p.addAge(staleAge{hist: o.StaleAge, max: o.StaleMax, maxLow: o.StaleLow})
 	p.Cmds += o.Cmds
 	p.Broken = append(p.Broken, o.Broken...)
@@ -274,6 +276,8 @@ func (h *host) finish() *partial {
 		p.Unsure += unsure
 		p.Checked += hn.log.checked.Load()
 		p.Lag.merge(&lag)
+		kl := hn.log.keyLags()
+		p.KeyLag.merge(&kl)
 		if broken != "" {
 			p.Broken = append(p.Broken, broken)
 		}

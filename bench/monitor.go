@@ -189,7 +189,7 @@ func (m *monitor) match(idx int, l *nodeLog, at int64, lag time.Duration) error 
 		}
 		for _, k := range keys {
 			covered := max(m.t.sentBy(k, origin, sent), m.t.issuedBy(k, sent))
-			l.appliedLocked(k, covered, covered, at)
+			l.appliedByLocked(k, covered, covered, at, msg.Kind == bus.KindPatterns)
 		}
 	}
 	return nil

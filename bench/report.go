@@ -86,25 +86,28 @@ func writeTable(w io.Writer, scenario string, rows []*result) {
 	if scenario == "expiry" {
 		extra, extraSep = " reload peak/25ms |", "---:|"
 	}
-	fmt.Fprintf(w, "| cache | ops/s | mean | p50 | p99 | p99.9 | waited | L1 | L2 | loads | ideal | max/key | cmds/op | lag p50 | lag p99 | stale | stale age max / p99 | late |%s\n", extra)
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", extraSep)
+	fmt.Fprintf(w, "| cache | ops/s | mean | p50 | p99 | p99.9 | waited | L1 | L2 | loads | ideal | max/key | cmds/op | lag p50 | lag p99 | key lag p50 / p99 | stale | stale age max / p99 | late |%s\n", extra)
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|%s\n", extraSep)
 	for _, r := range rows {
 		if r.Skipped != "" {
-			fmt.Fprintf(w, "| %s | %s |%s\n", r.Cache, r.Skipped, strings.Repeat(" |", 17))
+			fmt.Fprintf(w, "| %s | %s |%s\n", r.Cache, r.Skipped, strings.Repeat(" |", 18))
 			continue
 		}
-		lag50, lag99 := "none", "none"
+		lag50, lag99, keyLag := "none", "none", "none"
 		if r.Propagates {
-			lag50, lag99 = "-", "-"
+			lag50, lag99, keyLag = "-", "-", "-"
 			if r.LagSamples > 0 {
 				lag50, lag99 = fmtDur(r.LagP50), fmtDur(r.LagP99)
 			}
+			if r.KeyLagP50 > 0 {
+				keyLag = fmtDur(r.KeyLagP50) + " / " + fmtDur(r.KeyLagP99)
+			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s | %s | %s |",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s | %s | %s | %s |",
 			r.Cache, spreadCell(r, "ops_per_sec", fmtCount, r.Throughput), fmtDur(r.Mean), fmtDur(r.P50),
 			spreadCell(r, "p99_ns", fmtNanos, float64(r.P99)), fmtDur(r.P999),
 			spreadCell(r, "waited_share", fmtShare, r.Waited), pct(r.L1Share), pct(r.L2Share), groupDigits(r.Loads), groupDigits(r.Ideal), groupDigits(r.MaxKeyLoads),
-			r.CommandsPerOp, lag50, lag99, spreadCell(r, "stale_reads", fmtCount, float64(r.Stale)), staleAgeCell(r),
+			r.CommandsPerOp, lag50, lag99, keyLag, spreadCell(r, "stale_reads", fmtCount, float64(r.Stale)), staleAgeCell(r),
 			spreadCell(r, "late_reads", fmtCount, float64(r.Late)))
 		if scenario == "expiry" {
 			fmt.Fprintf(w, " %s |", groupDigits(r.ReloadPeak))

@@ -46,6 +46,10 @@ type result struct {
 	LagP50     time.Duration `json:"lag_p50_ns"`
 	LagP99     time.Duration `json:"lag_p99_ns"`
 	LagSamples uint64        `json:"lag_samples"`
+	// KeyLagP50 and KeyLagP99 are the lag of the deliveries of keys
+	// messages alone: a pattern's lag includes its SCAN of Redis.
+	KeyLagP50  time.Duration `json:"key_lag_p50_ns"`
+	KeyLagP99  time.Duration `json:"key_lag_p99_ns"`
 	Propagates bool          `json:"propagates"` // whether the cache tells other nodes about invalidations
 
 	Checked uint64 `json:"reads_checked"`
@@ -91,6 +95,7 @@ func newResult(sc *scenario, sys *system, cfg *config, p *partial, t *truth, war
 		Loads: t.loads(), CacheLoads: p.Tiers.LoaderCalls, Ideal: sc.ideal(cfg, t),
 		RedisCommands: p.Cmds,
 		LagP50:        p.Lag.quantile(0.5), LagP99: p.Lag.quantile(0.99), LagSamples: p.Lag.count(),
+		KeyLagP50: p.KeyLag.quantile(0.5), KeyLagP99: p.KeyLag.quantile(0.99),
 		Propagates: sys.prop == propMessages,
 		Checked:    p.Checked, Stale: p.Stale, Late: p.Late, Unclassified: p.Unsure,
 		StaleAgeMax: p.StaleMax, StaleAgeP99: p.StaleAge.quantile(0.99), StaleAgeLowerBound: p.StaleLow,
