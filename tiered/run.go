@@ -89,8 +89,8 @@ func noCancel() {}
 // with the values of the caller's context. It costs one allocation where
 // WithCancel(WithoutCancel(ctx)) tied to Close by AfterFunc cost six, and a
 // context derived from it (a load's timeout, a Redis call's) registers
-// with Close's context directly: Value answers the context package's own
-// cancellation key with Close's context, whose Done channel is runCtx's.
+// with closing directly: Value answers the context package's own
+// cancellation key with closing, whose Done channel is runCtx's.
 type runCtx struct {
 	vals    context.Context
 	closing context.Context // a child of Cache.closing, cancelled with it
