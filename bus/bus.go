@@ -369,13 +369,18 @@ func (b *Bus) observe(e Event) {
 // values, and without its cancellation when it carries others' items);
 // a failed message fails every call it carried.
 func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
+	if err := checkKind(kind); err != nil {
+		return err
+	}
+	return b.publish(ctx, &pubReq{kind: kind, items: items, ctx: ctx})
+}
+
+// checkKind refuses a kind that Publish and PublishAfter do not send.
+func checkKind(kind Kind) error {
 	if kind != KindKeys && kind != KindPatterns && kind != KindFlush && kind != KindTags {
 		return fmt.Errorf("bus: cannot publish kind %d", kind)
 	}
-	if b.ctx.Err() != nil {
-		return ErrClosed
-	}
-	return b.publish(ctx, &pubReq{kind: kind, items: items, ctx: ctx})
+	return nil
 }
 
 // ErrNoPipeline is returned by [Bus.PublishAfter] when the bus cannot
@@ -403,21 +408,22 @@ func (b *Bus) Pipelines() bool {
 // ErrNoPipeline, running nothing, when Pipelines is false, and ErrClosed,
 // running nothing, after Close.
 func (b *Bus) PublishAfter(ctx context.Context, before func(ctx context.Context, p redis.Pipeliner) (after func()), kind Kind, items ...string) error {
-	if kind != KindKeys && kind != KindPatterns && kind != KindFlush && kind != KindTags {
-		return fmt.Errorf("bus: cannot publish kind %d", kind)
+	if err := checkKind(kind); err != nil {
+		return err
 	}
 	if !b.Pipelines() {
 		return ErrNoPipeline
-	}
-	if b.ctx.Err() != nil {
-		return ErrClosed
 	}
 	return b.publish(ctx, &pubReq{kind: kind, items: items, ctx: ctx, before: before})
 }
 
 // publish queues req and waits for it to be sent, sending it (and every
-// call queued with it) when its turn comes first.
+// call queued with it) when its turn comes first; after Close it returns
+// ErrClosed and queues nothing.
 func (b *Bus) publish(ctx context.Context, req *pubReq) error {
+	if b.ctx.Err() != nil {
+		return ErrClosed
+	}
 	b.qMu.Lock()
 	b.queue = append(b.queue, req)
 	b.qMu.Unlock()
