@@ -382,3 +382,50 @@ func testHandOff(t *testing.T, s *remote.Store, rdb redis.UniversalClient) {
 		t.Errorf("marker hand-off: %v token %x; want a lease record of %x", r.Kind, r.Token, l.Token)
 	}
 }
+
+// testDeletePatternWith: the keys the callback takes stay (it invalidates
+// them itself), the ones it returns are unlinked, every match is offered
+// once and counted, and its error ends the scan with that error.
+func testDeletePatternWith(t *testing.T, s *remote.Store, _ redis.UniversalClient) {
+	ctx := context.Background()
+	keys := manyKeys("with:", 1500)
+	for _, k := range keys {
+		if err := s.Set(ctx, k, value("v", time.Minute), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offered := map[string]int{}
+	kept := map[string]bool{}
+	n, err := s.DeletePatternWith(ctx, "with:*", func(_ context.Context, batch []string) ([]string, error) {
+		var rest []string
+		for i, k := range batch {
+			offered[k]++
+			if i%2 == 0 {
+				kept[k] = true
+			} else {
+				rest = append(rest, k)
+			}
+		}
+		return rest, nil
+	})
+	if err != nil || n != len(keys) {
+		t.Fatalf("DeletePatternWith(with:*) = %d, %v; want %d", n, err, len(keys))
+	}
+	recs, err := s.GetMany(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		k := keys[i]
+		if offered[k] != 1 {
+			t.Fatalf("%s offered %d times; want 1", k, offered[k])
+		}
+		if got := r.Kind != remote.KindMiss; got != kept[k] {
+			t.Fatalf("%s present %v after the scan; want %v (taken by the callback)", k, got, kept[k])
+		}
+	}
+	boom := errors.New("boom")
+	if _, err := s.DeletePatternWith(ctx, "with:*", func(context.Context, []string) ([]string, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatalf("DeletePatternWith with a failing callback = %v; want its error", err)
+	}
+}

@@ -82,6 +82,7 @@ func RunConformance(t *testing.T, newClient backend) {
 		{"OldServerFallsBackToScript", testOldServer},
 		{"DeletePattern", testDeletePattern},
 		{"DeletePatternManyKeys", testDeletePatternMany},
+		{"DeletePatternWith", testDeletePatternWith},
 		{"HandOffBesideTheFill", testHandOff},
 		{"WakeNotices", testWake},
 	}

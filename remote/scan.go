@@ -25,11 +25,21 @@ const scanCount = 1000
 // written during the scan may or may not be. The leases of such keys are
 // removed like any other key, so a load in flight will not fill.
 func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) {
+	return s.DeletePatternWith(ctx, pattern, nil)
+}
+
+// DeletePatternWith is [Store.DeletePattern] in which each batch of
+// matching keys (local keys, all on one server) is first offered to
+// invalidate, when it is not nil: it invalidates the keys it takes in its
+// own way (as [Store.MarkStale] does for a group with a MaxStale window)
+// and returns the others, which are unlinked. An error from it ends the
+// scan with that error. The count returned includes the keys it took.
+func (s *Store) DeletePatternWith(ctx context.Context, pattern string, invalidate func(ctx context.Context, keys []string) ([]string, error)) (int, error) {
 	prefix, _ := glob.LiteralPrefix(pattern)
 	match := glob.Escape(s.prefix+prefix) + "*"
 	m := glob.Compile(pattern)
 	scanOne := func(ctx context.Context, c *redis.Client) (int, error) {
-		return s.scanDelete(ctx, c, match, m)
+		return s.scanDelete(ctx, c, match, m, invalidate)
 	}
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
 		var total atomic.Int64
@@ -46,7 +56,7 @@ func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) 
 	return 0, fmt.Errorf("remote: delete pattern: unsupported client %T", s.rdb)
 }
 
-func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m *glob.Matcher) (int, error) {
+func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m *glob.Matcher, invalidate func(context.Context, []string) ([]string, error)) (int, error) {
 	var cursor uint64
 	removed := 0
 	for {
@@ -68,10 +78,16 @@ func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m
 				batch = append(batch, local)
 			}
 		}
+		n := len(batch)
+		if invalidate != nil && n > 0 {
+			if batch, err = invalidate(ctx, batch); err != nil {
+				return removed, err
+			}
+		}
 		if err := s.unlinkOn(ctx, c, batch); err != nil {
 			return removed, err
 		}
-		removed += len(batch)
+		removed += n
 		if next == 0 {
 			return removed, nil
 		}

@@ -69,6 +69,9 @@ type Cache struct {
 	// noStaleCAS takes the lease over a stale value with a plain write
 	// instead of a compare-and-set, for the same purpose.
 	noStaleCAS bool
+	// noPatternStale unlinks a pattern's keys of a group with a MaxStale
+	// window as in a strict group, for the same purpose.
+	noPatternStale bool
 
 	closing context.Context // done when Close begins; ends in-flight loads
 	// runClosings are children of closing that the runs' contexts use

@@ -17,8 +17,9 @@ import (
 // (Served.Stale) is not classified by the strict rules: its stale age is
 // the read's start minus the start of the invalidation call that first
 // made its version old (the first write that bumped the id past it), and
-// it must be under the window. It must also not be older than a pattern,
-// tag or clear invalidation applied on its node: those stay strict.
+// it must be under the window, for key and pattern invalidations alike. It
+// must also not be older than a tag or clear invalidation applied on its
+// node: those stay strict.
 //
 // Ages are measured on the nodes' shared manual clock, which only the
 // writers move, before an invalidation call and never during one: the
@@ -160,7 +161,7 @@ func runRandom(t *testing.T, c *checker, ids []string, readersPerNode, readsPerR
 }
 
 // TestCheckerMaxStale runs the randomized checker with MaxStale on: key
-// invalidations keep the previous value for the window, patterns, tags
+// and pattern invalidations keep the previous value for the window, tags
 // and clears stay strict. 0 strict-stale reads, 0 stale reads past the
 // window (or past a strict invalidation), and after quiescence no tier
 // holds an old version.

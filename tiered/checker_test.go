@@ -91,7 +91,7 @@ type checkWrite struct {
 	returned time.Time
 	// started is when the invalidation call began (checker.now, unix
 	// ns; 0 before), what MaxStale windows count from; strict says it is
-	// an invalidation MaxStale does not cover (a pattern, a tag, a clear).
+	// an invalidation MaxStale does not cover (a tag, a clear).
 	started atomic.Int64
 	strict  bool
 }
@@ -200,7 +200,6 @@ func (c *checker) write(w int, id string, byPattern bool) error {
 			e.rank[r]++
 		}
 	}
-	e.strict = byPattern
 	c.log = append(c.log, e)
 	c.logMu.Unlock()
 	var err error

@@ -144,6 +144,11 @@ func SetNoStaleWindow(c *Cache, off bool) { c.noStaleWindow = off }
 // write, so that a test can show that more than one load then runs.
 func SetNoStaleCAS(c *Cache, off bool) { c.noStaleCAS = off }
 
+// SetNoPatternStale makes c's pattern invalidations unlink the keys of a
+// group with a MaxStale window, as in a strict group, so that a test can
+// show that its readers then wait for a load.
+func SetNoPatternStale(c *Cache, off bool) { c.noPatternStale = off }
+
 // SetNoWakeWait makes c's lease waits neither mark the leases they wait
 // for nor listen for wake notices, as before notices.
 func SetNoWakeWait(c *Cache, off bool) { c.noWakeWait = off }

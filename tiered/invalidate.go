@@ -60,6 +60,11 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 // prefix, filtered exactly here, and UNLINKed in batches. Errors and
 // retries are as for [Cache.Invalidate].
 //
+// A key of a group with a MaxStale window that a pattern matches is not
+// unlinked but marked stale, as [Cache.Invalidate] does, its window
+// counted from this call's start: one script call per such key, pipelined
+// with the batch, instead of one UNLINK.
+//
 // A pattern longer than MaxPatternBytes or with more than
 // MaxPatternWildcards wildcards is refused with an error, and nothing is
 // applied (Redis and the bus are untouched). On each node, matching one
@@ -189,8 +194,14 @@ func (c *Cache) deleteRemote(ctx context.Context, inv invalidation) error {
 			return err
 		}
 	}
+	var markStale func(context.Context, []string) ([]string, error)
+	if len(inv.patterns) > 0 && c.anyStale.Load() && !c.noPatternStale {
+		markStale = func(ctx context.Context, keys []string) ([]string, error) {
+			return c.markStale(ctx, invalidation{keys: keys, at: inv.at})
+		}
+	}
 	for _, p := range inv.patterns {
-		if _, err := c.store.DeletePattern(ctx, p); err != nil {
+		if _, err := c.store.DeletePatternWith(ctx, p, markStale); err != nil {
 			return err
 		}
 	}

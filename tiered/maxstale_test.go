@@ -166,6 +166,7 @@ var maxStaleCases = map[string]func(*testing.T, redis.UniversalClient){
 	"FetchMany":        maxStaleFetchMany,
 	"TagEndsWindow":    maxStaleTagEndsWindow,
 	"MixedFleet":       maxStaleMixedFleet,
+	"Pattern":          maxStalePattern,
 }
 
 // maxStaleMixedFleet: a node whose group has no MaxStale (as during a
