@@ -91,6 +91,7 @@ type GroupOptions struct {
 	// MaxStale turns on bounded staleness after invalidation (see
 	// docs/guarantees.md, Bounded staleness): an invalidation of a key of
 	// the group (Group.Invalidate, Cache.Invalidate, a template's keys)
+	// (or an InvalidatePattern that matches it)
 	// keeps the value it removes in Redis as a stale envelope for
 	// MaxStale, counted from the start of the invalidation call, instead
 	// of removing it. A Fetch, FetchInfo or FetchMany that misses L1
@@ -104,8 +105,7 @@ type GroupOptions struct {
 	// included, drops its L1 entry as in a strict group and finds the
 	// stale envelope in Redis (one round trip). A load that began before
 	// an invalidation still never installs its result, and is never
-	// served as stale. Patterns, tags, Clear and a cached "not found" stay
-	// strict; Set needs no window (it writes the new value). It needs
+	// served as stale. Tags, Clear and a cached "not found" stay strict; Set needs no window (it writes the new value). It needs
 	// Redis; without it the group is strict. Default: 0, strict: every
 	// read after an invalidation waits for a load.
 	MaxStale time.Duration
