@@ -24,14 +24,14 @@ var acquireAtSHA any = acquireAtScript.Hash()
 func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (Lease, bool, Record, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	rkey := s.prefix + key
-	g, err := s.enter(ctx, rkey)
+	a := &acquireArgs{rkey: s.prefix + key, px: pxDuration(ttl).Milliseconds()}
+	g, err := s.enter(ctx, a.rkey)
 	if err != nil {
 		return Lease{}, false, Record{}, fmt.Errorf("remote: acquire: %w", err)
 	}
 	l, env := newLease(key, ttl)
-	px := s.px(&s.pxLease, ttl)
-	argv := []any{"evalsha", acquireAtSHA, 1, rkey, env, px}
+	a.env = env
+	argv := append(a.argv[:0], "evalsha", acquireAtSHA, 1, &a.rkey, &a.env, &a.px)
 	v, err := s.runScript(ctx, argv, acquireAtSrc).Result()
 	g.exit(ctx, err)
 	if err != nil {
@@ -51,4 +51,13 @@ func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (L
 	}
 	s.abandon(ctx, []Acquired{{Lease: l}})
 	return Lease{}, false, Record{}, s.fail("acquire", fmt.Errorf("reply %v is a %T", v, v))
+}
+
+// acquireArgs holds the arguments of AcquireAt's script call in one
+// allocation (see fillArgs).
+type acquireArgs struct {
+	argv [6]any
+	rkey string
+	env  bytesArg
+	px   int64
 }
