@@ -79,9 +79,11 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 	c.flights.lead(ctx, key, fl, func() (any, error) {
 		rctx, cancel := c.runContext(ctx)
 		defer cancel()
-		var out any
-		var oerr error
-		r := g.newRun(rctx, tok, single(load), func(_ string, v V, err error) { out, oerr = v, err })
+		var res struct { // one allocation, where two variables cost two
+			v   any
+			err error
+		}
+		r := g.newRun(rctx, tok, single(load), func(_ string, v V, err error) { res.v, res.err = v, err })
 		switch {
 		case readErr != nil:
 			r.redisFailed("get", []string{id}, readErr)
@@ -90,10 +92,10 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 		default:
 			r.exec([]string{id}, false)
 		}
-		if oerr != nil && (readErr != nil || c.store == nil) {
-			return g.l1Fallback(key, tok, out, oerr)
+		if res.err != nil && (readErr != nil || c.store == nil) {
+			return g.l1Fallback(key, tok, res.v, res.err)
 		}
-		return out, oerr
+		return res.v, res.err
 	})
 	return v, nil, false
 }
