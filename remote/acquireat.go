@@ -24,15 +24,19 @@ var acquireAtSHA any = acquireAtScript.Hash()
 func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (Lease, bool, Record, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	a := &acquireArgs{rkey: s.prefix + key, px: pxDuration(ttl).Milliseconds()}
-	g, err := s.enter(ctx, a.rkey)
+	rkey := s.prefix + key
+	g, err := s.enter(ctx, rkey)
 	if err != nil {
 		return Lease{}, false, Record{}, fmt.Errorf("remote: acquire: %w", err)
 	}
 	l, env := newLease(key, ttl)
-	a.env = env
-	argv := append(a.argv[:0], "evalsha", acquireAtSHA, 1, &a.rkey, &a.env, &a.px)
-	v, err := s.runScript(ctx, argv, acquireAtSrc).Result()
+	a := &acquireArgs{}
+	a.cmdArgs = cmdArgs{argv: a.argvA[:0], args: a.argsA[:0], buf: a.bufA[:0]}
+	a.script(acquireAtSHA, 1)
+	a.key("", rkey)
+	a.bytes(env)
+	a.int(pxDuration(ttl).Milliseconds())
+	v, err := s.runScript(ctx, a.argv, acquireAtSrc).Result()
 	g.exit(ctx, err)
 	if err != nil {
 		s.abandon(ctx, []Acquired{{Lease: l}})
@@ -53,11 +57,11 @@ func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (L
 	return Lease{}, false, Record{}, s.fail("acquire", fmt.Errorf("reply %v is a %T", v, v))
 }
 
-// acquireArgs holds the arguments of AcquireAt's script call in one
-// allocation (see fillArgs).
+// acquireArgs is the arguments of AcquireAt's script call, in one
+// allocation (see cmdArgs).
 type acquireArgs struct {
-	argv [6]any
-	rkey string
-	env  bytesArg
-	px   int64
+	cmdArgs
+	argvA [6]any
+	argsA [3]bytesArg
+	bufA  [64]byte
 }

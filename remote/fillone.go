@@ -14,21 +14,13 @@ var (
 	fillHandSHA any = fillHandScript.Hash()
 )
 
-// fillArgs holds the arguments of one fill's script call in one
-// allocation: the argument slice points to its fields, since go-redis
-// writes a *string and an *int64 as it writes a string and an integer,
-// and boxing a pointer allocates nothing where boxing a string or an
-// integer allocates.
+// fillArgs is the arguments of one fill's script call, in one allocation
+// (see cmdArgs).
 type fillArgs struct {
-	argv   [14]any
-	rkey   string
-	hkey   string
-	stamps [4]string // the stamp keys, when there are at most four
-	id     identityArg
-	env    bytesArg
-	px     int64
-	handPx int64
-	begin  int64
+	cmdArgs
+	argvA [14]any
+	argsA [10]bytesArg
+	bufA  [160]byte
 }
 
 // fillOne runs the fill f as one script call: fillSrc, or, with hand and
@@ -40,61 +32,50 @@ type fillArgs struct {
 func (s *Store) fillOne(ctx context.Context, f Fill, hand bool) ([]Filled, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	a := &fillArgs{rkey: s.prefix + f.Lease.Key}
-	g, err := s.enter(ctx, a.rkey)
+	rkey := s.prefix + f.Lease.Key
+	g, err := s.enter(ctx, rkey)
 	if err != nil {
 		return nil, fmt.Errorf("remote: fill: %w", err)
 	}
-	// The other keys, built in one string: the hand-off's, then the stamps'.
-	var kb [192]byte
-	keys := kb[:0]
+	a := &fillArgs{}
+	a.cmdArgs = cmdArgs{argv: a.argvA[:0], args: a.argsA[:0], buf: a.bufA[:0]}
+	sha, src := fillSHA, fillSrc
+	nkeys := 1 + len(f.Stamps)
+	a.script(sha, nkeys) // its SHA and count are set again with a hand-off
+	a.key("", rkey)
 	if hand && f.HandOff > 0 {
-		keys, hand = s.appendHandOffKey(keys, a.rkey, f.Lease)
+		m := a.mark()
+		if a.buf, hand = s.appendHandOffKey(a.buf, rkey, f.Lease); hand {
+			a.end(m)
+			sha, src = fillHandSHA, fillHandSrc
+			nkeys++
+			a.argv[1], a.argv[2] = sha, nkeys
+		}
 	} else {
 		hand = false
 	}
-	ends := make([]int, 0, 8)
-	ends = append(ends, len(keys))
 	for _, k := range f.Stamps {
-		keys = append(append(keys, s.prefix...), k...)
-		ends = append(ends, len(keys))
-	}
-	all := string(keys)
-	sha, src := fillSHA, fillSrc
-	nkeys := 1 + len(f.Stamps)
-	if hand {
-		sha, src = fillHandSHA, fillHandSrc
-		nkeys++
-	}
-	argv := append(a.argv[:0], "evalsha", sha, nkeys, &a.rkey)
-	if hand {
-		a.hkey = all[:ends[0]]
-		argv = append(argv, &a.hkey)
-	}
-	for i := range f.Stamps {
-		k := all[ends[i]:ends[i+1]]
-		if i < len(a.stamps) {
-			a.stamps[i] = k
-			argv = append(argv, &a.stamps[i])
-		} else {
-			argv = append(argv, k)
-		}
+		a.key(s.prefix, k)
 	}
 	// ARGV: the lease's identity, the record, its PX, [the hand-off's PX],
 	// the load's begin (0 without stamps), the wake channel.
-	putIdentity((*[identityLen]byte)(&a.id), KindLease, f.Lease.Token)
-	a.env = encode(f.Record)
-	a.px = pxDuration(f.TTL).Milliseconds()
-	argv = append(argv, &a.id, &a.env, &a.px)
+	var id [identityLen]byte
+	putIdentity(&id, KindLease, f.Lease.Token)
+	m := a.mark()
+	a.buf = append(a.buf, id[:]...)
+	a.end(m)
+	a.bytes(encode(f.Record))
+	a.int(pxDuration(f.TTL).Milliseconds())
 	if hand {
-		a.handPx = pxDuration(f.HandOff).Milliseconds()
-		argv = append(argv, &a.handPx)
+		a.int(pxDuration(f.HandOff).Milliseconds())
 	}
+	var begin int64
 	if len(f.Stamps) > 0 {
-		a.begin = f.Record.Begin
+		begin = f.Record.Begin
 	}
-	argv = append(argv, &a.begin, s.wakeArg())
-	c := s.runScript(ctx, argv, src)
+	a.int(begin)
+	a.argv = append(a.argv, s.wakeArg())
+	c := s.runScript(ctx, a.argv, src)
 	g.exit(ctx, c.Err())
 	out, err := filledOf(c)
 	if err != nil {
@@ -102,19 +83,6 @@ func (s *Store) fillOne(ctx context.Context, f Fill, hand bool) ([]Filled, error
 	}
 	return []Filled{out}, nil
 }
-
-// bytesArg is a command argument that go-redis writes as its bytes (an
-// encoding.BinaryMarshaler), boxed as a pointer to where it is held.
-type bytesArg []byte
-
-func (b *bytesArg) MarshalBinary() ([]byte, error) { return *b, nil }
-func (b *bytesArg) String() string                 { return string(*b) }
-
-// identityArg is a write's identity as a command argument (see bytesArg).
-type identityArg [identityLen]byte
-
-func (b *identityArg) MarshalBinary() ([]byte, error) { return b[:], nil }
-func (b *identityArg) String() string                 { return string(b[:]) }
 
 // scriptCmd is an EVALSHA or EVAL command of argv ("evalsha", SHA, number
 // of keys, keys..., args...) whose first key is its fourth argument, as
