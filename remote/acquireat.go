@@ -30,9 +30,13 @@ func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (L
 		return Lease{}, false, Record{}, fmt.Errorf("remote: acquire: %w", err)
 	}
 	l, env := newLease(key, ttl)
-	px := s.px(&s.pxLease, ttl)
-	argv := []any{"evalsha", acquireAtSHA, 1, rkey, env, px}
-	v, err := s.runScript(ctx, argv, acquireAtSrc).Result()
+	a := &acquireArgs{}
+	a.cmdArgs = cmdArgs{argv: a.argvA[:0], args: a.argsA[:0], buf: a.bufA[:0]}
+	a.script(acquireAtSHA, 1)
+	a.key("", rkey)
+	a.bytes(env)
+	a.int(pxDuration(ttl).Milliseconds())
+	v, err := s.runScript(ctx, a.argv, acquireAtSrc).Result()
 	g.exit(ctx, err)
 	if err != nil {
 		s.abandon(ctx, []Acquired{{Lease: l}})
@@ -51,4 +55,13 @@ func (s *Store) AcquireAt(ctx context.Context, key string, ttl time.Duration) (L
 	}
 	s.abandon(ctx, []Acquired{{Lease: l}})
 	return Lease{}, false, Record{}, s.fail("acquire", fmt.Errorf("reply %v is a %T", v, v))
+}
+
+// acquireArgs is the arguments of AcquireAt's script call, in one
+// allocation (see cmdArgs).
+type acquireArgs struct {
+	cmdArgs
+	argvA [6]any
+	argsA [3]bytesArg
+	bufA  [64]byte
 }

@@ -176,6 +176,12 @@ func putHeader(b []byte, k Kind, token uint64) {
 // version encode writes for that kind.
 func identity(k Kind, token uint64) string {
 	var b [identityLen]byte
+	putIdentity(&b, k, token)
+	return string(b[:])
+}
+
+// putIdentity writes the identity of the write of kind k into b.
+func putIdentity(b *[identityLen]byte, k Kind, token uint64) {
 	putHeader(b[:], k, token)
 	switch k {
 	case KindLease:
@@ -184,7 +190,6 @@ func identity(k Kind, token uint64) string {
 	default:
 		b[1] = version2
 	}
-	return string(b[:])
 }
 
 // recordIdentity returns the identity of the write r was decoded from.

@@ -3,9 +3,6 @@ package remote
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"sync/atomic"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -15,8 +12,16 @@ import (
 var (
 	fillSHA     any = fillScript.Hash()
 	fillHandSHA any = fillHandScript.Hash()
-	zeroArg     any = "0"
 )
+
+// fillArgs is the arguments of one fill's script call, in one allocation
+// (see cmdArgs).
+type fillArgs struct {
+	cmdArgs
+	argvA [14]any
+	argsA [10]bytesArg
+	bufA  [160]byte
+}
 
 // fillOne runs the fill f as one script call: fillSrc, or, with hand and
 // when f asks for a hand-off that has a key, fillHandSrc, which writes the
@@ -25,12 +30,6 @@ var (
 // this is its allocation budget), and sends it again as EVAL after
 // NOSCRIPT, as redis.Script.Run does.
 func (s *Store) fillOne(ctx context.Context, f Fill, hand bool) ([]Filled, error) {
-	var hkey string
-	if hand && f.HandOff > 0 {
-		hkey, hand = s.HandOffKey(f.Lease)
-	} else {
-		hand = false
-	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	rkey := s.prefix + f.Lease.Key
@@ -38,32 +37,45 @@ func (s *Store) fillOne(ctx context.Context, f Fill, hand bool) ([]Filled, error
 	if err != nil {
 		return nil, fmt.Errorf("remote: fill: %w", err)
 	}
+	a := &fillArgs{}
+	a.cmdArgs = cmdArgs{argv: a.argvA[:0], args: a.argsA[:0], buf: a.bufA[:0]}
 	sha, src := fillSHA, fillSrc
 	nkeys := 1 + len(f.Stamps)
-	if hand {
-		sha, src = fillHandSHA, fillHandSrc
-		nkeys++
-	}
-	argv := make([]any, 0, 3+nkeys+6)
-	argv = append(argv, "evalsha", sha, nkeys, rkey)
-	if hand {
-		argv = append(argv, s.prefix+hkey)
+	a.script(sha, nkeys) // its SHA and count are set again with a hand-off
+	a.key("", rkey)
+	if hand && f.HandOff > 0 {
+		m := a.mark()
+		if a.buf, hand = s.appendHandOffKey(a.buf, rkey, f.Lease); hand {
+			a.end(m)
+			sha, src = fillHandSHA, fillHandSrc
+			nkeys++
+			a.argv[1], a.argv[2] = sha, nkeys
+		}
+	} else {
+		hand = false
 	}
 	for _, k := range f.Stamps {
-		argv = append(argv, s.prefix+k)
+		a.key(s.prefix, k)
 	}
 	// ARGV: the lease's identity, the record, its PX, [the hand-off's PX],
-	// the load's begin ("0" without stamps), the wake channel.
-	argv = append(argv, identity(KindLease, f.Lease.Token), encode(f.Record), pxArg(f.TTL))
+	// the load's begin (0 without stamps), the wake channel.
+	var id [identityLen]byte
+	putIdentity(&id, KindLease, f.Lease.Token)
+	m := a.mark()
+	a.buf = append(a.buf, id[:]...)
+	a.end(m)
+	a.bytes(encode(f.Record))
+	a.int(pxDuration(f.TTL).Milliseconds())
 	if hand {
-		argv = append(argv, s.px(&s.pxHand, f.HandOff))
+		a.int(pxDuration(f.HandOff).Milliseconds())
 	}
-	var begin any = zeroArg
+	var begin int64
 	if len(f.Stamps) > 0 {
-		begin = strconv.FormatInt(f.Record.Begin, 10)
+		begin = f.Record.Begin
 	}
-	argv = append(argv, begin, s.wakeArg())
-	c := s.runScript(ctx, argv, src)
+	a.int(begin)
+	a.argv = append(a.argv, s.wakeArg())
+	c := s.runScript(ctx, a.argv, src)
 	g.exit(ctx, c.Err())
 	out, err := filledOf(c)
 	if err != nil {
@@ -98,22 +110,4 @@ func (s *Store) runScript(ctx context.Context, argv []any, src string) *redis.Cm
 // allocates even for a nil error.)
 func noScript(err error) bool {
 	return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT")
-}
-
-// pxBox is a PX argument, boxed, for the TTL it stands for.
-type pxBox struct {
-	ttl time.Duration
-	arg any
-}
-
-// px returns the PX argument of ttl, boxed, from *last when it was made for
-// the same TTL: a lease's and a hand-off's TTLs are the same on every call,
-// and formatting and boxing them costs two allocations a call.
-func (s *Store) px(last *atomic.Pointer[pxBox], ttl time.Duration) any {
-	if b := last.Load(); b != nil && b.ttl == ttl {
-		return b.arg
-	}
-	b := &pxBox{ttl: ttl, arg: pxArg(ttl)}
-	last.Store(b)
-	return b.arg
 }

@@ -286,16 +286,31 @@ type HandOff struct {
 // leave no way to name one there (no hand-off is written or read for it).
 // Hand-off keys begin with ":", which no group key does.
 func (s *Store) HandOffKey(l Lease) (key string, ok bool) {
-	rk := s.prefix + l.Key
-	pre := ":handoff:" + strconv.FormatUint(l.Token, 16)
-	switch {
-	case hashTag(rk) != "":
-		// The inserted part holds no brace: the key keeps its tag.
-		return pre + ":" + l.Key, true
-	case strings.ContainsAny(rk, "{}"):
+	b, ok := s.appendHandOffKey(nil, s.prefix+l.Key, l)
+	if !ok {
 		return "", false
 	}
-	return pre + "{" + rk + "}", true
+	return string(b[len(s.prefix):]), true
+}
+
+// appendHandOffKey appends the Redis key (with the namespace) of the
+// hand-off of l to b; rk is the Redis key of l.Key. See HandOffKey.
+func (s *Store) appendHandOffKey(b []byte, rk string, l Lease) ([]byte, bool) {
+	tagged := hashTag(rk) != ""
+	if !tagged && strings.ContainsAny(rk, "{}") {
+		return b, false
+	}
+	b = append(b, s.prefix...)
+	b = append(b, ":handoff:"...)
+	b = strconv.AppendUint(b, l.Token, 16)
+	if tagged {
+		// The inserted part holds no brace: the key keeps its tag.
+		b = append(b, ':')
+		return append(b, l.Key...), true
+	}
+	b = append(b, '{')
+	b = append(b, rk...)
+	return append(b, '}'), true
 }
 
 // hashTag returns the part of a Redis key that Redis Cluster hashes when it

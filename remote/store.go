@@ -106,11 +106,9 @@ type Store struct {
 	timeout      time.Duration
 	brk          *breakers // nil with DisableBreaker
 	waitReplicas int
-	waitTimeout  time.Duration         // 0 without waitReplicas
-	noSetGet     atomic.Bool           // the server rejects SET NX GET (Redis < 7.0): take leases with a script
-	pxLease      atomic.Pointer[pxBox] // the last lease PX argument AcquireAt sent
-	pxHand       atomic.Pointer[pxBox] // the last hand-off PX argument a fill sent
-	wake         atomic.Pointer[any]   // the wake channel, boxed once ("" for none)
+	waitTimeout  time.Duration       // 0 without waitReplicas
+	noSetGet     atomic.Bool         // the server rejects SET NX GET (Redis < 7.0): take leases with a script
+	wake         atomic.Pointer[any] // the wake channel, boxed once ("" for none)
 
 	// skipWait leaves WAIT out while keeping WaitReplicas' per-master
 	// writes. Tests set it to show that they catch a write reported

@@ -46,8 +46,9 @@ type Cache struct {
 	flights    flights
 	refreshes  flights   // early refreshes in progress, one per key
 	tags       *tagTable // this node's mirror of the tag stamps
-	// nsStampKey and groupStamps (encoded group name -> key) are the stamp
-	// keys of the implicit tags, made once.
+	// nsStampKey and groupStamps (encoded group name -> *groupTags) are
+	// the stamp keys (and the group's tag id) of the implicit tags, made
+	// once.
 	nsStampKey  string
 	groupStamps sync.Map
 

@@ -79,9 +79,11 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 	c.flights.lead(ctx, key, fl, func() (any, error) {
 		rctx, cancel := c.runContext(ctx)
 		defer cancel()
-		var out any
-		var oerr error
-		r := g.newRun(rctx, tok, single(load), func(_ string, v V, err error) { out, oerr = v, err })
+		var res struct { // one allocation, where two variables cost two
+			v   any
+			err error
+		}
+		r := g.newRun(rctx, tok, single(load), func(_ string, v V, err error) { res.v, res.err = v, err })
 		switch {
 		case readErr != nil:
 			r.redisFailed("get", []string{id}, readErr)
@@ -90,10 +92,10 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 		default:
 			r.exec([]string{id}, false)
 		}
-		if oerr != nil && (readErr != nil || c.store == nil) {
-			return g.l1Fallback(key, tok, out, oerr)
+		if res.err != nil && (readErr != nil || c.store == nil) {
+			return g.l1Fallback(key, tok, res.v, res.err)
 		}
-		return out, oerr
+		return res.v, res.err
 	})
 	return v, nil, false
 }
@@ -139,39 +141,40 @@ const (
 // and early refresh on, a value past its refresh deadline starts a
 // background refresh.
 func (g *Group[V]) fromRecord(ctx context.Context, key string, rec remote.Record, tok local.Token, load LoaderFunc[V]) (V, found) {
-	var v V
+	var zero V // v, below, escapes to the codec: a miss does not allocate it
 	c := g.c
 	now := c.clock.Now()
 	switch rec.Kind {
 	case remote.KindValue, remote.KindAbsent:
 		if rec.Expire*int64(time.Millisecond) <= now {
 			g.record(Event{Kind: EventMiss, Tier: TierL2})
-			return v, foundNone
+			return zero, foundNone
 		}
 	case remote.KindCorrupt:
 		g.discard(ctx, key, rec, errors.New("not an envelope"))
-		return v, foundGone
+		return zero, foundGone
 	default:
 		g.record(Event{Kind: EventMiss, Tier: TierL2})
-		return v, foundNone
+		return zero, foundNone
 	}
 	switch ok, err := c.tagsValid(ctx, key, rec.Begin, rec.Tags); {
 	case err != nil:
 		c.redisFailed(&g.st, g.name, "tag stamps", key, err)
 		g.record(Event{Kind: EventMiss, Tier: TierL2})
-		return v, foundNone
+		return zero, foundNone
 	case !ok:
 		g.dropInvalidated(ctx, key, rec)
-		return v, foundGone
+		return zero, foundGone
 	}
 	if rec.Kind == remote.KindAbsent {
 		g.record(Event{Kind: EventHit, Tier: TierL2})
 		c.fillL1(key, tok, local.Item[any]{Cost: 1, Expire: c.l1Expiry(rec.Expire, false), Absent: true, Version: rec.Token, Begin: rec.Begin, Tags: rec.Tags})
-		return v, foundAbsent
+		return zero, foundAbsent
 	}
+	var v V
 	if err := g.codec.Unmarshal(rec.Payload, &v); err != nil {
 		g.discard(ctx, key, rec, err)
-		return v, foundGone
+		return zero, foundGone
 	}
 	g.record(Event{Kind: EventHit, Tier: TierL2})
 	refresh := g.refreshAt(rec)

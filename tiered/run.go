@@ -359,8 +359,9 @@ func leaseList(m map[string]remote.Lease) []remote.Lease {
 // removed need not load again.
 func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals map[string]V, took time.Duration, tags map[string][]string) {
 	g, c := r.g, r.g.c
-	var fills []remote.Fill
-	var items []local.Item[any]
+	var fillsBuf [1]remote.Fill // a Fetch fills one key
+	var itemsBuf [1]local.Item[any]
+	fills, items := fillsBuf[:0], itemsBuf[:0]
 	var unused []remote.Lease
 	var hands []remote.HandOff
 	now := c.clock.Now()
@@ -383,8 +384,10 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 			}
 			ttl = c.jitter(g.valueTTL(id, v))
 			rec.Payload, rec.Expire = payload, msAfter(now, ttl)
-			it = c.l1Item(v, len(payload), rec.Expire)
-			it.Refresh = g.refreshAt(rec)
+			if c.l1 != nil { // the item boxes v
+				it = c.l1Item(v, len(payload), rec.Expire)
+				it.Refresh = g.refreshAt(rec)
+			}
 		case g.negTTL > 0:
 			ttl = c.jitter(g.negTTL)
 			rec.Kind, rec.Expire = remote.KindAbsent, msAfter(now, ttl)
@@ -547,6 +550,9 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 	if err != nil {
 		return nil, took, err
 	}
+	if onlyAsked(vals, ids) {
+		return vals, took, nil
+	}
 	asked := make(map[string]V, len(ids))
 	for _, id := range ids {
 		if v, ok := vals[id]; ok {
@@ -554,6 +560,17 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 		}
 	}
 	return asked, took, nil
+}
+
+// onlyAsked reports whether vals, the loader's answer for the one id a
+// Fetch asked for, holds no other (the run never writes to vals). A
+// batch's answer is copied: ids may repeat.
+func onlyAsked[V any](vals map[string]V, ids []string) bool {
+	if len(ids) != 1 || len(vals) > 1 {
+		return false
+	}
+	_, ok := vals[ids[0]]
+	return ok || len(vals) == 0
 }
 
 // loadL1Only loads ids and keeps the values in L1 only: without Redis for

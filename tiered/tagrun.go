@@ -83,7 +83,8 @@ func (r *run[V]) learnStamps(ep uint64, f remote.Fill, stamps []int64) {
 	if r.g.c.tags.trusted.Load() && r.g.c.tags.check(group, f.Record.Begin, f.Record.Tags) != tagsUnknown {
 		return // known already: the bus keeps them current
 	}
-	ids := tagIDs(group, f.Record.Tags)
+	var buf [8]string // ids of up to six tags, without allocating
+	ids := r.g.c.tagIDs(buf[:0], group, f.Record.Tags)
 	if len(ids) == len(stamps) {
 		r.g.c.tags.learn(ep, ids, stamps)
 	}

@@ -193,10 +193,9 @@ func (t *tagTable) resetLocked() {
 	clear(t.users)
 }
 
-// tagIDs returns the ids of the tags an entry of group carries.
-func tagIDs(group string, tags []string) []string {
-	ids := make([]string, 0, len(tags)+2)
-	ids = append(ids, nsTag, groupTag(group))
+// tagIDs appends to ids the ids of the tags an entry of group carries.
+func (c *Cache) tagIDs(ids []string, group string, tags []string) []string {
+	ids = append(ids, nsTag, c.groupTagsOf(group).id)
 	for _, t := range tags {
 		ids = append(ids, userTag(t))
 	}
@@ -216,7 +215,7 @@ func (c *Cache) tagsValid(ctx context.Context, key string, begin int64, tags []s
 	if v == tagsInvalid || v == tagsValid && (c.tags.trusted.Load() || c.store == nil) {
 		return v == tagsValid, nil
 	}
-	ids := tagIDs(group, tags)
+	ids := c.tagIDs(make([]string, 0, 2+len(tags)), group, tags)
 	ep := c.tags.epochNow()
 	stamps, err := c.store.TagStamps(ctx, ids)
 	if err != nil {
@@ -439,22 +438,27 @@ func (c *Cache) stampKeys(key string, tags []string) []string {
 	}
 	group := groupOf(key)
 	keys := make([]string, 0, 2+len(tags))
-	keys = append(keys, c.nsStampKey, c.groupStampKey(group))
+	keys = append(keys, c.nsStampKey, c.groupTagsOf(group).stampKey)
 	for _, t := range tags {
 		keys = append(keys, c.store.TagKey(userTag(t)))
 	}
 	return keys
 }
 
-// groupStampKey returns the stamp key of group's implicit tag, made once
-// per group.
-func (c *Cache) groupStampKey(group string) string {
-	if k, ok := c.groupStamps.Load(group); ok {
-		return k.(string)
+// groupTags is a group's implicit tag: its id and its stamp key.
+type groupTags struct{ id, stampKey string }
+
+// groupTagsOf returns group's implicit tag, made once per group.
+func (c *Cache) groupTagsOf(group string) *groupTags {
+	if t, ok := c.groupStamps.Load(group); ok {
+		return t.(*groupTags)
 	}
-	k := c.store.TagKey(groupTag(group))
-	c.groupStamps.Store(group, k)
-	return k
+	t := &groupTags{id: groupTag(group)}
+	if c.store != nil {
+		t.stampKey = c.store.TagKey(t.id)
+	}
+	c.groupStamps.Store(group, t)
+	return t
 }
 
 // loadBegin returns the Redis time before a load of key begins (0, which
