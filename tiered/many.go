@@ -97,6 +97,8 @@ func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight,
 		}
 		if g.maxStale > 0 {
 			r.onStale = func(id string, v V) { finish(at[id], staleValue[V]{v}, nil) }
+		}
+		if g.maxStale > 0 || g.fs.soft > 0 {
 			defer r.endBackground()
 		}
 		r.exec(ids, true)
