@@ -20,7 +20,8 @@ func init() {
 	failSafeCases["FetchManySoftClose"] = failSafeFetchManySoftClose
 }
 
-// softRig is an fsRig of two nodes whose groups have a LoadSoftTimeout;
+// softRig is an fsRig of two nodes whose groups have a LoadSoftTimeout
+// (and whose loads have no LoadTimeout to speak of);
 // node 1's soft timers fire when the test sends on fire, and its hooks
 // tell when a batch's soft timeout has served its fallbacks (served) and
 // when a run that went on in the background has ended (ended).
@@ -33,7 +34,11 @@ type softRig struct {
 
 func newSoftRig(t *testing.T, rdb redis.UniversalClient, gopts tiered.GroupOptions) *softRig {
 	gopts.LoadSoftTimeout = time.Hour
-	r := &softRig{fsRig: newFSRig(t, rdb, 2, gopts), fire: make(chan time.Time, 1), served: make(chan struct{}, 8), ended: make(chan struct{}, 8)}
+	// LoadTimeout: only the test (or Close) ends a blocked loader; a load
+	// that timed out would serve the same fallbacks through the failure
+	// path.
+	long := func(o *tiered.Options) { o.LoadTimeout = time.Hour }
+	r := &softRig{fsRig: newFSRigWith(t, rdb, 2, gopts, long), fire: make(chan time.Time, 1), served: make(chan struct{}, 8), ended: make(chan struct{}, 8)}
 	tiered.SetSoftTimer(r.caches[1], func(time.Duration) *time.Timer {
 		tm := time.NewTimer(time.Hour)
 		tm.C = r.fire // the test decides when the soft timeout passes
@@ -51,7 +56,8 @@ func newSoftRig(t *testing.T, rdb redis.UniversalClient, gopts tiered.GroupOptio
 }
 
 // blocked is a batch loader that tells entered when it runs, then waits
-// for release and loads every id as value.
+// for release (or its context's end: a failed test's Close ends it) and
+// loads every id as value.
 type blocked struct {
 	entered chan struct{}
 	release chan struct{}
@@ -63,10 +69,14 @@ func newBlocked() *blocked {
 }
 
 func (b *blocked) load(r *fsRig, value string, err error) tiered.BatchLoaderFunc[string] {
-	return func(_ context.Context, ids []string) (map[string]string, error) {
+	return func(ctx context.Context, ids []string) (map[string]string, error) {
 		r.loads.Add(1)
 		b.once.Do(func() { close(b.entered) })
-		<-b.release
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -76,6 +86,24 @@ func (b *blocked) load(r *fsRig, value string, err error) tiered.BatchLoaderFunc
 		}
 		return m, nil
 	}
+}
+
+// softWatch bounds how long a test waits for what the soft timeout must
+// bring about; it only turns a broken soft timeout into a failure instead
+// of a hung test, and is never reached when it works.
+const softWatch = time.Minute
+
+// within returns what ch delivers, and fails the test if nothing came
+// within softWatch.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(softWatch):
+		t.Fatalf("%s: still waiting %v after the soft timeout fired", what, softWatch)
+	}
+	panic("unreachable")
 }
 
 type manyResult struct {
@@ -123,7 +151,7 @@ func failSafeFetchManySoftTimeout(t *testing.T, rdb redis.UniversalClient) {
 				}
 				return
 			}
-			res := <-got // the loader is still blocked
+			res := within(t, got, "FetchMany") // the loader is still blocked
 			if res.err != nil || res.m[a] != "v1" || res.m[b] != "v1" || len(res.m) != 2 {
 				t.Fatalf("soft timeout: %v, %v; want the fallback v1 for both", res.m, res.err)
 			}
@@ -172,7 +200,7 @@ func failSafeFetchManySoftWaits(t *testing.T, rdb redis.UniversalClient) {
 			<-ld.entered
 			r.fire <- time.Now()
 			if !off {
-				<-r.served
+				within(t, r.served, "the fallback")
 				if s := r.groups[1].Stats(); s.FailSafe != 1 {
 					t.Fatalf("Stats.FailSafe = %d at the soft timeout; want 1", s.FailSafe)
 				}
@@ -216,7 +244,7 @@ func failSafeFetchManySoftNeverInvalidated(t *testing.T, rdb redis.UniversalClie
 				t.Fatal(err)
 			}
 			r.fire <- time.Now()
-			<-r.served
+			within(t, r.served, "the fallback")
 			wantServed := uint64(1)
 			if off {
 				wantServed = 2
@@ -256,7 +284,7 @@ func failSafeFetchManySoftFails(t *testing.T, rdb redis.UniversalClient) {
 			got := r.fetchMany(1, []string{id}, ld.load(r.fsRig, "", errDown))
 			<-ld.entered
 			r.fire <- time.Now()
-			if res := <-got; res.err != nil || res.m[id] != "v1" {
+			if res := within(t, got, "FetchMany"); res.err != nil || res.m[id] != "v1" {
 				t.Fatalf("soft timeout: %v, %v; want the fallback v1", res.m, res.err)
 			}
 			close(ld.release)
@@ -287,6 +315,10 @@ func failSafeFetchManySoftFails(t *testing.T, rdb redis.UniversalClient) {
 	}
 }
 
+// closeWatch is how long failSafeFetchManySoftClose holds the loader
+// after Close cancelled it, to see whether Close returns meanwhile.
+const closeWatch = 2 * time.Second
+
 // failSafeFetchManySoftClose: Close while a batch's background load (past
 // its soft timeout) is blocked cancels the loader and waits for the run to
 // end (goleak in TestMain checks nothing is left). With the background
@@ -309,7 +341,7 @@ func failSafeFetchManySoftClose(t *testing.T, rdb redis.UniversalClient) {
 			got := r.fetchMany(1, []string{id}, hang)
 			<-entered
 			r.fire <- time.Now()
-			if res := <-got; res.err != nil || res.m[id] != "v1" {
+			if res := within(t, got, "FetchMany"); res.err != nil || res.m[id] != "v1" {
 				t.Fatalf("soft timeout: %v, %v; want the fallback v1", res.m, res.err)
 			}
 			closed := make(chan struct{})
@@ -328,6 +360,15 @@ func failSafeFetchManySoftClose(t *testing.T, rdb redis.UniversalClient) {
 				close(letGo)
 				<-r.ended
 				return
+			}
+			// Close cannot return while the loader is blocked: the watch
+			// gives a Close that does not wait the time to return (a few
+			// hundred milliseconds under -race), and never fails one that
+			// does wait.
+			select {
+			case <-closed:
+				t.Fatal("Close returned while the background load was still blocked")
+			case <-time.After(closeWatch):
 			}
 			close(letGo)
 			<-closed
