@@ -380,3 +380,36 @@ func failSafeFetchManySoftClose(t *testing.T, rdb redis.UniversalClient) {
 		})
 	}
 }
+
+func init() {
+	failSafeCases["FetchManySoftPanic"] = failSafeFetchManySoftPanic
+}
+
+// failSafeFetchManySoftPanic: the batch's loader runs on a goroutine of
+// its own when a soft timeout may fire; its panic still reaches the
+// caller as a *PanicError before the soft timeout, and after it (the
+// caller already had its fallback) it ends the background run without
+// taking the process down.
+func failSafeFetchManySoftPanic(t *testing.T, rdb redis.UniversalClient) {
+	r := newSoftRig(t, rdb, tiered.GroupOptions{})
+	r.cached("p1")
+	r.cached("p2")
+	boom := func(context.Context, []string) (map[string]string, error) { panic("boom") }
+	caught := make(chan any, 1)
+	go func() {
+		defer func() { caught <- recover() }()
+		_, _ = r.groups[1].FetchMany(context.Background(), []string{"p1"}, boom)
+	}()
+	if pe, ok := (<-caught).(*tiered.PanicError); !ok || pe.Value != "boom" {
+		t.Fatalf("a panicking batch loader: the caller recovered %v; want a *PanicError of boom", pe)
+	}
+	release := make(chan struct{})
+	late := func(context.Context, []string) (map[string]string, error) { <-release; panic("late") }
+	got := r.fetchMany(1, []string{"p2"}, late)
+	r.fire <- time.Now()
+	if res := within(t, got, "FetchMany"); res.err != nil || res.m["p2"] != "v1" {
+		t.Fatalf("soft timeout: %v, %v; want the fallback v1", res.m, res.err)
+	}
+	close(release)
+	<-r.ended
+}
