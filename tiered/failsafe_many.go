@@ -162,12 +162,12 @@ func (r *run[V]) callSoft(ids []string) (map[string]V, time.Duration, error) {
 	var o outcome
 	select {
 	case o = <-out:
-		soft.Stop()
 	case <-soft.C:
 		r.serveSoft(ids)
 		c.at(hookSoftServed)
 		o = <-out
 	}
+	soft.Stop()
 	switch {
 	case o.goexit:
 		runtime.Goexit()
@@ -201,7 +201,9 @@ func (r *run[V]) serveSoft(ids []string) {
 	if !c.noFallbackCheck {
 		recs, err := c.store.GetMany(r.ctx, keys)
 		if err != nil {
-			c.redisFailed(&g.st, g.name, "fail-safe check", "", err)
+			if r.ctx.Err() == nil { // not Close
+				c.redisFailed(&g.st, g.name, "fail-safe check", "", err)
+			}
 			return
 		}
 		held := xs[:0]
