@@ -110,6 +110,11 @@ type Cache struct {
 	// LoadSoftTimeout.
 	noFallbackCheck, noThrottle bool
 	softTimeout                 func(time.Duration) *time.Timer
+	// noSoftMany makes FetchMany wait for its batch's load whatever
+	// LoadSoftTimeout says, and noBackgroundWait leaves the runs that go
+	// on in the background after serving their callers uncounted, so
+	// that Close does not wait for them; tests show they catch both.
+	noSoftMany, noBackgroundWait bool
 	// noFlush switches off the flush on a lost subscription and the
 	// degraded L1 that follows, for the same purpose.
 	noFlush atomic.Bool

@@ -133,6 +133,15 @@ func SetNoFallbackCheck(c *Cache, off bool) { c.noFallbackCheck = off }
 // failed fail-safe load.
 func SetNoThrottle(c *Cache, off bool) { c.noThrottle = off }
 
+// SetNoSoftMany makes c's FetchMany wait for its batch's load whatever
+// LoadSoftTimeout says, so that a test can show it catches that.
+func SetNoSoftMany(c *Cache, off bool) { c.noSoftMany = off }
+
+// SetNoBackgroundWait makes c's Close leave the loads that go on in the
+// background after serving their callers (a stale value, a batch's soft
+// timeout) unwaited for, so that a test can show it catches that.
+func SetNoBackgroundWait(c *Cache, off bool) { c.noBackgroundWait = off }
+
 // SetSoftTimer makes c start the timers of LoadSoftTimeout with f.
 func SetSoftTimer(c *Cache, f func(time.Duration) *time.Timer) { c.softTimeout = f }
 

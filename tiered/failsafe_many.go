@@ -2,6 +2,9 @@ package tiered
 
 import (
 	"context"
+	"runtime"
+	"runtime/debug"
+	"time"
 
 	"github.com/tiercache/tiercache/remote"
 )
@@ -26,7 +29,17 @@ import (
 // The checks and marks of a failed batch go one id after the other: a
 // batch with many expired ids pays a few round trips for each.
 //
-// LoadSoftTimeout is Fetch's only: a batch's load is not split.
+// With LoadSoftTimeout, a batch that loads expired ids runs its loader on
+// a goroutine of its own (callSoft). When the load has not returned within
+// the soft timeout, each expired id that may fall back (the checks above,
+// the Redis ones in one pipeline) is served its value at once, counted as
+// EventFailSafe with no Err, and the other ids go on waiting for the load;
+// the run then goes on in the background like one that served a stale
+// value (see stale.go: Close waits for it). Its load fills and replaces
+// as usual; if it fails, the served ids get their throttle marks and L1
+// copies as above, and are not counted again. A batch without expired
+// ids, or a group without LoadSoftTimeout, starts no timer and no
+// goroutine.
 
 // holdBack serves, before the batch's load, the ids among ids whose
 // expired value keepOld noted and whose reload lock holds a throttle mark,
@@ -97,9 +110,119 @@ func (r *run[V]) fallBack(id string, err error) bool {
 		// another node's reload is read here as soon as it fills.
 		until = 0
 	}
+	if r.softServed[id] {
+		// Its callers had the value at the soft timeout, counted then.
+		x.keep(until)
+		return true
+	}
 	x.serve(err, until)
 	r.onFallback(id, x.stale)
 	return true
+}
+
+// hookSoftServed is the point (Cache.at) where a batch's soft timeout has
+// served the fallbacks it could, while its load goes on.
+const hookSoftServed = "fail-safe-soft-served"
+
+// callSoft is call for the batch ids: with the group's LoadSoftTimeout and
+// expired ids in the batch (olds), the loader runs on its own goroutine
+// and, once the soft timeout passes, serveSoft hands out the fallbacks
+// while this goroutine waits on for the load's outcome. A panic or a
+// runtime.Goexit of the loader is carried over to this goroutine, so that
+// the batch ends as it would have with the loader called here.
+func (r *run[V]) callSoft(ids []string) (map[string]V, time.Duration, error) {
+	g, c := r.g, r.g.c
+	if g.fs.soft <= 0 || r.onFallback == nil || len(r.olds) == 0 || c.noSoftMany {
+		return r.call(ids)
+	}
+	type outcome struct {
+		vals   map[string]V
+		took   time.Duration
+		err    error
+		panic  any
+		goexit bool
+	}
+	out := make(chan outcome, 1)
+	go func() {
+		returned := false
+		defer func() {
+			if !returned {
+				p := recover()
+				if p != nil {
+					c.log.Warn("tiered: a fail-safe batch load panicked", "group", g.name, "panic", p, "stack", string(debug.Stack()))
+				}
+				out <- outcome{panic: p, goexit: p == nil}
+			}
+		}()
+		vals, took, err := r.call(ids)
+		returned = true
+		out <- outcome{vals: vals, took: took, err: err}
+	}()
+	soft := c.softTimer(g.fs.soft)
+	var o outcome
+	select {
+	case o = <-out:
+	case <-soft.C:
+		r.serveSoft(ids)
+		c.at(hookSoftServed)
+		o = <-out
+	}
+	soft.Stop()
+	switch {
+	case o.goexit:
+		runtime.Goexit()
+	case o.panic != nil:
+		panic(o.panic)
+	}
+	return o.vals, o.took, o.err
+}
+
+// serveSoft serves each id of ids whose expired value may be a fallback
+// now that the batch's soft timeout passed: no invalidation, flush or tag
+// of it reached this node since the batch's read, and Redis still holds
+// exactly that write (one pipeline for the batch). The run goes on in the
+// background once it served one.
+func (r *run[V]) serveSoft(ids []string) {
+	g, c := r.g, r.g.c
+	var xs []*expiredLoad[V]
+	var keys []string
+	for _, id := range ids {
+		if _, ok := r.olds[id]; !ok {
+			continue
+		}
+		if x, ok := r.expiredOf(id); ok && x.fresh(r.ctx) {
+			xs = append(xs, x)
+			keys = append(keys, x.key)
+		}
+	}
+	if len(xs) == 0 {
+		return
+	}
+	if !c.noFallbackCheck {
+		recs, err := c.store.GetMany(r.ctx, keys)
+		if err != nil {
+			if r.ctx.Err() == nil { // not Close
+				c.redisFailed(&g.st, g.name, "fail-safe check", "", err)
+			}
+			return
+		}
+		held := xs[:0]
+		for i, x := range xs {
+			if recs[i].Kind == remote.KindValue && recs[i].Token == x.old.Token {
+				held = append(held, x)
+			}
+		}
+		xs = held
+	}
+	for _, x := range xs {
+		if r.softServed == nil {
+			r.softServed = make(map[string]bool, len(xs))
+		}
+		r.softServed[x.id] = true
+		x.serve(nil, 0)
+		r.goBackground()
+		r.onFallback(x.id, x.stale)
+	}
 }
 
 // expiredOf returns the expired load of id that keepOld noted, its value

@@ -32,6 +32,12 @@ type fsRig struct {
 const fsTTL = time.Hour
 
 func newFSRig(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.GroupOptions) *fsRig {
+	return newFSRigWith(t, rdb, n, gopts, nil)
+}
+
+// newFSRigWith is newFSRig with the caches' options changed by opts (if
+// not nil).
+func newFSRigWith(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.GroupOptions, opts func(*tiered.Options)) *fsRig {
 	r := &fsRig{t: t, rdb: rdb, clk: newManualClock(time.Now()), busy: make(chan struct{}, 64), joined: make(chan struct{}, 64)}
 	gopts.TTL = fsTTL
 	if gopts.FailSafe == 0 {
@@ -48,6 +54,9 @@ func newFSRig(t *testing.T, rdb redis.UniversalClient, n int, gopts tiered.Group
 	for i := 0; i < n; i++ {
 		// RedisTimeout: a loaded machine must not fail an invalidation.
 		o := tiered.Options{Redis: rdb, Namespace: "fs", DisableJitter: true, L1TTL: 2 * fsTTL, Recorder: rec, RedisTimeout: 10 * time.Second}
+		if opts != nil {
+			opts(&o)
+		}
 		c := newCache(t, tiered.WithClock(o, r.clk))
 		r.caches = append(r.caches, c)
 		r.groups = append(r.groups, newGroup[string](t, c, "k", gopts))

@@ -73,7 +73,7 @@ type GroupOptions struct {
 	// a fallback: an invalidation removes it from both tiers, and a
 	// fallback is served only after Redis was seen still to hold it once
 	// the load failed. Fetch, FetchInfo and FetchMany (per id of the
-	// batch; without LoadSoftTimeout) use fallbacks; Get never loads, so
+	// batch) use fallbacks; Get never loads, so
 	// an expired value is a miss for it. A cached "not found" is not kept.
 	// Default: 0, off.
 	FailSafe time.Duration
@@ -85,7 +85,12 @@ type GroupOptions struct {
 	// expired fallback waits for its load: past it, the caller gets the
 	// fallback at once ([EventFailSafe] with no Err) while the load goes on
 	// in the background, bounded by LoadTimeout, and fills both tiers
-	// through the same compare-and-set. Default: 0, wait for the load.
+	// through the same compare-and-set; Close waits for it. FetchMany does
+	// the same per id: past it, each id of the batch whose expired value
+	// may still fall back (Redis holds exactly that write, and no
+	// invalidation, flush or tag of it reached the node since the batch's
+	// read) gets that value, and the ids without one wait for the batch's
+	// load. Default: 0, wait for the load.
 	LoadSoftTimeout time.Duration
 
 	// MaxStale turns on bounded staleness after invalidation (see

@@ -27,7 +27,10 @@ type BatchLoaderFunc[V any] func(ctx context.Context, ids []string) (map[string]
 // *[PanicError]. When Redis fails, the values come from load and no error
 // is returned for it (see [Options.FailClosed]). With the group's
 // FailSafe, an id whose expired value Redis kept gets that value instead
-// of the load's error, as with Fetch (see GroupOptions.FailSafe).
+// of the load's error, as with Fetch (see GroupOptions.FailSafe); with
+// LoadSoftTimeout too, such ids get their values once the batch's load
+// has taken that long, the others wait for the load, and the load goes on
+// in the background (see GroupOptions.LoadSoftTimeout).
 func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoaderFunc[V]) (map[string]V, error) {
 	out := make(map[string]V, len(ids))
 	miss, err := g.lookupMany(ids, out)
@@ -97,6 +100,8 @@ func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight,
 		}
 		if g.maxStale > 0 {
 			r.onStale = func(id string, v V) { finish(at[id], staleValue[V]{v}, nil) }
+		}
+		if g.maxStale > 0 || g.fs.soft > 0 {
 			defer r.endBackground()
 		}
 		r.exec(ids, true)

@@ -63,6 +63,9 @@ type run[V any] struct {
 	// hands the expired value of id to its callers as a fallback instead
 	// of the load's error (see failsafe_many.go).
 	onFallback func(id string, v V)
+	// softServed are the ids onFallback served at the batch's soft
+	// timeout while the load went on (see callSoft).
+	softServed map[string]bool
 	bg         bool
 }
 
@@ -285,7 +288,7 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 			panic(p)
 		}
 	}()
-	vals, took, err := r.call(ids)
+	vals, took, err := r.callSoft(ids)
 	lost := rn.stop()
 	if err != nil && !isNotFound(err) {
 		r.giveUp(leases)

@@ -44,7 +44,8 @@ import (
 type staleValue[V any] struct{ v V }
 
 // hookStaleLoaded is the point (Cache.at) where a load that went on in the
-// background after serving a stale value has ended.
+// background after serving a stale value (or a batch's fallbacks at its
+// soft timeout) has ended.
 const hookStaleLoaded = "stale-loaded"
 
 // addStaleGroup records the window of the group whose keys begin with
@@ -183,18 +184,31 @@ func (r *run[V]) usable(id string, s remote.Record) (V, bool) {
 // run then goes on in the background (see endBackground).
 func (r *run[V]) serveStale(id string, v V) {
 	r.g.record(Event{Kind: EventStale})
-	if !r.bg {
-		r.bg = true
-		r.g.c.flights.running.Add(1) // Close waits for the rest of the run
-	}
+	r.goBackground()
 	r.onStale(id, v)
 }
 
-// endBackground ends a run that served a stale value and went on.
+// goBackground notes, before the run first hands a value to its callers
+// ahead of its outcome (a stale value, or a fallback at a batch's soft
+// timeout), that it goes on in the background: Close waits for the rest
+// of the run, whose flights may all have ended.
+func (r *run[V]) goBackground() {
+	if !r.bg {
+		r.bg = true
+		if !r.g.c.noBackgroundWait {
+			r.g.c.flights.running.Add(1)
+		}
+	}
+}
+
+// endBackground ends a run that served a stale value or a fallback and
+// went on.
 func (r *run[V]) endBackground() {
 	if r.bg {
 		r.g.c.at(hookStaleLoaded)
-		r.g.c.flights.running.Done()
+		if !r.g.c.noBackgroundWait {
+			r.g.c.flights.running.Done()
+		}
 	}
 }
 
