@@ -76,3 +76,20 @@ func (s *Store) MarkStale(ctx context.Context, keys []string, end, now int64) er
 	}
 	return nil
 }
+
+// MarkStaleIn is [Store.MarkStale] as commands in p, a pipeline of another
+// caller's on the store's client, as [Store.UnlinkIn] is Unlink: behind
+// the breaker, one script call per key (an UNLINK when the window is
+// already over), and the function to call once p ran, while ctx is still
+// live, returns their outcome and charges it to the breaker. It is only
+// for a client that [Store.Pipelines] accepts.
+func (s *Store) MarkStaleIn(ctx context.Context, p redis.Pipeliner, keys []string, end, now int64) func() error {
+	if end <= now {
+		return s.UnlinkIn(ctx, p, keys)
+	}
+	px := strconv.FormatInt(end-now, 10)
+	at := strconv.FormatInt(now, 10)
+	return s.writeIn(ctx, p, keys, "mark stale", func(ctx context.Context, p redis.Pipeliner, rkey string) redis.Cmder {
+		return p.Eval(ctx, staleSrc, []string{rkey}, staleHeader(NewToken(), end), px, at)
+	})
+}

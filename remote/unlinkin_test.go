@@ -73,3 +73,64 @@ func TestUnlinkIn(t *testing.T) {
 		}
 	})
 }
+
+// TestMarkStaleIn: the stale marks added to another caller's pipeline turn
+// the values into stale envelopes ahead of the pipeline's PUBLISH (on a
+// real server), a window already over unlinks, and the outcome is charged
+// to the breaker: failures open it, and an open breaker adds nothing.
+func TestMarkStaleIn(t *testing.T) {
+	piped := func(s *remote.Store, rdb *redis.Client, end, now int64, keys ...string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p := rdb.Pipeline()
+		done := s.MarkStaleIn(ctx, p, keys, end, now)
+		p.Publish(ctx, "ch", "x")
+		_, _ = p.Exec(ctx)
+		return done()
+	}
+	t.Run("marks", func(t *testing.T) {
+		rdb := redistest.Start(t).Client(t)
+		s, err := remote.New(rdb, remote.Options{Namespace: "ns", Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for _, k := range []string{"a", "b"} {
+			if err := s.Set(ctx, k, value("v-"+k, time.Minute), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := time.Now().UnixMilli()
+		if err := piped(s, rdb, now+60_000, now, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if r := mustGet(t, s, "a"); r.Kind != remote.KindStale {
+			t.Fatalf("a after MarkStaleIn: kind %v; want a stale envelope", r.Kind)
+		}
+		if err := piped(s, rdb, now, now, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if n := rdb.Exists(ctx, "ns:b").Val(); n != 0 {
+			t.Fatal("a window already over left the key in Redis")
+		}
+	})
+	t.Run("breaker", func(t *testing.T) {
+		m := miniredis.RunT(t)
+		rdb := miniClient(t, m)
+		bs := newBreakerStore(t, rdb, remote.Options{BreakerFailures: 2, BreakerCooldown: time.Second})
+		m.SetError(loading)
+		now := time.Now().UnixMilli()
+		for i := range 2 {
+			if err := piped(bs.Store, rdb, now+60_000, now, "k"); err == nil || errors.Is(err, remote.ErrBreakerOpen) {
+				t.Fatalf("piped stale mark #%d = %v; want the server's error", i, err)
+			}
+		}
+		bs.expect(t, m.Addr(), true)
+		m.SetError("")
+		p := rdb.Pipeline()
+		err := bs.MarkStaleIn(context.Background(), p, []string{"k"}, now+60_000, now)()
+		if !errors.Is(err, remote.ErrBreakerOpen) || p.Len() != 0 {
+			t.Fatalf("MarkStaleIn with the breaker open = %v, %d commands added; want ErrBreakerOpen and none", err, p.Len())
+		}
+	})
+}

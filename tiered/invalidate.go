@@ -18,9 +18,9 @@ import (
 // then from this node's L1 (loads of these keys in flight here will not
 // fill it), then by one message on the bus to every other node's L1. On a
 // single server (the client is a *redis.Client that carries the bus too),
-// unless InvalidateReplicas is set or a group has MaxStale, the UNLINKs
-// and the message share one pipeline, UNLINKs first: one round trip, in
-// the same order. Calls made while another's message is in
+// unless InvalidateReplicas is set, the UNLINKs (a MaxStale group's stale
+// marks) and the message share one pipeline, UNLINKs first: one round
+// trip, in the same order. Calls made while another's message is in
 // flight share the next one (see bus.Bus.Publish).
 //
 // If Redis or the publish fails, Invalidate returns the error, and the
@@ -112,7 +112,7 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 	}
 	piped := c.pipelines(inv)
 	if piped {
-		if err := c.invalidateKeysPiped(ctx, inv.keys); err != nil {
+		if err := c.invalidateKeysPiped(ctx, inv); err != nil {
 			errs = append(errs, err)
 		}
 	} else if c.store != nil {
@@ -151,33 +151,51 @@ func (c *Cache) invalidate(ctx context.Context, inv invalidation, retry bool) er
 }
 
 // pipelines reports whether inv is an invalidation of keys whose UNLINKs
-// can travel with its message (see invalidateKeysPiped): keys only, on a
-// single server that also carries the bus, with no MaxStale window to mark,
-// and no test hook on the publishing.
+// (or stale marks) can travel with its message (see invalidateKeysPiped):
+// keys only, on a single server that also carries the bus, and no test
+// hook on the publishing.
 func (c *Cache) pipelines(inv invalidation) bool {
 	return c.pipeInvalidations && !c.noPipe && len(inv.keys) > 0 && len(inv.patterns) == 0 && len(inv.tags) == 0 &&
-		!c.anyStale.Load() && c.holdPublish == nil && !c.dropNext.Load()
+		c.holdPublish == nil && !c.dropNext.Load()
 }
 
-// invalidateKeysPiped is the Redis and bus part of invalidating keys in one
-// round trip: the UNLINKs and the message go in one pipeline, UNLINKs
-// first, so that a node that receives the message finds the keys gone, as
-// when the message followed the UNLINKs' reply. The keys are held here
-// meanwhile, as for the UNLINKs alone. It returns the UNLINKs' and the
-// publish's errors, joined.
-func (c *Cache) invalidateKeysPiped(ctx context.Context, keys []string) error {
+// invalidateKeysPiped is the Redis and bus part of invalidating inv's keys
+// in one round trip: the UNLINKs (for a group with a MaxStale window, the
+// stale marks) and the message go in one pipeline, those first, so that a
+// node that receives the message finds the keys gone or stale, as when the
+// message followed their replies. The keys are held here meanwhile, as for
+// the writes alone. It returns the writes' and the publish's errors,
+// joined.
+func (c *Cache) invalidateKeysPiped(ctx context.Context, inv invalidation) error {
+	keys := inv.keys
 	c.hold(keys)
 	defer c.release(keys)
 	var delErr error
 	ran := false
 	pubErr := c.bus.PublishAfter(ctx, func(ctx context.Context, p redis.Pipeliner) func() {
 		ran = true
-		unlinked := c.store.UnlinkIn(ctx, p, keys)
-		return func() { delErr = unlinked() }
+		var outcomes []func() error
+		strict := keys
+		if c.anyStale.Load() {
+			var byWindow map[time.Duration][]string
+			byWindow, strict = c.splitStale(keys)
+			now := c.staleNow() / int64(time.Millisecond)
+			for w, ks := range byWindow {
+				outcomes = append(outcomes, c.store.MarkStaleIn(ctx, p, ks, windowEnd(inv, w), now))
+			}
+		}
+		if len(strict) > 0 {
+			outcomes = append(outcomes, c.store.UnlinkIn(ctx, p, strict))
+		}
+		return func() {
+			for _, f := range outcomes {
+				delErr = errors.Join(delErr, f())
+			}
+		}
 	}, bus.KindKeys, keys...)
 	if !ran {
-		// The bus ran nothing (it closed meanwhile): unlink alone.
-		delErr = c.store.Unlink(ctx, keys...)
+		// The bus ran nothing (it closed meanwhile): write alone.
+		delErr = c.deleteRemote(ctx, invalidation{keys: keys, at: inv.at})
 	}
 	return errors.Join(delErr, pubErr)
 }

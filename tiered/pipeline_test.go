@@ -108,3 +108,61 @@ func TestInvalidationOneRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestStaleInvalidationOneRoundTrip: on a single server, an invalidation of
+// a key of a MaxStale group and one of a strict group sends the stale mark
+// (a script), the UNLINK and the message in one pipeline, in that order;
+// the other node then serves the previous value of the first within the
+// window, and Redis no longer has the second. With the pipeline off
+// (SetNoPipe) the same invalidation takes three round trips.
+func TestStaleInvalidationOneRoundTrip(t *testing.T) {
+	addr := startServer(t)
+	for _, piped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("piped=%v", piped), func(t *testing.T) {
+			ns := fmt.Sprintf("stalet%v", piped)
+			h := &tripHook{}
+			rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+			t.Cleanup(func() { rdb.Close() })
+			rdb.AddHook(h)
+			a := newFleetNodeOn(t, rdb, tiered.Options{Namespace: ns, Heartbeat: time.Hour})
+			b := newFleetNode(t, addr, tiered.Options{Namespace: ns})
+			ms := map[*fleetNode]*tiered.Group[string]{}
+			for _, n := range []*fleetNode{a, b} {
+				ms[n] = newGroup[string](t, n.cache, "ms", tiered.GroupOptions{MaxStale: time.Minute})
+			}
+			tiered.SetNoPipe(a.cache, !piped)
+			ctx := context.Background()
+			for _, n := range []*fleetNode{a, b} {
+				if _, err := n.group.Fetch(ctx, "k", constLoader("v1")); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ms[n].Fetch(ctx, "k", constLoader("v1")); err != nil {
+					t.Fatal(err)
+				}
+				n.cache.WaitL1()
+			}
+			before := len(h.with("eval", "unlink", "publish"))
+			if err := a.cache.Invalidate(ctx, ms[a].Key("k"), a.group.Key("k")); err != nil {
+				t.Fatal(err)
+			}
+			b.expect(t, tiered.EventInvalidationReceived)
+			if n := rdb.Exists(ctx, ns+":"+a.group.Key("k")).Val(); n != 0 {
+				t.Fatal("the strict group's key is still in Redis")
+			}
+			release := make(chan struct{})
+			v, s, err := ms[b].FetchInfo(ctx, "k", func(context.Context, string) (string, error) { <-release; return "v2", nil })
+			close(release)
+			if err != nil || v != "v1" || !s.Stale {
+				t.Fatalf("the other node inside the window: %q, stale %v, %v; want v1, true", v, s.Stale, err)
+			}
+			trips := h.with("eval", "unlink", "publish")[before:]
+			want := [][]string{{"eval", "unlink", "publish"}}
+			if !piped {
+				want = [][]string{{"eval"}, {"unlink"}, {"publish"}}
+			}
+			if !slices.EqualFunc(trips, want, slices.Equal) {
+				t.Fatalf("the invalidation's round trips = %v; want %v", trips, want)
+			}
+		})
+	}
+}

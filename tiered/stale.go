@@ -72,29 +72,41 @@ func (c *Cache) staleNow() int64 {
 // with a MaxStale window (see remote.Store.MarkStale), each window
 // counted from inv.at, and returns the others, to be unlinked.
 func (c *Cache) markStale(ctx context.Context, inv invalidation) ([]string, error) {
-	byWindow := map[time.Duration][]string{}
-	var strict []string
-	c.groupsMu.Lock()
-	for _, k := range inv.keys {
-		w := time.Duration(0)
-		if i := strings.IndexByte(k, ':'); i >= 0 {
-			w = c.staleWindows[k[:i+1]]
-		}
-		if w > 0 {
-			byWindow[w] = append(byWindow[w], k)
-		} else {
-			strict = append(strict, k)
-		}
-	}
-	c.groupsMu.Unlock()
+	byWindow, strict := c.splitStale(inv.keys)
 	now := c.staleNow() / int64(time.Millisecond)
 	for w, keys := range byWindow {
-		end := (inv.at + int64(w)) / int64(time.Millisecond)
-		if err := c.store.MarkStale(ctx, keys, end, now); err != nil {
+		if err := c.store.MarkStale(ctx, keys, windowEnd(inv, w), now); err != nil {
 			return nil, err
 		}
 	}
 	return strict, nil
+}
+
+// splitStale sorts keys into those of groups with a MaxStale window, by
+// window, and the others (strict).
+func (c *Cache) splitStale(keys []string) (byWindow map[time.Duration][]string, strict []string) {
+	c.groupsMu.Lock()
+	defer c.groupsMu.Unlock()
+	for _, k := range keys {
+		w := time.Duration(0)
+		if i := strings.IndexByte(k, ':'); i >= 0 {
+			w = c.staleWindows[k[:i+1]]
+		}
+		if w <= 0 {
+			strict = append(strict, k)
+			continue
+		}
+		if byWindow == nil {
+			byWindow = map[time.Duration][]string{}
+		}
+		byWindow[w] = append(byWindow[w], k)
+	}
+	return byWindow, strict
+}
+
+// windowEnd is the end (unix ms) of the window w that inv opens.
+func windowEnd(inv invalidation, w time.Duration) int64 {
+	return (inv.at + int64(w)) / int64(time.Millisecond)
 }
 
 // stale says what a run did with a key that holds a stale value.
