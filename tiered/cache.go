@@ -110,6 +110,9 @@ type Cache struct {
 	// LoadSoftTimeout.
 	noFallbackCheck, noThrottle bool
 	softTimeout                 func(time.Duration) *time.Timer
+	// softFromLock counts a Fetch's LoadSoftTimeout from the reload lock
+	// instead of from its read, so that a test can show it catches that.
+	softFromLock bool
 	// noSoftMany makes FetchMany wait for its batch's load whatever
 	// LoadSoftTimeout says, and noBackgroundWait leaves the runs that go
 	// on in the background after serving their callers uncounted, so

@@ -145,6 +145,10 @@ func SetNoBackgroundWait(c *Cache, off bool) { c.noBackgroundWait = off }
 // SetSoftTimer makes c start the timers of LoadSoftTimeout with f.
 func SetSoftTimer(c *Cache, f func(time.Duration) *time.Timer) { c.softTimeout = f }
 
+// SetSoftFromLock makes c count a Fetch's LoadSoftTimeout from the
+// reload lock instead of from its read of Redis, as it once did.
+func SetSoftFromLock(c *Cache, on bool) { c.softFromLock = on }
+
 // SetNoStaleWindow makes c serve stale values past their MaxStale window,
 // so that a test can show it catches that.
 func SetNoStaleWindow(c *Cache, off bool) { c.noStaleWindow = off }

@@ -115,13 +115,17 @@ type expiredLoad[V any] struct {
 	stale V
 	tok   local.Token
 	begin int64 // the Redis time before the loader ran: the new value's tags count from it
+	// began is when the Fetch's read of Redis began (Cache.staleNow, unix
+	// ns), which LoadSoftTimeout counts from; 0 without a soft timeout.
+	began int64
 }
 
 // startExpired runs the rest of a Fetch's load on a new goroutine when
-// Redis held an expired value kept by fail-safe.
-func (g *Group[V]) startExpired(ctx context.Context, key string, fl *flight, load LoaderFunc[V], old remote.Record, tok local.Token) {
+// Redis held an expired value kept by fail-safe; began is when the Fetch's
+// read of Redis began (see expiredLoad.softLeft).
+func (g *Group[V]) startExpired(ctx context.Context, key string, fl *flight, load LoaderFunc[V], old remote.Record, tok local.Token, began int64) {
 	c := g.c
-	x := &expiredLoad[V]{g: g, key: key, id: key[len(g.prefix):], load: load, old: old, tok: tok}
+	x := &expiredLoad[V]{g: g, key: key, id: key[len(g.prefix):], load: load, old: old, tok: tok, began: began}
 	c.flights.start(key, fl, func() (any, error) {
 		rctx, cancel := c.runContext(ctx)
 		defer cancel()
@@ -130,6 +134,19 @@ func (g *Group[V]) startExpired(ctx context.Context, key string, fl *flight, loa
 }
 
 func (x *expiredLoad[V]) lockKey() string { return refreshLockPrefix + x.key }
+
+// softLeft is what is left of LoadSoftTimeout: it counts from the start of
+// the Fetch's read of Redis, so that the round trips that found the
+// expired value and took (or found) the reload lock come out of it, and a
+// second wait for another node's lock does not start it again. The
+// caller's wait for the fallback is then the soft timeout itself.
+func (x *expiredLoad[V]) softLeft() time.Duration {
+	g, c := x.g, x.g.c
+	if c.softFromLock {
+		return g.fs.soft
+	}
+	return max(time.Duration(x.began+int64(g.fs.soft)-c.staleNow()), 0)
+}
 
 // run is the whole expired load; ctx is the caller's (for a background
 // load's values), rctx the run's.
@@ -298,7 +315,7 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 		returned = true
 		out <- outcome{v: v, err: err}
 	}()
-	soft := c.softTimer(g.fs.soft)
+	soft := c.softTimer(x.softLeft())
 	defer soft.Stop()
 	select {
 	case o := <-out:
@@ -466,7 +483,7 @@ func (x *expiredLoad[V]) await(ctx context.Context) (out any, err error, done bo
 	deadline := time.Now().Add(c.opts.LeaseWait)
 	var softC <-chan time.Time
 	if g.fs.soft > 0 {
-		soft := c.softTimer(g.fs.soft)
+		soft := c.softTimer(x.softLeft())
 		defer soft.Stop()
 		softC = soft.C
 	}

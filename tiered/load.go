@@ -37,6 +37,10 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 			}
 		}()
 		c.at(hookRead)
+		var began int64 // when the read began, what LoadSoftTimeout counts from
+		if g.fs.soft > 0 {
+			began = c.staleNow()
+		}
 		rctx := ctx
 		if ctx.Done() != nil {
 			rctx = context.WithoutCancel(ctx)
@@ -64,7 +68,7 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 				acquired = false // the lease was not taken: take it now
 			case foundNone:
 				if g.fs.expired(c, a.Found) {
-					g.startExpired(ctx, key, fl, load, a.Found, tok)
+					g.startExpired(ctx, key, fl, load, a.Found, tok, began)
 					return v, nil, false
 				}
 			}

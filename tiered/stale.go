@@ -58,7 +58,8 @@ func (c *Cache) addStaleGroup(prefix string, window time.Duration) {
 	c.anyStale.Store(true)
 }
 
-// staleNow is the time (unix ns) that stale windows are counted in: the
+// staleNow is the time (unix ns) that stale windows and soft timeouts are
+// counted in: the
 // wall clock, read at once (not the cheap clock, which may lag), or a
 // test's clock.
 func (c *Cache) staleNow() int64 {
