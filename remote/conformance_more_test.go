@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -394,9 +395,12 @@ func testDeletePatternWith(t *testing.T, s *remote.Store, _ redis.UniversalClien
 			t.Fatal(err)
 		}
 	}
+	var mu sync.Mutex // a cluster's masters are scanned at once
 	offered := map[string]int{}
 	kept := map[string]bool{}
 	n, err := s.DeletePatternWith(ctx, "with:*", func(_ context.Context, batch []string) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		var rest []string
 		for i, k := range batch {
 			offered[k]++

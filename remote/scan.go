@@ -32,8 +32,10 @@ func (s *Store) DeletePattern(ctx context.Context, pattern string) (int, error) 
 // matching keys (local keys, all on one server) is first offered to
 // invalidate, when it is not nil: it invalidates the keys it takes in its
 // own way (as [Store.MarkStale] does for a group with a MaxStale window)
-// and returns the others, which are unlinked. An error from it ends the
-// scan with that error. The count returned includes the keys it took.
+// and returns the others, which are unlinked. On a cluster client the
+// masters are scanned at once, so invalidate may be called concurrently,
+// one goroutine per master. An error from it ends that master's scan with
+// that error. The count returned includes the keys it took.
 func (s *Store) DeletePatternWith(ctx context.Context, pattern string, invalidate func(ctx context.Context, keys []string) ([]string, error)) (int, error) {
 	prefix, _ := glob.LiteralPrefix(pattern)
 	match := glob.Escape(s.prefix+prefix) + "*"

@@ -113,6 +113,13 @@ type Cache struct {
 	// softFromLock counts a Fetch's LoadSoftTimeout from the reload lock
 	// instead of from its read, so that a test can show it catches that.
 	softFromLock bool
+	// softLoads counts, per key, the FetchMany loads that go on in the
+	// background after their soft timeout served the key's expired value
+	// (see softLoadStarted); softMu protects it. noSoftJoin ignores them,
+	// so that a test can show a second read then loads the key again.
+	softMu     sync.Mutex
+	softLoads  map[string]int
+	noSoftJoin bool
 	// noSoftMany makes FetchMany wait for its batch's load whatever
 	// LoadSoftTimeout says, and noBackgroundWait leaves the runs that go
 	// on in the background after serving their callers uncounted, so

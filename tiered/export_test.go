@@ -145,6 +145,10 @@ func SetNoBackgroundWait(c *Cache, off bool) { c.noBackgroundWait = off }
 // SetSoftTimer makes c start the timers of LoadSoftTimeout with f.
 func SetSoftTimer(c *Cache, f func(time.Duration) *time.Timer) { c.softTimeout = f }
 
+// SetNoSoftJoin makes c's reads of a key load it again while a FetchMany
+// load of it goes on past its soft timeout, as before they joined it.
+func SetNoSoftJoin(c *Cache, off bool) { c.noSoftJoin = off }
+
 // SetSoftFromLock makes c count a Fetch's LoadSoftTimeout from the
 // reload lock instead of from its read of Redis, as it once did.
 func SetSoftFromLock(c *Cache, on bool) { c.softFromLock = on }

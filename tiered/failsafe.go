@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/tiercache/tiercache/local"
@@ -156,6 +155,11 @@ func (x *expiredLoad[V]) run(ctx, rctx context.Context) (any, error) {
 		g.discard(rctx, x.key, x.old, err)
 		return x.plain(rctx)
 	}
+	if g.fs.soft > 0 && c.softLoading(x.key) && x.fresh(rctx) {
+		// A FetchMany's load of it on this node is past its soft timeout
+		// (it took no reload lock): serve old as that FetchMany did.
+		return x.serve(nil, 0), nil
+	}
 	for try := 0; ; try++ {
 		lock, won, mark, err := c.store.Acquire(rctx, x.lockKey(), c.opts.LeaseTTL)
 		switch {
@@ -303,11 +307,10 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 		returned := false
 		defer func() {
 			if !returned {
-				p := recover()
-				if p == nil {
-					p = errGoexit
+				var p any = errGoexit
+				if r := recover(); r != nil {
+					p = asPanicError(r) // the loader's stack, not the caller's
 				}
-				c.log.Warn("tiered: a fail-safe load panicked", "group", g.name, "key", x.key, "panic", p, "stack", string(debug.Stack()))
 				out <- outcome{panic: p}
 			}
 		}()

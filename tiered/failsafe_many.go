@@ -3,7 +3,7 @@ package tiered
 import (
 	"context"
 	"runtime"
-	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/tiercache/tiercache/remote"
@@ -31,8 +31,9 @@ import (
 //
 // With LoadSoftTimeout, a batch that loads expired ids runs its loader on
 // a goroutine of its own (callSoft). When the load has not returned within
-// the soft timeout, each expired id that may fall back (the checks above,
-// the Redis ones in one pipeline) is served its value at once, counted as
+// the soft timeout, each expired id that may fall back (the checks above;
+// that Redis still holds each write is read in one pipeline) is served its
+// value at once, counted as
 // EventFailSafe with no Err, and the other ids go on waiting for the load;
 // the run then goes on in the background like one that served a stale
 // value (see stale.go: Close waits for it). Its load fills and replaces
@@ -47,34 +48,44 @@ import (
 // and only when the batch holds such ids.
 func (r *run[V]) holdBack(ids []string) []string {
 	g, c := r.g, r.g.c
-	if r.onFallback == nil || len(r.olds) == 0 || c.noThrottle {
-		return ids
-	}
-	var olds, locks []string
-	for _, id := range ids {
-		if _, ok := r.olds[id]; ok {
-			olds = append(olds, id)
-			locks = append(locks, refreshLockPrefix+g.Key(id))
-		}
-	}
-	if len(olds) == 0 {
-		return ids
-	}
-	marks, err := c.store.GetMany(r.ctx, locks)
-	if err != nil {
-		c.redisFailed(&g.st, g.name, "fail-safe lock", "", err)
+	if r.onFallback == nil || len(r.olds) == 0 {
 		return ids
 	}
 	served := make(map[string]bool)
-	for i, id := range olds {
-		if marks[i].Kind != remote.KindAbsent {
+	hold := func(x *expiredLoad[V], err error, until int64) {
+		x.serve(err, until)
+		r.onFallback(x.id, x.stale)
+		served[x.id] = true
+		delete(r.olds, x.id) // not loaded: replaceOlds must leave its value alone
+	}
+	var olds, locks []string
+	for _, id := range ids {
+		if _, ok := r.olds[id]; !ok {
 			continue
 		}
-		if x, ok := r.expiredOf(id); ok && x.fresh(r.ctx) {
-			x.serve(errThrottled, marks[i].Expire)
-			r.onFallback(id, x.stale)
-			served[id] = true
-			delete(r.olds, id) // not loaded: replaceOlds must leave its value alone
+		if g.fs.soft > 0 && c.softLoading(g.Key(id)) {
+			// A load of it on this node is past its soft timeout: join it.
+			if x, ok := r.expiredOf(id); ok && x.fresh(r.ctx) {
+				hold(x, nil, 0)
+				continue
+			}
+		}
+		olds = append(olds, id)
+		locks = append(locks, refreshLockPrefix+g.Key(id))
+	}
+	if len(olds) > 0 && !c.noThrottle {
+		marks, err := c.store.GetMany(r.ctx, locks)
+		if err != nil {
+			c.redisFailed(&g.st, g.name, "fail-safe lock", "", err)
+			marks = nil
+		}
+		for i, m := range marks {
+			if m.Kind != remote.KindAbsent {
+				continue
+			}
+			if x, ok := r.expiredOf(olds[i]); ok && x.fresh(r.ctx) {
+				hold(x, errThrottled, m.Expire)
+			}
 		}
 	}
 	if len(served) == 0 {
@@ -139,22 +150,23 @@ func (r *run[V]) callSoft(ids []string) (map[string]V, time.Duration, error) {
 		vals   map[string]V
 		took   time.Duration
 		err    error
-		panic  any
+		panic  *PanicError
 		goexit bool
 	}
 	out := make(chan outcome, 1)
+	asked := slices.Clone(ids) // the loader's own: it may reorder them while serveSoft reads ids
 	go func() {
 		returned := false
 		defer func() {
 			if !returned {
-				p := recover()
-				if p != nil {
-					c.log.Warn("tiered: a fail-safe batch load panicked", "group", g.name, "panic", p, "stack", string(debug.Stack()))
+				var pe *PanicError
+				if p := recover(); p != nil {
+					pe = asPanicError(p) // the loader's stack, not the batch's
 				}
-				out <- outcome{panic: p, goexit: p == nil}
+				out <- outcome{panic: pe, goexit: pe == nil}
 			}
 		}()
-		vals, took, err := r.call(ids)
+		vals, took, err := r.call(asked)
 		returned = true
 		out <- outcome{vals: vals, took: took, err: err}
 	}()
@@ -163,9 +175,13 @@ func (r *run[V]) callSoft(ids []string) (map[string]V, time.Duration, error) {
 	select {
 	case o = <-out:
 	case <-soft.C:
-		r.serveSoft(ids)
-		c.at(hookSoftServed)
-		o = <-out
+		select {
+		case o = <-out: // the load returned as the timer fired: no fallback to serve
+		default:
+			r.serveSoft(ids)
+			c.at(hookSoftServed)
+			o = <-out
+		}
 	}
 	soft.Stop()
 	switch {
@@ -219,10 +235,46 @@ func (r *run[V]) serveSoft(ids []string) {
 			r.softServed = make(map[string]bool, len(xs))
 		}
 		r.softServed[x.id] = true
+		c.softLoadStarted(x.key)
 		x.serve(nil, 0)
 		r.goBackground()
 		r.onFallback(x.id, x.stale)
 	}
+}
+
+// softLoadStarted records that a load of key goes on past the soft timeout
+// of the FetchMany that served key's expired value: until softLoadEnded,
+// this node's reads of key that find that value serve it too instead of
+// loading it again (holdBack, expiredLoad.run), as a Fetch's reads wait on
+// its reload lock.
+func (c *Cache) softLoadStarted(key string) {
+	c.softMu.Lock()
+	defer c.softMu.Unlock()
+	if c.softLoads == nil {
+		c.softLoads = make(map[string]int)
+	}
+	c.softLoads[key]++
+}
+
+// softLoadEnded ends what softLoadStarted began, once the load filled or
+// failed.
+func (c *Cache) softLoadEnded(key string) {
+	c.softMu.Lock()
+	defer c.softMu.Unlock()
+	if c.softLoads[key]--; c.softLoads[key] <= 0 {
+		delete(c.softLoads, key)
+	}
+}
+
+// softLoading reports whether a load of key goes on past a FetchMany's
+// soft timeout (see softLoadStarted).
+func (c *Cache) softLoading(key string) bool {
+	if c.noSoftJoin {
+		return false
+	}
+	c.softMu.Lock()
+	defer c.softMu.Unlock()
+	return c.softLoads[key] > 0
 }
 
 // expiredOf returns the expired load of id that keepOld noted, its value

@@ -128,7 +128,7 @@ func (f *flights) startMany(keys []string, fls []*flight, fn func(finish func(i 
 			err := errNotLoaded
 			if !returned {
 				if r := recover(); r != nil {
-					pe = &PanicError{Value: r, Stack: debug.Stack()}
+					pe = asPanicError(r)
 					if f.onPanic != nil {
 						f.onPanic(keys[0], pe)
 					}
@@ -256,6 +256,16 @@ func (f *flights) wait(ctx context.Context, fl *flight) (any, error) {
 	return fl.val, fl.err
 }
 
+// asPanicError is the *PanicError of the recovered value r, with this
+// goroutine's stack, unless r is one already: a loader that ran on a
+// goroutine of its own (see callSoft) carries its own stack across.
+func asPanicError(r any) *PanicError {
+	if pe, ok := r.(*PanicError); ok {
+		return pe
+	}
+	return &PanicError{Value: r, Stack: debug.Stack()}
+}
+
 // run calls fn and publishes its outcome; a panic in fn is recovered and
 // published as a *PanicError.
 func (f *flights) run(key string, fl *flight, fn func() (any, error)) {
@@ -263,7 +273,7 @@ func (f *flights) run(key string, fl *flight, fn func() (any, error)) {
 	defer func() {
 		if !returned {
 			if r := recover(); r != nil {
-				fl.panic = &PanicError{Value: r, Stack: debug.Stack()}
+				fl.panic = asPanicError(r)
 				if f.onPanic != nil {
 					f.onPanic(key, fl.panic)
 				}

@@ -94,9 +94,9 @@ type GroupOptions struct {
 	LoadSoftTimeout time.Duration
 
 	// MaxStale turns on bounded staleness after invalidation (see
-	// docs/guarantees.md, Bounded staleness): an invalidation of a key of
-	// the group (Group.Invalidate, Cache.Invalidate, a template's keys)
-	// (or an InvalidatePattern that matches it)
+	// docs/guarantees.md, Bounded staleness). An invalidation of a key of
+	// the group, by key (Group.Invalidate, Cache.Invalidate, a template's
+	// keys) or by a pattern that matches it (Cache.InvalidatePattern),
 	// keeps the value it removes in Redis as a stale envelope for
 	// MaxStale, counted from the start of the invalidation call, instead
 	// of removing it. A Fetch, FetchInfo or FetchMany that misses L1
@@ -110,9 +110,10 @@ type GroupOptions struct {
 	// included, drops its L1 entry as in a strict group and finds the
 	// stale envelope in Redis (one round trip). A load that began before
 	// an invalidation still never installs its result, and is never
-	// served as stale. Tags, Clear and a cached "not found" stay strict; Set needs no window (it writes the new value). It needs
-	// Redis; without it the group is strict. Default: 0, strict: every
-	// read after an invalidation waits for a load.
+	// served as stale. Tags, Clear and a cached "not found" stay strict;
+	// Set needs no window (it writes the new value). It needs Redis;
+	// without it the group is strict. Default: 0, strict: every read
+	// after an invalidation waits for a load.
 	MaxStale time.Duration
 }
 

@@ -281,14 +281,19 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 	slices.SortFunc(ids, func(a, b string) int { return r.pos[a] - r.pos[b] })
 	r.begin = r.loadBeginOf(leases)
 	rn := r.renew(leases)
+	returned := false
 	defer func() {
-		if p := recover(); p != nil {
+		if !returned { // the loader panicked or called runtime.Goexit
+			p := recover()
 			rn.stop()
 			r.giveUp(leases)
-			panic(p)
+			if p != nil {
+				panic(p)
+			}
 		}
 	}()
 	vals, took, err := r.callSoft(ids)
+	returned = true
 	lost := rn.stop()
 	if err != nil && !isNotFound(err) {
 		r.giveUp(leases)
@@ -565,9 +570,9 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 	return asked, took, nil
 }
 
-// onlyAsked reports whether vals, the loader's answer for the one id a
-// Fetch asked for, holds no other (the run never writes to vals). A
-// batch's answer is copied: ids may repeat.
+// onlyAsked reports whether vals, the loader's answer for a run of one id
+// (a Fetch, or a FetchMany of one), holds no other id: the run then keeps
+// it instead of copying it, as it only reads it.
 func onlyAsked[V any](vals map[string]V, ids []string) bool {
 	if len(ids) != 1 || len(vals) > 1 {
 		return false

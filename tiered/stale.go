@@ -218,6 +218,9 @@ func (r *run[V]) goBackground() {
 // went on.
 func (r *run[V]) endBackground() {
 	if r.bg {
+		for id := range r.softServed {
+			r.g.c.softLoadEnded(r.g.Key(id))
+		}
 		r.g.c.at(hookStaleLoaded)
 		if !r.g.c.noBackgroundWait {
 			r.g.c.flights.running.Done()
