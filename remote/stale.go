@@ -77,19 +77,21 @@ func (s *Store) MarkStale(ctx context.Context, keys []string, end, now int64) er
 	return nil
 }
 
-// MarkStaleIn is [Store.MarkStale] as commands in p, a pipeline of another
-// caller's on the store's client, as [Store.UnlinkIn] is Unlink: behind
-// the breaker, one script call per key (an UNLINK when the window is
-// already over), and the function to call once p ran, while ctx is still
-// live, returns their outcome and charges it to the breaker. It is only
-// for a client that [Store.Pipelines] accepts.
-func (s *Store) MarkStaleIn(ctx context.Context, p redis.Pipeliner, keys []string, end, now int64) func() error {
-	if end <= now {
-		return s.UnlinkIn(ctx, p, keys)
-	}
-	px := strconv.FormatInt(end-now, 10)
+// InvalidateIn is [Store.UnlinkIn] for keys of groups with and without a
+// MaxStale window at once: ends[i] is the end of keys[i]'s window (unix
+// ms; now is the invalidating node's time), and a key whose window is
+// already over (ends[i] <= now, a strict group's 0 included) is unlinked,
+// any other marked stale as [Store.MarkStale] does. The commands go in p
+// behind one entry of the breaker, so that they are all added or all
+// refused, and the function to call once p ran, while ctx is still live,
+// returns their outcome and charges it to the breaker. It is only for a
+// client that [Store.Pipelines] accepts.
+func (s *Store) InvalidateIn(ctx context.Context, p redis.Pipeliner, keys []string, ends []int64, now int64) func() error {
 	at := strconv.FormatInt(now, 10)
-	return s.writeIn(ctx, p, keys, "mark stale", func(ctx context.Context, p redis.Pipeliner, rkey string) redis.Cmder {
-		return p.Eval(ctx, staleSrc, []string{rkey}, staleHeader(NewToken(), end), px, at)
+	return s.writeIn(ctx, p, keys, "invalidate", func(ctx context.Context, p redis.Pipeliner, i int, rkey string) redis.Cmder {
+		if ends[i] <= now {
+			return p.Unlink(ctx, rkey)
+		}
+		return p.Eval(ctx, staleSrc, []string{rkey}, staleHeader(NewToken(), ends[i]), strconv.FormatInt(ends[i]-now, 10), at)
 	})
 }

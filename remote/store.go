@@ -323,23 +323,24 @@ func (s *Store) Pipelines(c redis.UniversalClient) bool {
 // failure of Redis's; ctx cancelled: neither). When the breaker refuses,
 // nothing is added and the function returns the refusal.
 func (s *Store) UnlinkIn(ctx context.Context, p redis.Pipeliner, keys []string) func() error {
-	return s.writeIn(ctx, p, keys, "unlink", func(ctx context.Context, p redis.Pipeliner, rkey string) redis.Cmder {
+	return s.writeIn(ctx, p, keys, "unlink", func(ctx context.Context, p redis.Pipeliner, _ int, rkey string) redis.Cmder {
 		return p.Unlink(ctx, rkey)
 	})
 }
 
-// writeIn is UnlinkIn's body for any single-key write add makes: the
-// commands go in p, behind the breaker, and the function it returns, called
-// once p ran and while ctx is live, returns their outcome (op names them in
-// the error) and charges it to the breaker.
-func (s *Store) writeIn(ctx context.Context, p redis.Pipeliner, keys []string, op string, add func(context.Context, redis.Pipeliner, string) redis.Cmder) func() error {
+// writeIn is UnlinkIn's body for any single-key write add makes (given
+// the key's index and its Redis key): the commands go in p, behind one
+// entry of the breaker, and the function it returns, called once p ran and
+// while ctx is live, returns their outcome (op names them in the error) and
+// charges it to the breaker.
+func (s *Store) writeIn(ctx context.Context, p redis.Pipeliner, keys []string, op string, add func(context.Context, redis.Pipeliner, int, string) redis.Cmder) func() error {
 	g, err := s.enterOn(ctx, s.rdb, keys)
 	if err != nil {
 		return func() error { return s.fail(op, err) }
 	}
 	cmds := make([]redis.Cmder, len(keys))
 	for i, k := range keys {
-		cmds[i] = add(ctx, p, s.prefix+k)
+		cmds[i] = add(ctx, p, i, s.prefix+k)
 	}
 	return func() error {
 		var err error

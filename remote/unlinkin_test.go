@@ -74,44 +74,43 @@ func TestUnlinkIn(t *testing.T) {
 	})
 }
 
-// TestMarkStaleIn: the stale marks added to another caller's pipeline turn
-// the values into stale envelopes ahead of the pipeline's PUBLISH (on a
-// real server), a window already over unlinks, and the outcome is charged
-// to the breaker: failures open it, and an open breaker adds nothing.
-func TestMarkStaleIn(t *testing.T) {
-	piped := func(s *remote.Store, rdb *redis.Client, end, now int64, keys ...string) error {
+// TestInvalidateIn: in another caller's pipeline, ahead of its PUBLISH (on
+// a real server), a key whose window is open becomes a stale envelope and
+// the others (a strict group's, a window already over) are unlinked; the
+// outcome is charged to the breaker, and an open breaker adds none of
+// them.
+func TestInvalidateIn(t *testing.T) {
+	piped := func(s *remote.Store, rdb *redis.Client, keys []string, ends []int64, now int64) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		p := rdb.Pipeline()
-		done := s.MarkStaleIn(ctx, p, keys, end, now)
+		done := s.InvalidateIn(ctx, p, keys, ends, now)
 		p.Publish(ctx, "ch", "x")
 		_, _ = p.Exec(ctx)
 		return done()
 	}
-	t.Run("marks", func(t *testing.T) {
+	t.Run("marks and unlinks", func(t *testing.T) {
 		rdb := redistest.Start(t).Client(t)
 		s, err := remote.New(rdb, remote.Options{Namespace: "ns", Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
-		for _, k := range []string{"a", "b"} {
+		keys := []string{"a", "b", "c"}
+		for _, k := range keys {
 			if err := s.Set(ctx, k, value("v-"+k, time.Minute), time.Minute); err != nil {
 				t.Fatal(err)
 			}
 		}
 		now := time.Now().UnixMilli()
-		if err := piped(s, rdb, now+60_000, now, "a"); err != nil {
+		if err := piped(s, rdb, keys, []int64{now + 60_000, 0, now}, now); err != nil {
 			t.Fatal(err)
 		}
 		if r := mustGet(t, s, "a"); r.Kind != remote.KindStale {
-			t.Fatalf("a after MarkStaleIn: kind %v; want a stale envelope", r.Kind)
+			t.Fatalf("a (window open): kind %v; want a stale envelope", r.Kind)
 		}
-		if err := piped(s, rdb, now, now, "b"); err != nil {
-			t.Fatal(err)
-		}
-		if n := rdb.Exists(ctx, "ns:b").Val(); n != 0 {
-			t.Fatal("a window already over left the key in Redis")
+		if n := rdb.Exists(ctx, "ns:b", "ns:c").Val(); n != 0 {
+			t.Fatalf("%d of the strict key and the key whose window was over left in Redis; want 0", n)
 		}
 	})
 	t.Run("breaker", func(t *testing.T) {
@@ -120,17 +119,18 @@ func TestMarkStaleIn(t *testing.T) {
 		bs := newBreakerStore(t, rdb, remote.Options{BreakerFailures: 2, BreakerCooldown: time.Second})
 		m.SetError(loading)
 		now := time.Now().UnixMilli()
+		keys, ends := []string{"k", "s"}, []int64{now + 60_000, 0}
 		for i := range 2 {
-			if err := piped(bs.Store, rdb, now+60_000, now, "k"); err == nil || errors.Is(err, remote.ErrBreakerOpen) {
-				t.Fatalf("piped stale mark #%d = %v; want the server's error", i, err)
+			if err := piped(bs.Store, rdb, keys, ends, now); err == nil || errors.Is(err, remote.ErrBreakerOpen) {
+				t.Fatalf("piped invalidation #%d = %v; want the server's error", i, err)
 			}
 		}
 		bs.expect(t, m.Addr(), true)
 		m.SetError("")
 		p := rdb.Pipeline()
-		err := bs.MarkStaleIn(context.Background(), p, []string{"k"}, now+60_000, now)()
+		err := bs.InvalidateIn(context.Background(), p, keys, ends, now)()
 		if !errors.Is(err, remote.ErrBreakerOpen) || p.Len() != 0 {
-			t.Fatalf("MarkStaleIn with the breaker open = %v, %d commands added; want ErrBreakerOpen and none", err, p.Len())
+			t.Fatalf("InvalidateIn with the breaker open = %v, %d commands added; want ErrBreakerOpen and none", err, p.Len())
 		}
 	})
 }

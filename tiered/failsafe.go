@@ -114,8 +114,8 @@ type expiredLoad[V any] struct {
 	stale V
 	tok   local.Token
 	begin int64 // the Redis time before the loader ran: the new value's tags count from it
-	// began is when the Fetch's read of Redis began (Cache.staleNow, unix
-	// ns), which LoadSoftTimeout counts from; 0 without a soft timeout.
+	// began is when the Fetch's read of Redis began (Cache.softNow), which
+	// LoadSoftTimeout counts from; 0 without a soft timeout.
 	began int64
 }
 
@@ -144,7 +144,20 @@ func (x *expiredLoad[V]) softLeft() time.Duration {
 	if c.softFromLock {
 		return g.fs.soft
 	}
-	return max(time.Duration(x.began+int64(g.fs.soft)-c.staleNow()), 0)
+	return max(time.Duration(x.began+int64(g.fs.soft)-c.softNow()), 0)
+}
+
+// monoStart is what softNow counts from.
+var monoStart = time.Now()
+
+// softNow is the time (ns) soft timeouts are counted in: the monotonic
+// clock (a step of the wall clock moves no soft timeout), or a test's
+// clock.
+func (c *Cache) softNow() int64 {
+	if c.opts.clock != nil {
+		return c.clock.Now()
+	}
+	return int64(time.Since(monoStart))
 }
 
 // run is the whole expired load; ctx is the caller's (for a background
@@ -318,6 +331,15 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 		returned = true
 		out <- outcome{v: v, err: err}
 	}()
+	// abandon leaves the load to go on unread: a panic of its loader then
+	// reaches nobody as a panic, and is logged as one that did would be.
+	abandon := func() {
+		go func() {
+			if pe, ok := (<-out).panic.(*PanicError); ok && c.flights.onPanic != nil {
+				c.flights.onPanic(x.key, pe)
+			}
+		}()
+	}
 	soft := c.softTimer(x.softLeft())
 	defer soft.Stop()
 	select {
@@ -331,6 +353,7 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 		return o.v, o.err
 	case <-soft.C:
 	case <-rctx.Done():
+		abandon()
 		return nil, ErrClosed
 	}
 	if !x.fresh(ctx) {
@@ -343,6 +366,7 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 		}
 		return o.v, o.err
 	}
+	abandon()
 	return x.serve(nil, 0), nil
 }
 

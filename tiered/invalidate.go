@@ -174,24 +174,16 @@ func (c *Cache) invalidateKeysPiped(ctx context.Context, inv invalidation) error
 	ran := false
 	pubErr := c.bus.PublishAfter(ctx, func(ctx context.Context, p redis.Pipeliner) func() {
 		ran = true
-		var outcomes []func() error
-		strict := keys
+		var written func() error
 		if c.anyStale.Load() {
-			var byWindow map[time.Duration][]string
-			byWindow, strict = c.splitStale(keys)
-			now := c.staleNow() / int64(time.Millisecond)
-			for w, ks := range byWindow {
-				outcomes = append(outcomes, c.store.MarkStaleIn(ctx, p, ks, windowEnd(inv, w), now))
-			}
+			// One breaker entry for every key: a probe lets all of them
+			// through or none, never the message without some of them.
+			ends := c.staleEnds(inv)
+			written = c.store.InvalidateIn(ctx, p, keys, ends, c.staleNow()/int64(time.Millisecond))
+		} else {
+			written = c.store.UnlinkIn(ctx, p, keys)
 		}
-		if len(strict) > 0 {
-			outcomes = append(outcomes, c.store.UnlinkIn(ctx, p, strict))
-		}
-		return func() {
-			for _, f := range outcomes {
-				delErr = errors.Join(delErr, f())
-			}
-		}
+		return func() { delErr = written() }
 	}, bus.KindKeys, keys...)
 	if !ran {
 		// The bus ran nothing (it closed meanwhile): write alone.

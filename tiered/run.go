@@ -540,9 +540,15 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 	start := g.c.stopwatch()
 	var vals map[string]V
 	var err error
+	returned := false
 	defer func() {
 		took := start()
-		if p := recover(); p != nil {
+		if !returned {
+			p := recover()
+			if p == nil { // runtime.Goexit: no outcome, and not a success
+				g.record(Event{Kind: EventLoad, Duration: took, Err: errGoexit})
+				return
+			}
 			g.record(Event{Kind: EventLoad, Duration: took, Err: fmt.Errorf("tiered: loader panicked: %v", p)})
 			panic(p)
 		}
@@ -553,6 +559,7 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 		g.record(Event{Kind: EventLoad, Duration: took, Err: err})
 	}()
 	vals, err = r.load(ctx, ids)
+	returned = true
 	took := start()
 	g.loads.add(took)
 	if err != nil {

@@ -58,8 +58,7 @@ func (c *Cache) addStaleGroup(prefix string, window time.Duration) {
 	c.anyStale.Store(true)
 }
 
-// staleNow is the time (unix ns) that stale windows and soft timeouts are
-// counted in: the
+// staleNow is the time (unix ns) that stale windows are counted in: the
 // wall clock, read at once (not the cheap clock, which may lag), or a
 // test's clock.
 func (c *Cache) staleNow() int64 {
@@ -103,6 +102,22 @@ func (c *Cache) splitStale(keys []string) (byWindow map[time.Duration][]string, 
 		byWindow[w] = append(byWindow[w], k)
 	}
 	return byWindow, strict
+}
+
+// staleEnds is, for each key of inv, the end (unix ms) of the window inv
+// opens for it, 0 for a key of a strict group.
+func (c *Cache) staleEnds(inv invalidation) []int64 {
+	ends := make([]int64, len(inv.keys))
+	c.groupsMu.Lock()
+	defer c.groupsMu.Unlock()
+	for i, k := range inv.keys {
+		if j := strings.IndexByte(k, ':'); j >= 0 {
+			if w := c.staleWindows[k[:j+1]]; w > 0 {
+				ends[i] = windowEnd(inv, w)
+			}
+		}
+	}
+	return ends
 }
 
 // windowEnd is the end (unix ms) of the window w that inv opens.
