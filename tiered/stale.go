@@ -88,10 +88,7 @@ func (c *Cache) splitStale(keys []string) (byWindow map[time.Duration][]string, 
 	c.groupsMu.Lock()
 	defer c.groupsMu.Unlock()
 	for _, k := range keys {
-		w := time.Duration(0)
-		if i := strings.IndexByte(k, ':'); i >= 0 {
-			w = c.staleWindows[k[:i+1]]
-		}
+		w := c.windowOfLocked(k)
 		if w <= 0 {
 			strict = append(strict, k)
 			continue
@@ -111,13 +108,20 @@ func (c *Cache) staleEnds(inv invalidation) []int64 {
 	c.groupsMu.Lock()
 	defer c.groupsMu.Unlock()
 	for i, k := range inv.keys {
-		if j := strings.IndexByte(k, ':'); j >= 0 {
-			if w := c.staleWindows[k[:j+1]]; w > 0 {
-				ends[i] = windowEnd(inv, w)
-			}
+		if w := c.windowOfLocked(k); w > 0 {
+			ends[i] = windowEnd(inv, w)
 		}
 	}
 	return ends
+}
+
+// windowOfLocked is the MaxStale window of key's group, 0 for a strict
+// one. c.groupsMu must be held.
+func (c *Cache) windowOfLocked(key string) time.Duration {
+	if i := strings.IndexByte(key, ':'); i >= 0 {
+		return c.staleWindows[key[:i+1]]
+	}
+	return 0
 }
 
 // windowEnd is the end (unix ms) of the window w that inv opens.
