@@ -94,9 +94,10 @@ func TestRevalidateTimeout(t *testing.T) {
 	var body atomic.Value
 	body.Store("v1")
 	var gate atomic.Pointer[chan struct{}]
-	done := make(chan struct{}, 1)
+	entered, done := make(chan struct{}, 8), make(chan struct{}, 8)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g := gate.Load(); g != nil {
+			entered <- struct{}{}
 			<-*g
 			defer func() { done <- struct{}{} }()
 		}
@@ -112,6 +113,9 @@ func TestRevalidateTimeout(t *testing.T) {
 	if w.Header().Get("X-Cache") != "STALE" || w.Body.String() != "v1" {
 		t.Fatalf("slow refill: %q %q; want STALE v1", w.Header().Get("X-Cache"), w.Body.String())
 	}
+	// The stale response may come back before the refill's handler even
+	// started: wait until it is behind the gate before taking the gate away.
+	<-entered
 	gate.Store(nil)
 	close(release)
 	<-done
