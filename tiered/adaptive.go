@@ -4,8 +4,7 @@ import "time"
 
 // valueTTL is the TTL, before jitter, of the value v of id: what the
 // group's TTLOf says, or the group's TTL when it has none or it answers 0
-// or less. A TTL longer than any seen so far lengthens how long a failed
-// invalidation is retried.
+// or less.
 func (g *Group[V]) valueTTL(id string, v V) time.Duration {
 	if g.ttlOf == nil {
 		return g.ttl
@@ -14,10 +13,34 @@ func (g *Group[V]) valueTTL(id string, v V) time.Duration {
 	if d <= 0 {
 		return g.ttl
 	}
+	g.c.sawTTL(d)
+	return d
+}
+
+// negativeTTL is the TTL, before jitter, of the "not found" answer for id
+// of a load that ended with lerr (nil, or the *notFound of a Fetch's
+// loader): what the group's NegativeTTLOf says of it, or NegativeTTL when
+// it has none or it answers 0 or less. 0: the answer is not cached.
+func (g *Group[V]) negativeTTL(id string, lerr error) time.Duration {
+	if g.negOf == nil {
+		return g.negTTL
+	}
+	d := g.negOf(id, absentErr(lerr))
+	if d <= 0 {
+		return g.negTTL
+	}
+	g.c.sawTTL(d)
+	return d
+}
+
+// sawTTL records a TTL that a value or an answer decided for itself: one
+// longer than any seen so far lengthens how long a failed invalidation is
+// retried.
+func (c *Cache) sawTTL(d time.Duration) {
 	for {
-		old := g.c.longestTTL.Load()
-		if int64(d) <= old || g.c.longestTTL.CompareAndSwap(old, int64(d)) {
-			return d
+		old := c.longestTTL.Load()
+		if int64(d) <= old || c.longestTTL.CompareAndSwap(old, int64(d)) {
+			return
 		}
 	}
 }

@@ -73,3 +73,39 @@ func ExampleGroupOptions_adaptiveTTL() {
 	// order 1 lives 24h0m0s
 	// order 2 lives 1m0s
 }
+
+// Each "not found" decides how long it is cached: here an id that can never
+// exist is remembered for an hour, one that may be created any moment is
+// not remembered at all (the group's NegativeTTL is 0).
+func ExampleGroupOptions_adaptiveNegativeTTL() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "shop", DisableJitter: true})
+	defer c.Close()
+	errMalformed := fmt.Errorf("malformed order id: %w", tiered.ErrNotFound)
+	orders, _ := tiered.NewGroup[string](c, "order", tiered.GroupOptions{
+		NegativeTTLOf: func(_ string, err error) time.Duration {
+			if errors.Is(err, errMalformed) {
+				return time.Hour
+			}
+			return 0 // the group's NegativeTTL: 0, not cached
+		},
+	})
+	ctx := context.Background()
+	_ = c.WaitBus(ctx)
+	load := func(_ context.Context, id string) (string, error) {
+		if id == "x!" {
+			return "", errMalformed
+		}
+		return "", fmt.Errorf("no order %s yet: %w", id, tiered.ErrNotFound)
+	}
+	for _, id := range []string{"x!", "7"} {
+		_, err := orders.Fetch(ctx, id, load)
+		fmt.Printf("order %s: %v; cached for %v\n", id, err, mr.TTL("shop:order:"+id))
+	}
+	// Output:
+	// order x!: malformed order id: tiered: not found; cached for 1h0m0s
+	// order 7: no order 7 yet: tiered: not found; cached for 0s
+}

@@ -60,6 +60,16 @@ type GroupOptions struct {
 	// "not found" has no value and keeps NegativeTTL. It must be cheap and
 	// safe for concurrent use. Default: nil, every value lives TTL.
 	TTLOf func(id string, v any) time.Duration
+	// NegativeTTLOf, if set, lets each "not found" answer decide how long
+	// it is cached (adaptive negative caching): it is called with the id
+	// and the loader's error (it wraps [ErrNotFound]; ErrNotFound itself
+	// for an id a batch loader left out of its map) whenever such an
+	// answer is about to be written, and its answer replaces NegativeTTL
+	// for it, even when NegativeTTL is 0; 0 or less keeps NegativeTTL (and
+	// with NegativeTTL 0, caches nothing). Jitter applies, in both tiers.
+	// It is never called on a hit. It must be cheap and safe for
+	// concurrent use. Default: nil, every "not found" lives NegativeTTL.
+	NegativeTTLOf func(id string, err error) time.Duration
 
 	// FailSafe turns on fail-safe (see docs/guarantees.md, Expired is not invalidated): both tiers
 	// keep a value for FailSafe past its expiry (its Redis key lives TTL +
@@ -136,9 +146,10 @@ type Group[V any] struct {
 	prefix string // the encoded name and ":"
 	pfx    local.Prefix
 	ttl    time.Duration
-	negTTL time.Duration                   // 0: no negative caching
-	ttlOf  func(string, any) time.Duration // GroupOptions.TTLOf; nil: every value lives ttl
-	beta   float64                         // early refresh; 0: off
+	negTTL time.Duration                     // 0: no negative caching
+	ttlOf  func(string, any) time.Duration   // GroupOptions.TTLOf; nil: every value lives ttl
+	negOf  func(string, error) time.Duration // GroupOptions.NegativeTTLOf; nil: every "not found" lives negTTL
+	beta   float64                           // early refresh; 0: off
 	codec  Codec
 	tagFn  func(id string, v V) []string // nil: no tags
 	fs     failSafe
@@ -185,7 +196,7 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	g := &Group[V]{
 		l1: c.l1, rec: c.rec, c: c, name: name, prefix: EncodeName(name) + ":", ttl: opts.TTL,
 		negTTL: opts.NegativeTTL, beta: beta, codec: opts.Codec, tagFn: tagFn, ttlOf: opts.TTLOf, fs: fs,
-		maxStale: opts.MaxStale,
+		negOf: opts.NegativeTTLOf, maxStale: opts.MaxStale,
 	}
 	if c.store == nil {
 		g.maxStale = 0 // the window lives in Redis

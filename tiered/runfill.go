@@ -11,13 +11,15 @@ import (
 // Step 5 of a run (see run.go): the compare-and-set fills, with the
 // hand-offs of their leases in the same round trip.
 
-// fill writes the values (and, with NegativeTTL, the "not found" answers)
+// fill writes the values (and, with NegativeTTL or NegativeTTLOf, the "not found" answers)
 // of the ids whose lease this run holds, with a compare-and-set each, and
 // releases the leases it does not fill. It hands each lease's outcome off
 // too (see [run.wait]), in the fill's pipeline: the value, or a mark that
 // there is none, so that the nodes that waited for a lease an invalidation
 // removed need not load again.
-func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals map[string]V, took time.Duration, tags map[string][]string) {
+//
+// lerr is the loader's error: nil, or the *notFound of a Fetch's loader.
+func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals map[string]V, took time.Duration, tags map[string][]string, lerr error) {
 	g, c := r.g, r.g.c
 	var fillsBuf [1]remote.Fill // a Fetch fills one key
 	var itemsBuf [1]local.Item[any]
@@ -33,6 +35,9 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 		v, ok := vals[id]
 		rec := remote.Record{Kind: remote.KindValue, Token: remote.NewToken(), LoadTime: took, Begin: r.begin, Tags: tags[id]}
 		var ttl time.Duration
+		if !ok && (g.negTTL > 0 || g.negOf != nil) {
+			ttl = g.negativeTTL(id, lerr)
+		}
 		var it local.Item[any]
 		switch {
 		case ok:
@@ -48,8 +53,8 @@ func (r *run[V]) fill(leases map[string]remote.Lease, lost map[string]bool, vals
 				it = c.l1Item(v, len(payload), rec.Expire)
 				it.Refresh = g.refreshAt(rec)
 			}
-		case g.negTTL > 0:
-			ttl = c.jitter(g.negTTL)
+		case ttl > 0:
+			ttl = c.jitter(ttl)
 			rec.Kind, rec.Expire = remote.KindAbsent, msAfter(now, ttl)
 			it = local.Item[any]{Cost: 1, Expire: c.l1Expiry(rec.Expire, false), Absent: true}
 		default:

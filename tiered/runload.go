@@ -52,7 +52,7 @@ func (r *run[V]) loadAndFill(leases map[string]remote.Lease, unfilled []string) 
 		return
 	}
 	tags := r.tagAll(leases, vals)
-	r.fill(leases, lost, vals, took, tags)
+	r.fill(leases, lost, vals, took, tags, err)
 	r.replaceOlds(vals, took)
 	for _, id := range ids {
 		if _, bad := r.tagErrs[id]; bad {
