@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/tiercache/tiercache/local"
@@ -186,7 +187,7 @@ func (x *expiredLoad[V]) run(ctx, rctx context.Context) (any, error) {
 			g.record(Event{Kind: EventLeaseWon})
 			return x.locked(ctx, rctx, lock)
 		case mark.Kind == remote.KindAbsent && !c.noThrottle:
-			return x.serve(errThrottled, mark.Expire), nil
+			return x.throttled(rctx, mark.Expire)
 		case mark.Kind != remote.KindLease || try > 0:
 			return x.unlocked(rctx)
 		}
@@ -195,6 +196,18 @@ func (x *expiredLoad[V]) run(ctx, rctx context.Context) (any, error) {
 			return out, err
 		}
 	}
+}
+
+// throttled is the outcome of a read that found the throttle mark (until,
+// unix ms): a load failed lately, so old is served without loading, if it
+// is still fresh (a tag or a Clear may have invalidated it, or an
+// invalidation of the key reached this node, since the mark was set);
+// else the id is loaded without the lock, and a failure is the caller's.
+func (x *expiredLoad[V]) throttled(ctx context.Context, until int64) (any, error) {
+	if !x.fresh(ctx) {
+		return x.unlocked(ctx)
+	}
+	return x.serve(errThrottled, until), nil
 }
 
 // plain loads the id the way a miss does (its Redis key no longer holds
@@ -261,6 +274,7 @@ func (x *expiredLoad[V]) keep(until int64) any {
 		it := local.Item[any]{
 			Value: x.stale, Cost: cost(x.stale, len(x.old.Payload)), Version: x.old.Token,
 			Expire: min(until*int64(time.Millisecond)-c.tick, end), Fallback: end,
+			Begin: x.old.Begin, Tags: x.old.Tags, // a tag invalidation ends it, as it ends old
 		}
 		c.fillL1(x.key, x.tok, it)
 	}
@@ -334,7 +348,9 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 	// abandon leaves the load to go on unread: a panic of its loader then
 	// reaches nobody as a panic, and is logged as one that did would be.
 	abandon := func() {
+		c.flights.running.Add(1) // Close waits for the log line too
 		go func() {
+			defer c.flights.running.Done()
 			if pe, ok := (<-out).panic.(*PanicError); ok && c.flights.onPanic != nil {
 				c.flights.onPanic(x.key, pe)
 			}
@@ -344,9 +360,7 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 	defer soft.Stop()
 	select {
 	case o := <-out:
-		if o.panic != nil {
-			panic(o.panic)
-		}
+		rethrow(o.panic)
 		if _, ok := o.v.(fallback[V]); ok {
 			g.record(Event{Kind: EventFailSafe, Err: errLoadFailed})
 		}
@@ -356,11 +370,9 @@ func (x *expiredLoad[V]) locked(ctx, rctx context.Context, lock remote.Lease) (a
 		abandon()
 		return nil, ErrClosed
 	}
-	if !x.fresh(ctx) {
+	if !x.fresh(rctx) {
 		o := <-out // an invalidation came in: old is no fallback
-		if o.panic != nil {
-			panic(o.panic)
-		}
+		rethrow(o.panic)
 		if _, ok := o.v.(fallback[V]); ok {
 			g.record(Event{Kind: EventFailSafe, Err: errLoadFailed})
 		}
@@ -383,10 +395,15 @@ func (x *expiredLoad[V]) reload(ctx context.Context, lock remote.Lease, record b
 	v, took, err := x.call(ctx)
 	switch {
 	case err == nil:
-		if rerr := x.replace(ctx, v, took); rerr != nil {
+		switch rerr := x.replace(ctx, v, took); {
+		case errors.Is(rerr, ErrBadTag):
+			return nil, rerr // cached nowhere, as on a miss
+		case rerr != nil:
 			c.redisFailed(&g.st, g.name, "fail-safe fill", x.key, rerr)
 		}
 		return v, nil
+	case ctx.Err() != nil:
+		return nil, ErrClosed // Close cut the load short
 	case errors.Is(err, ErrNotFound):
 		// The row is gone: its old value is no fallback any more.
 		if _, derr := c.store.Discard(ctx, x.key, x.old); derr != nil {
@@ -487,6 +504,9 @@ func (r *run[V]) keepOld(id string, rec remote.Record) {
 func (r *run[V]) replaceOlds(vals map[string]V, took time.Duration) {
 	g := r.g
 	for id, old := range r.olds {
+		if _, bad := r.tagErrs[id]; bad {
+			continue // refused tags: tagAll gave its callers the error
+		}
 		v, ok := vals[id]
 		if !ok {
 			if _, err := g.c.store.Discard(r.ctx, g.Key(id), old); err != nil {
@@ -547,7 +567,8 @@ func (x *expiredLoad[V]) await(ctx context.Context) (out any, err error, done bo
 			out, err := x.plain(ctx)
 			return out, err, true
 		case lk.Kind == remote.KindAbsent && !c.noThrottle:
-			return x.serve(errThrottled, lk.Expire), nil, true
+			out, err := x.throttled(ctx, lk.Expire)
+			return out, err, true
 		case lk.Kind != remote.KindLease:
 			return nil, nil, false
 		case !time.Now().Before(deadline):
@@ -586,6 +607,7 @@ func (g *Group[V]) l1Fallback(key string, tok local.Token, out any, err error) (
 	it := local.Item[any]{
 		Value: v, Cost: cost(v, g.size(v)), Version: e.Version,
 		Expire: min(c.clock.Now()+int64(g.fs.throttle)-c.tick, end), Fallback: end,
+		Begin: e.Begin, Tags: e.Tags, // a tag invalidation ends it, as it ends e
 	}
 	c.fillL1(key, tok, it)
 	return fallback[V]{v}, nil
@@ -610,4 +632,18 @@ func flightValue[V any](v any) V {
 	}
 	r, _ := v.(V)
 	return r
+}
+
+// rethrow ends the goroutine of a load that ran its loader on another
+// goroutine as that loader ended: p is nil (it returned), errGoexit (it
+// called runtime.Goexit, which the load's flight turns into an error for
+// its callers) or a panic.
+func rethrow(p any) {
+	switch {
+	case p == nil:
+	case p == any(errGoexit):
+		runtime.Goexit()
+	default:
+		panic(p)
+	}
 }

@@ -15,11 +15,18 @@ import (
 // begins: the earliest time at which they were taken, when every taking
 // read it (remote.Lease.Taken: a single read takes its lease so), else one
 // TIME on the server of one of the keys (on a cluster the masters' clocks
-// may differ: see Options.TagClockSkew). Without a lease nothing is filled
+// may differ: see Options.TagClockSkew). Without a lease, one TIME when
+// the run replaces expired values (replaceOlds), else 0: nothing is filled
 // and the begin does not matter. An earlier begin only makes more tag
 // invalidations count as after the load's start: more fills refused,
 // never a stale one kept.
 func (r *run[V]) loadBeginOf(leases map[string]remote.Lease) int64 {
+	if len(leases) == 0 {
+		for id := range r.olds {
+			return r.g.c.loadBegin(r.ctx, r.g.Key(id))
+		}
+		return 0
+	}
 	var begin int64
 	for _, l := range leases {
 		if l.Taken == 0 {
