@@ -54,7 +54,8 @@ type GroupOptions struct {
 	// TTLOf, if set, lets each value decide its own TTL (adaptive
 	// caching): it is called with the id and the value (a V) whenever a
 	// value is written (a load's fill, an early refresh, Set), and its
-	// answer replaces TTL for that value; 0 or less keeps TTL. Jitter
+	// answer replaces TTL for that value; 0 or less keeps TTL, more than
+	// MaxTTL is MaxTTL. Jitter
 	// applies to its answer as to TTL, in both tiers; the L1 is still
 	// capped by [Options.L1TTL]. It is never called on a hit. A cached
 	// "not found" has no value and keeps NegativeTTL. It must be cheap and
@@ -157,6 +158,9 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	}
 	if opts.TTL < 0 || opts.NegativeTTL < 0 || opts.MaxStale < 0 {
 		return nil, fmt.Errorf("tiered: group %q: negative TTL %v, NegativeTTL %v or MaxStale %v", name, opts.TTL, opts.NegativeTTL, opts.MaxStale)
+	}
+	if opts.TTL > MaxTTL || opts.NegativeTTL > MaxTTL || opts.MaxStale > MaxTTL {
+		return nil, fmt.Errorf("tiered: group %q: TTL %v, NegativeTTL %v or MaxStale %v is longer than MaxTTL (%v)", name, opts.TTL, opts.NegativeTTL, opts.MaxStale, MaxTTL)
 	}
 	fs, err := newFailSafe(opts)
 	if err != nil {
