@@ -28,8 +28,12 @@ type Middleware struct {
 	log *slog.Logger
 	st  counters
 
-	mu      sync.RWMutex      // protects caching
+	mu      sync.RWMutex      // protects caching and refused
 	caching map[string]*route // the routes that cache, by prefix
+	// refused holds, by prefix, the caching routes that a ServeMux
+	// refused: a cache cannot drop a group, so the next route of the
+	// prefix takes theirs over.
+	refused map[string]*route
 
 	now          func() time.Time // the clock of stored times and Age; tests replace it
 	noStoredTime bool             // store entries without their time (tests: as version 1 did)
@@ -43,7 +47,7 @@ func New(c *tiered.Cache, cfg Config) (*Middleware, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Middleware{c: c, log: cfg.Logger, caching: make(map[string]*route), now: time.Now}, nil
+	return &Middleware{c: c, log: cfg.Logger, caching: make(map[string]*route), refused: make(map[string]*route), now: time.Now}, nil
 }
 
 // entryOf returns the entry a cacheable recorded response is kept as,
@@ -69,7 +73,7 @@ func (m *Middleware) Handle(mux *http.ServeMux, pattern string, h http.Handler, 
 	}
 	defer func() {
 		if r := recover(); r != nil { // ServeMux panics on a bad or conflicting pattern
-			m.forget(opts.Prefix)
+			m.forget(wrapped)
 			err = fmt.Errorf("httpcache: route %q: %v", pattern, r)
 		}
 	}()
@@ -117,11 +121,16 @@ func checkSyntax(pat string) (err error) {
 	return nil
 }
 
-// forget undoes the registration of a route that caches prefix.
-func (m *Middleware) forget(prefix string) {
+// forget undoes the registration of rt, keeping its group for the next
+// route of its prefix.
+func (m *Middleware) forget(rt *route) {
+	if rt.group == nil {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.caching, prefix)
+	delete(m.caching, rt.opts.Prefix)
+	m.refused[rt.opts.Prefix] = rt
 }
 
 // hasVariants reports whether the route caching prefix keeps several keys
@@ -170,13 +179,27 @@ func (m *Middleware) newRoute(p pattern, h http.Handler, opts Options) (*route, 
 		if _, dup := m.caching[o.Prefix]; dup {
 			return nil, fmt.Errorf("prefix %q is cached by another route", o.Prefix)
 		}
-		rt.group, err = tiered.NewGroup[entry](m.c, o.Prefix, o.groupOptions())
-		if err != nil {
+		if rt.group, err = m.groupFor(o); err != nil {
 			return nil, err
 		}
 		m.caching[o.Prefix] = rt
 	}
 	return rt, nil
+}
+
+// groupFor returns the group of a new route caching o.Prefix: the group
+// of a refused route of that prefix if it was made with the same options,
+// else a new one. The caller holds mu.
+func (m *Middleware) groupFor(o Options) (*tiered.Group[entry], error) {
+	was := m.refused[o.Prefix]
+	if was == nil {
+		return tiered.NewGroup[entry](m.c, o.Prefix, o.groupOptions())
+	}
+	if w := was.opts; w.TTL != o.TTL || w.StaleIfError != o.StaleIfError || w.RevalidateTimeout != o.RevalidateTimeout {
+		return nil, fmt.Errorf("prefix %q is held by a route the ServeMux refused, with another TTL, StaleIfError or RevalidateTimeout", o.Prefix)
+	}
+	delete(m.refused, o.Prefix)
+	return was.group, nil
 }
 
 // ServeHTTP dispatches on the request's method.

@@ -23,6 +23,9 @@ func newFailSafe(o GroupOptions) (failSafe, error) {
 	if o.FailSafe < 0 || o.FailSafeThrottle < 0 || o.LoadSoftTimeout < 0 {
 		return failSafe{}, fmt.Errorf("negative FailSafe %v, FailSafeThrottle %v or LoadSoftTimeout %v", o.FailSafe, o.FailSafeThrottle, o.LoadSoftTimeout)
 	}
+	if o.FailSafe > MaxTTL || o.FailSafeThrottle > MaxTTL || o.LoadSoftTimeout > MaxTTL {
+		return failSafe{}, fmt.Errorf("FailSafe %v, FailSafeThrottle %v or LoadSoftTimeout %v is longer than MaxTTL (%v)", o.FailSafe, o.FailSafeThrottle, o.LoadSoftTimeout, MaxTTL)
+	}
 	if o.LoadSoftTimeout > 0 && o.FailSafe == 0 {
 		return failSafe{}, errors.New("LoadSoftTimeout needs FailSafe: without it there is no fallback to return")
 	}

@@ -54,11 +54,12 @@ type GroupOptions struct {
 	// TTLOf, if set, lets each value decide its own TTL (adaptive
 	// caching): it is called with the id and the value (a V) whenever a
 	// value is written (a load's fill, an early refresh, Set), and its
-	// answer replaces TTL for that value; 0 or less keeps TTL. Jitter
-	// applies to its answer as to TTL, in both tiers; the L1 is still
-	// capped by [Options.L1TTL]. It is never called on a hit. A cached
-	// "not found" has no value and keeps NegativeTTL. It must be cheap and
-	// safe for concurrent use. Default: nil, every value lives TTL.
+	// answer replaces TTL for that value; 0 or less keeps TTL, more than
+	// MaxTTL is MaxTTL. Jitter applies to its answer as to TTL, in both
+	// tiers; the L1 is still capped by [Options.L1TTL]. It is never called
+	// on a hit. A cached "not found" has no value: see NegativeTTLOf. It
+	// must be cheap and safe for concurrent use. Default: nil, every value
+	// lives TTL.
 	TTLOf func(id string, v any) time.Duration
 	// NegativeTTLOf, if set, lets each "not found" answer decide how long
 	// it is cached (adaptive negative caching): it is called with the id
@@ -66,7 +67,8 @@ type GroupOptions struct {
 	// for an id a batch loader left out of its map) whenever such an
 	// answer is about to be written, and its answer replaces NegativeTTL
 	// for it, even when NegativeTTL is 0; 0 or less keeps NegativeTTL (and
-	// with NegativeTTL 0, caches nothing). Jitter applies, in both tiers.
+	// with NegativeTTL 0, caches nothing), more than MaxTTL is MaxTTL.
+	// Jitter applies, in both tiers.
 	// It is never called on a hit. It must be cheap and safe for
 	// concurrent use. Default: nil, every "not found" lives NegativeTTL.
 	NegativeTTLOf func(id string, err error) time.Duration
@@ -168,6 +170,9 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	}
 	if opts.TTL < 0 || opts.NegativeTTL < 0 || opts.MaxStale < 0 {
 		return nil, fmt.Errorf("tiered: group %q: negative TTL %v, NegativeTTL %v or MaxStale %v", name, opts.TTL, opts.NegativeTTL, opts.MaxStale)
+	}
+	if opts.TTL > MaxTTL || opts.NegativeTTL > MaxTTL || opts.MaxStale > MaxTTL {
+		return nil, fmt.Errorf("tiered: group %q: TTL %v, NegativeTTL %v or MaxStale %v is longer than MaxTTL (%v)", name, opts.TTL, opts.NegativeTTL, opts.MaxStale, MaxTTL)
 	}
 	fs, err := newFailSafe(opts)
 	if err != nil {

@@ -30,6 +30,14 @@ const (
 // milliseconds, and a lease is renewed every LeaseTTL/3.
 const MinLeaseTTL = 10 * time.Millisecond
 
+// MaxTTL is the longest duration that any field of [Options] or
+// [GroupOptions] accepts, and the longest TTL an answer of
+// GroupOptions.TTLOf or NegativeTTLOf gives (a longer answer counts as
+// MaxTTL). Expiries
+// are kept as nanoseconds since 1970 in an int64: a longer TTL would wrap
+// around, and the value would be written already expired.
+const MaxTTL = 100 * 365 * 24 * time.Hour
+
 // Defaults of the Redis circuit breaker fields of [Options].
 const (
 	DefaultBreakerFailures = remote.DefaultBreakerFailures
@@ -289,6 +297,10 @@ func (o Options) withDefaults() (Options, error) {
 	if o.LeaseTTL < 0 || o.LeaseWait < 0 {
 		return o, fmt.Errorf("tiered: negative LeaseTTL %v or LeaseWait %v", o.LeaseTTL, o.LeaseWait)
 	}
+	if o.LeaseTTL > MaxTTL || o.LeaseWait > MaxTTL || o.TagClockSkew > MaxTTL || o.InvalidateReplicasTimeout > MaxTTL {
+		return o, fmt.Errorf("tiered: LeaseTTL %v, LeaseWait %v, TagClockSkew %v or InvalidateReplicasTimeout %v is longer than MaxTTL (%v)",
+			o.LeaseTTL, o.LeaseWait, o.TagClockSkew, o.InvalidateReplicasTimeout, MaxTTL)
+	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = o.LoadTimeout + o.RedisTimeout
 	}
@@ -345,10 +357,14 @@ func checkBeta(b float64) error {
 	return nil
 }
 
-// defaultDuration rejects a negative *p and replaces a zero one with def.
+// defaultDuration rejects a negative *p or one longer than MaxTTL, and
+// replaces a zero one with def.
 func defaultDuration(name string, p *time.Duration, def time.Duration) error {
 	if *p < 0 {
 		return fmt.Errorf("tiered: negative %s %v", name, *p)
+	}
+	if *p > MaxTTL {
+		return fmt.Errorf("tiered: %s %v is longer than MaxTTL (%v)", name, *p, MaxTTL)
 	}
 	if *p == 0 {
 		*p = def

@@ -84,8 +84,9 @@ type tagTable struct {
 	skew        int64 // TagClockSkew in microseconds
 }
 
-// maxTagTable bounds the user tags a node remembers; past it the table
-// forgets them all and learns again (one more round trip per tag).
+// maxTagTable bounds the user tags, and apart the group tags, a node
+// remembers (a bus message may name any): past it the table forgets them
+// all and learns again (one more round trip per tag).
 const maxTagTable = 1 << 16
 
 type verdict uint8
@@ -139,6 +140,9 @@ func (t *tagTable) setLocked(id string, stamp int64) {
 	case id == nsTag:
 		t.ns, t.nsKnown = max(t.ns, stamp), true
 	case strings.HasPrefix(id, "g:"):
+		if len(t.groups) >= maxTagTable {
+			t.resetLocked()
+		}
 		t.groups[id[2:]] = max(t.groups[id[2:]], stamp)
 	case strings.HasPrefix(id, "t:"):
 		if len(t.users) >= maxTagTable {
