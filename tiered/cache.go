@@ -391,9 +391,12 @@ func (c *Cache) redisFailed(st *counters, group, op, key string, err error) {
 const redisLogEvery = time.Second
 
 // WaitBus blocks until this node's bus subscription is confirmed (at once
-// without a bus), ctx is done, or the cache is closed. Until then L1 serves
-// only entries younger than DegradedL1TTL.
+// without a bus), ctx is done, or the cache is closed (ErrClosed). Until
+// then L1 serves only entries younger than DegradedL1TTL.
 func (c *Cache) WaitBus(ctx context.Context) error {
+	if err := c.checkOpen(); err != nil {
+		return err
+	}
 	if c.bus == nil {
 		return nil
 	}

@@ -163,8 +163,12 @@ type Group[V any] struct {
 }
 
 // NewGroup returns the group named name (the key prefix) of c. The name must
-// be non-empty and not used by another group of c.
+// be non-empty and not used by another group of c; on a closed c it is
+// ErrClosed.
 func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error) {
+	if err := c.checkOpen(); err != nil {
+		return nil, err
+	}
 	if name == "" {
 		return nil, errors.New("tiered: empty group name")
 	}
@@ -403,6 +407,9 @@ func (g *Group[V]) Get(ctx context.Context, id string) (V, error) {
 // the error, removes id from this process's L1, and invalidates id in the
 // background like a failed [Cache.Invalidate] (the write may have reached
 // Redis, or, with InvalidateReplicas, may not survive a failover).
+// GroupOptions.Tags and TTLOf run on the caller's goroutine: a panic of
+// theirs reaches the caller as it is (a load's reaches its callers as a
+// *[PanicError]), before anything is written.
 func (g *Group[V]) Set(ctx context.Context, id string, v V) error {
 	if err := g.c.checkOpen(); err != nil {
 		return err

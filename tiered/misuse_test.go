@@ -2,6 +2,7 @@ package tiered_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"sync/atomic"
@@ -107,5 +108,28 @@ func TestTTLOfBeyondMaxTTL(t *testing.T) {
 	}
 	if _, err := g2.Get(ctx, "2"); err != nil {
 		t.Fatalf("other node's Get(%q) = %v; want the value Set wrote", "2", err)
+	}
+}
+
+// TestClosedCacheCalls: WaitBus and NewGroup on a closed cache return
+// ErrClosed, as every other call does, rather than report a healthy bus or
+// a group that can do nothing.
+func TestClosedCacheCalls(t *testing.T) {
+	rdb, _ := newMini(t)
+	c, err := tiered.New(tiered.Options{Redis: rdb, Namespace: "closed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitBus(context.Background()); err != nil {
+		t.Fatalf("WaitBus on an open cache: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitBus(context.Background()); !errors.Is(err, tiered.ErrClosed) {
+		t.Fatalf("WaitBus after Close = %v; want ErrClosed", err)
+	}
+	if g, err := tiered.NewGroup[string](c, "late", tiered.GroupOptions{}); g != nil || !errors.Is(err, tiered.ErrClosed) {
+		t.Fatalf("NewGroup after Close: a group %v, %v; want none, ErrClosed", g != nil, err)
 	}
 }
