@@ -284,14 +284,22 @@ func (x *expiredLoad[V]) keep(until int64) any {
 	return fallback[V]{x.stale}
 }
 
-// call runs the loader once, bounded by LoadTimeout, and records it.
+// call runs the loader once, bounded by LoadTimeout, and records it (a
+// panic or a runtime.Goexit too).
 func (x *expiredLoad[V]) call(ctx context.Context) (V, time.Duration, error) {
 	g, c := x.g, x.g.c
 	x.begin = c.loadBegin(ctx, x.key)
 	lctx, cancel := context.WithTimeout(ctx, c.opts.LoadTimeout)
 	defer cancel()
 	start := c.stopwatch()
+	returned := false
+	defer func() {
+		if !returned {
+			g.loadAborted(start(), recover())
+		}
+	}()
 	v, err := x.load(lctx, x.id)
+	returned = true
 	took := start()
 	g.loads.add(took)
 	e := Event{Kind: EventLoad, Duration: took, Err: err}

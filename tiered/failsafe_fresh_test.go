@@ -25,6 +25,7 @@ func init() {
 	failSafeCases["ReloadBadTag"] = failSafeReloadBadTag
 	failSafeCases["ManyReplaceAfterClear"] = failSafeManyReplaceAfterClear
 	failSafeCases["SoftGoexit"] = failSafeSoftGoexit
+	failSafeCases["ReloadPanicCounted"] = failSafeReloadPanicCounted
 }
 
 // tagged is the Tags of the fail-safe rigs of this file: id's tag is
@@ -198,6 +199,32 @@ func failSafeSoftGoexit(t *testing.T, rdb redis.UniversalClient) {
 			}()
 			if p != nil || err == nil {
 				t.Fatalf("loader called runtime.Goexit: panic %v, error %v; want an error and no panic", p, err)
+			}
+		})
+	}
+}
+
+// failSafeReloadPanicCounted: a reload whose loader panics (or calls
+// runtime.Goexit) is counted as a load that failed, as a miss's is.
+func failSafeReloadPanicCounted(t *testing.T, rdb redis.UniversalClient) {
+	for _, exit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("goexit=%v", exit), func(t *testing.T) {
+			r := newFSRig(t, rdb, 1, tiered.GroupOptions{})
+			id := fmt.Sprintf("panic-%v", exit)
+			r.cached(id)
+			before := r.groups[0].Stats()
+			func() {
+				defer func() { _ = recover() }()
+				_, _ = r.groups[0].Fetch(context.Background(), id, func(context.Context, string) (string, error) {
+					if exit {
+						runtime.Goexit()
+					}
+					panic("loader bug")
+				})
+			}()
+			after := r.groups[0].Stats()
+			if after.Loads-before.Loads != 1 || after.LoadErrors-before.LoadErrors != 1 {
+				t.Fatalf("%d loads, %d failed; want 1 failed load counted", after.Loads-before.Loads, after.LoadErrors-before.LoadErrors)
 			}
 		})
 	}

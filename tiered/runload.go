@@ -120,13 +120,8 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 	defer func() {
 		took := start()
 		if !returned {
-			p := recover()
-			if p == nil { // runtime.Goexit: no outcome, and not a success
-				g.record(Event{Kind: EventLoad, Duration: took, Err: errGoexit})
-				return
-			}
-			g.record(Event{Kind: EventLoad, Duration: took, Err: fmt.Errorf("tiered: loader panicked: %v", p)})
-			panic(p)
+			g.loadAborted(took, recover())
+			return
 		}
 		if isNotFound(err) {
 			g.record(Event{Kind: EventLoad, Duration: took})
@@ -202,4 +197,16 @@ func (r *run[V]) loadL1Only(ids []string, degraded bool) {
 		c.fillL1(g.Key(id), r.tok, it)
 		r.done(id, v, nil)
 	}
+}
+
+// loadAborted records a load whose loader did not return, after took: p is
+// its panic, re-raised here, or nil for runtime.Goexit (no outcome, and
+// not a success). Call it deferred, with recover() as p.
+func (g *Group[V]) loadAborted(took time.Duration, p any) {
+	if p == nil {
+		g.record(Event{Kind: EventLoad, Duration: took, Err: errGoexit})
+		return
+	}
+	g.record(Event{Kind: EventLoad, Duration: took, Err: fmt.Errorf("tiered: loader panicked: %v", p)})
+	panic(p)
 }
