@@ -306,3 +306,38 @@ func (x *expiredLoad[V]) throttle(ctx context.Context, until int64) bool {
 	}
 	return true
 }
+
+// keepOld notes that the key of id, which a run could not take the lease
+// of, holds an expired value kept by fail-safe: the run's load replaces it
+// (replaceOlds) rather than leave it to be loaded again by every read.
+func (r *run[V]) keepOld(id string, rec remote.Record) {
+	if !r.g.fs.expired(r.g.c, rec) {
+		return
+	}
+	if r.olds == nil {
+		r.olds = make(map[string]remote.Record)
+	}
+	r.olds[id] = rec
+}
+
+// replaceOlds replaces the expired values keepOld noted with the values
+// loaded for them, and removes those of the ids the loader did not find
+// (the row is gone: its expired value is no fallback any more).
+func (r *run[V]) replaceOlds(vals map[string]V, took time.Duration) {
+	g := r.g
+	for id, old := range r.olds {
+		if _, bad := r.tagErrs[id]; bad {
+			continue // refused tags: tagAll gave its callers the error
+		}
+		v, ok := vals[id]
+		if !ok {
+			if _, err := g.c.store.Discard(r.ctx, g.Key(id), old); err != nil {
+				g.c.redisFailed(&g.st, g.name, "fail-safe discard", g.Key(id), err)
+			}
+			continue
+		}
+		if err := g.replaceExpired(r.ctx, g.Key(id), id, old, v, took, r.tok, r.begin); err != nil {
+			g.c.redisFailed(&g.st, g.name, "fail-safe fill", g.Key(id), err)
+		}
+	}
+}
