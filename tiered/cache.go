@@ -70,6 +70,9 @@ type Cache struct {
 	// noStaleCAS takes the lease over a stale value with a plain write
 	// instead of a compare-and-set, for the same purpose.
 	noStaleCAS bool
+	// noStaleAtRead serves a stale value found with another node's lease
+	// through a run, as before a Fetch's read could serve it itself.
+	noStaleAtRead bool
 	// noPatternStale unlinks a pattern's keys of a group with a MaxStale
 	// window as in a strict group, for the same purpose.
 	noPatternStale bool

@@ -204,3 +204,7 @@ func SetNoPipe(c *Cache, off bool) { c.noPipe = off }
 // PipesInvalidations reports whether c sends an invalidation's UNLINKs
 // and message in one pipeline.
 func PipesInvalidations(c *Cache) bool { return c.pipeInvalidations }
+
+// SetNoStaleAtRead makes a Fetch that finds another node's lease carrying a
+// stale value serve it through a run, not at its read.
+func SetNoStaleAtRead(c *Cache, off bool) { c.noStaleAtRead = off }

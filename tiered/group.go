@@ -339,8 +339,8 @@ func (g *Group[V]) fetchSlowInfo(ctx context.Context, id string, load LoaderFunc
 	}
 	if joined {
 		g.record(Event{Kind: EventCollapsed})
-	} else if v, err, done := g.leadL2Read(ctx, key, fl, load); done {
-		return v, Served{}, err
+	} else if v, s, err, done := g.leadL2Read(ctx, key, fl, load); done {
+		return v, s, err
 	}
 	v, err := g.c.flights.wait(ctx, fl)
 	if err != nil {

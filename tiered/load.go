@@ -17,12 +17,13 @@ import (
 // also returns the server's time when it takes the lease; a GET on servers
 // that refuse SET NX GET, see [run.exec]). On a hit (a value, or a cached
 // "not found") it ends the load: no goroutine is started, and an L2 hit
-// costs one command. Otherwise it starts the rest of the load (the wait for
+// costs one command; so it does for another node's lease carrying a stale
+// value that may be served (MaxStale; served says so). Otherwise it starts the rest of the load (the wait for
 // another node's lease, the loader, the fill; see [run]) on a new
 // goroutine and reports false. The read is bounded by RedisTimeout and
 // does not observe ctx's cancellation, which the caller's wait then
 // reports.
-func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load LoaderFunc[V]) (v V, err error, done bool) {
+func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load LoaderFunc[V]) (v V, served Served, err error, done bool) {
 	c := g.c
 	tok := c.begin()
 	var l2err error
@@ -60,23 +61,28 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 				if !c.flights.endUnwaited(key, fl) {
 					c.flights.finish(key, fl, v, nil)
 				}
-				return v, nil, true
+				return v, served, nil, true
 			case foundAbsent:
 				c.flights.finish(key, fl, nil, ErrNotFound)
-				return v, ErrNotFound, true
+				return v, served, ErrNotFound, true
 			case foundGone:
 				acquired = false // the lease was not taken: take it now
 			case foundNone:
 				if g.fs.expired(c, a.Found) {
 					g.startExpired(ctx, key, fl, load, a.Found, tok, began)
-					return v, nil, false
+					return v, served, nil, false
+				}
+				if g.maxStale > 0 && !c.noStaleAtRead {
+					if v, ok := g.servedStale(rctx, key, fl, a.Found); ok {
+						return v, Served{Stale: true}, nil, true
+					}
 				}
 			}
 		}
 	}
 	if g.maxStale > 0 {
 		g.startStale(ctx, key, fl, load, tok, l2err, acquired, a)
-		return v, nil, false
+		return v, served, nil, false
 	}
 	// Fresh variables, so that only a miss moves them to the heap.
 	id, readErr, read, acq := key[len(g.prefix):], l2err, acquired, a
@@ -101,7 +107,7 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 		}
 		return res.v, res.err
 	})
-	return v, nil, false
+	return v, served, nil, false
 }
 
 // single adapts a loader of one id to the batch form the load engine runs.

@@ -194,20 +194,48 @@ func (r *run[V]) staleFound(id string, rec remote.Record, leases map[string]remo
 	return staleLeased
 }
 
-// usable decodes the stale value s of id if it may be served: the reader's
-// clock is before the end of its window, and none of its tags was
-// invalidated since its load began.
+// usable decodes the stale value s of id if it may be served (see
+// Group.usableStale).
 func (r *run[V]) usable(id string, s remote.Record) (V, bool) {
+	return r.g.usableStale(r.ctx, r.g.Key(id), s)
+}
+
+// usableStale decodes the stale value s of key if it may be served: the
+// reader's clock is before the end of its window, and none of its tags was
+// invalidated since its load began.
+func (g *Group[V]) usableStale(ctx context.Context, key string, s remote.Record) (V, bool) {
 	var v V
-	c := r.g.c
+	c := g.c
 	if !c.noStaleWindow && c.staleNow() >= s.Expire*int64(time.Millisecond) {
 		return v, false
 	}
-	if ok, err := c.tagsValid(r.ctx, r.g.Key(id), s.Begin, s.Tags); err != nil || !ok {
+	if ok, err := c.tagsValid(ctx, key, s.Begin, s.Tags); err != nil || !ok {
 		return v, false
 	}
-	if err := r.g.codec.Unmarshal(s.Payload, &v); err != nil {
+	if err := g.codec.Unmarshal(s.Payload, &v); err != nil {
 		return v, false
+	}
+	return v, true
+}
+
+// servedStale ends a Fetch's load at its read, when Redis held another
+// node's lease carrying a stale value that may be served (usableStale):
+// the caller and those who joined it get that value (see startStale for
+// the rest), and no run starts, as that node loads.
+func (g *Group[V]) servedStale(ctx context.Context, key string, fl *flight, rec remote.Record) (V, bool) {
+	var zero V
+	s, ok := rec.StaleOf()
+	if !ok {
+		return zero, false
+	}
+	v, ok := g.usableStale(ctx, key, s)
+	if !ok {
+		return zero, false
+	}
+	g.record(Event{Kind: EventLeaseBusy})
+	g.record(Event{Kind: EventStale})
+	if !g.c.flights.endUnwaited(key, fl) {
+		g.c.flights.finish(key, fl, staleValue[V]{v}, nil)
 	}
 	return v, true
 }
