@@ -13,7 +13,9 @@ func (g *Group[V]) valueTTL(id string, v V) time.Duration {
 	if d <= 0 {
 		return g.ttl
 	}
-	return g.c.sawTTL(d)
+	d = min(d, MaxTTL)
+	g.noteLife(d)
+	return d
 }
 
 // negativeTTL is the TTL, before jitter, of the "not found" answer for id
@@ -29,18 +31,26 @@ func (g *Group[V]) negativeTTL(id string, lerr error) time.Duration {
 	if d <= 0 {
 		return g.negTTL
 	}
-	return g.c.sawTTL(d)
+	d = min(d, MaxTTL)
+	g.noteLife(d)
+	return d
 }
 
-// sawTTL caps a TTL that a value or an answer decided for itself at MaxTTL
-// and returns it; one longer than any seen so far lengthens how long a
-// failed invalidation is retried.
-func (c *Cache) sawTTL(d time.Duration) time.Duration {
-	d = min(d, MaxTTL)
+// noteLife records that a record of the group with a TTL of ttl was
+// written: it may stay in Redis for ttl, plus the group's FailSafe (an
+// expired value kept as a fallback) and MaxStale (a value kept stale after
+// its invalidation). The longest such life any group has seen is how long
+// a failed invalidation is retried and how long a tag's stamp is kept
+// (stampTTL): both must outlive every record they are about.
+func (g *Group[V]) noteLife(ttl time.Duration) {
+	life := min(ttl, MaxTTL)
+	life = min(life+g.fs.window, MaxTTL)
+	life = min(life+g.maxStale, MaxTTL)
+	c := g.c
 	for {
 		old := c.longestTTL.Load()
-		if int64(d) <= old || c.longestTTL.CompareAndSwap(old, int64(d)) {
-			return d
+		if int64(life) <= old || c.longestTTL.CompareAndSwap(old, int64(life)) {
+			return
 		}
 	}
 }

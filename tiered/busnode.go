@@ -91,7 +91,13 @@ func (c *Cache) degrade() {
 	c.l1.SetDegraded(c.opts.DegradedL1TTL)
 }
 
+// flushL1 flushes L1, and detaches every load in flight, as an
+// invalidation of their keys does: a flush stands for invalidations this
+// node may have missed (a gap, a lost subscription, a key too large for a
+// message), so a read that begins after it must not join a load that read
+// Redis before them.
 func (c *Cache) flushL1() {
+	c.flights.forgetMatching(func(string) bool { return true })
 	if c.l1 != nil {
 		c.l1.Flush()
 		c.stats.record(c.rec, Event{Kind: EventFlush})

@@ -222,9 +222,7 @@ func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error
 	if g.maxStale > 0 {
 		c.addStaleGroup(g.prefix, g.maxStale)
 	}
-	if int64(opts.TTL) > c.longestTTL.Load() {
-		c.longestTTL.Store(int64(opts.TTL))
-	}
+	g.noteLife(max(opts.TTL, opts.NegativeTTL))
 	return g, nil
 }
 

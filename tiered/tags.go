@@ -102,8 +102,9 @@ func newTagTable(skew time.Duration, zeroUnknown bool) *tagTable {
 	return t
 }
 
-// stale reports whether a stamp invalidates a load that began at begin.
-func (t *tagTable) stale(stamp, begin int64) bool { return stamp > 0 && stamp+t.skew >= begin }
+// stale reports whether a stamp invalidates a load that began at begin
+// (stamp + skew >= begin, written so that no stamp overflows).
+func (t *tagTable) stale(stamp, begin int64) bool { return stamp > 0 && stamp >= begin-t.skew }
 
 // check judges an entry of group that began at begin and carries tags
 // against what the table knows.
@@ -256,8 +257,10 @@ func (c *Cache) recheckL1(key string, begin int64, tags []string) bool {
 func (c *Cache) localMicros() int64 { return c.clock.Now() / int64(time.Microsecond) }
 
 // stampTTL is how long a tag's stamp stays in Redis: until every value
-// that began before it has expired (values live at most the longest TTL
-// this node knows, filled at most LoadTimeout after their load began).
+// that began before it has left Redis (values live at most the longest
+// life this node's groups give a record, TTL with FailSafe and MaxStale,
+// see Group.noteLife, filled at most LoadTimeout after their load began).
+// A fleet whose nodes define the same groups keeps every stamp long enough.
 func (c *Cache) stampTTL() time.Duration {
 	return c.maxTTL() + c.opts.LoadTimeout + c.opts.LeaseTTL
 }
@@ -360,6 +363,11 @@ func (c *Cache) applyTags(ids []string, stamps []int64) {
 	}
 }
 
+// maxStampAhead is how far ahead of this node's clock (with TagClockSkew)
+// a tag stamp from the bus may be; a message's stamps past it are dropped
+// as malformed.
+const maxStampAhead = time.Hour
+
 // applyTagMessage applies a KindTags message from another node.
 func (c *Cache) applyTagMessage(items []string) {
 	if c.noTagApply {
@@ -367,10 +375,14 @@ func (c *Cache) applyTagMessage(items []string) {
 	}
 	ids := make([]string, 0, len(items))
 	stamps := make([]int64, 0, len(items))
+	// A stamp is Redis's TIME when the tags were invalidated: one far ahead
+	// of this node's clock is forged (or from a server whose clock is off
+	// by hours), and would invalidate every value until then.
+	latest := time.Now().Add(maxStampAhead + c.opts.TagClockSkew).UnixMicro()
 	for _, it := range items {
 		s, id, ok := strings.Cut(it, ":")
 		n, err := strconv.ParseInt(s, 10, 64)
-		if !ok || err != nil || id == "" {
+		if !ok || err != nil || id == "" || n <= 0 || n > latest {
 			c.stats.record(c.rec, Event{Kind: EventBusMalformed, Err: fmt.Errorf("tiered: tag item %q", it)})
 			continue
 		}

@@ -1,0 +1,149 @@
+package tiered_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// TestForgedTagStamp: one unsigned tags message with a stamp far in the
+// future (here the largest int64, for the namespace's tag) is dropped as
+// malformed. Kept, it would make every value invalid until then with no
+// TagClockSkew (each read removing the value from Redis), and with a skew
+// it wrapped around and hid every later Clear from the node.
+func TestForgedTagStamp(t *testing.T) {
+	for _, skew := range []time.Duration{0, time.Millisecond} {
+		t.Run(fmt.Sprintf("skew=%v", skew), func(t *testing.T) {
+			srv := startRedis(t)
+			rdb := srv.Client(t)
+			ctx := context.Background()
+			o := tiered.Options{TagClockSkew: skew}
+			a, b := newHardNode(t, srv.Addr(), o), newHardNode(t, srv.Addr(), o)
+			if _, err := a.group.Fetch(ctx, "k", constLoader("v1")); err != nil {
+				t.Fatal(err)
+			}
+			a.cache.WaitL1()
+			malformed := a.cache.Stats().BusMalformed
+			forged := bus.Encode(bus.Message{Kind: bus.KindTags, Origin: bus.NewNodeID(), Items: []string{fmt.Sprintf("%d:n", int64(math.MaxInt64))}})
+			if err := rdb.Publish(ctx, "hard:tiercache:bus", forged).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if !wait(a.received, 10*time.Second) {
+				t.Fatal("node a never applied the forged message")
+			}
+			if n := a.cache.Stats().BusMalformed - malformed; n != 1 {
+				t.Fatalf("%d malformed items counted; want the forged stamp's 1", n)
+			}
+			if v, err := a.group.Fetch(ctx, "k", constLoader("v2")); err != nil || v != "v1" {
+				t.Fatalf("after the forged stamp: %q, %v; want v1 still valid", v, err)
+			}
+			if err := b.cache.Clear(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !wait(a.received, 10*time.Second) {
+				t.Fatal("node a never applied the Clear")
+			}
+			if v, err := a.group.Fetch(ctx, "k", constLoader("v2")); err != nil || v != "v2" {
+				t.Fatalf("after a Clear that node a applied: %q, %v; want v2 loaded", v, err)
+			}
+		})
+	}
+}
+
+// TestFlushDetachesLoads: an invalidation of a key too large for one
+// message travels as a flush. A read that begins after node a applied it
+// must not join a's load that read the key's old value before: it loads
+// anew. With loads in flight kept on a flush (SetNoForget), the read joins
+// the old load, which shows the test catches it.
+func TestFlushDetachesLoads(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("forgetOff=%v", off), func(t *testing.T) {
+			srv := startRedis(t)
+			ctx := context.Background()
+			a, b := newHardNode(t, srv.Addr(), tiered.Options{}), newHardNode(t, srv.Addr(), tiered.Options{})
+			tiered.SetNoForget(a.cache, off)
+			id := strings.Repeat("k", 70<<10) // past the bus's MaxMessageBytes
+			if _, err := b.group.Fetch(ctx, id, constLoader("v1")); err != nil {
+				t.Fatal(err)
+			}
+			var held atomic.Bool
+			blocked, release := make(chan struct{}), make(chan struct{})
+			tiered.SetHook(a.cache, func(point string) {
+				if point == "read-done" && held.CompareAndSwap(false, true) {
+					close(blocked)
+					<-release
+				}
+			})
+			first := make(chan string, 1)
+			go func() { v, _ := a.group.Fetch(ctx, id, constLoader("x")); first <- v }()
+			<-blocked // a's load read v1 and waits
+			if err := b.group.Invalidate(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if !wait(a.received, 10*time.Second) {
+				t.Fatal("node a never applied the flush")
+			}
+			collapsed := a.group.Stats().Collapsed
+			got := make(chan string, 1)
+			go func() { v, _ := a.group.Fetch(ctx, id, constLoader("v2")); got <- v }()
+			var v string
+			for v == "" {
+				select {
+				case v = <-got:
+				default:
+					if a.group.Stats().Collapsed != collapsed {
+						v = "joined" // the read joined a's old load
+					} else {
+						runtime.Gosched()
+					}
+				}
+			}
+			close(release)
+			<-first
+			if off {
+				if v != "joined" {
+					t.Fatalf("loads kept on a flush: the read got %q; want it to join the old load", v)
+				}
+				<-got
+				return
+			}
+			if v != "v2" {
+				t.Fatalf("a read begun after node a applied the flush got %q; want v2 from its own load", v)
+			}
+		})
+	}
+}
+
+// TestStampOutlivesFallbacks: a tag's stamp stays in Redis as long as the
+// values it invalidated may: with FailSafe, an expired value stays TTL +
+// FailSafe as a fallback, and a node that learns the tag's stamp from
+// Redis must still find it then (else it would serve that value).
+func TestStampOutlivesFallbacks(t *testing.T) {
+	srv := startRedis(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	const failSafe = 2 * time.Hour
+	c := newCache(t, tiered.Options{Redis: rdb, Namespace: "life", TTL: time.Minute})
+	g := newGroup[string](t, c, "g", tiered.GroupOptions{TTL: time.Minute, FailSafe: failSafe, Tags: func(string, string) []string { return []string{"user:7"} }})
+	if _, err := g.Fetch(ctx, "k", constLoader("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.InvalidateTags(ctx, "user:7"); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(ctx, "life*:tag:*user:7").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("stamp keys of user:7: %v, %v; want one", keys, err)
+	}
+	if pttl := rdb.PTTL(ctx, keys[0]).Val(); pttl < time.Minute+failSafe {
+		t.Fatalf("the stamp lives %v; want at least TTL + FailSafe (%v)", pttl, time.Minute+failSafe)
+	}
+}
