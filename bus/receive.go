@@ -389,6 +389,18 @@ func (b *Bus) reject(err error) {
 	b.observe(Event{Kind: EventRejected, Err: err})
 }
 
+// maxPeers bounds the peers table: 4096 origins, about 400 KB. An entry is
+// added for every origin heard (every node and CLI run, and anyone who
+// publishes under a made-up origin, which an unsigned bus lets anyone do)
+// and is never removed one by one: a forgotten entry would hide a message of
+// its origin lost before the next one arrives. So a new origin that finds
+// the table full empties it and counts as a gap: the node flushes, and each
+// origin heard afterwards starts from 0 again, its first message after the
+// flush counting one more gap unless it is numbered 1. A stranger can make a
+// node flush with one forged number already; this costs them maxPeers
+// messages per flush instead, and no real node's lost message goes unseen.
+const maxPeers = 4096
+
 // peer is what a node knows of one origin's sequence numbers.
 type peer struct {
 	last uint64 // the last number accounted for
@@ -426,14 +438,10 @@ func (r *receiver) gap(m Message) bool {
 		// a gap, and no number to follow. Real senders start at 1.
 		return false
 	}
-	p := r.peers[m.Origin]
-	if p == nil {
-		p = &peer{}
-		r.peers[m.Origin] = p
-	}
+	p, reset := r.lookup(m.Origin)
 	if gap, ok := follows(p.last, m); ok {
 		p.last, p.odd = m.Seq, 0
-		return gap
+		return gap || reset
 	}
 	if p.odd != 0 {
 		if gap, ok := follows(p.odd, m); ok {
@@ -444,6 +452,23 @@ func (r *receiver) gap(m Message) bool {
 	}
 	p.odd = m.Seq
 	return true
+}
+
+// lookup returns origin's entry in the peers table, adding it if it is new.
+// A new origin that finds the table full empties it first (see maxPeers)
+// and reports reset: the caller must count a gap.
+func (r *receiver) lookup(origin NodeID) (p *peer, reset bool) {
+	if p := r.peers[origin]; p != nil {
+		return p, false
+	}
+	if len(r.peers) >= maxPeers {
+		r.b.opts.Logger.Warn("bus: heard more origins than it keeps; forgetting them all", "channel", r.b.opts.Channel, "max", maxPeers)
+		clear(r.peers)
+		reset = true
+	}
+	p = &peer{}
+	r.peers[origin] = p
+	return p, reset
 }
 
 // follows reports whether m can come after last from one sender (ok), and
@@ -459,19 +484,15 @@ func follows(last uint64, m Message) (gap, ok bool) {
 // gapUnchecked is gap as it was before spoofed numbers were handled
 // (compat.seq): last+1 can wrap, and a number far ahead is adopted.
 func (r *receiver) gapUnchecked(m Message) bool {
-	p := r.peers[m.Origin]
-	if p == nil {
-		p = &peer{}
-		r.peers[m.Origin] = p
-	}
+	p, reset := r.lookup(m.Origin)
 	last := p.last
 	if m.Seq > last {
 		p.last = m.Seq
 	}
 	if m.Kind == KindHeartbeat {
-		return m.Seq > last
+		return m.Seq > last || reset
 	}
-	return m.Seq > last+1
+	return m.Seq > last+1 || reset
 }
 
 func isTimeout(err error) bool {
