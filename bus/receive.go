@@ -217,7 +217,11 @@ type receiver struct {
 	b           *Bus
 	peers       map[NodeID]*peer // the bus's, kept across subscriptions
 	pingPending bool
-	lastOwnBeat atomic.Int64 // unix ns
+	// start is when the subscription's receiving began; its monotonic
+	// reading is what lastOwnBeat counts from, so that a step of the wall
+	// clock neither hides this node's silence nor fakes it.
+	start       time.Time
+	lastOwnBeat atomic.Int64 // ns since start
 	active      atomic.Bool  // something arrived since the watcher last looked
 	failure     atomic.Pointer[error]
 }
@@ -230,7 +234,7 @@ type receiver struct {
 // within two more, or when this node's own heartbeats stop.
 func (r *receiver) run(ps *redis.PubSub) error {
 	b := r.b
-	r.lastOwnBeat.Store(time.Now().UnixNano())
+	r.start = time.Now()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -280,7 +284,7 @@ func (r *receiver) watch(ps *redis.PubSub, stop <-chan struct{}) error {
 			return nil
 		case <-t.C:
 		}
-		if time.Since(time.Unix(0, r.lastOwnBeat.Load())) > time.Duration(silentAfterBeats)*b.opts.Heartbeat {
+		if r.silent() {
 			return errSilent
 		}
 		if r.active.Swap(false) {
@@ -303,7 +307,7 @@ func (r *receiver) watch(ps *redis.PubSub, stop <-chan struct{}) error {
 // reads with a timeout and pings on the same goroutine (compat.timeout).
 func (r *receiver) runTimeout(ps *redis.PubSub) error {
 	b := r.b
-	r.lastOwnBeat.Store(time.Now().UnixNano())
+	r.start = time.Now()
 	for {
 		msg, err := ps.ReceiveTimeout(b.ctx, b.opts.PingInterval)
 		if err != nil {
@@ -326,10 +330,25 @@ func (r *receiver) runTimeout(ps *redis.PubSub) error {
 				return err
 			}
 		}
-		if time.Since(time.Unix(0, r.lastOwnBeat.Load())) > time.Duration(silentAfterBeats)*b.opts.Heartbeat {
+		if r.silent() {
 			return errSilent
 		}
 	}
+}
+
+// ownBeat records that this node's own heartbeat arrived now.
+func (r *receiver) ownBeat() { r.lastOwnBeat.Store(int64(time.Since(r.start))) }
+
+// lastBeat returns when this node's own heartbeat last arrived (the start
+// of the subscription if none did). It carries a monotonic reading.
+func (r *receiver) lastBeat() time.Time {
+	return r.start.Add(time.Duration(r.lastOwnBeat.Load()))
+}
+
+// silent reports whether this node's own heartbeats have been missing for
+// silentAfterBeats heartbeats.
+func (r *receiver) silent() bool {
+	return time.Since(r.lastBeat()) > time.Duration(silentAfterBeats)*r.b.opts.Heartbeat
 }
 
 func (r *receiver) handle(msg any) error {
@@ -367,7 +386,7 @@ func (r *receiver) message(payload string) {
 	}
 	if m.Origin == b.opts.Node {
 		if m.Kind == KindHeartbeat {
-			r.lastOwnBeat.Store(time.Now().UnixNano())
+			r.ownBeat()
 		}
 		return
 	}
