@@ -173,7 +173,7 @@ type Bus struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
-	peers map[NodeID]*peer // sequence state per origin; only the receive goroutine uses it
+	peers map[NodeID]*peer // sequence state per origin, at most maxPeers; only the receive goroutine uses it
 
 	kicks   chan struct{} // the pool saw Redis answer while waiting is set
 	waiting atomic.Bool   // the subscription is lost and a new one is pending

@@ -217,7 +217,11 @@ type receiver struct {
 	b           *Bus
 	peers       map[NodeID]*peer // the bus's, kept across subscriptions
 	pingPending bool
-	lastOwnBeat atomic.Int64 // unix ns
+	// start is when the subscription's receiving began; its monotonic
+	// reading is what lastOwnBeat counts from, so that a step of the wall
+	// clock neither hides this node's silence nor fakes it.
+	start       time.Time
+	lastOwnBeat atomic.Int64 // ns since start
 	active      atomic.Bool  // something arrived since the watcher last looked
 	failure     atomic.Pointer[error]
 }
@@ -230,7 +234,7 @@ type receiver struct {
 // within two more, or when this node's own heartbeats stop.
 func (r *receiver) run(ps *redis.PubSub) error {
 	b := r.b
-	r.lastOwnBeat.Store(time.Now().UnixNano())
+	r.start = time.Now()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -280,7 +284,7 @@ func (r *receiver) watch(ps *redis.PubSub, stop <-chan struct{}) error {
 			return nil
 		case <-t.C:
 		}
-		if time.Since(time.Unix(0, r.lastOwnBeat.Load())) > time.Duration(silentAfterBeats)*b.opts.Heartbeat {
+		if r.silent() {
 			return errSilent
 		}
 		if r.active.Swap(false) {
@@ -303,7 +307,7 @@ func (r *receiver) watch(ps *redis.PubSub, stop <-chan struct{}) error {
 // reads with a timeout and pings on the same goroutine (compat.timeout).
 func (r *receiver) runTimeout(ps *redis.PubSub) error {
 	b := r.b
-	r.lastOwnBeat.Store(time.Now().UnixNano())
+	r.start = time.Now()
 	for {
 		msg, err := ps.ReceiveTimeout(b.ctx, b.opts.PingInterval)
 		if err != nil {
@@ -326,10 +330,25 @@ func (r *receiver) runTimeout(ps *redis.PubSub) error {
 				return err
 			}
 		}
-		if time.Since(time.Unix(0, r.lastOwnBeat.Load())) > time.Duration(silentAfterBeats)*b.opts.Heartbeat {
+		if r.silent() {
 			return errSilent
 		}
 	}
+}
+
+// ownBeat records that this node's own heartbeat arrived now.
+func (r *receiver) ownBeat() { r.lastOwnBeat.Store(int64(time.Since(r.start))) }
+
+// lastBeat returns when this node's own heartbeat last arrived (the start
+// of the subscription if none did). It carries a monotonic reading.
+func (r *receiver) lastBeat() time.Time {
+	return r.start.Add(time.Duration(r.lastOwnBeat.Load()))
+}
+
+// silent reports whether this node's own heartbeats have been missing for
+// silentAfterBeats heartbeats.
+func (r *receiver) silent() bool {
+	return time.Since(r.lastBeat()) > time.Duration(silentAfterBeats)*r.b.opts.Heartbeat
 }
 
 func (r *receiver) handle(msg any) error {
@@ -367,7 +386,7 @@ func (r *receiver) message(payload string) {
 	}
 	if m.Origin == b.opts.Node {
 		if m.Kind == KindHeartbeat {
-			r.lastOwnBeat.Store(time.Now().UnixNano())
+			r.ownBeat()
 		}
 		return
 	}
@@ -388,6 +407,18 @@ func (b *Bus) reject(err error) {
 	b.opts.Logger.Warn("bus: dropping a message", "channel", b.opts.Channel, "err", err)
 	b.observe(Event{Kind: EventRejected, Err: err})
 }
+
+// maxPeers bounds the peers table: 4096 origins, about 400 KB. An entry is
+// added for every origin heard (every node and CLI run, and anyone who
+// publishes under a made-up origin, which an unsigned bus lets anyone do)
+// and is never removed one by one: a forgotten entry would hide a message of
+// its origin lost before the next one arrives. So a new origin that finds
+// the table full empties it and counts as a gap: the node flushes, and each
+// origin heard afterwards starts from 0 again, its first message after the
+// flush counting one more gap unless it is numbered 1. A stranger can make a
+// node flush with one forged number already; this costs them maxPeers
+// messages per flush instead, and no real node's lost message goes unseen.
+const maxPeers = 4096
 
 // peer is what a node knows of one origin's sequence numbers.
 type peer struct {
@@ -426,14 +457,10 @@ func (r *receiver) gap(m Message) bool {
 		// a gap, and no number to follow. Real senders start at 1.
 		return false
 	}
-	p := r.peers[m.Origin]
-	if p == nil {
-		p = &peer{}
-		r.peers[m.Origin] = p
-	}
+	p, reset := r.lookup(m.Origin)
 	if gap, ok := follows(p.last, m); ok {
 		p.last, p.odd = m.Seq, 0
-		return gap
+		return gap || reset
 	}
 	if p.odd != 0 {
 		if gap, ok := follows(p.odd, m); ok {
@@ -444,6 +471,23 @@ func (r *receiver) gap(m Message) bool {
 	}
 	p.odd = m.Seq
 	return true
+}
+
+// lookup returns origin's entry in the peers table, adding it if it is new.
+// A new origin that finds the table full empties it first (see maxPeers)
+// and reports reset: the caller must count a gap.
+func (r *receiver) lookup(origin NodeID) (p *peer, reset bool) {
+	if p := r.peers[origin]; p != nil {
+		return p, false
+	}
+	if len(r.peers) >= maxPeers {
+		r.b.opts.Logger.Warn("bus: heard more origins than it keeps; forgetting them all", "channel", r.b.opts.Channel, "max", maxPeers)
+		clear(r.peers)
+		reset = true
+	}
+	p = &peer{}
+	r.peers[origin] = p
+	return p, reset
 }
 
 // follows reports whether m can come after last from one sender (ok), and
@@ -459,19 +503,15 @@ func follows(last uint64, m Message) (gap, ok bool) {
 // gapUnchecked is gap as it was before spoofed numbers were handled
 // (compat.seq): last+1 can wrap, and a number far ahead is adopted.
 func (r *receiver) gapUnchecked(m Message) bool {
-	p := r.peers[m.Origin]
-	if p == nil {
-		p = &peer{}
-		r.peers[m.Origin] = p
-	}
+	p, reset := r.lookup(m.Origin)
 	last := p.last
 	if m.Seq > last {
 		p.last = m.Seq
 	}
 	if m.Kind == KindHeartbeat {
-		return m.Seq > last
+		return m.Seq > last || reset
 	}
-	return m.Seq > last+1
+	return m.Seq > last+1 || reset
 }
 
 func isTimeout(err error) bool {

@@ -20,6 +20,10 @@ import (
 // programmer, and every substituted value is escaped: a user_id of "*"
 // yields the pattern for the one key with that id, never every user's.
 // Nothing is appended: "user_{user_id}" never also matches "user_50".
+// ParsePattern refuses a placeholder where no escaping could make its value
+// literal: after an unpaired backslash (`a\{id}`, which would escape only
+// the value's first byte) and inside a [...] class (`[{c}]`, where `-` and
+// `^` keep their meaning).
 type Template struct {
 	src     string
 	pattern bool
@@ -74,6 +78,11 @@ func parseTemplate(src string, pattern bool) (*Template, error) {
 			if !validName(name) {
 				return nil, fmt.Errorf("tiered: template %q: bad placeholder {%s}: want a letter or _ then letters, digits or _", src, name)
 			}
+			if pattern {
+				if err := checkPlaceholder(src, i, name, lit.String()); err != nil {
+					return nil, err
+				}
+			}
 			if lit.Len() > 0 {
 				t.parts = append(t.parts, tmplPart{lit: lit.String()})
 				lit.Reset()
@@ -91,6 +100,20 @@ func parseTemplate(src string, pattern bool) (*Template, error) {
 		t.parts = append(t.parts, tmplPart{lit: lit.String()})
 	}
 	return t, nil
+}
+
+// checkPlaceholder returns an error if the placeholder name at byte i of
+// the pattern template src, after the literal glob text lit (since the
+// previous placeholder, which leaves nothing open), is where an escaped
+// value would not be read literally.
+func checkPlaceholder(src string, i int, name, lit string) error {
+	switch escape, class := glob.Open(lit); {
+	case escape:
+		return fmt.Errorf(`tiered: template %q: {%s} at byte %d follows an unpaired \, which would escape only its value's first byte (write \\ for a literal backslash)`, src, name, i)
+	case class:
+		return fmt.Errorf("tiered: template %q: {%s} at byte %d is inside a [...] class, where its value cannot be escaped", src, name, i)
+	}
+	return nil
 }
 
 func validName(s string) bool {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tiercache/tiercache/internal/glob"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -80,5 +81,60 @@ func TestTemplateExpandEscapesPatternValues(t *testing.T) {
 	lit := tiered.MustParseKey("recent_posts:global")
 	if k, err := lit.ExpandMap(nil); err != nil || k != "recent_posts:global" {
 		t.Errorf("literal Expand = %q, %v", k, err)
+	}
+}
+
+// TestPatternTemplateRefusesOpenPlaceholders: a placeholder after an
+// unpaired backslash or inside a [...] class is refused, since no escaping
+// makes its value literal there: `a\{id}` with an id of "*" expanded to
+// `a\\*`, a literal backslash then a live wildcard, and in `[{c}]` a value
+// "a-z" or "^x" is a range or a negation. Everywhere else, and in key
+// templates, the same placeholders are accepted and a value matches itself
+// and nothing else.
+func TestPatternTemplateRefusesOpenPlaceholders(t *testing.T) {
+	for _, tc := range []struct{ src, wantErr string }{
+		{`a\{id}`, "unpaired"},
+		{`a\\\{id}_*`, "unpaired"},
+		{`{a}\{b}`, "unpaired"},
+		{`[{c}]`, "class"},
+		{`x[a{c}]`, "class"},
+		{`[^{c}]`, "class"},
+		{`[a-{c}]`, "class"},
+		{`[a-]{c}`, "class"}, // the ] ends the range a-], not the class
+		{`[\]{c}]`, "class"}, // an escaped ] does not close it
+		{`[a]{b}[{c}]`, "class"},
+	} {
+		_, err := tiered.ParsePattern(tc.src)
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("ParsePattern(%q) error = %v; want containing %q", tc.src, err, tc.wantErr)
+		}
+		if _, err := tiered.ParseKey(tc.src); err != nil {
+			t.Errorf("ParseKey(%q) error = %v; want none (a key is literal)", tc.src, err)
+		}
+	}
+	for _, tc := range []struct{ src, prefix, suffix string }{
+		{`a\\{id}`, `a\`, ""},
+		{`\[{id}]`, "[", "]"},
+		{`[a]{id}`, "a", ""},
+		{`[a-c]{id}`, "b", ""},
+		{`a\*{id}\?`, "a*", "?"},
+	} {
+		tmpl, err := tiered.ParsePattern(tc.src)
+		if err != nil {
+			t.Errorf("ParsePattern(%q) error = %v", tc.src, err)
+			continue
+		}
+		for _, v := range []string{"5", "*", "?", "-", "^x", "a-z", `\`, "]"} {
+			p, err := tmpl.ExpandMap(map[string]string{"id": v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key := tc.prefix + v + tc.suffix; !glob.Match(p, key) {
+				t.Errorf("%q expanded with %q = %q; does not match %q", tc.src, v, p, key)
+			}
+			if other := tc.prefix + v + "x" + tc.suffix; glob.Match(p, other) {
+				t.Errorf("%q expanded with %q = %q; matches %q too", tc.src, v, p, other)
+			}
+		}
 	}
 }

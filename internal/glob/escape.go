@@ -39,6 +39,53 @@ func Escape(s string) string {
 	return b.String()
 }
 
+// Open reports whether pattern ends inside a token that would take bytes
+// appended to it as its own: escape, after a backslash that escapes nothing
+// yet (the last of an odd run of them); class, inside a [...] class that no
+// ']' has closed. An escaped string appended to such a pattern is not read
+// literally: after `a\` the escape of `*` reads as a literal backslash and
+// a live `*`, and in a class `-` and `^` keep their meaning. When Open
+// reports neither, every byte of Escape(s) appended to pattern stands for
+// itself.
+func Open(pattern string) (escape, class bool) {
+	for i := 0; i < len(pattern); i++ {
+		switch pattern[i] {
+		case '\\':
+			if i+1 == len(pattern) {
+				return true, false
+			}
+			i++
+		case '[':
+			end, ok := classEnd(pattern, i+1)
+			if !ok {
+				return false, true
+			}
+			i = end - 1
+		}
+	}
+	return false, false
+}
+
+// classEnd parses the class whose body starts at p[i] by matchClass's rules
+// and returns the index after its closing ']', or ok false if p ends first
+// (bytes appended to p would then be read inside the class).
+func classEnd(p string, i int) (end int, ok bool) {
+	if i < len(p) && p[i] == '^' {
+		i++
+	}
+	for ; i < len(p); i++ {
+		switch {
+		case p[i] == '\\' && i+1 < len(p):
+			i++
+		case p[i] == ']':
+			return i + 1, true
+		case i+2 < len(p) && p[i+1] == '-':
+			i += 2
+		}
+	}
+	return len(p), false
+}
+
 // LiteralPrefix returns the literal (unescaped) bytes that pattern starts with,
 // up to its first `*`, `?` or `[`: every string that matches pattern starts
 // with prefix. exact reports whether pattern has no wildcard at all, in which

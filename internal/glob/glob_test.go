@@ -169,3 +169,38 @@ func ExampleCompile() {
 	// session:ab:x false
 	// user:1 false
 }
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		pattern       string
+		escape, class bool
+	}{
+		{"", false, false},
+		{"user_*", false, false},
+		{`a\`, true, false},
+		{`a\\`, false, false},
+		{`a\\\`, true, false},
+		{`\*`, false, false},
+		{"[", false, true},
+		{"[ab", false, true},
+		{"[ab]", false, false},
+		{"[^", false, true},
+		{"[^a]x", false, false},
+		{"[a-", false, true},
+		{"[a-]", false, true}, // the ] ends the range
+		{"[a-]]", false, false},
+		{`[\]`, false, true}, // an escaped ]
+		{`[\]]`, false, false},
+		{`[a\`, false, true},
+		{"[]", false, false}, // an empty class
+		{"[[]", false, false},
+		{`[a]\`, true, false},
+		{"]", false, false},
+	} {
+		escape, class := glob.Open(tc.pattern)
+		if escape != tc.escape || class != tc.class {
+			t.Errorf("Open(%q) = %v, %v; want %v, %v", tc.pattern, escape, class, tc.escape, tc.class)
+		}
+	}
+}
