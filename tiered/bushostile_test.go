@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/internal/glob"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -145,5 +146,51 @@ func TestStampOutlivesFallbacks(t *testing.T) {
 	}
 	if pttl := rdb.PTTL(ctx, keys[0]).Val(); pttl < time.Minute+failSafe {
 		t.Fatalf("the stamp lives %v; want at least TTL + FailSafe (%v)", pttl, time.Minute+failSafe)
+	}
+}
+
+// TestPatternBudgetAfterApplied: L1 keeps a pattern it applied to veto the
+// fills of loads that began before it, and those checks draw on the
+// pattern's work budget. Once they spent it, a fill of a key the pattern
+// matches is still vetoed: the load's old value never enters L1. Without a
+// budget (unbounded) the same holds, which is the behaviour to keep.
+func TestPatternBudgetAfterApplied(t *testing.T) {
+	for _, unbounded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unbounded=%v", unbounded), func(t *testing.T) {
+			srv := startRedis(t)
+			ctx := context.Background()
+			key, p := "g:long", "g:l*"
+			_, used, _ := glob.Compile(p).MatchSteps(key, 1<<40)
+			// Enough for the pattern's own pass over a's L1 (empty) and
+			// flights (one key), not for the fill's check after it.
+			o := tiered.WithPatternBudget(tiered.Options{}, 2*used-1, unbounded)
+			a, b := newHardNode(t, srv.Addr(), o), newHardNode(t, srv.Addr(), o)
+			if _, err := b.group.Fetch(ctx, "long", constLoader("v1")); err != nil {
+				t.Fatal(err)
+			}
+			var held atomic.Bool
+			blocked, release := make(chan struct{}), make(chan struct{})
+			tiered.SetHook(a.cache, func(point string) {
+				if point == "read-done" && held.CompareAndSwap(false, true) {
+					close(blocked)
+					<-release
+				}
+			})
+			done := make(chan string, 1)
+			go func() { v, _ := a.group.Fetch(ctx, "long", constLoader("x")); done <- v }()
+			<-blocked // a's load read v1 before the pattern
+			if err := b.cache.InvalidatePattern(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			if !wait(a.received, 10*time.Second) { // counted once applied
+				t.Fatal("node a never applied the pattern")
+			}
+			close(release)
+			<-done
+			a.cache.WaitL1()
+			if v, err := a.group.Fetch(ctx, "long", constLoader("v2")); err != nil || v != "v2" {
+				t.Fatalf("a read after node a applied the pattern: %q, %v; want v2", v, err)
+			}
+		})
 	}
 }

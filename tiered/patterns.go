@@ -158,7 +158,12 @@ func (c *Cache) clearPattern(p string) {
 	}
 	if b.spent.Load() {
 		c.patternFlush(p, errPatternBudget)
+		return
 	}
+	// The L1 keeps b.match to veto the fills of loads that began before p
+	// (see local's pattern ring): from now on a budget spent by those
+	// checks vetoes, as no flush follows to cover a false answer.
+	b.applied.Store(true)
 }
 
 func (c *Cache) patternBudget() int64 {
@@ -185,23 +190,27 @@ func (c *Cache) patternFlush(p string, why error) {
 }
 
 // budget matches keys against one pattern while its work budget lasts.
-// Once spent it answers false at once: its caller flushes the L1 after,
-// which covers every key it was not asked about or answered for falsely
-// (a fill vetoed only by this pattern is then vetoed by the flush's epoch).
+// Once spent while the pattern is applied it answers false at once: its
+// caller flushes the L1 after, which covers every key it was not asked
+// about or answered for falsely (a fill vetoed only by this pattern is then
+// vetoed by the flush's epoch). Once the pattern was applied (applied), the
+// L1 still asks it about fills; spent then, it answers true: the fill is
+// vetoed, as no flush will come.
 type budget struct {
-	m     *glob.Matcher
-	left  atomic.Int64
-	spent atomic.Bool
+	m       *glob.Matcher
+	left    atomic.Int64
+	spent   atomic.Bool
+	applied atomic.Bool
 }
 
 func (b *budget) match(key string) bool {
 	if b.spent.Load() {
-		return false
+		return b.applied.Load()
 	}
 	ok, used, done := b.m.MatchSteps(key, b.left.Load())
 	if b.left.Add(-used) < 0 || !done {
 		b.spent.Store(true)
-		return false
+		return b.applied.Load()
 	}
 	return ok
 }
