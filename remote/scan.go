@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -20,6 +21,10 @@ const scanCount = 1000
 // (escaped), filters every key exactly with the pattern, and UNLINKs each
 // batch with single-key commands. On a cluster client it does so on every
 // master. It returns how many keys it removed.
+//
+// Keys of the library's own (a local key beginning with ":", such as a
+// tag's stamp or a hand-off) are never removed, whatever the pattern: a
+// stamp removed would let the values its tag invalidated be served again.
 //
 // SCAN guarantees every key present for the whole scan is returned; a key
 // written during the scan may or may not be. The leases of such keys are
@@ -76,7 +81,7 @@ func (s *Store) scanDelete(ctx context.Context, c *redis.Client, match string, m
 		}
 		var batch []string
 		for _, k := range keys {
-			if local, ok := s.localKey(k); ok && m.Match(local) {
+			if local, ok := s.localKey(k); ok && !ownKey(local) && m.Match(local) {
 				batch = append(batch, local)
 			}
 		}
@@ -114,3 +119,7 @@ func (s *Store) unlinkOn(ctx context.Context, c *redis.Client, keys []string) er
 	}
 	return nil
 }
+
+// ownKey reports whether the local key is one of the library's own (a
+// tag's stamp, a hand-off), which no group key is: they begin with ":".
+func ownKey(local string) bool { return strings.HasPrefix(local, ":") }

@@ -110,6 +110,8 @@ class Invalidator:
 
         The namespace holds no glob metacharacter, so "namespace:" + pattern
         as SCAN's MATCH selects exactly the namespace's keys that match.
+        Keys whose local part begins with ":" (tag stamps, hand-offs) are
+        tiercache's own and are left alone, as tiercache's patterns do.
         Returns how many keys were removed from Redis.
         """
         if not patterns:
@@ -119,7 +121,10 @@ class Invalidator:
             if p == "":
                 raise ValueError("empty pattern")
             batch = []
+            skip = len(self.namespace) + 1
             for k in self.client.scan_iter(match=self.namespace + ":" + p, count=1000):
+                if k[skip:skip + 1] in (b":", ":"):
+                    continue  # tiercache's own keys (tag stamps, hand-offs): never removed
                 batch.append(k)
                 if len(batch) == 1000:
                     removed += self._unlink(batch)
