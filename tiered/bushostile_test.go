@@ -194,3 +194,77 @@ func TestPatternBudgetAfterApplied(t *testing.T) {
 		})
 	}
 }
+
+// TestPatternQueueDelayFlushes: a pattern that waited in node a's queue
+// longer than a Heartbeat (the one before it held in its application) is
+// not applied late: a flushes its L1 in its place, so no invalidation
+// waits behind patterns longer than the bound of a missed message. Without
+// the delay (the clock not moved), the pattern is applied and nothing is
+// flushed, which shows the flush is the delay's doing.
+func TestPatternQueueDelayFlushes(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		t.Run(fmt.Sprintf("late=%v", late), func(t *testing.T) {
+			srv := startRedis(t)
+			ctx := context.Background()
+			clk := newManualClock(time.Now())
+			started, release := make(chan struct{}, 1), make(chan struct{})
+			o := tiered.WithPatternHook(tiered.Options{}, func(p string) {
+				if p == "g:p1*" {
+					started <- struct{}{}
+					<-release
+				}
+			})
+			a, b := newHardNode(t, srv.Addr(), tiered.WithClock(o, clk)), newHardNode(t, srv.Addr(), tiered.Options{})
+			queued := make(chan struct{}, 8)
+			tiered.SetHook(a.cache, func(point string) {
+				if point == "pattern-queued" {
+					queued <- struct{}{}
+				}
+			})
+			for _, id := range []string{"p2x", "other"} {
+				if _, err := a.group.Fetch(ctx, id, constLoader("v1")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a.cache.WaitL1()
+			if err := b.cache.InvalidatePattern(ctx, "g:p1*"); err != nil {
+				t.Fatal(err)
+			}
+			<-queued
+			<-started // a applies p1, held
+			if err := b.cache.InvalidatePattern(ctx, "g:p2*"); err != nil {
+				t.Fatal(err)
+			}
+			<-queued // p2 waits behind p1
+			if late {
+				clk.Add(2 * tiered.DefaultHeartbeat)
+			}
+			close(release)
+			for range 2 {
+				if !wait(a.received, 10*time.Second) {
+					t.Fatal("node a never applied both patterns")
+				}
+			}
+			if _, ok := a.group.Peek("p2x"); ok {
+				t.Fatal("node a still serves p2x from L1")
+			}
+			_, kept := a.group.Peek("other")
+			select {
+			case err := <-a.flushed:
+				if !late || !strings.Contains(fmt.Sprint(err), "Heartbeat") {
+					t.Fatalf("a flush (%v) with late=%v; want one only for the late pattern", err, late)
+				}
+				if kept {
+					t.Fatal("the flush left other in L1")
+				}
+			default:
+				if late {
+					t.Fatal("the late pattern was applied; want a flush in its place")
+				}
+				if !kept {
+					t.Fatal("applying p2 removed other from L1")
+				}
+			}
+		})
+	}
+}

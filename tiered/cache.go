@@ -40,6 +40,7 @@ type Cache struct {
 	wakes      wakeTable     // the lease waits that wake notices signal
 	bus        *bus.Bus      // nil without Redis or with DisableBus
 	retries    *retryQueue
+	monoStart  time.Time    // New's time, with its monotonic reading: what monoNow counts from
 	longestTTL atomic.Int64 // the longest TTL of any group, in ns: how long a failed invalidation is retried
 	log        *slog.Logger
 	rec        Recorder
@@ -179,7 +180,7 @@ func New(opts Options) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{opts: o, log: o.Logger, rec: o.Recorder, groups: make(map[string]groupStats), random: rand.Float64}
+	c := &Cache{opts: o, log: o.Logger, rec: o.Recorder, groups: make(map[string]groupStats), random: rand.Float64, monoStart: time.Now()}
 	c.wakes.keyOnly = len(o.BusKey) > 0
 	if o.random != nil {
 		c.random = o.random

@@ -30,7 +30,7 @@ type expiredLoad[V any] struct {
 	stale V
 	tok   local.Token
 	begin int64 // the Redis time before the loader ran: the new value's tags count from it
-	// began is when the Fetch's read of Redis began (Cache.softNow), which
+	// began is when the Fetch's read of Redis began (Cache.monoNow), which
 	// LoadSoftTimeout counts from; 0 without a soft timeout.
 	began int64
 }
@@ -60,7 +60,7 @@ func (x *expiredLoad[V]) softLeft() time.Duration {
 	if c.softFromLock {
 		return g.fs.soft
 	}
-	return max(time.Duration(x.began+int64(g.fs.soft)-c.softNow()), 0)
+	return max(time.Duration(x.began+int64(g.fs.soft)-c.monoNow()), 0)
 }
 
 // run is the whole expired load; ctx is the caller's (for a background

@@ -97,17 +97,14 @@ const hookFallback = "fail-safe-served"
 // own goroutine (see LoadSoftTimeout) failed before the soft timeout.
 var errLoadFailed = errors.New("tiered: the load failed")
 
-// monoStart is what softNow counts from.
-var monoStart = time.Now()
-
-// softNow is the time (ns) soft timeouts are counted in: the monotonic
-// clock (a step of the wall clock moves no soft timeout), or a test's
-// clock.
-func (c *Cache) softNow() int64 {
+// monoNow is the time (ns) soft timeouts and the pattern queue's delay are
+// counted in: the monotonic clock (a step of the wall clock moves neither),
+// or a test's clock.
+func (c *Cache) monoNow() int64 {
 	if c.opts.clock != nil {
 		return c.clock.Now()
 	}
-	return int64(time.Since(monoStart))
+	return int64(time.Since(c.monoStart))
 }
 
 // l1Fallback serves, for a Fetch whose load failed with err while Redis

@@ -40,7 +40,7 @@ func (g *Group[V]) leadL2Read(ctx context.Context, key string, fl *flight, load 
 		c.at(hookRead)
 		var began int64 // when the read began, what LoadSoftTimeout counts from
 		if g.fs.soft > 0 {
-			began = c.softNow()
+			began = c.monoNow()
 		}
 		rctx := ctx
 		if ctx.Done() != nil {

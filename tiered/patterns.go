@@ -38,6 +38,7 @@ const patternQueueLen = 256
 var (
 	errPatternBudget = errors.New("tiered: pattern matching exceeded its work budget")
 	errPatternQueue  = errors.New("tiered: too many patterns waiting to be applied")
+	errPatternLate   = errors.New("tiered: a pattern waited longer than a Heartbeat to be applied")
 )
 
 // patternLoop applies the patterns received from the bus, apart from the
@@ -50,8 +51,31 @@ func (c *Cache) patternLoop() {
 		case <-c.closing.Done():
 			return
 		case q := <-c.patternQ:
+			if c.monoNow()-q.at > int64(c.opts.Heartbeat) {
+				c.patternsLate(q)
+				continue
+			}
 			c.applyLocal(nil, q.m.Items)
 			c.receivedApplied(q.n, q.m)
+		}
+	}
+}
+
+// patternsLate stands in for q, a pattern that waited in the queue longer
+// than a Heartbeat (patterns before it took their whole budget, or many
+// came at once), and for every pattern queued behind it: it flushes the L1
+// and detaches every load, which covers them all, as they arrived before
+// the flush. Applying them one by one could keep L1 stale past the bound
+// a missed message has (3 x Heartbeat + DegradedL1TTL).
+func (c *Cache) patternsLate(q queuedPatterns) {
+	c.patternFlush(fmt.Sprint(q.m.Items), errPatternLate)
+	c.receivedApplied(q.n, q.m)
+	for {
+		select {
+		case q := <-c.patternQ:
+			c.receivedApplied(q.n, q.m)
+		default:
+			return
 		}
 	}
 }
@@ -59,8 +83,9 @@ func (c *Cache) patternLoop() {
 // queuedPatterns is a pattern message waiting for patternLoop, with its
 // arrival number.
 type queuedPatterns struct {
-	m bus.Message
-	n uint64
+	m  bus.Message
+	n  uint64
+	at int64 // Cache.monoNow when it arrived
 }
 
 // queuePatterns hands a received pattern message to patternLoop. If the
@@ -75,12 +100,17 @@ func (c *Cache) queuePatterns(m bus.Message) {
 		return
 	}
 	select {
-	case c.patternQ <- queuedPatterns{m: m, n: n}:
+	case c.patternQ <- queuedPatterns{m: m, n: n, at: c.monoNow()}:
+		c.at(hookPatternQueued)
 	default:
 		c.patternFlush(fmt.Sprint(m.Items), errPatternQueue)
 		c.receivedApplied(n, m)
 	}
 }
+
+// hookPatternQueued is the point (Cache.at) where a pattern from the bus
+// has joined the queue of patternLoop.
+const hookPatternQueued = "pattern-queued"
 
 // receivedApplied marks the message of arrival number n applied, and
 // counts every message now applied with all those before it.
