@@ -53,7 +53,7 @@ func (rt *route) resourceID(r *http.Request) (string, bool) {
 // response is cached, or false when r must bypass the cache.
 func (rt *route) cacheID(r *http.Request) (string, bool) {
 	o := &rt.opts
-	if o.Caller == nil && (r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != "") {
+	if o.Caller == nil && carriesCredentials(r) {
 		return "", false
 	}
 	id, ok := rt.resourceID(r)
@@ -96,6 +96,13 @@ func (rt *route) cacheID(r *http.Request) (string, bool) {
 		return escapeID(id), true
 	}
 	return escapeID(id) + variantSep + v.Encode(), true
+}
+
+// carriesCredentials reports whether r has an Authorization or Cookie
+// header line, whatever its value: a handler may read any of the lines
+// (r.Cookies reads them all), so an empty first line hides nothing.
+func carriesCredentials(r *http.Request) bool {
+	return len(r.Header.Values("Authorization")) > 0 || len(r.Header.Values("Cookie")) > 0
 }
 
 // varyAllowed reports whether every header a response varies on is part
