@@ -60,7 +60,7 @@ func (rt *route) cacheID(r *http.Request) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if r.URL.RawQuery == "" && len(o.VaryHeaders) == 0 && o.Caller == nil {
+	if r.URL.RawQuery == "" && len(o.VaryHeaders) == 0 && o.Caller == nil && !rt.pathKeyed {
 		return escapeID(id), true // the common case allocates nothing
 	}
 	v := url.Values{}
@@ -80,8 +80,15 @@ func (rt *route) cacheID(r *http.Request) (string, bool) {
 			v.Set("q", q.Encode())
 		}
 	}
+	if rt.pathKeyed {
+		v.Set("p", r.URL.EscapedPath())
+	}
 	for _, h := range o.VaryHeaders {
-		if vals := r.Header.Values(h); len(vals) > 0 {
+		vals := r.Header.Values(h)
+		if h == "Host" && r.Host != "" { // net/http moves it out of the header map
+			vals = []string{r.Host}
+		}
+		if len(vals) > 0 {
 			v["h."+h] = vals
 		}
 	}
