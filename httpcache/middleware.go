@@ -52,14 +52,17 @@ func New(c *tiered.Cache, cfg Config) (*Middleware, error) {
 	return &Middleware{c: c, log: cfg.Logger, caching: make(map[string]*route), refused: make(map[string]*route), now: time.Now}, nil
 }
 
-// entryOf returns the entry a cacheable recorded response is kept as,
-// stamped with the time it was stored.
-func (rt *route) entryOf(rec *recorder) entry {
+// entryOf returns the entry a cacheable response rec to r is kept as,
+// stamped with the time it was stored and tagged with the route's tags.
+// Every path that stores a response (a miss, warming) goes through it.
+func (rt *route) entryOf(r *http.Request, rec *recorder) entry {
 	var now time.Time
 	if !rt.m.noStoredTime {
 		now = rt.m.now()
 	}
-	return rec.toEntry(rt.opts.StoreHeaders, now)
+	e := rec.toEntry(rt.opts.StoreHeaders, now)
+	e.tags = rt.cachedTags(r)
+	return e
 }
 
 // Handle registers h on mux for pattern (a Go 1.22 ServeMux pattern such

@@ -84,9 +84,7 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 		if !rt.cacheable(rec) {
 			return entry{}, rt.opts.refillError(rec)
 		}
-		e := rt.entryOf(rec)
-		e.tags = rt.cachedTags(r)
-		return e, nil
+		return rt.entryOf(r, rec), nil
 	})
 	mine := ran.Load()
 	switch {

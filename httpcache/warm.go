@@ -65,7 +65,7 @@ func (m *Middleware) Warm(ctx context.Context, prefix string, ids []string, opts
 			if !rt.cacheable(rec) {
 				return entry{}, fmt.Errorf("%w: status %d", errUncacheable, rec.status)
 			}
-			return rt.entryOf(rec), nil
+			return rt.entryOf(reqs[key], rec), nil
 		},
 	})
 }
