@@ -88,7 +88,13 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 	})
 	mine := ran.Load()
 	switch {
-	case r.Context().Err() != nil: // the client left; a load in flight goes on for the others
+	case errors.Is(r.Context().Err(), context.Canceled): // the client left; a load in flight goes on for the others
+	case err != nil && r.Context().Err() != nil:
+		// The request's deadline (an outer middleware's) passed before
+		// the response was ready: a timeout, not silence; the load goes on
+		// for the others.
+		w.Header().Set(headerXCache, miss)
+		http.Error(w, http.StatusText(http.StatusGatewayTimeout), http.StatusGatewayTimeout)
 	case err == nil && served.Fallback: // the refill failed or is slow: the stale response
 		rt.serveEntry(w, r, e, stale)
 	case mine != nil && err != nil: // this request's own run, not kept
