@@ -52,9 +52,13 @@ func (rt *route) serveRead(w http.ResponseWriter, r *http.Request) {
 		rt.h.ServeHTTP(w, r)
 		return
 	}
-	if e, ok := rt.group.Peek(id); ok {
+	if e, served, ok := rt.group.PeekInfo(id); ok {
 		st.hitsL1.Add(1)
-		rt.serveEntry(w, r, e, hitL1)
+		xcache := hitL1
+		if served.Fallback { // kept in L1 by StaleIfError during the throttle
+			xcache = stale
+		}
+		rt.serveEntry(w, r, e, xcache)
 		return
 	}
 	if e, err := rt.group.Get(r.Context(), id); err == nil {
