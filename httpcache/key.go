@@ -53,14 +53,14 @@ func (rt *route) resourceID(r *http.Request) (string, bool) {
 // response is cached, or false when r must bypass the cache.
 func (rt *route) cacheID(r *http.Request) (string, bool) {
 	o := &rt.opts
-	if o.Caller == nil && (r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != "") {
+	if o.Caller == nil && carriesCredentials(r) {
 		return "", false
 	}
 	id, ok := rt.resourceID(r)
 	if !ok {
 		return "", false
 	}
-	if r.URL.RawQuery == "" && len(o.VaryHeaders) == 0 && o.Caller == nil {
+	if r.URL.RawQuery == "" && len(o.VaryHeaders) == 0 && o.Caller == nil && !rt.pathKeyed {
 		return escapeID(id), true // the common case allocates nothing
 	}
 	v := url.Values{}
@@ -80,8 +80,15 @@ func (rt *route) cacheID(r *http.Request) (string, bool) {
 			v.Set("q", q.Encode())
 		}
 	}
+	if rt.pathKeyed {
+		v.Set("p", r.URL.EscapedPath())
+	}
 	for _, h := range o.VaryHeaders {
-		if vals := r.Header.Values(h); len(vals) > 0 {
+		vals := r.Header.Values(h)
+		if h == "Host" && r.Host != "" { // net/http moves it out of the header map
+			vals = []string{r.Host}
+		}
+		if len(vals) > 0 {
 			v["h."+h] = vals
 		}
 	}
@@ -96,6 +103,13 @@ func (rt *route) cacheID(r *http.Request) (string, bool) {
 		return escapeID(id), true
 	}
 	return escapeID(id) + variantSep + v.Encode(), true
+}
+
+// carriesCredentials reports whether r has an Authorization or Cookie
+// header line, whatever its value: a handler may read any of the lines
+// (r.Cookies reads them all), so an empty first line hides nothing.
+func carriesCredentials(r *http.Request) bool {
+	return len(r.Header.Values("Authorization")) > 0 || len(r.Header.Values("Cookie")) > 0
 }
 
 // varyAllowed reports whether every header a response varies on is part

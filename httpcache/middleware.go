@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,14 +52,17 @@ func New(c *tiered.Cache, cfg Config) (*Middleware, error) {
 	return &Middleware{c: c, log: cfg.Logger, caching: make(map[string]*route), refused: make(map[string]*route), now: time.Now}, nil
 }
 
-// entryOf returns the entry a cacheable recorded response is kept as,
-// stamped with the time it was stored.
-func (rt *route) entryOf(rec *recorder) entry {
+// entryOf returns the entry a cacheable response rec to r is kept as,
+// stamped with the time it was stored and tagged with the route's tags.
+// Every path that stores a response (a miss, warming) goes through it.
+func (rt *route) entryOf(r *http.Request, rec *recorder) entry {
 	var now time.Time
 	if !rt.m.noStoredTime {
 		now = rt.m.now()
 	}
-	return rec.toEntry(rt.opts.StoreHeaders, now)
+	e := rec.toEntry(rt.opts.StoreHeaders, now)
+	e.tags = rt.cachedTags(r)
+	return e
 }
 
 // Handle registers h on mux for pattern (a Go 1.22 ServeMux pattern such
@@ -137,7 +142,7 @@ func (m *Middleware) forget(rt *route) {
 // per resource.
 func (m *Middleware) hasVariants(prefix string) bool {
 	rt := m.cachingRoute(prefix)
-	return rt != nil && rt.opts.variants()
+	return rt != nil && (rt.opts.variants() || rt.pathKeyed)
 }
 
 // cachingRoute returns the route that caches prefix, or nil.
@@ -157,6 +162,11 @@ type route struct {
 	group *tiered.Group[entry] // nil on a route that does not cache
 	inv   *invalidator         // nil on a route that does not write
 	tags  *tagTemplates
+	// pathKeyed is set when the route's match depends on more of the
+	// path than its ID (another wildcard, or a pattern ending in "/" that
+	// matches a subtree): the path is then part of every key, a variant
+	// of the resource.
+	pathKeyed bool
 }
 
 func (m *Middleware) newRoute(p pattern, h http.Handler, opts Options) (*route, error) {
@@ -165,6 +175,7 @@ func (m *Middleware) newRoute(p pattern, h http.Handler, opts Options) (*route, 
 		return nil, err
 	}
 	rt := &route{m: m, h: h, pat: p, opts: o}
+	rt.pathKeyed = strings.HasSuffix(p.path, "/") || slices.ContainsFunc(p.wildcards, func(w string) bool { return w != o.ID })
 	if rt.tags, err = newTagTemplates(p, o); err != nil {
 		return nil, err
 	}

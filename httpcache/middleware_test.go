@@ -149,7 +149,10 @@ func TestMiddlewareTable(t *testing.T) {
 			{method: "GET", target: "/posts/1", header: withHeader("Authorization", "Bearer a"), xcache: "BYPASS", calls: 1, respHdr: map[string]string{"Cache-Control": "", "Age": ""}},
 			{method: "GET", target: "/posts/1", header: withHeader("Authorization", "Bearer a"), xcache: "BYPASS", calls: 2},
 			{method: "GET", target: "/posts/1", header: withHeader("Cookie", "s=1"), xcache: "BYPASS", calls: 3},
-			get("/posts/1", "MISS", 4),
+			// the credentials on a second line, after an empty one, count too
+			{method: "GET", target: "/posts/1", header: http.Header{"Cookie": {"", "s=1"}}, xcache: "BYPASS", calls: 4},
+			{method: "GET", target: "/posts/1", header: http.Header{"Authorization": {"", "Bearer a"}}, xcache: "BYPASS", calls: 5},
+			get("/posts/1", "MISS", 6),
 		}},
 		{"keyed by caller", []routeSpec{{"GET /me/{id}", httpcache.Options{Prefix: "me", ID: "id", Caller: caller}, setHeader("Vary", "Authorization")}}, []step{
 			{method: "GET", target: "/me/1", header: withHeader("Authorization", "alice"), xcache: "MISS", calls: 1, bodyHas: "auth=alice"},

@@ -43,6 +43,8 @@ type Options struct {
 	// VaryHeaders names the request headers that are part of the key; a
 	// response may say Vary on them (and, with Caller, on Authorization
 	// and Cookie). A response that varies on another header is not cached.
+	// "Host" keys by the request's host: a pattern without a host matches
+	// every host, and its responses are otherwise shared by all of them.
 	VaryHeaders []string
 
 	// TTL is how long a response stays cached (jittered by the cache).
@@ -179,7 +181,8 @@ func (o Options) validate(p pattern) (Options, error) {
 }
 
 // variants reports whether a route keyed by o keeps several keys per
-// resource (query strings, callers, header values).
+// resource (query strings, callers, header values); a route keyed by its
+// path too keeps several whatever o says (route.pathKeyed).
 func (o Options) variants() bool {
 	return len(o.Query) > 0 || o.Caller != nil || len(o.VaryHeaders) > 0
 }

@@ -52,9 +52,13 @@ func (rt *route) serveRead(w http.ResponseWriter, r *http.Request) {
 		rt.h.ServeHTTP(w, r)
 		return
 	}
-	if e, ok := rt.group.Peek(id); ok {
+	if e, served, ok := rt.group.PeekInfo(id); ok {
 		st.hitsL1.Add(1)
-		rt.serveEntry(w, r, e, hitL1)
+		xcache := hitL1
+		if served.Fallback { // kept in L1 by StaleIfError during the throttle
+			xcache = stale
+		}
+		rt.serveEntry(w, r, e, xcache)
 		return
 	}
 	if e, err := rt.group.Get(r.Context(), id); err == nil {
@@ -84,13 +88,17 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 		if !rt.cacheable(rec) {
 			return entry{}, rt.opts.refillError(rec)
 		}
-		e := rt.entryOf(rec)
-		e.tags = rt.cachedTags(r)
-		return e, nil
+		return rt.entryOf(r, rec), nil
 	})
 	mine := ran.Load()
 	switch {
-	case r.Context().Err() != nil: // the client left; a load in flight goes on for the others
+	case errors.Is(r.Context().Err(), context.Canceled): // the client left; a load in flight goes on for the others
+	case err != nil && r.Context().Err() != nil:
+		// The request's deadline (an outer middleware's) passed before
+		// the response was ready: a timeout, not silence; the load goes on
+		// for the others.
+		w.Header().Set(headerXCache, miss)
+		http.Error(w, http.StatusText(http.StatusGatewayTimeout), http.StatusGatewayTimeout)
 	case err == nil && served.Fallback: // the refill failed or is slow: the stale response
 		rt.serveEntry(w, r, e, stale)
 	case mine != nil && err != nil: // this request's own run, not kept

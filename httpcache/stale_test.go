@@ -69,8 +69,8 @@ func TestStaleIfError(t *testing.T) {
 			}
 			n.cache.WaitL1()
 			before := calls.Load()
-			if w := n.do("GET", "/p/1", nil); w.Code != 200 || w.Body.String() != "body 1" || calls.Load() != before {
-				t.Fatalf("within the throttle: %d %q, handler ran %d times", w.Code, w.Body.String(), calls.Load()-before)
+			if w := n.do("GET", "/p/1", nil); w.Code != 200 || w.Body.String() != "body 1" || w.Header().Get("X-Cache") != "STALE" || calls.Load() != before {
+				t.Fatalf("within the throttle: %d %s %q, handler ran %d times; want 200 STALE with the old body, no run", w.Code, w.Header().Get("X-Cache"), w.Body.String(), calls.Load()-before)
 			}
 			// A 404 refill of another expired response reaches the client.
 			status.Store(http.StatusOK)

@@ -1,6 +1,7 @@
 package httpcache_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -86,5 +87,29 @@ func TestRouteTagsRefused(t *testing.T) {
 		if err := n.mw.Handle(n.mux, tc.pattern, h, tc.opts); err == nil {
 			t.Errorf("Handle(%q, %+v) accepted", tc.pattern, tc.opts)
 		}
+	}
+}
+
+// TestWarmedResponsesAreTagged: a response stored by Middleware.Warm
+// carries its route's tags, so a write's InvalidateTags removes it.
+func TestWarmedResponsesAreTagged(t *testing.T) {
+	rdb, _ := newMiniClient(t)
+	n := newNode(t, tiered.Options{Redis: rdb})
+	var version atomic.Int64
+	n.handle(t, "GET /users/{user_id}/profile", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "v%d", version.Load())
+	}), httpcache.Options{Prefix: "profile", ID: "user_id", Tags: []string{"user:{user_id}"}})
+	n.handle(t, "PUT /users/{user_id}", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { version.Add(1) }),
+		httpcache.Options{InvalidateTags: []string{"user:{user_id}"}})
+	if err := n.mw.Warm(context.Background(), "profile", []string{"7"}, httpcache.WarmOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.cache.WaitL1()
+	if w := n.do("GET", "/users/7/profile", nil); w.Header().Get("X-Cache") != "HIT-L1" || w.Body.String() != "v0" {
+		t.Fatalf("GET after Warm = %s %q; want HIT-L1 v0", w.Header().Get("X-Cache"), w.Body)
+	}
+	n.do("PUT", "/users/7", nil)
+	if w := n.do("GET", "/users/7/profile", nil); w.Header().Get("X-Cache") != "MISS" || w.Body.String() != "v1" {
+		t.Fatalf("GET after the PUT = %s %q; want MISS v1", w.Header().Get("X-Cache"), w.Body)
 	}
 }

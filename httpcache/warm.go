@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -30,16 +31,16 @@ type WarmOptions struct {
 // Each id is served to the handler as a GET of the route's path with its
 // ID wildcard set to the id, without query string, headers or caller: the
 // entry a request without them reads. The route must be keyed by a path
-// wildcard (ID), have no other wildcard and no Caller. An id whose response
-// is not cacheable fails; failures are reported as by Group.Warm (a
-// *[tiered.WarmError] naming them).
+// wildcard (ID), have no other wildcard, no Caller and no Host in
+// VaryHeaders. An id whose response is not cacheable fails; failures are
+// reported as by Group.Warm (a *[tiered.WarmError] naming them).
 func (m *Middleware) Warm(ctx context.Context, prefix string, ids []string, opts WarmOptions) error {
 	rt := m.cachingRoute(prefix)
 	switch {
 	case rt == nil:
 		return fmt.Errorf("httpcache: warm: no route caches prefix %q", prefix)
-	case rt.opts.ID == "" || rt.opts.Caller != nil || len(rt.pat.wildcards) != 1:
-		return fmt.Errorf("httpcache: warm %q: the route must be keyed by its one path wildcard, without Caller", prefix)
+	case rt.opts.ID == "" || rt.opts.Caller != nil || len(rt.pat.wildcards) != 1 || slices.Contains(rt.opts.VaryHeaders, "Host"):
+		return fmt.Errorf("httpcache: warm %q: the route must be keyed by its one path wildcard, without Caller or Host", prefix)
 	}
 	reqs := make(map[string]*http.Request, len(ids)) // by id within the group
 	keys := make([]string, 0, len(ids))
@@ -64,7 +65,7 @@ func (m *Middleware) Warm(ctx context.Context, prefix string, ids []string, opts
 			if !rt.cacheable(rec) {
 				return entry{}, fmt.Errorf("%w: status %d", errUncacheable, rec.status)
 			}
-			return rt.entryOf(rec), nil
+			return rt.entryOf(reqs[key], rec), nil
 		},
 	})
 }

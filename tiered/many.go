@@ -32,6 +32,13 @@ type BatchLoaderFunc[V any] func(ctx context.Context, ids []string) (map[string]
 // has taken that long, the others wait for the load, and the load goes on
 // in the background (see GroupOptions.LoadSoftTimeout).
 func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoaderFunc[V]) (map[string]V, error) {
+	return g.fetchMany(ctx, ids, load, false)
+}
+
+// fetchMany is FetchMany; with noSoft, the batch this call leads waits for
+// its load whatever LoadSoftTimeout says (Warm: it exists to load, and
+// reads what its loader wrote once this returns).
+func (g *Group[V]) fetchMany(ctx context.Context, ids []string, load BatchLoaderFunc[V], noSoft bool) (map[string]V, error) {
 	out := make(map[string]V, len(ids))
 	miss, err := g.lookupMany(ids, out)
 	if err != nil || len(miss) == 0 {
@@ -56,7 +63,7 @@ func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoader
 		}
 	}
 	if len(led) > 0 {
-		g.startBatch(ctx, miss, fls, led, load)
+		g.startBatch(ctx, miss, fls, led, load, noSoft)
 	}
 	var first error
 	for i, fl := range fls {
@@ -75,8 +82,8 @@ func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoader
 }
 
 // startBatch loads the ids of miss at the indexes led, whose flights this
-// call leads, on a new goroutine.
-func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight, led []int, load BatchLoaderFunc[V]) {
+// call leads, on a new goroutine; noSoft as for fetchMany.
+func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight, led []int, load BatchLoaderFunc[V], noSoft bool) {
 	keys := make([]string, len(led))
 	lfl := make([]*flight, len(led))
 	ids := make([]string, len(led))
@@ -98,6 +105,7 @@ func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight,
 		if g.fs.window > 0 {
 			r.onFallback = func(id string, v V) { finish(at[id], fallback[V]{v}, nil) }
 		}
+		r.noSoft = noSoft
 		if g.maxStale > 0 {
 			r.onStale = func(id string, v V) { finish(at[id], staleValue[V]{v}, nil) }
 		}

@@ -97,7 +97,9 @@ var errWarmRedis = errors.New("tiered: redis failed while warming; values kept i
 // concurrent batch's failure did not affect). A loader panic reaches the
 // caller of Warm as a panic with a *[PanicError], after the other batches
 // have ended. Empty ids are an error before anything is loaded; duplicate
-// ids are warmed once.
+// ids are warmed once. A batch of expired ids in a group with
+// LoadSoftTimeout waits for its load like any other: Warm does not serve
+// fallbacks, so it returns the loads' outcome once they have ended.
 func (g *Group[V]) Warm(ctx context.Context, ids []string, opts WarmOptions[V]) error {
 	if (opts.Load == nil) == (opts.LoadMany == nil) {
 		return fmt.Errorf("tiered: warm %q: set exactly one of Load and LoadMany", g.name)
@@ -212,7 +214,12 @@ func (w *warm[V]) batch(ctx context.Context, ids []string) {
 		}
 	}
 	redisErrs := w.g.st.redisErrs.Load()
-	fetch := w.g.FetchMany
+	// Warming waits for its loads, past LoadSoftTimeout: it reports their
+	// failures (perID, written by the loader), so it must not return while
+	// the loader runs.
+	fetch := func(ctx context.Context, ids []string, load BatchLoaderFunc[V]) (map[string]V, error) {
+		return w.g.fetchMany(ctx, ids, load, true)
+	}
 	if w.g.c.noCAS {
 		fetch = w.g.fetchWithoutCAS
 	}
