@@ -42,15 +42,8 @@ func failSafeWarmWaitsPastSoftTimeout(t *testing.T, rdb redis.UniversalClient) {
 	}()
 	<-entered
 	r.fire <- time.Now()
-	// Give a soft timeout the chance to serve fallbacks: the verdict does
-	// not depend on this wait, only the chance to see the fault does.
-	select {
-	case <-r.served:
-		t.Error("the soft timeout served fallbacks to Warm")
-	case err := <-done:
-		t.Fatalf("Warm returned %v while its loader was blocked", err)
-	case <-time.After(100 * time.Millisecond):
-	}
+	// A soft timeout would serve the fallbacks now and end Warm before its
+	// loader returns: Warm's result below would then lack wa's failure.
 	close(release)
 	err := within(t, done, "Warm")
 	var we *tiered.WarmError
