@@ -109,3 +109,31 @@ func ExampleGroupOptions_adaptiveNegativeTTL() {
 	// order x!: malformed order id: tiered: not found; cached for 1h0m0s
 	// order 7: no order 7 yet: tiered: not found; cached for 0s
 }
+
+// PeekInfo tells a caller that only looks at L1 (an HTTP cache choosing its
+// X-Cache header) whether the value there is a fail-safe fallback.
+func ExampleGroup_PeekInfo() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "shop"})
+	defer c.Close()
+	prices, _ := tiered.NewGroup[int](c, "price", tiered.GroupOptions{TTL: 20 * time.Millisecond, FailSafe: time.Hour})
+	ctx := context.Background()
+	_ = c.WaitBus(ctx)
+
+	_, _ = prices.Fetch(ctx, "eur", func(context.Context, string) (int, error) { return 100, nil })
+	c.WaitL1()
+	v, s, ok := prices.PeekInfo("eur")
+	fmt.Println(v, s.Fallback, ok)
+
+	time.Sleep(40 * time.Millisecond) // the price expires, and the database goes down
+	_, _ = prices.Fetch(ctx, "eur", func(context.Context, string) (int, error) { return 0, errors.New("database down") })
+	c.WaitL1() // the fallback stays in L1 for FailSafeThrottle
+	v, s, ok = prices.PeekInfo("eur")
+	fmt.Println(v, s.Fallback, ok)
+	// Output:
+	// 100 false true
+	// 100 true true
+}
