@@ -15,14 +15,24 @@ import (
 	"github.com/tiercache/tiercache/tiered"
 )
 
-// TestForgedTagStamp: one unsigned tags message with a stamp far in the
-// future (here the largest int64, for the namespace's tag) is dropped as
-// malformed. Kept, it would make every value invalid until then with no
-// TagClockSkew (each read removing the value from Redis), and with a skew
-// it wrapped around and hid every later Clear from the node.
+// TestForgedTagStamp: one unsigned tags message with a stamp ahead of the
+// node's clock (the largest int64, or 50 minutes ahead, for the
+// namespace's tag) is not applied: it costs the node a flush, and the
+// stamps are learnt again from Redis. Kept, it would make every value
+// invalid until then with no TagClockSkew (each read removing the value
+// from Redis), and with a skew the largest wrapped around and hid every
+// later Clear from the node.
 func TestForgedTagStamp(t *testing.T) {
-	for _, skew := range []time.Duration{0, time.Millisecond} {
-		t.Run(fmt.Sprintf("skew=%v", skew), func(t *testing.T) {
+	for _, tc := range []struct {
+		skew  time.Duration
+		stamp int64
+	}{
+		{0, math.MaxInt64},
+		{time.Millisecond, math.MaxInt64},
+		{0, time.Now().Add(50 * time.Minute).UnixMicro()},
+	} {
+		skew := tc.skew
+		t.Run(fmt.Sprintf("skew=%v/stamp=%d", skew, tc.stamp), func(t *testing.T) {
 			srv := startRedis(t)
 			rdb := srv.Client(t)
 			ctx := context.Background()
@@ -33,7 +43,7 @@ func TestForgedTagStamp(t *testing.T) {
 			}
 			a.cache.WaitL1()
 			malformed := a.cache.Stats().BusMalformed
-			forged := bus.Encode(bus.Message{Kind: bus.KindTags, Origin: bus.NewNodeID(), Items: []string{fmt.Sprintf("%d:n", int64(math.MaxInt64))}})
+			forged := bus.Encode(bus.Message{Kind: bus.KindTags, Origin: bus.NewNodeID(), Items: []string{fmt.Sprintf("%d:n", tc.stamp)}})
 			if err := rdb.Publish(ctx, "hard:tiercache:bus", forged).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -43,8 +53,11 @@ func TestForgedTagStamp(t *testing.T) {
 			if n := a.cache.Stats().BusMalformed - malformed; n != 1 {
 				t.Fatalf("%d malformed items counted; want the forged stamp's 1", n)
 			}
-			if v, err := a.group.Fetch(ctx, "k", constLoader("v2")); err != nil || v != "v1" {
-				t.Fatalf("after the forged stamp: %q, %v; want v1 still valid", v, err)
+			for range 3 { // neither L1 nor Redis loses v1 to it
+				if v, err := a.group.Fetch(ctx, "k", constLoader("v2")); err != nil || v != "v1" {
+					t.Fatalf("after the forged stamp: %q, %v; want v1 still valid", v, err)
+				}
+				a.cache.WaitL1()
 			}
 			if err := b.cache.Clear(ctx); err != nil {
 				t.Fatal(err)
@@ -266,5 +279,76 @@ func TestPatternQueueDelayFlushes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPatternLateFlushKeepsNewer: the flush that stands in for late
+// patterns covers those queued before it, not one that arrives while it
+// runs: that one is applied as usual, and the value it invalidated leaves
+// node a's L1.
+func TestPatternLateFlushKeepsNewer(t *testing.T) {
+	srv := startRedis(t)
+	ctx := context.Background()
+	clk := newManualClock(time.Now())
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	flushing, flushed := make(chan struct{}, 1), make(chan struct{})
+	received := make(chan struct{}, 64)
+	var held atomic.Bool
+	o := tiered.WithPatternHook(tiered.Options{}, func(p string) {
+		if p == "g:p1*" {
+			started <- struct{}{}
+			<-release
+		}
+	})
+	rdb := srv.Client(t)
+	o.Redis, o.Namespace = rdb, "hard"
+	o.Recorder = tiered.RecorderFunc(func(e tiered.Event) {
+		switch e.Kind {
+		case tiered.EventInvalidationReceived:
+			received <- struct{}{}
+		case tiered.EventPatternFlush:
+			if held.CompareAndSwap(false, true) {
+				flushing <- struct{}{}
+				<-flushed // hold the late patterns' flush until p3 has come
+			}
+		}
+	})
+	a := newCache(t, tiered.WithClock(o, clk))
+	ag := newGroup[string](t, a, "g", tiered.GroupOptions{})
+	b := newHardNode(t, srv.Addr(), tiered.Options{})
+	queued := make(chan struct{}, 8)
+	tiered.SetHook(a, func(point string) {
+		if point == "pattern-queued" {
+			queued <- struct{}{}
+		}
+	})
+	if err := b.cache.InvalidatePattern(ctx, "g:p1*"); err != nil {
+		t.Fatal(err)
+	}
+	<-queued
+	<-started // p1 held in its application
+	if err := b.cache.InvalidatePattern(ctx, "g:p2*"); err != nil {
+		t.Fatal(err)
+	}
+	<-queued
+	clk.Add(2 * tiered.DefaultHeartbeat) // p2 is late
+	close(release)
+	<-flushing // L1 flushed in place of p2, its count not yet given
+	if _, err := ag.Fetch(ctx, "p3x", constLoader("v1")); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitL1()
+	if err := b.cache.InvalidatePattern(ctx, "g:p3*"); err != nil {
+		t.Fatal(err)
+	}
+	<-queued // p3 arrived after the flush
+	close(flushed)
+	for range 3 {
+		if !wait(received, 10*time.Second) {
+			t.Fatal("node a never counted the three patterns applied")
+		}
+	}
+	if v, ok := ag.Peek("p3x"); ok {
+		t.Fatalf("node a still serves p3x = %q after counting g:p3* applied", v)
 	}
 }

@@ -68,15 +68,15 @@ func (c *Cache) patternLoop() {
 // the flush. Applying them one by one could keep L1 stale past the bound
 // a missed message has (3 x Heartbeat + DegradedL1TTL).
 func (c *Cache) patternsLate(q queuedPatterns) {
+	// Those queued now, taken before the flush, which covers them; one that
+	// arrives after it is applied as usual.
+	late := []queuedPatterns{q}
+	for n := len(c.patternQ); n > 0; n-- {
+		late = append(late, <-c.patternQ)
+	}
 	c.patternFlush(fmt.Sprint(q.m.Items), errPatternLate)
-	c.receivedApplied(q.n, q.m)
-	for {
-		select {
-		case q := <-c.patternQ:
-			c.receivedApplied(q.n, q.m)
-		default:
-			return
-		}
+	for _, q := range late {
+		c.receivedApplied(q.n, q.m)
 	}
 }
 
@@ -186,14 +186,14 @@ func (c *Cache) clearPattern(p string) {
 		prefix, _ := glob.LiteralPrefix(p)
 		c.stats.l1Removed.Add(uint64(c.l1.DeleteMatching(prefix, b.match)))
 	}
-	if b.spent.Load() {
-		c.patternFlush(p, errPatternBudget)
-		return
-	}
 	// The L1 keeps b.match to veto the fills of loads that began before p
 	// (see local's pattern ring): from now on a budget spent by those
-	// checks vetoes, as no flush follows to cover a false answer.
+	// checks vetoes. Set before the check below, so that a check that
+	// spends it in between is covered by one or the other.
 	b.applied.Store(true)
+	if b.spent.Load() {
+		c.patternFlush(p, errPatternBudget)
+	}
 }
 
 func (c *Cache) patternBudget() int64 {

@@ -364,9 +364,10 @@ func (c *Cache) applyTags(ids []string, stamps []int64) {
 }
 
 // maxStampAhead is how far ahead of this node's clock (with TagClockSkew)
-// a tag stamp from the bus may be; a message's stamps past it are dropped
-// as malformed.
-const maxStampAhead = time.Hour
+// a tag stamp from the bus may be: Redis's clock and the nodes' differ by
+// less on any fleet whose clocks are kept in sync. A stamp past it costs a
+// flush (see applyTagMessage).
+const maxStampAhead = 5 * time.Second
 
 // applyTagMessage applies a KindTags message from another node.
 func (c *Cache) applyTagMessage(items []string) {
@@ -375,18 +376,32 @@ func (c *Cache) applyTagMessage(items []string) {
 	}
 	ids := make([]string, 0, len(items))
 	stamps := make([]int64, 0, len(items))
-	// A stamp is Redis's TIME when the tags were invalidated: one far ahead
-	// of this node's clock is forged (or from a server whose clock is off
-	// by hours), and would invalidate every value until then.
+	// A stamp is Redis's TIME when the tags were invalidated: one ahead of
+	// this node's clock by more than maxStampAhead is forged (it would
+	// invalidate every value until then), or this node's clock is behind
+	// Redis's. Either way it is not applied: the node forgets the stamps it
+	// knows and flushes L1, then learns them again from Redis, where the
+	// real ones are. A forged message costs one flush; a real one is not
+	// lost.
 	latest := time.Now().Add(maxStampAhead + c.opts.TagClockSkew).UnixMicro()
+	ahead := false
 	for _, it := range items {
 		s, id, ok := strings.Cut(it, ":")
 		n, err := strconv.ParseInt(s, 10, 64)
-		if !ok || err != nil || id == "" || n <= 0 || n > latest {
+		if !ok || err != nil || id == "" || n <= 0 {
 			c.stats.record(c.rec, Event{Kind: EventBusMalformed, Err: fmt.Errorf("tiered: tag item %q", it)})
 			continue
 		}
+		if n > latest {
+			c.stats.record(c.rec, Event{Kind: EventBusMalformed, Err: fmt.Errorf("tiered: tag item %q: stamp ahead of this node's clock; tags relearnt from Redis", it)})
+			ahead = true
+			continue
+		}
 		ids, stamps = append(ids, id), append(stamps, n)
+	}
+	if ahead {
+		c.resetTags(true)
+		c.flushL1()
 	}
 	c.flights.forgetMatching(carriersOf(ids))
 	c.applyTags(ids, stamps)
