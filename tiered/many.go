@@ -36,8 +36,8 @@ func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoader
 }
 
 // fetchMany is FetchMany; with noSoft, the batch this call leads waits for
-// its load whatever LoadSoftTimeout says (Warm: it exists to load, and
-// reads what its loader wrote once this returns).
+// its load whatever LoadSoftTimeout and MaxStale say (Warm: it exists to
+// load, and reads what its loader wrote once this returns).
 func (g *Group[V]) fetchMany(ctx context.Context, ids []string, load BatchLoaderFunc[V], noSoft bool) (map[string]V, error) {
 	out := make(map[string]V, len(ids))
 	miss, err := g.lookupMany(ids, out)

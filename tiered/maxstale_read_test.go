@@ -2,6 +2,7 @@ package tiered_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -14,6 +15,44 @@ import (
 
 func init() {
 	maxStaleCases["AtRead"] = maxStaleAtRead
+	maxStaleCases["WarmLoads"] = maxStaleWarmLoads
+}
+
+// maxStaleWarmLoads: Warm of ids inside a MaxStale window waits for its
+// loader, as it exists to load: it returns the load's outcome (here id wa
+// failed, id wb loaded), not the stale values, and never while its loader
+// still runs (reading the loader's per-id failures as it wrote them).
+func maxStaleWarmLoads(t *testing.T, rdb redis.UniversalClient) {
+	r := newMSRig(t, rdb, 2, tiered.GroupOptions{})
+	for _, id := range []string{"wa", "wb"} {
+		r.cached(id)
+		r.invalidate(id)
+	}
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	errA := errors.New("wa failed")
+	done := make(chan error, 1)
+	go func() {
+		done <- r.groups[1].Warm(context.Background(), []string{"wa", "wb"}, tiered.WarmOptions[string]{
+			Load: func(_ context.Context, id string) (string, error) {
+				entered <- struct{}{}
+				<-release
+				if id == "wa" {
+					return "", errA
+				}
+				return "v2", nil
+			},
+		})
+	}()
+	<-entered
+	// Served stale, Warm would have returned by now, without wa's failure.
+	close(release)
+	if err := <-done; !errors.Is(err, errA) {
+		t.Fatalf("Warm = %v; want wa's failure from its loader", err)
+	}
+	r.caches[1].WaitL1()
+	if v, s := r.fetch(0, "wb", r.noLoad); v != "v2" || s.Stale {
+		t.Fatalf("wb after Warm: %q, stale %v; want the loaded v2", v, s.Stale)
+	}
 }
 
 // maxStaleAtRead: node 1 took the lease over the stale value and loads;

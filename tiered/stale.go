@@ -150,8 +150,8 @@ func (r *run[V]) staleFound(id string, rec remote.Record, leases map[string]remo
 	switch rec.Kind {
 	case remote.KindLease:
 		s, ok := rec.StaleOf()
-		if !ok {
-			return staleNone
+		if !ok || r.noSoft {
+			return staleNone // (noSoft: Warm waits for that load)
 		}
 		v, ok := r.usable(id, s)
 		if !ok {
@@ -188,7 +188,7 @@ func (r *run[V]) staleFound(id string, rec remote.Record, leases map[string]remo
 	}
 	g.record(Event{Kind: EventLeaseWon})
 	leases[id] = l
-	if ok {
+	if ok && !r.noSoft { // noSoft: Warm waits for its load
 		r.serveStale(id, v)
 	}
 	return staleLeased
