@@ -93,7 +93,7 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 	mine := ran.Load()
 	switch {
 	case errors.Is(r.Context().Err(), context.Canceled): // the client left; a load in flight goes on for the others
-	case err != nil && r.Context().Err() != nil:
+	case err != nil && r.Context().Err() != nil && mine == nil:
 		// The request's deadline (an outer middleware's) passed before
 		// the response was ready: a timeout, not silence; the load goes on
 		// for the others.

@@ -119,7 +119,7 @@ func ExampleGroup_PeekInfo() {
 	defer rdb.Close()
 	c, _ := tiered.New(tiered.Options{Redis: rdb, Namespace: "shop"})
 	defer c.Close()
-	prices, _ := tiered.NewGroup[int](c, "price", tiered.GroupOptions{TTL: 20 * time.Millisecond, FailSafe: time.Hour})
+	prices, _ := tiered.NewGroup[int](c, "price", tiered.GroupOptions{TTL: 500 * time.Millisecond, FailSafe: time.Hour})
 	ctx := context.Background()
 	_ = c.WaitBus(ctx)
 
@@ -128,7 +128,7 @@ func ExampleGroup_PeekInfo() {
 	v, s, ok := prices.PeekInfo("eur")
 	fmt.Println(v, s.Fallback, ok)
 
-	time.Sleep(40 * time.Millisecond) // the price expires, and the database goes down
+	time.Sleep(600 * time.Millisecond) // the price expires, and the database goes down
 	_, _ = prices.Fetch(ctx, "eur", func(context.Context, string) (int, error) { return 0, errors.New("database down") })
 	c.WaitL1() // the fallback stays in L1 for FailSafeThrottle
 	v, s, ok = prices.PeekInfo("eur")
