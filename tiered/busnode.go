@@ -27,6 +27,7 @@ func (h busHandler) Apply(m bus.Message) {
 	case bus.KindKeys:
 		c.applyLocal(m.Items, nil)
 	case bus.KindFlush:
+		c.detachLoads()
 		c.flushL1()
 	case bus.KindTags:
 		c.applyTagMessage(m.Items)
@@ -41,6 +42,7 @@ func (h busHandler) Lost(err error) {
 	c.stats.busLostAt.Store(time.Now().UnixNano())
 	if !c.noFlush.Load() {
 		c.degrade()
+		c.detachLoads()
 		c.flushL1()
 	}
 	c.resetTags(false)
@@ -53,7 +55,11 @@ func (h busHandler) Lost(err error) {
 // which ends the degraded start-up rather than a loss).
 func (h busHandler) Restored() {
 	c := h.c
+	lostAt := c.stats.busLostAt.Swap(0)
 	if !c.noFlush.Load() {
+		if lostAt != 0 { // after an outage, not at start-up (see detachLoads)
+			c.detachLoads()
+		}
 		c.flushL1()
 		if c.l1 != nil {
 			c.l1.ClearDegraded()
@@ -61,8 +67,8 @@ func (h busHandler) Restored() {
 	}
 	c.resetTags(true)
 	var down time.Duration
-	if at := c.stats.busLostAt.Swap(0); at != 0 {
-		down = max(time.Duration(time.Now().UnixNano()-at), 1) // a reconnect never reports 0
+	if lostAt != 0 {
+		down = max(time.Duration(time.Now().UnixNano()-lostAt), 1) // a reconnect never reports 0
 		c.log.Info("tiered: bus subscription restored; L1 flushed", "downtime", down)
 	}
 	c.stats.record(c.rec, Event{Kind: EventBusRestored, Duration: down})
@@ -72,6 +78,7 @@ func (h busHandler) Restored() {
 func (h busHandler) Gap(bus.NodeID) {
 	c := h.c
 	if !c.noFlush.Load() {
+		c.detachLoads()
 		c.flushL1()
 	}
 	c.resetTags(true)
@@ -91,13 +98,18 @@ func (c *Cache) degrade() {
 	c.l1.SetDegraded(c.opts.DegradedL1TTL)
 }
 
-// flushL1 flushes L1, and detaches every load in flight, as an
-// invalidation of their keys does: a flush stands for invalidations this
-// node may have missed (a gap, a lost subscription, a key too large for a
-// message), so a read that begins after it must not join a load that read
-// Redis before them.
-func (c *Cache) flushL1() {
+// detachLoads detaches every load in flight, as an invalidation of their
+// keys does, ahead of a flush that stands for invalidations this node
+// applied or missed (a key too large for a message, a gap, a lost
+// subscription, its return after an outage): a read that begins after it
+// must not join a load that read Redis before them. The first subscription
+// does not: the node has applied no invalidation yet, and the reads of a
+// cold start join the first one's load (one load, in the process too).
+func (c *Cache) detachLoads() {
 	c.flights.forgetMatching(func(string) bool { return true })
+}
+
+func (c *Cache) flushL1() {
 	if c.l1 != nil {
 		c.l1.Flush()
 		c.stats.record(c.rec, Event{Kind: EventFlush})
