@@ -143,7 +143,7 @@ const hookSoftServed = "fail-safe-soft-served"
 // the batch ends as it would have with the loader called here.
 func (r *run[V]) callSoft(ids []string) (map[string]V, time.Duration, error) {
 	g, c := r.g, r.g.c
-	if g.fs.soft <= 0 || r.onFallback == nil || len(r.olds) == 0 || r.noSoft || c.noSoftMany {
+	if g.fs.soft <= 0 || r.onFallback == nil || len(r.olds) == 0 || r.waitLoads || c.noSoftMany {
 		return r.call(ids)
 	}
 	type outcome struct {

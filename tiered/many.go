@@ -35,10 +35,10 @@ func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoader
 	return g.fetchMany(ctx, ids, load, false)
 }
 
-// fetchMany is FetchMany; with noSoft, the batch this call leads waits for
+// fetchMany is FetchMany; with waitLoads, the batch this call leads waits for
 // its load whatever LoadSoftTimeout and MaxStale say (Warm: it exists to
 // load, and reads what its loader wrote once this returns).
-func (g *Group[V]) fetchMany(ctx context.Context, ids []string, load BatchLoaderFunc[V], noSoft bool) (map[string]V, error) {
+func (g *Group[V]) fetchMany(ctx context.Context, ids []string, load BatchLoaderFunc[V], waitLoads bool) (map[string]V, error) {
 	out := make(map[string]V, len(ids))
 	miss, err := g.lookupMany(ids, out)
 	if err != nil || len(miss) == 0 {
@@ -63,7 +63,7 @@ func (g *Group[V]) fetchMany(ctx context.Context, ids []string, load BatchLoader
 		}
 	}
 	if len(led) > 0 {
-		g.startBatch(ctx, miss, fls, led, load, noSoft)
+		g.startBatch(ctx, miss, fls, led, load, waitLoads)
 	}
 	var first error
 	for i, fl := range fls {
@@ -82,8 +82,8 @@ func (g *Group[V]) fetchMany(ctx context.Context, ids []string, load BatchLoader
 }
 
 // startBatch loads the ids of miss at the indexes led, whose flights this
-// call leads, on a new goroutine; noSoft as for fetchMany.
-func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight, led []int, load BatchLoaderFunc[V], noSoft bool) {
+// call leads, on a new goroutine; waitLoads as for fetchMany.
+func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight, led []int, load BatchLoaderFunc[V], waitLoads bool) {
 	keys := make([]string, len(led))
 	lfl := make([]*flight, len(led))
 	ids := make([]string, len(led))
@@ -105,7 +105,7 @@ func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight,
 		if g.fs.window > 0 {
 			r.onFallback = func(id string, v V) { finish(at[id], fallback[V]{v}, nil) }
 		}
-		r.noSoft = noSoft
+		r.waitLoads = waitLoads
 		if g.maxStale > 0 {
 			r.onStale = func(id string, v V) { finish(at[id], staleValue[V]{v}, nil) }
 		}

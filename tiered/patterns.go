@@ -210,7 +210,7 @@ func (c *Cache) patternBudget() int64 {
 // every load in flight and flushes the L1, which removes more than the
 // pattern would have.
 func (c *Cache) patternFlush(p string, why error) {
-	c.flights.forgetMatching(func(string) bool { return true })
+	c.detachLoads()
 	c.flushL1()
 	if len(p) > 64 {
 		p = fmt.Sprintf("%s... (%d bytes)", p[:64], len(p))

@@ -9,15 +9,8 @@ package tiered
 // Fetch's hit path, it allocates nothing and reads no clock. The value is
 // shared: treat it as read-only.
 func (g *Group[V]) Peek(id string) (V, bool) {
-	if l1 := g.c.l1; l1 != nil {
-		if e, ok := l1.LookupPrefix(g.pfx, id); ok && !e.Absent {
-			g.l1Hit()
-			v, _ := e.Value.(V)
-			return v, true
-		}
-	}
-	var zero V
-	return zero, false
+	v, _, ok := g.PeekInfo(id)
+	return v, ok
 }
 
 // PeekInfo is [Group.Peek], and says how the value was served as

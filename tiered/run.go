@@ -66,10 +66,11 @@ type run[V any] struct {
 	// softServed are the ids onFallback served at the batch's soft
 	// timeout while the load went on (see callSoft).
 	softServed map[string]bool
-	// noSoft makes the batch wait for its load whatever LoadSoftTimeout
-	// says (set for Warm's batches).
-	noSoft bool
-	bg     bool
+	// waitLoads makes the batch wait for its load whatever LoadSoftTimeout
+	// and MaxStale say: no fallback or stale value ends a wait early (set
+	// for Warm's batches).
+	waitLoads bool
+	bg        bool
 }
 
 func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoaderFunc[V], done func(string, V, error)) *run[V] {

@@ -149,13 +149,12 @@ func (r *run[V]) staleFound(id string, rec remote.Record, leases map[string]remo
 	g, c := r.g, r.g.c
 	switch rec.Kind {
 	case remote.KindLease:
-		s, ok := rec.StaleOf()
-		if !ok || r.noSoft {
-			return staleNone // (noSoft: Warm waits for that load)
+		if r.waitLoads {
+			return staleNone // Warm waits for that load
 		}
-		v, ok := r.usable(id, s)
+		v, ok := g.leaseStale(r.ctx, g.Key(id), rec)
 		if !ok {
-			return staleNone // past its window: wait for the lease as usual
+			return staleNone // none, or past its window: wait for the lease as usual
 		}
 		g.record(Event{Kind: EventLeaseBusy})
 		r.serveStale(id, v)
@@ -164,7 +163,7 @@ func (r *run[V]) staleFound(id string, rec remote.Record, leases map[string]remo
 	default:
 		return staleNone
 	}
-	v, ok := r.usable(id, rec)
+	v, ok := g.usableStale(r.ctx, g.Key(id), rec)
 	l := remote.Lease{Key: g.Key(id), Token: remote.NewToken()}
 	lease := remote.Record{Kind: remote.KindLease, Token: l.Token, Expire: time.Now().Add(c.opts.LeaseTTL).UnixMilli()}
 	if ok {
@@ -188,16 +187,10 @@ func (r *run[V]) staleFound(id string, rec remote.Record, leases map[string]remo
 	}
 	g.record(Event{Kind: EventLeaseWon})
 	leases[id] = l
-	if ok && !r.noSoft { // noSoft: Warm waits for its load
+	if ok && !r.waitLoads { // Warm waits for its load
 		r.serveStale(id, v)
 	}
 	return staleLeased
-}
-
-// usable decodes the stale value s of id if it may be served (see
-// Group.usableStale).
-func (r *run[V]) usable(id string, s remote.Record) (V, bool) {
-	return r.g.usableStale(r.ctx, r.g.Key(id), s)
 }
 
 // usableStale decodes the stale value s of key if it may be served: the
@@ -218,19 +211,25 @@ func (g *Group[V]) usableStale(ctx context.Context, key string, s remote.Record)
 	return v, true
 }
 
+// leaseStale decodes the stale value that rec, a lease of key, carries
+// (taken over the stale envelope), if it carries one that may be served.
+func (g *Group[V]) leaseStale(ctx context.Context, key string, rec remote.Record) (V, bool) {
+	s, ok := rec.StaleOf()
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	return g.usableStale(ctx, key, s)
+}
+
 // servedStale ends a Fetch's load at its read, when Redis held another
 // node's lease carrying a stale value that may be served (usableStale):
 // the caller and those who joined it get that value (see startStale for
 // the rest), and no run starts, as that node loads.
 func (g *Group[V]) servedStale(ctx context.Context, key string, fl *flight, rec remote.Record) (V, bool) {
-	var zero V
-	s, ok := rec.StaleOf()
+	v, ok := g.leaseStale(ctx, key, rec)
 	if !ok {
-		return zero, false
-	}
-	v, ok := g.usableStale(ctx, key, s)
-	if !ok {
-		return zero, false
+		return v, false
 	}
 	g.record(Event{Kind: EventLeaseBusy})
 	g.record(Event{Kind: EventStale})

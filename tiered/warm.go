@@ -98,8 +98,9 @@ var errWarmRedis = errors.New("tiered: redis failed while warming; values kept i
 // caller of Warm as a panic with a *[PanicError], after the other batches
 // have ended. Empty ids are an error before anything is loaded; duplicate
 // ids are warmed once. A batch of expired ids in a group with
-// LoadSoftTimeout waits for its load like any other: Warm does not serve
-// fallbacks, so it returns the loads' outcome once they have ended.
+// LoadSoftTimeout, or of ids inside a MaxStale window, waits for its load
+// like any other: Warm serves no fallback or stale value, so it returns
+// the loads' outcome once they have ended.
 func (g *Group[V]) Warm(ctx context.Context, ids []string, opts WarmOptions[V]) error {
 	if (opts.Load == nil) == (opts.LoadMany == nil) {
 		return fmt.Errorf("tiered: warm %q: set exactly one of Load and LoadMany", g.name)
