@@ -113,6 +113,10 @@ type Cache struct {
 	// these prevent. softTimeout, if set, starts the timers of
 	// LoadSoftTimeout.
 	noFallbackCheck, noThrottle bool
+	// serialFailure checks a failed reload's fallback, then writes the
+	// throttle mark, one round trip after the other, as before they ran
+	// together; for measurements.
+	serialFailure bool
 	softTimeout                 func(time.Duration) *time.Timer
 	// softFromLock counts a Fetch's LoadSoftTimeout from the reload lock
 	// instead of from its read, so that a test can show it catches that.

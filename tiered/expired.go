@@ -320,18 +320,43 @@ func (x *expiredLoad[V]) reload(ctx context.Context, lock remote.Lease, record b
 			c.redisFailed(&g.st, g.name, "fail-safe discard", x.key, derr)
 		}
 		return nil, err
-	case !x.stillHeld(ctx):
-		return nil, err
 	}
 	until := msAfter(c.clock.Now(), g.fs.throttle)
-	if !c.noThrottle && x.markThrottle(ctx, lock, until) {
-		held = false
+	if !x.failed(ctx, lock, until, &held) {
+		return nil, err
 	}
 	defer c.at(hookFallback)
 	if !record {
 		return x.keep(until), nil
 	}
 	return x.serve(err, until), nil
+}
+
+// failed is the rest of a load under the lock that failed: it replaces the
+// lock with the throttle mark until until (clearing *held when it did) and
+// reports whether old may serve as the fallback (stillHeld). The two take
+// a round trip each and do not depend on each other (the load failed
+// either way: a mark beside a key whose value went holds back only a
+// later expired value's reload, which is what it is for), so they run
+// together: the caller waits for one round trip, not two, before its
+// fallback or its error.
+func (x *expiredLoad[V]) failed(ctx context.Context, lock remote.Lease, until int64, held *bool) bool {
+	c := x.g.c
+	if c.noThrottle {
+		return x.stillHeld(ctx)
+	}
+	if c.serialFailure {
+		if !x.stillHeld(ctx) {
+			return false
+		}
+		*held = !x.markThrottle(ctx, lock, until)
+		return true
+	}
+	marked := make(chan bool, 1)
+	go func() { marked <- x.markThrottle(ctx, lock, until) }()
+	ok := x.stillHeld(ctx)
+	*held = !<-marked
+	return ok
 }
 
 // markThrottle replaces the reload lock with the throttle mark, which holds

@@ -133,6 +133,10 @@ func SetNoFallbackCheck(c *Cache, off bool) { c.noFallbackCheck = off }
 // failed fail-safe load.
 func SetNoThrottle(c *Cache, off bool) { c.noThrottle = off }
 
+// SetSerialFailure makes a failed reload check its fallback and then write
+// the throttle mark, one round trip after the other.
+func SetSerialFailure(c *Cache, on bool) { c.serialFailure = on }
+
 // SetNoSoftMany makes c's FetchMany wait for its batch's load whatever
 // LoadSoftTimeout says, so that a test can show it catches that.
 func SetNoSoftMany(c *Cache, off bool) { c.noSoftMany = off }

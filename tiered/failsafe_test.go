@@ -122,6 +122,7 @@ var failSafeCases = map[string]func(*testing.T, redis.UniversalClient){
 	"SoftTimeoutFails":  failSafeSoftTimeoutFails,
 	"FetchManyJoins":    failSafeFetchManyJoins,
 	"NeverTagged":       failSafeNeverTagInvalidated,
+	"FailureOneTrip":    failSafeFailureOneRoundTrip,
 }
 
 // failSafeNeverTagInvalidated: a tag invalidation (or a Clear) leaves the
