@@ -10,8 +10,9 @@
 // [github.com/tiercache/tiercache/tiered]:
 //
 //   - [github.com/tiercache/tiercache/tiered] wires the tiers: Cache, Options,
-//     typed groups, Fetch, FetchMany, Set, Delete, Invalidate,
-//     InvalidatePattern, templates, Warm, WarmL1, Stats.
+//     typed groups, Fetch, FetchInfo, FetchMany, Get, Peek, Set,
+//     Invalidate, InvalidatePattern, InvalidateTags, Clear, templates,
+//     Warm, WarmL1, Stats.
 //   - [github.com/tiercache/tiercache/httpcache] is the net/http middleware:
 //     cached GET routes and invalidating writes, checked at registration.
 //   - [github.com/tiercache/tiercache/local] is the L1: Ristretto plus a key

@@ -70,10 +70,12 @@ type Options struct {
 	Heartbeat time.Duration
 	// PingInterval is how long the receive loop waits for a message before
 	// it pings the server; a ping unanswered for two more intervals counts
-	// the subscription as lost (so a hung server is noticed within three
-	// intervals, 1.5 heartbeats by default). Reads have no deadline, so a
-	// large message is never cut in two; its read must end within those
-	// two intervals. Default: Heartbeat/2.
+	// the subscription as lost. The loop looks once per interval, so the
+	// ping goes out one to two intervals after the last message and a hung
+	// server is noticed three to four intervals after it (1.5 to 2
+	// heartbeats by default). Reads have no deadline, so a large message
+	// is never cut in two; its read must end within those two intervals.
+	// Default: Heartbeat/2.
 	PingInterval time.Duration
 	// Timeout bounds one PUBLISH. Default: 250ms.
 	Timeout time.Duration

@@ -9,14 +9,19 @@
 // missed some.
 //
 // Redis pub/sub is at-most-once: a message published while a subscriber is
-// reconnecting is lost. The bus therefore runs its own receive loop (with
-// ReceiveTimeout and Ping, not PubSub.Channel, which hides errors and drops
-// messages) and reports every way a message can go missing to its
-// [Handler]: a receive error, a failed or unanswered ping, a server-side
-// unsubscribe, a gap in a sender's sequence numbers, a heartbeat that
-// carries a sequence number this node never received, and the absence of
-// this node's own heartbeats. The handler (the cache) flushes its L1 when the
-// subscription is lost and again when it is back.
+// reconnecting is lost. The bus therefore runs its own receive loop, not
+// PubSub.Channel, which hides errors and drops messages: a blocking
+// PubSub.Receive without a deadline (a read timeout could cut a large
+// message in two), beside a watcher goroutine that pings when nothing
+// arrived for Options.PingInterval and closes the subscription when the
+// ping goes unanswered or this node's own heartbeats stop. ReceiveTimeout
+// bounds only the wait for a subscription's confirmation (and the earlier
+// timed loop that tests restore). The bus reports every way a message can
+// go missing to its [Handler]: a receive error, a failed or unanswered
+// ping, a server-side unsubscribe, a gap in a sender's sequence numbers, a
+// heartbeat that carries a sequence number this node never received, and
+// the absence of this node's own heartbeats. The handler (the cache)
+// flushes its L1 when the subscription is lost and again when it is back.
 //
 // On a Redis Cluster the bus works with plain pub/sub (PUBLISH reaches the
 // subscribers of every node) or, with Options.Sharded, with sharded pub/sub

@@ -53,8 +53,17 @@ type Options struct {
 	// StaleIfError keeps a cached response for this long past its TTL and
 	// serves it (X-Cache: STALE) instead of the handler's answer when the
 	// refill of the expired response answers 5xx or passes the cache's
-	// LoadTimeout: RFC 5861's stale-if-error for the route, on top of the
-	// group's fail-safe (see StaleIfError in stale.go). Default: 0, off.
+	// LoadTimeout: RFC 5861's stale-if-error for the route. It is the
+	// FailSafe window of the route's group ([tiered.GroupOptions]), with
+	// its default throttle ([tiered.DefaultFailSafeThrottle], 5s): after a
+	// failed refill, no process of the fleet runs the handler for that
+	// resource again for the throttle, and each request meanwhile gets the
+	// stale response. Any other uncacheable refill (a 404, a response with
+	// Set-Cookie or no-store) means the resource no longer has a cacheable
+	// response: the stale copy is dropped and the handler's answer goes to
+	// the client. Only an expired response is served stale, never one a
+	// write or a tag invalidated. The handler's own Cache-Control
+	// stale-if-error is not read. Default: 0, off.
 	StaleIfError time.Duration
 	// RevalidateTimeout, with StaleIfError, bounds how long a request
 	// waits for the refill of an expired response: past it, the stale
@@ -104,11 +113,23 @@ type Options struct {
 	// of ExtraKeys and ExtraPatterns. Every placeholder of a template must
 	// be a path wildcard of the route or a supplied name.
 	Supplied []string
-	// Tags are tag templates a route that caches gives each response
-	// ("user:{user_id}", over its path wildcards); InvalidateTags are tag
-	// templates a write invalidates (over its wildcards and Supplied
-	// names), reaching every response tagged so, whatever its route. See
-	// tags.go. Default: none.
+	// Tags are tag templates a route that caches (GET or HEAD) gives each
+	// response it stores, such as "user:{user_id}" on the routes of a
+	// user's profile, posts and feed; their {name} placeholders, as in
+	// ExtraKeys, name the route's path wildcards. At most tiered.MaxTags.
+	// InvalidateTags are tag templates a write invalidates, over its path
+	// wildcards and Supplied names (a name with several values yields one
+	// tag per value), through [tiered.Cache.InvalidateTags]: every
+	// response tagged so goes, whatever its route, in O(1) Redis work.
+	// Substituted values are escaped as ids in keys are ("%" and "|"), so
+	// a value cannot forge another template's tag. Templates are checked
+	// when the route is registered: Handle and Wrap refuse an empty one, a
+	// placeholder that names no wildcard (or Supplied name), Tags on a
+	// route that does not cache, and InvalidateTags on one that does not
+	// write. A template a request lacks a value for (or whose values make
+	// more than 1024 combinations) is left out, logged at Error and counted
+	// in Stats.MissingValues; a response is then stored without that tag.
+	// Default: none.
 	Tags           []string
 	InvalidateTags []string
 	// SkipInvalidateOn5xx keeps the cache as it is when a write answers

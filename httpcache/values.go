@@ -38,8 +38,15 @@ func stateOf(r *http.Request) (*writeState, error) {
 // [Options.Supplied]) for the templates of the write r: "user_id" of the
 // post's owner, or two values of "category_id", the old category and the
 // new one (each template then yields one key or pattern per value). Later
-// calls add values. It may be called from any goroutine until the handler
-// returns; what it adds after that is ignored.
+// calls add values; empty values are ignored. It may be called from any
+// goroutine until the handler returns; what it adds after that is ignored.
+//
+// It returns [ErrNotWrite] when r is not (or does not derive from) the
+// request a write route of a Middleware passed to its handler, and an error
+// naming the route's Supplied names when name is not one of them; then it
+// adds nothing. Otherwise it returns nil: the invalidation runs after the
+// handler returns, and its failure is not returned here (it is logged,
+// counted in Stats.InvalidationErrors and retried by the cache).
 func SetValues(r *http.Request, name string, values ...string) error {
 	ws, err := stateOf(r)
 	if err != nil {
@@ -64,13 +71,28 @@ func SetValues(r *http.Request, name string, values ...string) error {
 // Invalidate adds keys (within the cache's namespace, as
 // [tiered.Group.Key] returns them) to what the write r invalidates after
 // its handler returns. Empty keys are ignored.
+//
+// It returns [ErrNotWrite] when r is not (or does not derive from) the
+// request a write route of a Middleware passed to its handler, and adds
+// nothing; otherwise nil. The keys are invalidated after the handler
+// returns: a failure then is logged, counted in Stats.InvalidationErrors
+// and retried by the cache, never returned here.
 func Invalidate(r *http.Request, keys ...string) error {
 	return addTargets(r, keys, nil)
 }
 
 // InvalidatePattern adds Redis glob patterns over keys to what the write
 // r invalidates (see [tiered.Cache.InvalidatePattern]; escape values with
-// [tiered.Escape]).
+// [tiered.Escape]). Empty patterns are ignored.
+//
+// It returns [ErrNotWrite] when r is not (or does not derive from) the
+// request a write route of a Middleware passed to its handler, and adds
+// nothing; otherwise nil. Patterns are checked only when they are
+// invalidated, after the handler returns: a pattern the cache refuses
+// (longer than tiered.MaxPatternBytes, or with more wildcards than
+// tiered.MaxPatternWildcards) keeps every pattern of the write from being
+// applied, and that or any other failure is logged and counted in
+// Stats.InvalidationErrors, never returned here.
 func InvalidatePattern(r *http.Request, patterns ...string) error {
 	return addTargets(r, nil, patterns)
 }
@@ -78,7 +100,14 @@ func InvalidatePattern(r *http.Request, patterns ...string) error {
 // InvalidateResource adds the resources ids of the route that caches
 // prefix to what the write r invalidates: each key as [Key] builds it and,
 // if that route is registered on the same Middleware and keeps variants
-// (query strings, callers), every variant.
+// (query strings, callers), every variant. Empty ids are ignored.
+//
+// It returns [ErrNotWrite] when r is not (or does not derive from) the
+// request a write route of a Middleware passed to its handler, and adds
+// nothing; otherwise nil, whether or not a route caches prefix. The keys
+// are invalidated after the handler returns: a failure then is logged,
+// counted in Stats.InvalidationErrors and retried by the cache, never
+// returned here.
 func InvalidateResource(r *http.Request, prefix string, ids ...string) error {
 	ws, err := stateOf(r)
 	if err != nil {

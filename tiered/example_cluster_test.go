@@ -14,7 +14,8 @@ import (
 )
 
 // A cache on a Redis Cluster takes the cluster client as it is: nothing
-// else changes. (Not run: it needs a cluster.)
+// else changes. (Not run: New makes no call itself, but the bus it starts
+// subscribes and sends heartbeats at once, to these addresses.)
 func ExampleNew_cluster() {
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs:                 []string{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"},
@@ -34,8 +35,8 @@ func ExampleNew_cluster() {
 	defer c.Close()
 }
 
-// A cache behind Sentinel takes go-redis's failover client. (Not run: it
-// needs a Sentinel setup.)
+// A cache behind Sentinel takes go-redis's failover client. (Not run: the
+// bus that New starts asks these Sentinels for the master at once.)
 func ExampleNew_sentinel() {
 	rdb := redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName:            "mymaster",

@@ -67,7 +67,7 @@ type Options struct {
 	// []byte exactly, with its header; another value by its shallow size
 	// plus its encoded length, an estimate that is low for maps and
 	// pointer-heavy values), its key, and the entry with its measured
-	// share of the index and of Ristretto's bookkeeping (352 bytes; see
+	// share of the index and of Ristretto's bookkeeping (336 bytes; see
 	// local.Cache.EntryBytes). The structures the L1 allocates up front
 	// (Ristretto's admission counters, an eighth to a quarter of
 	// L1MaxBytes, and 0.4 MiB of buffers and stripes) are taken off it

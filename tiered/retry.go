@@ -64,14 +64,20 @@ func (q *retryQueue) take() []invalidation {
 }
 
 // settled ends one taken invalidation: done, or queued again (no wake: the
-// loop backs off before the next try).
-func (q *retryQueue) settled(inv invalidation, again bool) {
+// loop backs off before the next try). It reports whether inv was to be
+// queued again but the queue, filled meanwhile by new failures, was full.
+func (q *retryQueue) settled(inv invalidation, again bool) (dropped bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.busy--
-	if again && len(q.items) < maxRetries {
-		q.items = append(q.items, inv)
+	if !again {
+		return false
 	}
+	if len(q.items) >= maxRetries {
+		return true
+	}
+	q.items = append(q.items, inv)
+	return false
 }
 
 // len counts the invalidations waiting, those being retried included.
@@ -118,7 +124,10 @@ func (c *Cache) retryOnce() bool {
 		ctx, cancel := context.WithTimeout(c.closing, c.opts.RedisTimeout*4)
 		err := c.invalidate(ctx, inv, false)
 		cancel()
-		c.retries.settled(inv, err != nil)
+		if c.retries.settled(inv, err != nil) {
+			c.log.Error("tiered: retry queue full; dropped a failed invalidation that failed again", "max", maxRetries,
+				"keys", inv.keys, "patterns", inv.patterns, "tags", inv.tags, "err", err)
+		}
 		if err == nil {
 			c.stats.record(c.rec, Event{Kind: EventInvalidationRetried})
 		}
