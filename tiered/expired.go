@@ -94,10 +94,35 @@ func (x *expiredLoad[V]) run(ctx, rctx context.Context) (any, error) {
 			return x.unlocked(rctx)
 		}
 		g.record(Event{Kind: EventLeaseBusy})
-		if out, err, done := x.await(rctx); done {
+		if out, err, done := x.await(rctx, mark.Token); done {
 			return out, err
 		}
 	}
+}
+
+// listen registers the wait for the reload lock with the cache's wake
+// table and marks the lock, still held with lockToken, as waited for (see
+// remote.Store.MarkWaiting), unless wake notices are off. woken receives
+// the notices (nil: none, or the lock has changed already: a closed
+// channel then, so that the first pause ends at once).
+func (x *expiredLoad[V]) listen(ctx context.Context, lockToken uint64) (woken chan wakeNote, stop func()) {
+	c := x.g.c
+	if c.store.Wake() == "" || c.noWakeWait {
+		return nil, func() {}
+	}
+	rkeys := []string{c.store.RedisKey(x.lockKey())}
+	woken = make(chan wakeNote, 1)
+	c.wakes.add(rkeys, woken)
+	stop = func() { c.wakes.remove(rkeys, woken) }
+	recs, err := c.store.MarkWaiting(ctx, []remote.Lease{{Key: x.lockKey(), Token: lockToken}})
+	if err == nil && (recs[0].Kind != remote.KindLease || recs[0].Token != lockToken) {
+		// The holder is done already: read at once.
+		c.wakes.remove(rkeys, woken)
+		ch := make(chan wakeNote)
+		close(ch)
+		return ch, func() {}
+	}
+	return woken, stop
 }
 
 // throttled is the outcome of a read that found the throttle mark (until,
@@ -420,12 +445,15 @@ func (g *Group[V]) replaceExpired(ctx context.Context, key, id string, old remot
 	return nil
 }
 
-// await waits for the outcome of another node's reload: done with the value
-// it filled, or old once it set the throttle mark (or LoadSoftTimeout
-// passed). It reports !done when the other node let the lock go without
-// either (run then takes the lock once more), and loads without the lock
-// when LeaseWait passes.
-func (x *expiredLoad[V]) await(ctx context.Context) (out any, err error, done bool) {
+// await waits for the outcome of another node's reload (its lock's token
+// is lockToken): done with the value it filled, or old once it set the
+// throttle mark (or LoadSoftTimeout passed). It reports !done when the
+// other node let the lock go without either (run then takes the lock once
+// more), and loads without the lock when LeaseWait passes. It polls, and
+// with wake notices on it marks the lock as waited for, as a lease wait
+// does, so that the holder's throttle mark or release (after its fill)
+// publishes a notice that ends the pause at once.
+func (x *expiredLoad[V]) await(ctx context.Context, lockToken uint64) (out any, err error, done bool) {
 	g, c := x.g, x.g.c
 	deadline := time.Now().Add(c.opts.LeaseWait)
 	var softC <-chan time.Time
@@ -434,14 +462,25 @@ func (x *expiredLoad[V]) await(ctx context.Context) (out any, err error, done bo
 		defer soft.Stop()
 		softC = soft.C
 	}
+	woken, stop := x.listen(ctx, lockToken)
+	defer stop()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
 	limit := g.loads.pollLimit()
 	for d := firstPoll; ; d = min(2*d, limit) {
-		timer.Reset(min(d, max(time.Until(deadline), 0)))
+		pause := d
+		if c.pollPause > 0 {
+			pause = c.pollPause
+		}
+		timer.Reset(min(pause, max(time.Until(deadline), 0)))
 		select {
 		case <-timer.C:
+		case _, open := <-woken:
+			c.wakeReads.Add(1)
+			if !open {
+				woken = nil // read once at once, then poll
+			}
 		case <-softC:
 			if x.fresh(ctx) {
 				return x.serve(nil, 0), nil, true

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -111,4 +112,105 @@ func (h *overlapHook) result() (overlapped bool, gets int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.overlapped, h.gets
+}
+
+// failSafeWaiterWoken: node 1 waits for node 0's reload lock with its polls
+// switched off (every pause an hour, LeaseWait an hour, no soft timeout),
+// so only a wake notice can make it look again. It marks the lock as
+// waited for; node 0's load fails, and the throttle mark that replaces the
+// lock publishes the lock's key on the wake channel: node 1 reads, finds
+// the mark and serves the expired value. With node 1's marking and
+// listening switched off, nothing is published (a sentinel published once
+// the mark is in Redis arrives first) and node 1 is still waiting.
+func failSafeWaiterWoken(t *testing.T, rdb redis.UniversalClient) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wake off=%v", off), func(t *testing.T) {
+			ctx := context.Background()
+			id := fmt.Sprintf("woken-%v", off)
+			r := newFSRigWith(t, rdb, 2, tiered.GroupOptions{}, func(o *tiered.Options) { o.LeaseWait = time.Hour })
+			tiered.SetPollPause(r.caches[1], time.Hour)
+			tiered.SetNoWakeWait(r.caches[1], off)
+			lockKey := "fs:%!refresh:k:" + id
+			sub := rdb.Subscribe(ctx, tiered.WakeChannel("fs"))
+			t.Cleanup(func() { sub.Close() })
+			if _, err := sub.Receive(ctx); err != nil { // the confirmation
+				t.Fatal(err)
+			}
+			r.cached(id)
+			guard, cancel := context.WithTimeout(ctx, 30*time.Second) // a hang guard only
+			defer cancel()
+			started, release := make(chan struct{}), make(chan struct{})
+			gated := func(ctx context.Context, id string) (string, error) {
+				close(started)
+				<-release
+				return r.dead(ctx, id)
+			}
+			aDone := make(chan error, 1)
+			go func() {
+				_, _, err := r.fetch(0, id, gated)
+				aDone <- err
+			}()
+			<-started
+			type result struct {
+				v   string
+				fb  bool
+				err error
+			}
+			bctx, bcancel := context.WithCancel(guard)
+			defer bcancel()
+			bDone := make(chan result, 1)
+			go func() {
+				v, s, err := r.groups[1].FetchInfo(bctx, id, r.dead)
+				bDone <- result{v, s.Fallback, err}
+			}()
+			<-r.busy // node 1 found node 0's lock
+			if !off {
+				waitUntil(t, "node 1 marked the lock", func() bool {
+					return rdb.GetRange(ctx, lockKey, 14, 14).Val() == "\x01"
+				})
+			}
+			close(release)
+			if err := <-aDone; err != nil {
+				t.Fatalf("node 0: %v; want its fallback", err)
+			}
+			if off {
+				waitUntil(t, "the throttle mark is in Redis", func() bool {
+					v := rdb.Get(ctx, lockKey).Val()
+					return len(v) > 2 && v[2] == byte(remote.KindAbsent)
+				})
+				if err := rdb.Publish(ctx, tiered.WakeChannel("fs"), "sentinel").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			msg, err := sub.ReceiveMessage(guard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if off {
+				if msg.Payload != "sentinel" {
+					t.Fatalf("published %q with no node marked as waiting", msg.Payload)
+				}
+				select {
+				case res := <-bDone:
+					t.Fatalf("node 1 returned %q, %v with its polls off and no notice", res.v, res.err)
+				default:
+				}
+				return
+			}
+			if key, _, _, _, ok := remote.ParseWake(msg.Payload); !ok || key != lockKey {
+				t.Fatalf("the first wake notice is %q (key %q); want the lock's key %q", msg.Payload, key, lockKey)
+			}
+			select {
+			case res := <-bDone:
+				if res.err != nil || res.v != "v1" || !res.fb {
+					t.Fatalf("node 1: %q, fallback %v, %v; want v1, true, nil", res.v, res.fb, res.err)
+				}
+			case <-guard.Done():
+				t.Fatal("node 1 still waits 30s after the notice")
+			}
+			if n := r.loads.Load(); n != 2 {
+				t.Fatalf("%d loads; want 2 (the first fill, node 0's failed reload)", n)
+			}
+		})
+	}
 }

@@ -123,6 +123,7 @@ var failSafeCases = map[string]func(*testing.T, redis.UniversalClient){
 	"FetchManyJoins":    failSafeFetchManyJoins,
 	"NeverTagged":       failSafeNeverTagInvalidated,
 	"FailureOneTrip":    failSafeFailureOneRoundTrip,
+	"WaiterWoken":       failSafeWaiterWoken,
 }
 
 // failSafeNeverTagInvalidated: a tag invalidation (or a Clear) leaves the
