@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: vet and race-enabled tests of every module in this
-# repository (every directory with a go.mod). Tests that need Redis start
+# repository (every directory with a go.mod), then, without the race
+# detector, the tests that count allocations. Tests that need Redis start
 # their own redis-server on free loopback ports; without the binary they
 # skip (TIERCACHE_REQUIRE_REDIS=1 makes them fail instead). go-redis's own
 # log lines are hidden; TIERCACHE_REDIS_LOG=1 shows them.
@@ -26,6 +27,11 @@ for m in $mods; do
   ok=1
   (cd "$m" && go vet ./...) || ok=0
   (cd "$m" && go test -race -count=1 -timeout 30m "$@" ./...) || ok=0
+  if [ $# -eq 0 ]; then
+    # Allocation counts only mean something without the race detector,
+    # which allocates on its own: those tests skip under -race.
+    (cd "$m" && go test -count=1 -run 'Allocat' ./...) || ok=0
+  fi
   secs=$(( $(date +%s) - start ))
   if [ "$ok" = 1 ]; then
     results+=("$(printf '%-14s %-5s %6ss' "$m" PASS "$secs")")

@@ -36,7 +36,8 @@ const (
 // EntryBytes returns what Options.ChargeMemory charges an entry of key
 // beyond its Item.Cost: the key's bytes (as the allocator rounds them),
 // the Entry itself, and its measured share of the key index, the ordered
-// key set and Ristretto's store and policy.
+// key set and Ristretto's store and policy. An entry with tags is charged
+// [TagBytes] of them too.
 func (c *Cache[V]) EntryBytes(key string) int64 { return EntryBytes[V](key) }
 
 // EntryBytes is [Cache.EntryBytes] without a cache, for sizing a budget
@@ -44,6 +45,21 @@ func (c *Cache[V]) EntryBytes(key string) int64 { return EntryBytes[V](key) }
 // Item.Cost.
 func EntryBytes[V any](key string) int64 {
 	return memsize.Alloc(len(key)) + memsize.Alloc(int(unsafe.Sizeof(Entry[V]{}))) + indexBytes
+}
+
+// TagBytes returns what Options.ChargeMemory charges an entry for its tags
+// (Entry.Tags), beyond [EntryBytes]: the slice's array and each tag's bytes,
+// as the allocator rounds them. Tags shared with other entries are charged
+// to each, an overestimate.
+func TagBytes(tags []string) int64 {
+	if cap(tags) == 0 {
+		return 0
+	}
+	n := memsize.Alloc(cap(tags) * int(unsafe.Sizeof("")))
+	for _, t := range tags {
+		n += memsize.Alloc(len(t))
+	}
+	return n
 }
 
 // FixedBytes returns the heap bytes a cache configured by opts allocates up

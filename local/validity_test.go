@@ -195,18 +195,3 @@ func TestHashCollisionIsAMiss(t *testing.T) {
 		})
 	}
 }
-
-func TestLookupDoesNotAllocate(t *testing.T) {
-	c, _ := newCache(t, local.Options{Split: splitColon})
-	c.Set("user:42", item("v", time.Minute))
-	c.Wait()
-	p := c.Prefix("user:")
-	id := "42"
-	if n := testing.AllocsPerRun(1000, func() {
-		if _, ok := c.LookupPrefix(p, id); !ok {
-			t.Fatal("miss")
-		}
-	}); n != 0 {
-		t.Errorf("LookupPrefix allocates %v times per hit; want 0", n)
-	}
-}

@@ -82,7 +82,7 @@ func (c *Cache[V]) ReleaseSet(key string, tok Token, it Item[V]) bool {
 	s := c.stripe(h)
 	b := bucket(h)
 	s.mu.Lock()
-	s.held[b]--
+	s.held[b] = max(s.held[b]-1, 0) // an unpaired release does not disarm a later Hold
 	ok := s.inv[b] <= tok.seq && s.held[b] == 0 && tok.epoch == c.epoch.Load() && !c.pats.vetoes(key, tok.seq)
 	s.inv[b] = c.seq.Add(1)
 	var e, old *Entry[V]
@@ -174,10 +174,19 @@ func (c *Cache[V]) newEntry(key string, it Item[V], epoch uint64) *Entry[V] {
 // (Ristretto's goroutine takes stripe locks in its callbacks, and a Set of
 // a stored hash calls OnExit on the caller's goroutine). A Set that
 // Ristretto drops at once calls no callback: the index lets go here.
+//
+// An entry that costs more than the whole budget is refused whether or not
+// its key is stored (see below).
 func (c *Cache[V]) store(e *Entry[V], h uint64, cost int64) {
 	cost = max(cost, 1)
 	if c.charge {
-		cost += EntryBytes[V](e.Key)
+		cost += EntryBytes[V](e.Key) + TagBytes(e.Tags)
+	}
+	if cost > c.maxCost-c.fixed {
+		// Ristretto refuses a new key this costly, but would replace a
+		// stored one in place: delete the stored value (dead already)
+		// first, so that this Set is a new key's and is refused.
+		c.del(h)
 	}
 	c.closeMu.RLock()
 	ok := !c.closed.Load() && c.rc.Set(h, e, cost)
@@ -215,7 +224,7 @@ func (c *Cache[V]) change(key string, held int32, bump bool) bool {
 	s := c.stripe(h)
 	b := bucket(h)
 	s.mu.Lock()
-	s.held[b] += held
+	s.held[b] = max(s.held[b]+held, 0) // an unpaired release does not disarm a later Hold
 	if bump {
 		s.inv[b] = c.seq.Add(1)
 	}

@@ -6,7 +6,7 @@ package tiered
 // tier served a read (an HTTP cache's X-Cache header) that L1 did. A hit
 // is counted as an L1 hit; a miss is not counted, so that the read that
 // follows it ([Group.Get], [Group.Fetch]) counts the miss once. Like
-// Fetch's hit path, it allocates nothing and reads no clock. The value is
+// Fetch's hit path, it allocates nothing of its own and reads no clock. The value is
 // shared: treat it as read-only.
 func (g *Group[V]) Peek(id string) (V, bool) {
 	v, _, ok := g.PeekInfo(id)
