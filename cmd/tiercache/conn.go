@@ -102,7 +102,8 @@ func (c *connFlags) client(getenv func(string) string) (redis.UniversalClient, e
 		}
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: addrs, Username: c.user, Password: password, TLSConfig: tlsConf,
-			DialTimeout: c.timeout, ContextTimeoutEnabled: true, MaxRetries: -1,
+			DialTimeout: c.timeout, ReadTimeout: c.timeout, WriteTimeout: c.timeout,
+			ContextTimeoutEnabled: true, MaxRetries: -1,
 		}), nil
 	case c.sentinel != "":
 		addrs, err := splitAddrs("--sentinel", c.sentinel)
@@ -111,7 +112,8 @@ func (c *connFlags) client(getenv func(string) string) (redis.UniversalClient, e
 		}
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: c.master, SentinelAddrs: addrs, Username: c.user, Password: password,
-			DB: c.db, TLSConfig: tlsConf, DialTimeout: c.timeout, ContextTimeoutEnabled: true, MaxRetries: -1,
+			DB: c.db, TLSConfig: tlsConf, DialTimeout: c.timeout, ReadTimeout: c.timeout, WriteTimeout: c.timeout,
+			ContextTimeoutEnabled: true, MaxRetries: -1,
 		}), nil
 	}
 	url := c.url
@@ -137,7 +139,9 @@ func (c *connFlags) client(getenv func(string) string) (redis.UniversalClient, e
 		tlsConf.ServerName, _, _ = net.SplitHostPort(opts.Addr)
 		opts.TLSConfig = tlsConf
 	}
-	opts.DialTimeout = c.timeout
+	// Every bound is --timeout: without a read and write timeout, a server
+	// that accepts and never answers holds a call for go-redis's defaults.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = c.timeout, c.timeout, c.timeout
 	opts.ContextTimeoutEnabled = true
 	opts.MaxRetries = -1 // one attempt: a command fails fast and says why
 	return redis.NewClient(opts), nil
