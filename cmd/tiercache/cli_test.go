@@ -224,6 +224,13 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("inspect with REDISCLI_AUTH: %v", r)
 	}
 	mustRun(t, "invalidate", "--url", "redis://:s3cret@"+locked.Addr(), "k")
+	// The URL's password wins over $REDISCLI_AUTH, as in redis-cli.
+	if r := cli(t, []string{"REDISCLI_AUTH=nope"}, "inspect", "--url", "redis://:s3cret@"+locked.Addr(), "k"); r.code != 0 {
+		t.Fatalf("inspect with the password in --url and another in REDISCLI_AUTH: %v", r)
+	}
+	if r := cli(t, []string{"REDISCLI_AUTH=nope", "TIERCACHE_REDIS_URL=redis://:s3cret@" + locked.Addr()}, "inspect", "k"); r.code != 0 {
+		t.Fatalf("inspect with the password in TIERCACHE_REDIS_URL and another in REDISCLI_AUTH: %v", r)
+	}
 }
 
 // TestHelp checks that --help (and -help) describes every command and

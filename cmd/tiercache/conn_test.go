@@ -61,3 +61,48 @@ func TestTimeoutBoundsReadsAndWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestPasswordPrecedence guards redis-cli's order, which docs/cli.md
+// promises: -a, else the password the URL (--url or $TIERCACHE_REDIS_URL)
+// carries, else $REDISCLI_AUTH. $REDISCLI_AUTH used to override the URL's
+// password, so that a shell with the variable set for another server could
+// not reach one named by a URL with its own password.
+func TestPasswordPrecedence(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"URLOverEnv", map[string]string{authEnv: "env"}, []string{"--url", "redis://:url@127.0.0.1:7000"}, "url"},
+		{"URLWithUserOverEnv", map[string]string{authEnv: "env"}, []string{"--url", "redis://default:url@127.0.0.1:7000"}, "url"},
+		{"EnvURLOverEnv", map[string]string{authEnv: "env", urlEnv: "redis://:url@127.0.0.1:7000"}, nil, "url"},
+		{"EnvWhenURLHasNone", map[string]string{authEnv: "env"}, []string{"--url", "redis://user@127.0.0.1:7000"}, "env"},
+		{"EnvWithHostPort", map[string]string{authEnv: "env"}, []string{"-p", "7000"}, "env"},
+		{"FlagOverURL", map[string]string{authEnv: "env"}, []string{"--url", "redis://:url@127.0.0.1:7000", "-a", "flag"}, "flag"},
+		{"EmptyFlagOverEnv", map[string]string{authEnv: "env"}, []string{"-p", "7000", "-a", ""}, ""},
+		{"None", nil, []string{"--url", "redis://127.0.0.1:7000"}, ""},
+		{"ClusterEnv", map[string]string{authEnv: "env"}, []string{"--cluster", "127.0.0.1:7000"}, "env"},
+		{"ClusterFlag", map[string]string{authEnv: "env"}, []string{"--cluster", "127.0.0.1:7000", "-a", "flag"}, "flag"},
+		{"SentinelEnv", map[string]string{authEnv: "env"}, []string{"--sentinel", "127.0.0.1:26379", "--master", "m"}, "env"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb, err := parseConn(t, tc.args...).client(func(k string) string { return tc.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdb.Close()
+			var got string
+			switch r := rdb.(type) {
+			case *redis.Client:
+				got = r.Options().Password
+			case *redis.ClusterClient:
+				got = r.Options().Password
+			}
+			if got != tc.want {
+				t.Fatalf("password %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
