@@ -197,6 +197,8 @@ func kindName(k bus.Kind) string {
 		return "heartbeat"
 	case bus.KindFlush:
 		return "flush"
+	case bus.KindTags:
+		return "tags"
 	}
 	return fmt.Sprintf("unknown(%d)", uint8(k))
 }

@@ -22,9 +22,9 @@ var cmdWatch = &command{
 	summary: "show the invalidation bus live: rates by kind, origins, gaps, malformed",
 	help: `
 Subscribes to the namespace's bus channel and, every --interval, shows the
-messages per second by kind (keys, patterns, flush, heartbeat), the items
-they carried, every origin seen with its last sequence number and how long
-ago its last heartbeat came, the gaps in an origin's sequence numbers (a
+messages per second by kind (keys, patterns, tags, flush, heartbeat), the
+items they carried, every origin seen with its last sequence number and how
+long ago its last heartbeat came, the gaps in an origin's sequence numbers (a
 message that went missing, which makes every node flush its L1), and the
 messages that did not decode. The first message of an origin sets where its
 numbering starts, so joining mid-stream is no gap. A lost subscription (a
@@ -302,7 +302,7 @@ func (w *watcher) emitTick(now time.Time, final bool) {
 		secs = 1e-9
 	}
 	rates := map[string]float64{}
-	for _, k := range []string{"keys", "patterns", "flush", "heartbeat"} {
+	for _, k := range []string{"keys", "patterns", "tags", "flush", "heartbeat"} {
 		rates[k] = round(float64(w.tick.Messages[k]) / secs)
 	}
 	var views []originView
@@ -336,16 +336,16 @@ func (w *watcher) emitTick(now time.Time, final bool) {
 		if final {
 			label = fmt.Sprintf("per second (last %v)", now.Sub(w.last).Round(time.Millisecond))
 		}
-		fmt.Fprintf(w.e.stdout, "%s  %s: keys %g (%d items), patterns %g (%d items), flush %g, heartbeat %g; gaps %d, malformed %d, lost %d\n",
+		fmt.Fprintf(w.e.stdout, "%s  %s: keys %g (%d items), patterns %g (%d items), tags %g (%d items), flush %g, heartbeat %g; gaps %d, malformed %d, lost %d\n",
 			now.Format("15:04:05.000"), label, rates["keys"], w.tick.Items["keys"], rates["patterns"], w.tick.Items["patterns"],
-			rates["flush"], rates["heartbeat"], w.tick.Gaps, w.tick.Malformed, w.tick.Lost)
+			rates["tags"], w.tick.Items["tags"], rates["flush"], rates["heartbeat"], w.tick.Gaps, w.tick.Malformed, w.tick.Lost)
 		for _, v := range views {
 			fmt.Fprintf(w.e.stdout, "    origin %s  seq %d  %s  messages %d  gaps %d\n", v.Origin, v.Seq, v.heartbeatHuman, v.Messages, v.Gaps)
 		}
 		if final {
-			fmt.Fprintf(w.e.stdout, "%s  totals over %v: %d messages (keys %d, patterns %d, flush %d, heartbeat %d), gaps %d, malformed %d, lost %d\n",
+			fmt.Fprintf(w.e.stdout, "%s  totals over %v: %d messages (keys %d, patterns %d, tags %d, flush %d, heartbeat %d), gaps %d, malformed %d, lost %d\n",
 				now.Format("15:04:05.000"), now.Sub(w.start).Round(time.Millisecond), w.all.total(),
-				w.all.Messages["keys"], w.all.Messages["patterns"], w.all.Messages["flush"], w.all.Messages["heartbeat"],
+				w.all.Messages["keys"], w.all.Messages["patterns"], w.all.Messages["tags"], w.all.Messages["flush"], w.all.Messages["heartbeat"],
 				w.all.Gaps, w.all.Malformed, w.all.Lost)
 		}
 	}

@@ -1,0 +1,143 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/internal/redistest"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// watchProc is one watch process run with --json, read event by event.
+type watchProc struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	lines *bufio.Scanner
+}
+
+// startWatch starts watch with --json and args, and returns once it
+// printed its subscription. It is killed, if still running, when the test
+// ends.
+func startWatch(t *testing.T, args ...string) *watchProc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"watch", "--json"}, args...)...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &watchProc{t: t, cmd: cmd, lines: bufio.NewScanner(stdout)}
+	w.lines.Buffer(nil, 1<<20)
+	t.Cleanup(func() {
+		cancel()
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+	})
+	if ev := w.next(); ev["event"] != "subscribed" {
+		t.Fatalf("watch printed %v first; want its subscription", ev)
+	}
+	return w
+}
+
+// next returns the next event; the test fails if watch ended.
+func (w *watchProc) next() map[string]any {
+	w.t.Helper()
+	if !w.lines.Scan() {
+		w.t.Fatalf("watch ended early: %v", w.lines.Err())
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(w.lines.Bytes(), &ev); err != nil {
+		w.t.Fatalf("watch printed %q: %v", w.lines.Text(), err)
+	}
+	return ev
+}
+
+// until returns the first event for which match holds, and the events
+// before it.
+func (w *watchProc) until(match func(map[string]any) bool) (map[string]any, []map[string]any) {
+	w.t.Helper()
+	var before []map[string]any
+	for {
+		ev := w.next()
+		if match(ev) {
+			return ev, before
+		}
+		before = append(before, ev)
+	}
+}
+
+// interrupt sends watch SIGINT and returns its end event.
+func (w *watchProc) interrupt() map[string]any {
+	w.t.Helper()
+	if err := w.cmd.Process.Signal(os.Interrupt); err != nil {
+		w.t.Fatal(err)
+	}
+	end, _ := w.until(func(ev map[string]any) bool { return ev["event"] == "end" })
+	return end
+}
+
+// isMessageFrom matches the message event of origin with seq.
+func isMessageFrom(origin bus.NodeID, seq uint64) func(map[string]any) bool {
+	return func(ev map[string]any) bool {
+		return ev["event"] == "message" && ev["origin"] == origin.String() && ev["seq"] == float64(seq)
+	}
+}
+
+// TestWatchTags guards watch's knowledge of tag messages (kind 5, what
+// InvalidateTags and Group.Clear send): they printed as "unknown(5)" and
+// were left out of the rates and of the text totals.
+func TestWatchTags(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	const ns = "watchtags"
+	n := newNode(t, rdb, ns, "user")
+	w := startWatch(t, "-p", strconv.Itoa(srv.Port()), "--namespace", ns, "--messages", "--interval", "1h")
+	ctx := context.Background()
+	if err := n.c.InvalidateTags(ctx, "team:7"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.g.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A last message, from an origin of the test's own, marks the end of
+	// what the node sent.
+	last := bus.NodeID{7}
+	if err := rdb.Publish(ctx, tiered.BusChannel(ns), bus.Encode(bus.Message{Kind: bus.KindKeys, Origin: last, Seq: 1, Items: []string{"k"}})).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, before := w.until(isMessageFrom(last, 1))
+	tags := 0
+	for _, ev := range before {
+		if ev["event"] == "message" && ev["kind"] != "heartbeat" {
+			if ev["kind"] != "tags" {
+				t.Fatalf("watch printed %v; want kind tags", ev)
+			}
+			tags++
+		}
+	}
+	if tags != 2 {
+		t.Fatalf("watch printed %d tag messages; want 2 (InvalidateTags, Clear)", tags)
+	}
+	end := w.interrupt()
+	totals := end["totals"].(map[string]any)
+	if got := totals["messages"].(map[string]any)["tags"]; got != 2.0 {
+		t.Fatalf("end totals %v; want 2 tag messages", totals)
+	}
+	if _, ok := end["per_second"].(map[string]any)["tags"]; !ok {
+		t.Fatalf("end per_second %v; want a rate for tags", end["per_second"])
+	}
+
+}
