@@ -26,7 +26,9 @@ messages per second by kind (keys, patterns, tags, flush, heartbeat), the
 items they carried, every origin seen with its last sequence number and how
 long ago its last heartbeat came, the gaps in an origin's sequence numbers (a
 message that went missing, which makes every node flush its L1), and the
-messages that did not decode. The first message of an origin sets where its
+messages that did not decode. A gap is counted by the nodes' own rules
+(docs/protocol.md, "Sequence numbers"), so watch reports one where a node
+flushes; but the first numbered message of an origin sets where its
 numbering starts, so joining mid-stream is no gap. A lost subscription (a
 receive error, or a ping that a quiet interval sends going unanswered
 within --timeout) is reported, and watch subscribes again: messages sent
@@ -73,10 +75,61 @@ type watchFlags struct {
 
 // origin is what watch knows of one sender.
 type origin struct {
-	seq      uint64    // the highest sequence number seen
+	// numbered is set once a message with a number other than 0 came: the
+	// first one sets last, as watch may start mid-stream.
+	numbered bool
+	last     uint64    // the last number accounted for, as a node keeps it (bus/seq.go, peer.last)
+	odd      uint64    // the last number that did not follow last, 0: none since (peer.odd)
 	lastBeat time.Time // zero: no heartbeat yet
 	messages int64     // heartbeats included
 	gaps     int64
+}
+
+// seqWindow is the bus's: how far ahead of the last number a message may
+// be and still be the same sender's next one (bus/seq.go).
+const seqWindow = 1 << 32
+
+// follows reports whether m can come after last from one sender (ok), and
+// whether a message went missing between them (gap), modulo 2^64 within
+// seqWindow: bus/seq.go's follows, the rule by which every node decides to
+// flush.
+func follows(last uint64, m bus.Message) (gap, ok bool) {
+	d := m.Seq - last // modulo 2^64
+	if m.Kind == bus.KindHeartbeat {
+		return d != 0, d < seqWindow
+	}
+	return d != 1, d != 0 && d < seqWindow
+}
+
+// check accounts for m's sequence number as a node's receiver does
+// (bus/seq.go, receiver.gap), and reports whether a node counts a gap
+// (and flushes its L1), whether the number was adopted, and the number it
+// followed (the last one, or the odd one it resynchronized on). Unlike a
+// node, watch takes the first numbered message of an origin as its
+// baseline rather than a gap: it may start mid-stream, where the nodes
+// heard the origin before.
+func (o *origin) check(m bus.Message) (gap, adopted bool, after uint64) {
+	after = o.last
+	switch {
+	case m.Seq == 0:
+		return false, false, after // a sender that numbers nothing: never a gap
+	case !o.numbered:
+		o.numbered, o.last = true, m.Seq
+		return false, true, m.Seq
+	}
+	if gap, ok := follows(o.last, m); ok {
+		o.last, o.odd = m.Seq, 0
+		return gap, true, after
+	}
+	if odd := o.odd; odd != 0 {
+		if gap, ok := follows(odd, m); ok {
+			// The origin is really at this number: the nodes follow it from here.
+			o.last, o.odd = m.Seq, 0
+			return gap, true, odd
+		}
+	}
+	o.odd = m.Seq // a repeat, behind, or far ahead: one gap, not adopted
+	return true, false, after
 }
 
 // counts are the tallies of one interval, or of the whole run.
@@ -233,8 +286,7 @@ func (w *watcher) handle(msg any) {
 		c.Items[kind] += int64(len(dec.Items))
 	}
 	o := w.origins[dec.Origin]
-	first := o == nil
-	if first {
+	if o == nil {
 		o = &origin{}
 		w.origins[dec.Origin] = o
 	}
@@ -242,9 +294,7 @@ func (w *watcher) handle(msg any) {
 	if dec.Kind == bus.KindHeartbeat {
 		o.lastBeat = now
 	}
-	// The gap rule of the bus's receiver; the first message of an origin
-	// sets the baseline instead (watch may start mid-stream).
-	gap := !first && (dec.Kind == bus.KindHeartbeat && dec.Seq > o.seq || dec.Kind != bus.KindHeartbeat && dec.Seq > o.seq+1)
+	gap, adopted, after := o.check(dec)
 	if w.e.watch.messages {
 		lag := time.Duration(now.UnixNano() - dec.Sent)
 		w.emitEvent("message", map[string]any{
@@ -256,11 +306,13 @@ func (w *watcher) handle(msg any) {
 		o.gaps++
 		w.tick.Gaps++
 		w.all.Gaps++
-		w.emitEvent("gap", map[string]any{"origin": dec.Origin.String(), "after": o.seq, "seq": dec.Seq},
-			"gap: origin %s jumped from seq %d to %d (nodes flush their L1)", dec.Origin, o.seq, dec.Seq)
-	}
-	if first || dec.Seq > o.seq {
-		o.seq = dec.Seq
+		fields := map[string]any{"origin": dec.Origin.String(), "after": after, "seq": dec.Seq, "adopted": adopted}
+		if adopted {
+			w.emitEvent("gap", fields, "gap: origin %s jumped from seq %d to %d (nodes flush their L1)", dec.Origin, after, dec.Seq)
+		} else {
+			w.emitEvent("gap", fields, "gap: origin %s sent seq %d after %d, not a number that can follow (a repeat, behind, or far ahead): nodes flush their L1 and still follow on from %d",
+				dec.Origin, dec.Seq, after, after)
+		}
 	}
 }
 
@@ -307,7 +359,7 @@ func (w *watcher) emitTick(now time.Time, final bool) {
 	}
 	var views []originView
 	for id, o := range w.origins {
-		v := originView{Origin: id.String(), Seq: o.seq, Messages: o.messages, Gaps: o.gaps, heartbeatHuman: "no heartbeat yet"}
+		v := originView{Origin: id.String(), Seq: o.last, Messages: o.messages, Gaps: o.gaps, heartbeatHuman: "no heartbeat yet"}
 		if !o.lastBeat.IsZero() {
 			ago := now.Sub(o.lastBeat).Milliseconds()
 			v.LastHeartbeat = &ago

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -47,4 +48,95 @@ func TestWatchTextShowsTags(t *testing.T) {
 			t.Fatalf("watch printed\n%s\nwant a line with %q", got, want)
 		}
 	}
+}
+
+// TestWatchGapRules guards watch's gap rule: it must be the nodes' own
+// (bus/seq.go: numbers compared modulo 2^64 within a window of 2^32, a
+// number that cannot follow counted once and not adopted, a resync on an
+// odd number that the next one follows, 0 never a gap), so that watch
+// reports a gap exactly when a node flushes. Its old rule (seq > last+1,
+// highest number kept) made every message after a forged 2^64-1 a gap and
+// a repeated or earlier number none.
+func TestWatchGapRules(t *testing.T) {
+	const max = 1<<64 - 1
+	type msg struct {
+		seq  uint64
+		beat bool
+		gap  bool // what a node counts
+	}
+	keys := func(seq uint64, gap bool) msg { return msg{seq: seq, gap: gap} }
+	beat := func(seq uint64, gap bool) msg { return msg{seq: seq, beat: true, gap: gap} }
+	cases := []struct {
+		name string
+		msgs []msg
+		last uint64 // the number watch shows at the end
+	}{
+		{"InOrder", []msg{keys(1, false), keys(2, false), keys(3, false)}, 3},
+		{"Missing", []msg{keys(1, false), keys(3, true), keys(4, false)}, 4},
+		{"ForgedMax", []msg{keys(1, false), keys(max, true), keys(2, false), keys(3, false)}, 3},
+		{"ForgedFarAhead", []msg{keys(5, false), keys(5+1<<32, true), keys(6, false)}, 6},
+		{"Repeat", []msg{keys(1, false), keys(2, false), keys(2, true), keys(3, false)}, 3},
+		{"Behind", []msg{keys(5, false), keys(3, true), keys(6, false)}, 6},
+		{"WindowEdge", []msg{keys(1, false), keys(1<<32, true), keys(1<<32+1, false)}, 1<<32 + 1},
+		{"Wraps", []msg{keys(max-1, false), keys(max, false), keys(1, true), keys(2, false)}, 2},
+		{"Resync", []msg{keys(8, false), keys(1e12, true), keys(1e12+1, false), keys(1e12+2, false), keys(9, true)}, 1e12 + 2},
+		{"ResyncWithGap", []msg{keys(8, false), keys(1e12, true), keys(1e12+2, true), keys(1e12+3, false)}, 1e12 + 3},
+		{"Heartbeats", []msg{beat(0, false), keys(1, false), beat(1, false), beat(2, true), keys(3, false), beat(3, false)}, 3},
+		{"HeartbeatFirst", []msg{beat(5, false), keys(6, false), beat(6, false), keys(8, true)}, 8},
+		{"HeartbeatBehind", []msg{keys(5, false), beat(4, true), keys(6, false)}, 6},
+		{"Unnumbered", []msg{keys(0, false), keys(0, false), keys(0, false)}, 0},
+		{"UnnumberedThenNumbered", []msg{keys(0, false), keys(5, false), keys(0, false), keys(6, false)}, 6},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			w := newTestWatcher(&out, true)
+			origin := bus.NodeID{2}
+			for i, m := range tc.msgs {
+				kind := bus.KindKeys
+				var items []string
+				if m.beat {
+					kind = bus.KindHeartbeat
+				} else {
+					items = []string{"k"}
+				}
+				before := w.all.Gaps
+				out.Reset()
+				feed(w, bus.Message{Kind: kind, Origin: origin, Seq: m.seq, Items: items})
+				if got := w.all.Gaps > before; got != m.gap {
+					t.Fatalf("message %d (seq %d, heartbeat %v): gap %v; a node counts %v\n%s", i, m.seq, m.beat, got, m.gap, out.String())
+				}
+				if m.gap != strings.Contains(out.String(), `"event":"gap"`) {
+					t.Fatalf("message %d (seq %d): printed %s; want a gap event: %v", i, m.seq, out.String(), m.gap)
+				}
+			}
+			if got := shownSeq(t, w, origin); got != tc.last {
+				t.Fatalf("origin at seq %d after the messages; want %d", got, tc.last)
+			}
+		})
+	}
+}
+
+// shownSeq returns the sequence number that w's next tick shows for origin.
+func shownSeq(t *testing.T, w *watcher, origin bus.NodeID) uint64 {
+	t.Helper()
+	out := w.e.stdout.(*bytes.Buffer)
+	out.Reset()
+	w.emitTick(time.Now(), false)
+	var tick struct {
+		Origins []struct {
+			Origin string
+			Seq    uint64
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &tick); err != nil {
+		t.Fatalf("tick %q: %v", out.String(), err)
+	}
+	for _, o := range tick.Origins {
+		if o.Origin == origin.String() {
+			return o.Seq
+		}
+	}
+	t.Fatalf("tick %s does not show origin %s", out.String(), origin)
+	return 0
 }

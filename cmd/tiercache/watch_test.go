@@ -141,3 +141,56 @@ func TestWatchTags(t *testing.T) {
 	}
 
 }
+
+// TestWatchGapsMatchNode guards watch's gap count against a node's: the
+// same stream of numbers, forged ones included, must make watch report
+// exactly as many gaps as the node flushes. With its old rule (seq >
+// last+1, the highest number kept), 1, 2^64-1, 2, 3, 3 gave 4 gaps where a
+// node flushes twice.
+func TestWatchGapsMatchNode(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	const ns = "watchgaps"
+	n := newNode(t, rdb, ns, "user")
+	w := startWatch(t, "-p", strconv.Itoa(srv.Port()), "--namespace", ns, "--messages", "--interval", "1h")
+	ctx := context.Background()
+	origin := bus.NewNodeID()
+	publish := func(m bus.Message) {
+		t.Helper()
+		if err := rdb.Publish(ctx, tiered.BusChannel(ns), bus.Encode(m)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type msg struct {
+		seq  uint64
+		beat bool
+	}
+	stream := []msg{{1, false}, {1<<64 - 1, false}, {2, false}, {3, false}, {3, false}, {5, false}, {4, false},
+		{6, false}, {6, true}, {7, true}, {8, false}, {1e12, false}, {1e12 + 1, false}, {1e12 + 3, false}, {9, false}}
+	for _, m := range stream {
+		if m.beat {
+			publish(bus.Message{Kind: bus.KindHeartbeat, Origin: origin, Seq: m.seq, Sent: time.Now().UnixNano()})
+			continue // not applied: the next message waits for it
+		}
+		publish(bus.Message{Kind: bus.KindKeys, Origin: origin, Seq: m.seq, Sent: time.Now().UnixNano(), Items: []string{"user:x"}})
+		n.waitReceived(t)
+	}
+	last := bus.NodeID{8}
+	publish(bus.Message{Kind: bus.KindKeys, Origin: last, Seq: 1, Items: []string{"k"}})
+	n.waitReceived(t)
+	_, before := w.until(isMessageFrom(last, 1))
+	gaps := 0
+	for _, ev := range before {
+		if ev["event"] == "gap" {
+			gaps++
+		}
+	}
+	flushes := n.flushes.Load()
+	if flushes != 8 {
+		t.Fatalf("the node flushed %d times; the stream was meant to make it flush 8 times", flushes)
+	}
+	if int64(gaps) != flushes {
+		t.Fatalf("watch reported %d gaps; the node flushed %d times", gaps, flushes)
+	}
+}
