@@ -30,9 +30,10 @@ messages that did not decode. A gap is counted by the nodes' own rules
 (docs/protocol.md, "Sequence numbers"), so watch reports one where a node
 flushes; but the first numbered message of an origin sets where its
 numbering starts, so joining mid-stream is no gap. A lost subscription (a
-receive error, or a ping that a quiet interval sends going unanswered
-within --timeout) is reported, and watch subscribes again: messages sent
-meanwhile are not seen. Runs until interrupted,
+receive error, the server ending it, as a Redis Cluster shard that fails
+over does with --sharded, or a ping that a quiet interval sends going
+unanswered within --timeout) is reported, and watch subscribes again:
+messages sent meanwhile are not seen. Runs until interrupted,
 for --for, or until --count messages have come. --json prints one JSON
 object per line (ticks, and with --messages every message) for scripts.
 It publishes nothing.`,
@@ -163,7 +164,18 @@ type watcher struct {
 	received int64 // every message, heartbeats and malformed included, for --count
 }
 
-var errPingUnanswered = errors.New("ping unanswered within --timeout")
+var (
+	errPingUnanswered = errors.New("ping unanswered within --timeout")
+	errUnsubscribed   = errors.New("the server ended the subscription, as after a failover or a slot migration")
+)
+
+// unsubscribed reports whether msg is the server's notice that it ended
+// the subscription. The bus's receiver takes it for a loss too
+// (bus/receive.go).
+func unsubscribed(msg any) bool {
+	s, ok := msg.(*redis.Subscription)
+	return ok && (s.Kind == "unsubscribe" || s.Kind == "sunsubscribe")
+}
 
 func (w *watcher) subscribe(ctx context.Context) (*redis.PubSub, error) {
 	var ps *redis.PubSub
@@ -212,6 +224,15 @@ func (w *watcher) run(ctx context.Context) error {
 				w.emitTick(time.Now(), true)
 				return nil
 			}
+		case err == nil && unsubscribed(msg):
+			// The server ended the subscription: on a cluster, the
+			// channel's shard failed over or its slot moved (sharded
+			// pub/sub). Nothing more comes on this connection.
+			if ps = w.lose(ctx, ps, fmt.Errorf("%w (%s)", errUnsubscribed, msg.(*redis.Subscription).Kind)); ps == nil {
+				w.emitTick(time.Now(), true)
+				return nil
+			}
+			heard, pingPending = true, false
 		case err == nil:
 			heard, pingPending = true, false
 			w.handle(msg)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,5 +193,50 @@ func TestWatchGapsMatchNode(t *testing.T) {
 	}
 	if int64(gaps) != flushes {
 		t.Fatalf("watch reported %d gaps; the node flushed %d times", gaps, flushes)
+	}
+}
+
+// TestWatchShardedFailover guards watch --sharded across a failover of the
+// channel's shard: the old master ends the subscription with a
+// sunsubscribe notice, which watch ignored, staying subscribed to nothing
+// and showing no message again. It must report the loss, subscribe again,
+// and show what is published next.
+func TestWatchShardedFailover(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartCluster(t)
+	rdb := cl.Client(t)
+	const ns = "watchshard"
+	ch := tiered.BusChannel(ns)
+	w := startWatch(t, "--cluster", strings.Join(cl.Addrs(), ","), "--namespace", ns, "--sharded", "--messages",
+		"--interval", "100ms", "--timeout", "1s", "--for", "1m")
+	cl.Failover(t, cl.ReplicaOf(t, cl.MasterOf(t, ch)))
+	notTick := func(ev map[string]any) bool { return ev["event"] != "tick" }
+	if ev, _ := w.until(notTick); ev["event"] != "lost" || !strings.Contains(ev["error"].(string), "sunsubscribe") {
+		t.Fatalf("after the failover, watch printed %v; want the subscription lost (sunsubscribe)", ev)
+	}
+	if ev, _ := w.until(notTick); ev["event"] != "restored" {
+		t.Fatalf("watch printed %v; want the subscription restored", ev)
+	}
+	// Publish a message at each tick until watch shows one: the new
+	// subscription may have gone to a node that learns of the failover
+	// later.
+	ctx := context.Background()
+	origin := bus.NodeID{6}
+	for seq := uint64(1); ; seq++ {
+		m := bus.Message{Kind: bus.KindKeys, Origin: origin, Seq: seq, Items: []string{"k"}}
+		if err := rdb.SPublish(ctx, ch, bus.Encode(m)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		ev, _ := w.until(func(ev map[string]any) bool { return ev["event"] != "restored" && ev["event"] != "lost" })
+		switch ev["event"] {
+		case "message":
+			if ev["origin"] != origin.String() {
+				t.Fatalf("watch printed %v; want a message of origin %s", ev, origin)
+			}
+			return
+		case "tick":
+		default:
+			t.Fatalf("watch printed %v; want the messages published after the failover", ev)
+		}
 	}
 }
