@@ -177,13 +177,29 @@ func unsubscribed(msg any) bool {
 	return ok && (s.Kind == "unsubscribe" || s.Kind == "sunsubscribe")
 }
 
-func (w *watcher) subscribe(ctx context.Context) (*redis.PubSub, error) {
+// subscription is one subscription to the channel, closed as soon as the
+// run's ctx ends: a receive in progress waits for its timeout (up to
+// --interval) otherwise, as go-redis bounds it by a ctx's deadline but not
+// by its cancellation.
+type subscription struct {
+	*redis.PubSub
+	stop func() bool // unregisters the close on ctx's end
+}
+
+// close closes the subscription.
+func (s *subscription) close() {
+	s.stop()
+	s.PubSub.Close()
+}
+
+func (w *watcher) subscribe(ctx context.Context) (*subscription, error) {
 	var ps *redis.PubSub
 	if w.e.conn.sharded {
 		ps = w.rdb.SSubscribe(ctx, w.channel)
 	} else {
 		ps = w.rdb.Subscribe(ctx, w.channel)
 	}
+	sub := &subscription{PubSub: ps, stop: context.AfterFunc(ctx, func() { ps.Close() })}
 	msg, err := ps.ReceiveTimeout(ctx, w.e.conn.timeout)
 	if err == nil {
 		if _, ok := msg.(*redis.Subscription); !ok {
@@ -191,10 +207,13 @@ func (w *watcher) subscribe(ctx context.Context) (*redis.PubSub, error) {
 		}
 	}
 	if err != nil {
-		ps.Close()
+		sub.close()
+		if errors.Is(err, redis.ErrClosed) && ctx.Err() != nil {
+			err = ctx.Err() // closed because ctx ended, not by the server
+		}
 		return nil, fmt.Errorf("redis %s: subscribe %s: %w", describe(w.rdb), w.channel, err)
 	}
-	return ps, nil
+	return sub, nil
 }
 
 func (w *watcher) run(ctx context.Context) error {
@@ -204,7 +223,7 @@ func (w *watcher) run(ctx context.Context) error {
 	}
 	defer func() {
 		if ps != nil {
-			ps.Close()
+			ps.close()
 		}
 	}()
 	w.start = time.Now()
@@ -265,8 +284,8 @@ func (w *watcher) run(ctx context.Context) error {
 
 // lose reports a lost subscription and subscribes again; it returns the
 // new subscription, or nil when ctx ended first.
-func (w *watcher) lose(ctx context.Context, ps *redis.PubSub, cause error) *redis.PubSub {
-	ps.Close()
+func (w *watcher) lose(ctx context.Context, ps *subscription, cause error) *subscription {
+	ps.close()
 	w.tick.Lost++
 	w.all.Lost++
 	w.emitEvent("lost", map[string]any{"error": oneLine(cause.Error())},

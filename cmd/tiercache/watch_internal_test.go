@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/bus"
+	"github.com/tiercache/tiercache/internal/redistest"
 )
 
 // newTestWatcher returns a watcher that prints to out (JSON with
@@ -139,4 +144,66 @@ func shownSeq(t *testing.T, w *watcher, origin bus.NodeID) uint64 {
 	}
 	t.Fatalf("tick %s does not show origin %s", out.String(), origin)
 	return 0
+}
+
+// lineWriter is watch's stdout in a test: it keeps what watch prints and
+// closes printed once a line containing want was written.
+type lineWriter struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	want    string
+	printed chan struct{}
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	if l.want != "" && strings.Contains(l.buf.String(), l.want) {
+		l.want = ""
+		close(l.printed)
+	}
+	return len(p), nil
+}
+
+func (l *lineWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestWatchEndsWhenCancelled guards the prompt end of watch on Ctrl-C or
+// SIGTERM (its ctx cancelled): go-redis bounds a receive by a ctx's
+// deadline but not by its cancellation, so watch waited for the end of
+// the current --interval (here an hour, on a bus where nothing comes). The
+// subscription must be closed as soon as ctx ends, and watch print its
+// totals and exit 0.
+func TestWatchEndsWhenCancelled(t *testing.T) {
+	srv := redistest.Start(t)
+	out := &lineWriter{want: `"event":"subscribed"`, printed: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"watch", "-p", strconv.Itoa(srv.Port()), "--namespace", "quiet", "--json",
+			"--interval", "1h", "--timeout", "1h"}, out, io.Discard, func(string) string { return "" })
+	}()
+	select {
+	case <-out.printed:
+	case code := <-done:
+		t.Fatalf("watch ended before it subscribed: exit %d, printed %q", code, out.String())
+	case <-time.After(time.Minute):
+		t.Fatal("watch did not subscribe within a minute")
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK || !strings.Contains(out.String(), `"event":"end"`) {
+			t.Fatalf("watch cancelled: exit %d, printed %q; want exit 0 after its totals", code, out.String())
+		}
+	case <-time.After(time.Minute):
+		// The failing run leaves watch waiting out its hour: the test
+		// binary ends it.
+		t.Fatal("watch still running a minute after its ctx was cancelled (--interval 1h)")
+	}
 }
