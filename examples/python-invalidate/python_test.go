@@ -5,6 +5,7 @@ package pythoninvalidate_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
@@ -261,5 +262,46 @@ func TestPythonTooLargeSendsFlush(t *testing.T) {
 	}
 	if c, err := rdb.Exists(context.Background(), ns+":"+n.g.Key(big)).Result(); err != nil || c != 0 {
 		t.Fatalf("EXISTS of the large key: %d, %v; want it gone from Redis", c, err)
+	}
+}
+
+// TestPythonRefusesBadNamespace guards the module's check of the
+// namespace, the rule of remote.ValidateNamespace (1 to 64 bytes of
+// [A-Za-z0-9_.-]): --namespace '*' made its SCAN pattern "*:user:1" match
+// every other namespace's keys, and removed them.
+func TestPythonRefusesBadNamespace(t *testing.T) {
+	py := python(t)
+	// The class refuses it, before it touches Redis (no server needed).
+	out, err := exec.Command(py, "-c", `import tiercache_invalidate as t
+try:
+    t.Invalidator(None, "*")
+except ValueError as e:
+    print("refused:", e)
+else:
+    print("accepted")
+t.Invalidator(None, "shop.v2-a_B")
+print("valid accepted")`).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "refused: namespace '*'") || !strings.Contains(string(out), "valid accepted") {
+		t.Fatalf("Invalidator(None, \"*\"): %v, output %q; want a ValueError, and a valid namespace accepted", err, out)
+	}
+
+	// The command line refuses it (exit 2), and no key of another namespace goes.
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "shop:user:1", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(srv.Port())
+	for _, ns := range []string{"*", "sh?p", "a b", "", strings.Repeat("n", 65)} {
+		cmd := exec.Command(py, "tiercache_invalidate.py", "--port", port, "--namespace", ns, "patterns", "user:1")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "must be 1 to 64 bytes, each in [A-Za-z0-9_.-]") {
+			t.Fatalf("--namespace %q: %v, output %q; want exit 2 and the namespace rule", ns, err, out)
+		}
+		if c, err := rdb.Exists(ctx, "shop:user:1").Result(); err != nil || c != 1 {
+			t.Fatalf("after --namespace %q: EXISTS shop:user:1 = %d, %v; want the key of namespace shop untouched", ns, c, err)
+		}
 	}
 }

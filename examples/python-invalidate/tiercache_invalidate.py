@@ -22,6 +22,7 @@ This sketch talks to one Redis server; on a Redis Cluster, SCAN every primary.
 import argparse
 import json
 import os
+import re
 import struct
 import sys
 import time
@@ -33,6 +34,7 @@ DEFAULT_NAMESPACE = "tiercache"
 MAX_MESSAGE_BYTES = 64 << 10  # what a Go node sends and reads at most; split above it
 HEADER_BYTES = 34  # version, kind, origin, seq, sent
 VARINT_BYTES = 10  # the most a uvarint takes, as the Go bus counts it
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def uvarint(n):
@@ -62,6 +64,16 @@ def encode_message(kind, origin, seq, sent_ns, items):
     return bytes(out)
 
 
+def validate_namespace(namespace):
+    """Raise ValueError unless namespace is valid, as remote.ValidateNamespace
+    decides: 1 to 64 bytes, each in [A-Za-z0-9_.-]. A namespace is a prefix of
+    Redis keys and of a SCAN pattern: "*" would reach every other namespace.
+    """
+    if not isinstance(namespace, str) or not NAMESPACE_RE.fullmatch(namespace):
+        raise ValueError("namespace %r must be 1 to 64 bytes, each in [A-Za-z0-9_.-]" % (namespace,))
+    return namespace
+
+
 def escape(value):
     """Escape a value for a glob pattern, as tiered.Escape does."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in value)
@@ -88,7 +100,7 @@ class Invalidator:
 
     def __init__(self, client, namespace=DEFAULT_NAMESPACE, sequence=True, sharded=False):
         self.client = client
-        self.namespace = namespace
+        self.namespace = validate_namespace(namespace)
         self.channel = namespace + ":tiercache:bus"
         self.origin = os.urandom(16)
         self.sequence = sequence
@@ -203,7 +215,8 @@ def main(argv):
     ap = argparse.ArgumentParser(description="Invalidate a tiercache fleet's keys or patterns.")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=6379)
-    ap.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+    ap.add_argument("--namespace", default=DEFAULT_NAMESPACE, type=namespace_arg,
+                    help="the fleet's namespace: 1 to 64 bytes of [A-Za-z0-9_.-]")
     ap.add_argument("--no-sequence", action="store_true", help="send sequence number 0")
     ap.add_argument("what", choices=["keys", "patterns", "selftest"])
     ap.add_argument("items", nargs="+")
@@ -223,6 +236,14 @@ def main(argv):
     if inv.flushes:
         print("sent %d flush(es) in place of messages over %d bytes: every node empties its whole L1"
               % (inv.flushes, MAX_MESSAGE_BYTES))
+
+
+def namespace_arg(value):
+    """argparse type of --namespace: a usage error (exit 2) unless valid."""
+    try:
+        return validate_namespace(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
 
 
 if __name__ == "__main__":
