@@ -224,6 +224,13 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("inspect with REDISCLI_AUTH: %v", r)
 	}
 	mustRun(t, "invalidate", "--url", "redis://:s3cret@"+locked.Addr(), "k")
+	// The URL's password wins over $REDISCLI_AUTH, as in redis-cli.
+	if r := cli(t, []string{"REDISCLI_AUTH=nope"}, "inspect", "--url", "redis://:s3cret@"+locked.Addr(), "k"); r.code != 0 {
+		t.Fatalf("inspect with the password in --url and another in REDISCLI_AUTH: %v", r)
+	}
+	if r := cli(t, []string{"REDISCLI_AUTH=nope", "TIERCACHE_REDIS_URL=redis://:s3cret@" + locked.Addr()}, "inspect", "k"); r.code != 0 {
+		t.Fatalf("inspect with the password in TIERCACHE_REDIS_URL and another in REDISCLI_AUTH: %v", r)
+	}
 }
 
 // TestHelp checks that --help (and -help) describes every command and
@@ -505,5 +512,39 @@ func TestWatchResubscribes(t *testing.T) {
 			}
 			io.Copy(io.Discard, stdout)
 		})
+	}
+}
+
+// TestInvalidateTooLargeSaysFlush guards the report of a key too large
+// for one bus message (64 KiB): the bus sends a flush in its place, and
+// the command must say so, not "kind keys", since every node then empties
+// its whole L1.
+func TestInvalidateTooLargeSaysFlush(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	const ns = "clibig"
+	n := newNode(t, rdb, ns, "user")
+	port := strconv.Itoa(srv.Port())
+	big := strings.Repeat("x", bus.DefaultMaxMessageBytes)
+	n.fill(t, big, "small")
+	r := mustRun(t, "invalidate", "-p", port, "--namespace", ns, "user:"+big)
+	if !strings.Contains(r.stdout, "published 1 message(s) of kind flush on clibig:tiercache:bus") {
+		t.Fatalf("invalidate of a key too large for a message printed %q; want 1 message of kind flush", r.stdout)
+	}
+	n.waitReceived(t)
+	if got := n.inL1(big, "small"); len(got) != 0 {
+		t.Fatalf("after the flush, L1 holds %d of the 2 ids; want none", len(got))
+	}
+
+	n.fill(t, big, "small")
+	r = mustRun(t, "invalidate", "-p", port, "--namespace", ns, "user:"+big, "user:small")
+	if !strings.Contains(r.stdout, "published 2 message(s) on clibig:tiercache:bus: 1 of kind keys, 1 of kind flush") {
+		t.Fatalf("invalidate of a key too large and a small one printed %q; want 1 message of kind keys and 1 flush", r.stdout)
+	}
+	n.waitReceived(t)
+	n.waitReceived(t)
+	if got := n.inL1(big, "small"); len(got) != 0 {
+		t.Fatalf("after the flush, L1 holds %d of the 2 ids; want none", len(got))
 	}
 }

@@ -19,7 +19,7 @@ import (
 // address flag does.
 const urlEnv = "TIERCACHE_REDIS_URL"
 
-// authEnv is redis-cli's: the password when -a is not given.
+// authEnv is redis-cli's: the password when neither -a nor the URL gives one.
 const authEnv = "REDISCLI_AUTH"
 
 // connFlags are the connection flags every command but help takes.
@@ -42,7 +42,7 @@ type connFlags struct {
 func (c *connFlags) register(fs *flagSet) {
 	fs.StringVar(&c.host, "h", "127.0.0.1", "Redis `host`")
 	fs.IntVar(&c.port, "p", 6379, "Redis `port`")
-	fs.StringVar(&c.password, "a", "", "`password` (default $"+authEnv+")")
+	fs.StringVar(&c.password, "a", "", "`password` (default: the URL's, else $"+authEnv+")")
 	fs.StringVar(&c.user, "user", "", "ACL user `name`")
 	fs.IntVar(&c.db, "n", 0, "database `number`")
 	fs.StringVar(&c.url, "url", "", "Redis `URL`, redis://[user:password@]host:port[/db] or rediss://... (default $"+urlEnv+")")
@@ -83,10 +83,6 @@ func (c *connFlags) client(getenv func(string) string) (redis.UniversalClient, e
 	if (c.master != "") != (c.sentinel != "") {
 		return nil, usagef("--sentinel and --master go together")
 	}
-	password := c.password
-	if !c.set["a"] {
-		password = getenv(authEnv)
-	}
 	tlsConf, err := c.tlsConfig()
 	if err != nil {
 		return nil, err
@@ -101,8 +97,9 @@ func (c *connFlags) client(getenv func(string) string) (redis.UniversalClient, e
 			return nil, err
 		}
 		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs: addrs, Username: c.user, Password: password, TLSConfig: tlsConf,
-			DialTimeout: c.timeout, ContextTimeoutEnabled: true, MaxRetries: -1,
+			Addrs: addrs, Username: c.user, Password: c.passwordOr("", getenv), TLSConfig: tlsConf,
+			DialTimeout: c.timeout, ReadTimeout: c.timeout, WriteTimeout: c.timeout,
+			ContextTimeoutEnabled: true, MaxRetries: -1,
 		}), nil
 	case c.sentinel != "":
 		addrs, err := splitAddrs("--sentinel", c.sentinel)
@@ -110,8 +107,9 @@ func (c *connFlags) client(getenv func(string) string) (redis.UniversalClient, e
 			return nil, err
 		}
 		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: c.master, SentinelAddrs: addrs, Username: c.user, Password: password,
-			DB: c.db, TLSConfig: tlsConf, DialTimeout: c.timeout, ContextTimeoutEnabled: true, MaxRetries: -1,
+			MasterName: c.master, SentinelAddrs: addrs, Username: c.user, Password: c.passwordOr("", getenv),
+			DB: c.db, TLSConfig: tlsConf, DialTimeout: c.timeout, ReadTimeout: c.timeout, WriteTimeout: c.timeout,
+			ContextTimeoutEnabled: true, MaxRetries: -1,
 		}), nil
 	}
 	url := c.url
@@ -127,9 +125,7 @@ func (c *connFlags) client(getenv func(string) string) (redis.UniversalClient, e
 	if c.set["user"] {
 		opts.Username = c.user
 	}
-	if c.set["a"] || password != "" {
-		opts.Password = password
-	}
+	opts.Password = c.passwordOr(opts.Password, getenv)
 	if c.set["n"] {
 		opts.DB = c.db
 	}
@@ -137,10 +133,26 @@ func (c *connFlags) client(getenv func(string) string) (redis.UniversalClient, e
 		tlsConf.ServerName, _, _ = net.SplitHostPort(opts.Addr)
 		opts.TLSConfig = tlsConf
 	}
-	opts.DialTimeout = c.timeout
+	// Every bound is --timeout: without a read and write timeout, a server
+	// that accepts and never answers holds a call for go-redis's defaults.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = c.timeout, c.timeout, c.timeout
 	opts.ContextTimeoutEnabled = true
 	opts.MaxRetries = -1 // one attempt: a command fails fast and says why
 	return redis.NewClient(opts), nil
+}
+
+// passwordOr returns the password to use when the address gave fromURL
+// ("" for none): -a when given (even empty), else fromURL, else
+// $REDISCLI_AUTH. redis-cli reads the variable only when neither -a nor
+// -u carries a password, and docs/cli.md promises its behaviour.
+func (c *connFlags) passwordOr(fromURL string, getenv func(string) string) string {
+	switch {
+	case c.set["a"]:
+		return c.password
+	case fromURL != "":
+		return fromURL
+	}
+	return getenv(authEnv)
 }
 
 // tlsConfig returns the TLS configuration of the flags, nil without --tls.

@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/tiercache/tiercache/internal/glob"
 	"sync/atomic"
+
+	"github.com/tiercache/tiercache/internal/glob"
 
 	"github.com/redis/go-redis/v9"
 
@@ -130,11 +131,16 @@ func (e *env) mutate(ctx context.Context, kind bus.Kind, items []string, redisPa
 		return usageError{err.Error()}
 	}
 	// The bus first, so that a bad --bus-key changes nothing; it publishes
-	// only after Redis changed.
-	var sent atomic.Int64
+	// only after Redis changed. A message sent without items is a flush:
+	// the bus sends one in place of an item too large for a message
+	// (every item of a command's message is non-empty, and there is one).
+	var sent, flushes atomic.Int64
 	b, err := e.newBus(rdb, func(ev bus.Event) {
 		if ev.Kind == bus.EventSent {
 			sent.Add(1)
+			if ev.N == 0 && kind != bus.KindFlush {
+				flushes.Add(1)
+			}
 		}
 	})
 	if err != nil {
@@ -147,9 +153,20 @@ func (e *env) mutate(ctx context.Context, kind bus.Kind, items []string, redisPa
 	if err := b.Publish(ctx, kind, items...); err != nil {
 		return fmt.Errorf("Redis changed, but the bus message failed: nodes keep their L1 copies until their L1TTL; run the command again: %w", err)
 	}
-	fmt.Fprintf(e.stdout, "published %d message(s) of kind %s on %s\n", sent.Load(), kindName(kind), tiered.BusChannel(e.conn.namespace))
+	ch := tiered.BusChannel(e.conn.namespace)
+	switch n, f := sent.Load(), flushes.Load(); {
+	case f == 0:
+		fmt.Fprintf(e.stdout, "published %d message(s) of kind %s on %s\n", n, kindName(kind), ch)
+	case f == n:
+		fmt.Fprintf(e.stdout, "published %d message(s) of kind flush on %s: %s\n", n, ch, tooLarge)
+	default:
+		fmt.Fprintf(e.stdout, "published %d message(s) on %s: %d of kind %s, %d of kind flush: %s\n", n, ch, n-f, kindName(kind), f, tooLarge)
+	}
 	return nil
 }
+
+// tooLarge says why a command's message became a flush.
+const tooLarge = "an item is too large for one bus message, so every node flushes its whole L1 instead"
 
 // newBus returns the bus through which a command publishes, with a random
 // origin, signing its messages under --bus-key (or $TIERCACHE_BUS_KEY)
@@ -197,6 +214,8 @@ func kindName(k bus.Kind) string {
 		return "heartbeat"
 	case bus.KindFlush:
 		return "flush"
+	case bus.KindTags:
+		return "tags"
 	}
 	return fmt.Sprintf("unknown(%d)", uint8(k))
 }

@@ -74,6 +74,11 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 func main() {
 	redis.SetLogger(quietLogger{}) // go-redis's own log lines would break "one line per error"
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal ends the command's ctx; the signals' default
+	// handling is back after it, so that a second Ctrl-C ends a command
+	// that the first could not stop at once (a Redis call waits up to
+	// --timeout).
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)

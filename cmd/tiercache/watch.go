@@ -22,15 +22,18 @@ var cmdWatch = &command{
 	summary: "show the invalidation bus live: rates by kind, origins, gaps, malformed",
 	help: `
 Subscribes to the namespace's bus channel and, every --interval, shows the
-messages per second by kind (keys, patterns, flush, heartbeat), the items
-they carried, every origin seen with its last sequence number and how long
-ago its last heartbeat came, the gaps in an origin's sequence numbers (a
+messages per second by kind (keys, patterns, tags, flush, heartbeat), the
+items they carried, every origin seen with its last sequence number and how
+long ago its last heartbeat came, the gaps in an origin's sequence numbers (a
 message that went missing, which makes every node flush its L1), and the
-messages that did not decode. The first message of an origin sets where its
+messages that did not decode. A gap is counted by the nodes' own rules
+(docs/protocol.md, "Sequence numbers"), so watch reports one where a node
+flushes; but the first numbered message of an origin sets where its
 numbering starts, so joining mid-stream is no gap. A lost subscription (a
-receive error, or a ping that a quiet interval sends going unanswered
-within --timeout) is reported, and watch subscribes again: messages sent
-meanwhile are not seen. Runs until interrupted,
+receive error, the server ending it, as a Redis Cluster shard that fails
+over does with --sharded, or a ping that a quiet interval sends going
+unanswered within --timeout) is reported, and watch subscribes again:
+messages sent meanwhile are not seen. Runs until interrupted,
 for --for, or until --count messages have come. --json prints one JSON
 object per line (ticks, and with --messages every message) for scripts.
 It publishes nothing.`,
@@ -73,10 +76,61 @@ type watchFlags struct {
 
 // origin is what watch knows of one sender.
 type origin struct {
-	seq      uint64    // the highest sequence number seen
+	// numbered is set once a message with a number other than 0 came: the
+	// first one sets last, as watch may start mid-stream.
+	numbered bool
+	last     uint64    // the last number accounted for, as a node keeps it (bus/seq.go, peer.last)
+	odd      uint64    // the last number that did not follow last, 0: none since (peer.odd)
 	lastBeat time.Time // zero: no heartbeat yet
 	messages int64     // heartbeats included
 	gaps     int64
+}
+
+// seqWindow is the bus's: how far ahead of the last number a message may
+// be and still be the same sender's next one (bus/seq.go).
+const seqWindow = 1 << 32
+
+// follows reports whether m can come after last from one sender (ok), and
+// whether a message went missing between them (gap), modulo 2^64 within
+// seqWindow: bus/seq.go's follows, the rule by which every node decides to
+// flush.
+func follows(last uint64, m bus.Message) (gap, ok bool) {
+	d := m.Seq - last // modulo 2^64
+	if m.Kind == bus.KindHeartbeat {
+		return d != 0, d < seqWindow
+	}
+	return d != 1, d != 0 && d < seqWindow
+}
+
+// check accounts for m's sequence number as a node's receiver does
+// (bus/seq.go, receiver.gap), and reports whether a node counts a gap
+// (and flushes its L1), whether the number was adopted, and the number it
+// followed (the last one, or the odd one it resynchronized on). Unlike a
+// node, watch takes the first numbered message of an origin as its
+// baseline rather than a gap: it may start mid-stream, where the nodes
+// heard the origin before.
+func (o *origin) check(m bus.Message) (gap, adopted bool, after uint64) {
+	after = o.last
+	switch {
+	case m.Seq == 0:
+		return false, false, after // a sender that numbers nothing: never a gap
+	case !o.numbered:
+		o.numbered, o.last = true, m.Seq
+		return false, true, m.Seq
+	}
+	if gap, ok := follows(o.last, m); ok {
+		o.last, o.odd = m.Seq, 0
+		return gap, true, after
+	}
+	if odd := o.odd; odd != 0 {
+		if gap, ok := follows(odd, m); ok {
+			// The origin is really at this number: the nodes follow it from here.
+			o.last, o.odd = m.Seq, 0
+			return gap, true, odd
+		}
+	}
+	o.odd = m.Seq // a repeat, behind, or far ahead: one gap, not adopted
+	return true, false, after
 }
 
 // counts are the tallies of one interval, or of the whole run.
@@ -110,15 +164,42 @@ type watcher struct {
 	received int64 // every message, heartbeats and malformed included, for --count
 }
 
-var errPingUnanswered = errors.New("ping unanswered within --timeout")
+var (
+	errPingUnanswered = errors.New("ping unanswered within --timeout")
+	errUnsubscribed   = errors.New("the server ended the subscription, as after a failover or a slot migration")
+)
 
-func (w *watcher) subscribe(ctx context.Context) (*redis.PubSub, error) {
+// unsubscribed reports whether msg is the server's notice that it ended
+// the subscription. The bus's receiver takes it for a loss too
+// (bus/receive.go).
+func unsubscribed(msg any) bool {
+	s, ok := msg.(*redis.Subscription)
+	return ok && (s.Kind == "unsubscribe" || s.Kind == "sunsubscribe")
+}
+
+// subscription is one subscription to the channel, closed as soon as the
+// run's ctx ends: a receive in progress waits for its timeout (up to
+// --interval) otherwise, as go-redis bounds it by a ctx's deadline but not
+// by its cancellation.
+type subscription struct {
+	*redis.PubSub
+	stop func() bool // unregisters the close on ctx's end
+}
+
+// close closes the subscription.
+func (s *subscription) close() {
+	s.stop()
+	s.PubSub.Close()
+}
+
+func (w *watcher) subscribe(ctx context.Context) (*subscription, error) {
 	var ps *redis.PubSub
 	if w.e.conn.sharded {
 		ps = w.rdb.SSubscribe(ctx, w.channel)
 	} else {
 		ps = w.rdb.Subscribe(ctx, w.channel)
 	}
+	sub := &subscription{PubSub: ps, stop: context.AfterFunc(ctx, func() { ps.Close() })}
 	msg, err := ps.ReceiveTimeout(ctx, w.e.conn.timeout)
 	if err == nil {
 		if _, ok := msg.(*redis.Subscription); !ok {
@@ -126,10 +207,13 @@ func (w *watcher) subscribe(ctx context.Context) (*redis.PubSub, error) {
 		}
 	}
 	if err != nil {
-		ps.Close()
+		sub.close()
+		if errors.Is(err, redis.ErrClosed) && ctx.Err() != nil {
+			err = ctx.Err() // closed because ctx ended, not by the server
+		}
 		return nil, fmt.Errorf("redis %s: subscribe %s: %w", describe(w.rdb), w.channel, err)
 	}
-	return ps, nil
+	return sub, nil
 }
 
 func (w *watcher) run(ctx context.Context) error {
@@ -139,7 +223,7 @@ func (w *watcher) run(ctx context.Context) error {
 	}
 	defer func() {
 		if ps != nil {
-			ps.Close()
+			ps.close()
 		}
 	}()
 	w.start = time.Now()
@@ -159,6 +243,15 @@ func (w *watcher) run(ctx context.Context) error {
 				w.emitTick(time.Now(), true)
 				return nil
 			}
+		case err == nil && unsubscribed(msg):
+			// The server ended the subscription: on a cluster, the
+			// channel's shard failed over or its slot moved (sharded
+			// pub/sub). Nothing more comes on this connection.
+			if ps = w.lose(ctx, ps, fmt.Errorf("%w (%s)", errUnsubscribed, msg.(*redis.Subscription).Kind)); ps == nil {
+				w.emitTick(time.Now(), true)
+				return nil
+			}
+			heard, pingPending = true, false
 		case err == nil:
 			heard, pingPending = true, false
 			w.handle(msg)
@@ -191,8 +284,8 @@ func (w *watcher) run(ctx context.Context) error {
 
 // lose reports a lost subscription and subscribes again; it returns the
 // new subscription, or nil when ctx ended first.
-func (w *watcher) lose(ctx context.Context, ps *redis.PubSub, cause error) *redis.PubSub {
-	ps.Close()
+func (w *watcher) lose(ctx context.Context, ps *subscription, cause error) *subscription {
+	ps.close()
 	w.tick.Lost++
 	w.all.Lost++
 	w.emitEvent("lost", map[string]any{"error": oneLine(cause.Error())},
@@ -233,8 +326,7 @@ func (w *watcher) handle(msg any) {
 		c.Items[kind] += int64(len(dec.Items))
 	}
 	o := w.origins[dec.Origin]
-	first := o == nil
-	if first {
+	if o == nil {
 		o = &origin{}
 		w.origins[dec.Origin] = o
 	}
@@ -242,9 +334,7 @@ func (w *watcher) handle(msg any) {
 	if dec.Kind == bus.KindHeartbeat {
 		o.lastBeat = now
 	}
-	// The gap rule of the bus's receiver; the first message of an origin
-	// sets the baseline instead (watch may start mid-stream).
-	gap := !first && (dec.Kind == bus.KindHeartbeat && dec.Seq > o.seq || dec.Kind != bus.KindHeartbeat && dec.Seq > o.seq+1)
+	gap, adopted, after := o.check(dec)
 	if w.e.watch.messages {
 		lag := time.Duration(now.UnixNano() - dec.Sent)
 		w.emitEvent("message", map[string]any{
@@ -256,11 +346,13 @@ func (w *watcher) handle(msg any) {
 		o.gaps++
 		w.tick.Gaps++
 		w.all.Gaps++
-		w.emitEvent("gap", map[string]any{"origin": dec.Origin.String(), "after": o.seq, "seq": dec.Seq},
-			"gap: origin %s jumped from seq %d to %d (nodes flush their L1)", dec.Origin, o.seq, dec.Seq)
-	}
-	if first || dec.Seq > o.seq {
-		o.seq = dec.Seq
+		fields := map[string]any{"origin": dec.Origin.String(), "after": after, "seq": dec.Seq, "adopted": adopted}
+		if adopted {
+			w.emitEvent("gap", fields, "gap: origin %s jumped from seq %d to %d (nodes flush their L1)", dec.Origin, after, dec.Seq)
+		} else {
+			w.emitEvent("gap", fields, "gap: origin %s sent seq %d after %d, not a number that can follow (a repeat, behind, or far ahead): nodes flush their L1 and still follow on from %d",
+				dec.Origin, dec.Seq, after, after)
+		}
 	}
 }
 
@@ -302,12 +394,12 @@ func (w *watcher) emitTick(now time.Time, final bool) {
 		secs = 1e-9
 	}
 	rates := map[string]float64{}
-	for _, k := range []string{"keys", "patterns", "flush", "heartbeat"} {
+	for _, k := range []string{"keys", "patterns", "tags", "flush", "heartbeat"} {
 		rates[k] = round(float64(w.tick.Messages[k]) / secs)
 	}
 	var views []originView
 	for id, o := range w.origins {
-		v := originView{Origin: id.String(), Seq: o.seq, Messages: o.messages, Gaps: o.gaps, heartbeatHuman: "no heartbeat yet"}
+		v := originView{Origin: id.String(), Seq: o.last, Messages: o.messages, Gaps: o.gaps, heartbeatHuman: "no heartbeat yet"}
 		if !o.lastBeat.IsZero() {
 			ago := now.Sub(o.lastBeat).Milliseconds()
 			v.LastHeartbeat = &ago
@@ -336,16 +428,16 @@ func (w *watcher) emitTick(now time.Time, final bool) {
 		if final {
 			label = fmt.Sprintf("per second (last %v)", now.Sub(w.last).Round(time.Millisecond))
 		}
-		fmt.Fprintf(w.e.stdout, "%s  %s: keys %g (%d items), patterns %g (%d items), flush %g, heartbeat %g; gaps %d, malformed %d, lost %d\n",
+		fmt.Fprintf(w.e.stdout, "%s  %s: keys %g (%d items), patterns %g (%d items), tags %g (%d items), flush %g, heartbeat %g; gaps %d, malformed %d, lost %d\n",
 			now.Format("15:04:05.000"), label, rates["keys"], w.tick.Items["keys"], rates["patterns"], w.tick.Items["patterns"],
-			rates["flush"], rates["heartbeat"], w.tick.Gaps, w.tick.Malformed, w.tick.Lost)
+			rates["tags"], w.tick.Items["tags"], rates["flush"], rates["heartbeat"], w.tick.Gaps, w.tick.Malformed, w.tick.Lost)
 		for _, v := range views {
 			fmt.Fprintf(w.e.stdout, "    origin %s  seq %d  %s  messages %d  gaps %d\n", v.Origin, v.Seq, v.heartbeatHuman, v.Messages, v.Gaps)
 		}
 		if final {
-			fmt.Fprintf(w.e.stdout, "%s  totals over %v: %d messages (keys %d, patterns %d, flush %d, heartbeat %d), gaps %d, malformed %d, lost %d\n",
+			fmt.Fprintf(w.e.stdout, "%s  totals over %v: %d messages (keys %d, patterns %d, tags %d, flush %d, heartbeat %d), gaps %d, malformed %d, lost %d\n",
 				now.Format("15:04:05.000"), now.Sub(w.start).Round(time.Millisecond), w.all.total(),
-				w.all.Messages["keys"], w.all.Messages["patterns"], w.all.Messages["flush"], w.all.Messages["heartbeat"],
+				w.all.Messages["keys"], w.all.Messages["patterns"], w.all.Messages["tags"], w.all.Messages["flush"], w.all.Messages["heartbeat"],
 				w.all.Gaps, w.all.Malformed, w.all.Lost)
 		}
 	}

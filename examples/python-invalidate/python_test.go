@@ -5,6 +5,7 @@ package pythoninvalidate_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/tiercache/tiercache/internal/redistest"
@@ -160,5 +162,146 @@ func TestPythonInvalidatesGoNode(t *testing.T) {
 	}
 	if f := flushes.Load(); f != 0 {
 		t.Fatalf("the Go node flushed its L1 %d times; want 0", f)
+	}
+}
+
+// pyNode is a Go node of a fleet that the Python module invalidates, with
+// a group "user" of strings.
+type pyNode struct {
+	c                  *tiered.Cache
+	g                  *tiered.Group[string]
+	received, rejected chan struct{}
+	flushes            atomic.Int64 // whole-L1 flushes after start-up
+}
+
+func newPyNode(t *testing.T, rdb *redis.Client, ns string) *pyNode {
+	t.Helper()
+	n := &pyNode{received: make(chan struct{}, 16), rejected: make(chan struct{}, 16)}
+	var ready atomic.Bool
+	c, err := tiered.New(tiered.Options{Redis: rdb, Namespace: ns, TTL: time.Hour, L1TTL: time.Hour,
+		Recorder: tiered.RecorderFunc(func(e tiered.Event) {
+			switch {
+			case e.Kind == tiered.EventInvalidationReceived:
+				n.received <- struct{}{}
+			case e.Kind == tiered.EventBusRejected:
+				n.rejected <- struct{}{}
+			case e.Kind == tiered.EventFlush && ready.Load():
+				n.flushes.Add(1)
+			}
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.WaitBus(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ready.Store(true)
+	n.c = c
+	if n.g, err = tiered.NewGroup[string](c, "user", tiered.GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// fill loads ids into both tiers.
+func (n *pyNode) fill(t *testing.T, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if _, err := n.g.Fetch(context.Background(), id, func(context.Context, string) (string, error) { return "v" + id, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.c.WaitL1()
+}
+
+// inL1 returns how many of ids the node's L1 holds.
+func (n *pyNode) inL1(ids ...string) int {
+	in := 0
+	for _, id := range ids {
+		if _, ok := n.g.Peek(id); ok {
+			in++
+		}
+	}
+	return in
+}
+
+// TestPythonTooLargeSendsFlush guards the module's handling of one key too
+// large for a bus message (MaxMessageBytes, 64 KiB): it published the
+// message anyway, which every node drops unread, and exited 0, leaving the
+// key in every L1. docs/protocol.md says a foreign writer must send a
+// flush instead, as a Go node does: the node must empty its L1, and drop
+// nothing.
+func TestPythonTooLargeSendsFlush(t *testing.T) {
+	py := python(t)
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	const ns = "pybig"
+	n := newPyNode(t, rdb, ns)
+	big := strings.Repeat("x", 70000)
+	n.fill(t, big, "small")
+	if got := n.inL1(big, "small"); got != 2 {
+		t.Fatalf("before: L1 holds %d of the 2 ids", got)
+	}
+	out := runPython(t, py, "--port", strconv.Itoa(srv.Port()), "--namespace", ns, "keys", "user:"+big)
+	select {
+	case <-n.received:
+	case <-n.rejected:
+		t.Fatalf("the Go node dropped the message unread (larger than its MaxMessageBytes); python printed %q", out)
+	case <-time.After(time.Minute):
+		t.Fatal("no invalidation reached the Go node within a minute")
+	}
+	if !strings.Contains(out, "sent 1 flush(es)") {
+		t.Fatalf("python printed %q; want it to say that it sent a flush", out)
+	}
+	if got := n.inL1(big, "small"); got != 0 {
+		t.Fatalf("after the flush, L1 holds %d of the 2 ids; want none", got)
+	}
+	if f := n.flushes.Load(); f != 1 {
+		t.Fatalf("the Go node flushed %d times; want 1", f)
+	}
+	if c, err := rdb.Exists(context.Background(), ns+":"+n.g.Key(big)).Result(); err != nil || c != 0 {
+		t.Fatalf("EXISTS of the large key: %d, %v; want it gone from Redis", c, err)
+	}
+}
+
+// TestPythonRefusesBadNamespace guards the module's check of the
+// namespace, the rule of remote.ValidateNamespace (1 to 64 bytes of
+// [A-Za-z0-9_.-]): --namespace '*' made its SCAN pattern "*:user:1" match
+// every other namespace's keys, and removed them.
+func TestPythonRefusesBadNamespace(t *testing.T) {
+	py := python(t)
+	// The class refuses it, before it touches Redis (no server needed).
+	out, err := exec.Command(py, "-c", `import tiercache_invalidate as t
+try:
+    t.Invalidator(None, "*")
+except ValueError as e:
+    print("refused:", e)
+else:
+    print("accepted")
+t.Invalidator(None, "shop.v2-a_B")
+print("valid accepted")`).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "refused: namespace '*'") || !strings.Contains(string(out), "valid accepted") {
+		t.Fatalf("Invalidator(None, \"*\"): %v, output %q; want a ValueError, and a valid namespace accepted", err, out)
+	}
+
+	// The command line refuses it (exit 2), and no key of another namespace goes.
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "shop:user:1", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(srv.Port())
+	for _, ns := range []string{"*", "sh?p", "a b", "", strings.Repeat("n", 65)} {
+		cmd := exec.Command(py, "tiercache_invalidate.py", "--port", port, "--namespace", ns, "patterns", "user:1")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "must be 1 to 64 bytes, each in [A-Za-z0-9_.-]") {
+			t.Fatalf("--namespace %q: %v, output %q; want exit 2 and the namespace rule", ns, err, out)
+		}
+		if c, err := rdb.Exists(ctx, "shop:user:1").Result(); err != nil || c != 1 {
+			t.Fatalf("after --namespace %q: EXISTS shop:user:1 = %d, %v; want the key of namespace shop untouched", ns, c, err)
+		}
 	}
 }

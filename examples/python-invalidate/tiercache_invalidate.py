@@ -22,6 +22,7 @@ This sketch talks to one Redis server; on a Redis Cluster, SCAN every primary.
 import argparse
 import json
 import os
+import re
 import struct
 import sys
 import time
@@ -30,7 +31,10 @@ WIRE_VERSION = 1
 KIND_KEYS, KIND_PATTERNS, KIND_HEARTBEAT, KIND_FLUSH = 1, 2, 3, 4
 KIND_TAGS = 5  # items "<stamp>:<id>" (docs/protocol.md)
 DEFAULT_NAMESPACE = "tiercache"
-MAX_MESSAGE_BYTES = 64 << 10  # what a Go node sends at most; split above it
+MAX_MESSAGE_BYTES = 64 << 10  # what a Go node sends and reads at most; split above it
+HEADER_BYTES = 34  # version, kind, origin, seq, sent
+VARINT_BYTES = 10  # the most a uvarint takes, as the Go bus counts it
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def uvarint(n):
@@ -60,6 +64,16 @@ def encode_message(kind, origin, seq, sent_ns, items):
     return bytes(out)
 
 
+def validate_namespace(namespace):
+    """Raise ValueError unless namespace is valid, as remote.ValidateNamespace
+    decides: 1 to 64 bytes, each in [A-Za-z0-9_.-]. A namespace is a prefix of
+    Redis keys and of a SCAN pattern: "*" would reach every other namespace.
+    """
+    if not isinstance(namespace, str) or not NAMESPACE_RE.fullmatch(namespace):
+        raise ValueError("namespace %r must be 1 to 64 bytes, each in [A-Za-z0-9_.-]" % (namespace,))
+    return namespace
+
+
 def escape(value):
     """Escape a value for a glob pattern, as tiered.Escape does."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in value)
@@ -86,12 +100,16 @@ class Invalidator:
 
     def __init__(self, client, namespace=DEFAULT_NAMESPACE, sequence=True, sharded=False):
         self.client = client
-        self.namespace = namespace
+        self.namespace = validate_namespace(namespace)
         self.channel = namespace + ":tiercache:bus"
         self.origin = os.urandom(16)
         self.sequence = sequence
         self.sharded = sharded
         self.seq = 0
+        # Flushes sent in place of a message too large for a node to read
+        # (one key or pattern above MAX_MESSAGE_BYTES): each empties every
+        # node's whole L1.
+        self.flushes = 0
 
     def invalidate(self, *keys):
         """UNLINK the keys, then publish one keys message."""
@@ -143,23 +161,38 @@ class Invalidator:
 
     def _publish(self, kind, items):
         for part in split(items, MAX_MESSAGE_BYTES):
+            part_kind = kind
+            if message_size(part) > MAX_MESSAGE_BYTES:
+                # One item too large for a message, which every node would
+                # drop unread: send a flush instead, as a Go node does
+                # (docs/protocol.md, "Size").
+                part_kind, part = KIND_FLUSH, []
+                self.flushes += 1
             if self.sequence:
                 self.seq += 1  # used up even if the publish fails: nodes see a gap and flush
-            msg = encode_message(kind, self.origin, self.seq, time.time_ns(), part)
+            msg = encode_message(part_kind, self.origin, self.seq, time.time_ns(), part)
             if self.sharded:
                 self.client.execute_command("SPUBLISH", self.channel, msg)
             else:
                 self.client.publish(self.channel, msg)
 
 
+def message_size(items):
+    """Bound the size of a message of items, as the Go bus counts it."""
+    return HEADER_BYTES + VARINT_BYTES + sum(VARINT_BYTES + len(it.encode()) for it in items)
+
+
 def split(items, max_bytes):
-    """Cut items into parts whose messages stay within max_bytes, as the Go bus does."""
-    parts, start, size = [], 0, 34 + 10
+    """Cut items into parts whose messages stay within max_bytes, as the Go bus does.
+
+    A part of one item may still exceed max_bytes: _publish sends a flush for it.
+    """
+    parts, start, size = [], 0, HEADER_BYTES + VARINT_BYTES
     for i, it in enumerate(items):
-        n = 10 + len(it.encode())
+        n = VARINT_BYTES + len(it.encode())
         if i > start and size + n > max_bytes:
             parts.append(list(items[start:i]))
-            start, size = i, 34 + 10
+            start, size = i, HEADER_BYTES + VARINT_BYTES
         size += n
     if start < len(items):
         parts.append(list(items[start:]))
@@ -182,7 +215,8 @@ def main(argv):
     ap = argparse.ArgumentParser(description="Invalidate a tiercache fleet's keys or patterns.")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=6379)
-    ap.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+    ap.add_argument("--namespace", default=DEFAULT_NAMESPACE, type=namespace_arg,
+                    help="the fleet's namespace: 1 to 64 bytes of [A-Za-z0-9_.-]")
     ap.add_argument("--no-sequence", action="store_true", help="send sequence number 0")
     ap.add_argument("what", choices=["keys", "patterns", "selftest"])
     ap.add_argument("items", nargs="+")
@@ -199,6 +233,17 @@ def main(argv):
     else:
         n = inv.invalidate_patterns(*args.items)
         print("invalidated %d pattern(s): %d key(s) removed from Redis" % (len(args.items), n))
+    if inv.flushes:
+        print("sent %d flush(es) in place of messages over %d bytes: every node empties its whole L1"
+              % (inv.flushes, MAX_MESSAGE_BYTES))
+
+
+def namespace_arg(value):
+    """argparse type of --namespace: a usage error (exit 2) unless valid."""
+    try:
+        return validate_namespace(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
 
 
 if __name__ == "__main__":
