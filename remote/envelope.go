@@ -266,6 +266,12 @@ func decodeStale(raw []byte) Record {
 	if Kind(raw[2]) != KindStale {
 		return Record{Kind: KindForeign, Raw: raw}
 	}
+	// Only a version 2 value follows the header, as the protocol says:
+	// checking it first also keeps nested stale headers (corrupt bytes)
+	// from recursing without bound.
+	if len(raw) < headerLen+2 || raw[headerLen] != magic || raw[headerLen+1] != version2 {
+		return Record{Kind: KindCorrupt, Raw: raw}
+	}
 	in := decode(raw[headerLen:])
 	if in.Kind != KindValue {
 		return Record{Kind: KindCorrupt, Raw: raw}

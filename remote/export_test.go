@@ -66,3 +66,6 @@ func (s *Store) FillMany(ctx context.Context, fills []Fill) ([]bool, error) {
 // LoadScripts loads every script the store runs on every server of the
 // deployment (see loadScripts).
 func (s *Store) LoadScripts(ctx context.Context) error { return s.loadScripts(ctx) }
+
+// Decode is decode: what a read of raw bytes finds.
+func Decode(raw []byte) Record { return decode(raw) }

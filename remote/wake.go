@@ -87,7 +87,9 @@ func ParseWake(payload string) (rkey string, lease uint64, rec Record, hasRec, o
 	}
 	n, rest, found := strings.Cut(payload[1:], ":")
 	klen, err := strconv.Atoi(n)
-	if !found || err != nil || klen <= 0 || klen+identityLen > len(rest) {
+	// klen > len(rest)-identityLen, not klen+identityLen > len(rest): a
+	// forged length near the int maximum would wrap the sum around.
+	if !found || err != nil || klen <= 0 || klen > len(rest)-identityLen {
 		return "", 0, Record{}, false, false
 	}
 	id := rest[klen : klen+identityLen]
