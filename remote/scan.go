@@ -112,7 +112,7 @@ func (s *Store) unlinkOn(ctx context.Context, c *redis.Client, keys []string) er
 	if err != nil {
 		return fmt.Errorf("remote: unlink: %w", err)
 	}
-	err = s.pipeOn(ctx, c, keys, addUnlink)
+	_, err = s.pipeOn(ctx, c, keys, addUnlink) // one master, one breaker: its whole outcome
 	g.exit(ctx, err)
 	if err != nil {
 		return s.fail("unlink", err)

@@ -68,8 +68,8 @@ func (s *Store) MarkStale(ctx context.Context, keys []string, end, now int64) er
 	}
 	px := strconv.FormatInt(end-now, 10)
 	at := strconv.FormatInt(now, 10)
-	add := func(ctx context.Context, p redis.Pipeliner, rkey string) {
-		p.Eval(ctx, staleSrc, []string{rkey}, staleHeader(NewToken(), end), px, at)
+	add := func(ctx context.Context, p redis.Pipeliner, rkey string) redis.Cmder {
+		return p.Eval(ctx, staleSrc, []string{rkey}, staleHeader(NewToken(), end), px, at)
 	}
 	if err := s.guardedWrite(ctx, keys, add); err != nil {
 		return s.fail("mark stale", err)

@@ -284,8 +284,8 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([]Record, error) {
 // With WaitReplicas, it then waits for the replicas (see [Options]).
 func (s *Store) Set(ctx context.Context, key string, rec Record, ttl time.Duration) error {
 	raw, px := encode(rec), pxDuration(ttl)
-	err := s.guardedWrite(ctx, []string{key}, func(ctx context.Context, p redis.Pipeliner, rkey string) {
-		p.Set(ctx, rkey, raw, px)
+	err := s.guardedWrite(ctx, []string{key}, func(ctx context.Context, p redis.Pipeliner, rkey string) redis.Cmder {
+		return p.Set(ctx, rkey, raw, px)
 	})
 	if err != nil {
 		return s.fail("set", err)
@@ -303,7 +303,9 @@ func (s *Store) Unlink(ctx context.Context, keys ...string) error {
 	return nil
 }
 
-func addUnlink(ctx context.Context, p redis.Pipeliner, rkey string) { p.Unlink(ctx, rkey) }
+func addUnlink(ctx context.Context, p redis.Pipeliner, rkey string) redis.Cmder {
+	return p.Unlink(ctx, rkey)
+}
 
 // Pipelines reports whether [Store.UnlinkIn] can add to another caller's
 // pipeline on c: c is the store's own client, a single server's, and the
@@ -362,8 +364,9 @@ func (s *Store) writeIn(ctx context.Context, p redis.Pipeliner, keys []string, o
 }
 
 // guardedWrite is write behind the breakers of the endpoints of keys: it is
-// refused when one of them is open, and its outcome is charged to all of
-// them.
+// refused when one of them is open, and each endpoint is charged with the
+// outcome of its own keys' writes only (as GetMany does), so that a master
+// that fails does not open the breaker of a master that answered.
 func (s *Store) guardedWrite(ctx context.Context, keys []string, add adder) error {
 	if len(keys) == 0 {
 		return nil
@@ -372,8 +375,8 @@ func (s *Store) guardedWrite(ctx context.Context, keys []string, add adder) erro
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, keys, add)
-	g.exit(ctx, err)
+	keyErrs, err := s.write(ctx, keys, add)
+	g.exitEach(ctx, err, len(keys), func(i int) error { return keyErrs[i] })
 	return err
 }
 
