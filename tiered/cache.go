@@ -117,7 +117,10 @@ type Cache struct {
 	// throttle mark, one round trip after the other, as before they ran
 	// together; for measurements.
 	serialFailure bool
-	softTimeout   func(time.Duration) *time.Timer
+	// keepFailedMark leaves the throttle mark of a failed reload whose
+	// fallback went meanwhile, for tests.
+	keepFailedMark bool
+	softTimeout    func(time.Duration) *time.Timer
 	// softFromLock counts a Fetch's LoadSoftTimeout from the reload lock
 	// instead of from its read, so that a test can show it catches that.
 	softFromLock bool

@@ -360,11 +360,12 @@ func (x *expiredLoad[V]) reload(ctx context.Context, lock remote.Lease, record b
 // failed is the rest of a load under the lock that failed: it replaces the
 // lock with the throttle mark until until (clearing *held when it did) and
 // reports whether old may serve as the fallback (stillHeld). The two take
-// a round trip each and do not depend on each other (the load failed
-// either way: a mark beside a key whose value went holds back only a
-// later expired value's reload, which is what it is for), so they run
-// together: the caller waits for one round trip, not two, before its
-// fallback or its error.
+// a round trip each, so they run together: the caller waits for one round
+// trip, not two, before its fallback. When old went while the load ran
+// (no fallback: the caller gets the load's error), the mark is removed
+// again, a second round trip on that path only: a failure that served no
+// fallback throttles nothing, or a new value that expires within the
+// throttle would be served as a fallback without a reload.
 func (x *expiredLoad[V]) failed(ctx context.Context, lock remote.Lease, until int64, held *bool) bool {
 	c := x.g.c
 	if c.noThrottle {
@@ -374,27 +375,52 @@ func (x *expiredLoad[V]) failed(ctx context.Context, lock remote.Lease, until in
 		if !x.stillHeld(ctx) {
 			return false
 		}
-		*held = !x.markThrottle(ctx, lock, until)
+		_, marked := x.markThrottle(ctx, lock, until)
+		*held = !marked
 		return true
 	}
-	marked := make(chan bool, 1)
-	go func() { marked <- x.markThrottle(ctx, lock, until) }()
-	ok := x.stillHeld(ctx)
-	*held = !<-marked
-	return ok
+	type marking struct {
+		mark remote.Record
+		ok   bool
+	}
+	done := make(chan marking, 1)
+	go func() {
+		m, ok := x.markThrottle(ctx, lock, until)
+		done <- marking{m, ok}
+	}()
+	fallback := x.stillHeld(ctx)
+	m := <-done
+	*held = !m.ok
+	if !fallback && m.ok && !c.keepFailedMark {
+		x.unmark(ctx, m.mark)
+	}
+	return fallback
 }
 
 // markThrottle replaces the reload lock with the throttle mark, which holds
-// the fleet back from loading the id until until (unix ms). It reports
-// whether the mark was written.
-func (x *expiredLoad[V]) markThrottle(ctx context.Context, lock remote.Lease, until int64) bool {
+// the fleet back from loading the id until until (unix ms). It returns the
+// mark and whether the call succeeded (the lock is then no longer this
+// load's to release).
+func (x *expiredLoad[V]) markThrottle(ctx context.Context, lock remote.Lease, until int64) (remote.Record, bool) {
 	g, c := x.g, x.g.c
 	mark := remote.Record{Kind: remote.KindAbsent, Token: remote.NewToken(), Expire: until}
 	if _, err := c.store.Fill(ctx, lock, mark, g.fs.throttle); err != nil {
 		c.redisFailed(&g.st, g.name, "fail-safe throttle", x.key, err)
-		return false
+		return mark, false
 	}
-	return true
+	return mark, true
+}
+
+// unmark removes the throttle mark this load wrote, if it is still there
+// (a compare-and-delete on its bytes).
+func (x *expiredLoad[V]) unmark(ctx context.Context, mark remote.Record) {
+	g, c := x.g, x.g.c
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.RedisTimeout)
+	defer cancel()
+	mark.Raw = remote.Encode(mark)
+	if _, err := c.store.Discard(rctx, x.lockKey(), mark); err != nil {
+		c.redisFailed(&g.st, g.name, "fail-safe unmark", x.key, err)
+	}
 }
 
 // unlock releases the reload lock.

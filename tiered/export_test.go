@@ -137,6 +137,10 @@ func SetNoThrottle(c *Cache, off bool) { c.noThrottle = off }
 // the throttle mark, one round trip after the other.
 func SetSerialFailure(c *Cache, on bool) { c.serialFailure = on }
 
+// SetKeepFailedMark makes a failed reload whose fallback went while it ran
+// leave its throttle mark.
+func SetKeepFailedMark(c *Cache, on bool) { c.keepFailedMark = on }
+
 // SetNoSoftMany makes c's FetchMany wait for its batch's load whatever
 // LoadSoftTimeout says, so that a test can show it catches that.
 func SetNoSoftMany(c *Cache, off bool) { c.noSoftMany = off }

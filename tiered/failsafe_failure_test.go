@@ -2,6 +2,7 @@ package tiered_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -210,6 +211,67 @@ func failSafeWaiterWoken(t *testing.T, rdb redis.UniversalClient) {
 			}
 			if n := r.loads.Load(); n != 2 {
 				t.Fatalf("%d loads; want 2 (the first fill, node 0's failed reload)", n)
+			}
+		})
+	}
+}
+
+// failSafeNoMarkWithoutFallback: node 0's reload of an expired id fails
+// after node 1 replaced the value (an invalidation, then a fill of v2):
+// node 0 serves no fallback, and since its throttle mark went out beside
+// the check that found the value gone, it removes the mark again. Once v2
+// expires, node 1 reloads it. With the mark left in place (SetKeepFailedMark)
+// node 1 serves the expired v2 as a fallback without calling its loader,
+// which shows the test catches that.
+func failSafeNoMarkWithoutFallback(t *testing.T, rdb redis.UniversalClient) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keepMark=%v", keep), func(t *testing.T) {
+			ctx := context.Background()
+			id := fmt.Sprintf("nomark-%v", keep)
+			r := newFSRig(t, rdb, 2, tiered.GroupOptions{})
+			tiered.SetKeepFailedMark(r.caches[0], keep)
+			r.cached(id)
+			started, release := make(chan struct{}), make(chan struct{})
+			gated := func(ctx context.Context, id string) (string, error) {
+				close(started)
+				<-release
+				return r.dead(ctx, id)
+			}
+			type result struct {
+				v   string
+				fb  bool
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				v, fb, err := r.fetch(0, id, gated)
+				done <- result{v, fb, err}
+			}()
+			<-started
+			if err := r.groups[1].Invalidate(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if v, _, err := r.fetch(1, id, r.ok("v2")); err != nil || v != "v2" {
+				t.Fatalf("node 1's fill = %q, %v", v, err)
+			}
+			close(release)
+			if res := <-done; !errors.Is(res.err, errDown) || res.fb {
+				t.Fatalf("node 0: %q, fallback %v, %v; want the loader's error, no fallback", res.v, res.fb, res.err)
+			}
+			for _, c := range r.caches {
+				c.WaitL1()
+			}
+			r.clk.Add(fsTTL + time.Second) // v2 expires
+			before := r.loads.Load()
+			v, fb, err := r.fetch(1, id, r.ok("v3"))
+			if keep {
+				if err != nil || v != "v2" || !fb || r.loads.Load() != before {
+					t.Fatalf("mark kept: %q, fallback %v, %v, %d loads; want the expired v2 served by the throttle, no load", v, fb, err, r.loads.Load()-before)
+				}
+				return
+			}
+			if err != nil || v != "v3" || fb {
+				t.Fatalf("after v2 expired: %q, fallback %v, %v; want v3 from a reload", v, fb, err)
 			}
 		})
 	}

@@ -300,7 +300,8 @@ func (x *expiredLoad[V]) throttle(ctx context.Context, until int64) bool {
 		return false
 	case !won:
 		return false
-	case !x.markThrottle(ctx, lock, until):
+	}
+	if _, ok := x.markThrottle(ctx, lock, until); !ok {
 		x.unlock(ctx, lock)
 		return false
 	}

@@ -124,6 +124,7 @@ var failSafeCases = map[string]func(*testing.T, redis.UniversalClient){
 	"NeverTagged":       failSafeNeverTagInvalidated,
 	"FailureOneTrip":    failSafeFailureOneRoundTrip,
 	"WaiterWoken":       failSafeWaiterWoken,
+	"NoMarkNoFallback":  failSafeNoMarkWithoutFallback,
 }
 
 // failSafeNeverTagInvalidated: a tag invalidation (or a Clear) leaves the
