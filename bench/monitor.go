@@ -76,17 +76,22 @@ func (m *monitor) receive() {
 		if b.Kind == bus.KindHeartbeat {
 			continue
 		}
-		m.mu.Lock()
-		if b.Kind == bus.KindKeys && len(b.Items) == 1 && strings.HasPrefix(b.Items[0], helloPrefix) {
-			if i, err := strconv.Atoi(b.Items[0][len(helloPrefix):]); err == nil {
-				m.origins[b.Origin] = i
-			}
-		}
-		m.msgs = append(m.msgs, b)
-		close(m.changed)
-		m.changed = make(chan struct{})
-		m.mu.Unlock()
+		m.add(b)
 	}
+}
+
+// add takes in message b as the monitor receives it.
+func (m *monitor) add(b bus.Message) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b.Kind == bus.KindKeys && len(b.Items) == 1 && strings.HasPrefix(b.Items[0], helloPrefix) {
+		if i, err := strconv.Atoi(b.Items[0][len(helloPrefix):]); err == nil {
+			m.origins[b.Origin] = i
+		}
+	}
+	m.msgs = append(m.msgs, b)
+	close(m.changed)
+	m.changed = make(chan struct{})
 }
 
 func (m *monitor) fail(err error) {
