@@ -88,8 +88,11 @@ type nodeLog struct {
 
 	stale, late, checked atomic.Uint64
 
-	mu      sync.Mutex // protects the fields below
-	byKey   map[int][]logEntry
+	mu    sync.Mutex // protects the fields below
+	byKey map[int][]logEntry
+	// unknown holds, per key, deliveries whose coverage the write log had
+	// lost; covered is then the key's version on receipt, an upper bound.
+	unknown map[int][]logEntry
 	lagHi   map[int]uint64 // per key, the newest version whose lag was measured here
 	lag     hist
 	keyLag  hist // lag of the deliveries of keys messages only (not patterns)
@@ -103,11 +106,11 @@ type nodeLog struct {
 	recvLag  []int64
 	mapped   int
 	broken   string // why deliveries could not be mapped, if they could not
-	unsure   uint64 // suspects never classified (the log never caught up)
+	unsure   uint64 // suspects never classified (the log never caught up, or had lost what a delivery covered)
 }
 
 func newNodeLog(t *truth, node int, prop propagation) *nodeLog {
-	return &nodeLog{t: t, node: node, prop: prop, byKey: make(map[int][]logEntry), lagHi: make(map[int]uint64)}
+	return &nodeLog{t: t, node: node, prop: prop, byKey: make(map[int][]logEntry), unknown: make(map[int][]logEntry), lagHi: make(map[int]uint64)}
 }
 
 // check classifies one read of key k that returned version v and began
@@ -142,7 +145,22 @@ func (l *nodeLog) classifyLocked(s suspect) {
 			return
 		}
 	}
+	// A delivery that may have covered v, of unknown coverage: the read
+	// may be stale or late.
+	for _, e := range l.unknown[s.key] {
+		if e.covered > s.v && e.at < s.t0 {
+			l.unsure++
+			return
+		}
+	}
 	l.late.Add(1)
+}
+
+// unknownLocked records that this node applied, at relative time at, an
+// invalidation of key k that covered no version above upper, but which
+// ones the write log could no longer tell.
+func (l *nodeLog) unknownLocked(k int, upper uint64, at int64) {
+	l.unknown[k] = append(l.unknown[k], logEntry{upper, at})
 }
 
 // staleLocked counts s as a stale read, and its age.

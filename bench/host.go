@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tiercache/tiercache/internal/memsize"
-	"github.com/tiercache/tiercache/local"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/memsize"
+	"github.com/tiercache/tiercache/local"
 )
 
 // runSpec names one run: a scenario against one cache. The parent sends it
@@ -347,6 +348,7 @@ func (w *worker) write(ctx context.Context, keys []int, group int) {
 	// every other node see a gap and flush, as after a lost message.
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
+	ictx = withWrites(ictx, keys, vs)
 	var err error
 	if group >= 0 {
 		err = w.hn.node.invalidateGroup(ictx, group)
@@ -364,6 +366,34 @@ func (w *worker) write(ctx context.Context, keys []int, group int) {
 		w.hn.log.applied(k, vs[i], 0, now)
 	}
 	w.p.Writes++
+}
+
+// writesKey is the context key under which an invalidation carries the
+// writes it is for.
+type writesKey struct{}
+
+type carriedWrites struct {
+	keys []int
+	vs   []uint64
+}
+
+// withWrites tells the cache node, through ctx, that its invalidation is
+// for versions vs of keys: a peer whose messages name no version
+// (jetcache-go) can then say which write each carries.
+func withWrites(ctx context.Context, keys []int, vs []uint64) context.Context {
+	return context.WithValue(ctx, writesKey{}, carriedWrites{keys, vs})
+}
+
+// writeOf returns the version of key k an invalidation under ctx is for (0:
+// not known).
+func writeOf(ctx context.Context, k int) uint64 {
+	cw, _ := ctx.Value(writesKey{}).(carriedWrites)
+	for i, key := range cw.keys {
+		if key == k {
+			return cw.vs[i]
+		}
+	}
+	return 0
 }
 
 func (w *worker) tick() {

@@ -34,10 +34,24 @@ type monitor struct {
 
 	mu      sync.Mutex // protects the fields below
 	msgs    []bus.Message
+	covers  [][]cover          // per message, what it covers, worked out on receipt
 	origins map[bus.NodeID]int // bus node -> fleet index, learnt from hellos
 	cursor  map[int]int        // per hosted node, the next message to match
 	err     error
 	changed chan struct{} // closed and replaced whenever msgs or origins grow
+}
+
+// cover is what a message covers of one key, worked out when the monitor
+// received it: by the time a delivery is mapped, up to a sync period
+// later, a hot key's write log may have turned over.
+type cover struct {
+	key     int
+	covered uint64
+	// known is false if the log no longer reached back to the message's
+	// send time even on receipt; upper is the key's version then, newer
+	// than anything the message can cover.
+	known bool
+	upper uint64
 }
 
 func busChannel(namespace string) string { return namespace + ":tiercache:bus" }
@@ -89,7 +103,17 @@ func (m *monitor) add(b bus.Message) {
 			m.origins[b.Origin] = i
 		}
 	}
+	var covers []cover
+	if origin, ok := m.origins[b.Origin]; ok {
+		sent := m.t.rel(time.Unix(0, b.Sent))
+		for _, k := range m.keysOf(b) {
+			upper := m.t.version(k)
+			covered, known := m.t.coverage(k, origin, sent)
+			covers = append(covers, cover{key: k, covered: covered, known: known, upper: upper})
+		}
+	}
 	m.msgs = append(m.msgs, b)
+	m.covers = append(m.covers, covers)
 	close(m.changed)
 	m.changed = make(chan struct{})
 }
@@ -167,37 +191,52 @@ func (m *monitor) match(idx int, l *nodeLog, at int64, lag time.Duration) error 
 		m.mu.Unlock()
 		return errNotYet
 	}
-	msg := m.msgs[c]
+	msg, covers := m.msgs[c], m.covers[c]
 	m.cursor[idx] = c + 1
-	origin, ok := m.origins[msg.Origin]
+	origin := m.origins[msg.Origin]
 	m.mu.Unlock()
 	sentAbs := time.Unix(0, msg.Sent)
 	implied := m.t.abs(at).Add(-lag)
 	if d := implied.Sub(sentAbs); d < -time.Millisecond || d > time.Second {
 		return fmt.Errorf("node %d: delivery at %v does not match message sent at %v", idx, m.t.abs(at), sentAbs)
 	}
-	if !ok {
-		return nil // a hello from a node the monitor does not know yet: carries no write
-	}
+	// covers is empty for a hello, or a message from a node the monitor
+	// did not know yet: they carry no write.
+	// Where the log still reaches back to the send time, it is asked again:
+	// it now also holds the returns of invalidations whose writer had not
+	// logged them yet when the message arrived.
 	sent := m.t.rel(sentAbs)
-	for _, item := range msg.Items {
-		var keys []int
-		switch msg.Kind {
+	byPattern := msg.Kind == bus.KindPatterns
+	for _, c := range covers {
+		covered, known := c.covered, c.known
+		if now, ok := m.t.coverage(c.key, origin, sent); ok {
+			covered, known = max(covered, now), true
+		}
+		if !known {
+			l.unknownLocked(c.key, c.upper, at)
+			continue
+		}
+		l.appliedByLocked(c.key, covered, covered, at, byPattern)
+	}
+	return nil
+}
+
+// keysOf returns the keys message b invalidates.
+func (m *monitor) keysOf(b bus.Message) []int {
+	var keys []int
+	for _, item := range b.Items {
+		switch b.Kind {
 		case bus.KindKeys:
 			if k := parseKeyID(item); k >= 0 && k < m.t.keys && !strings.HasPrefix(item, helloPrefix) {
-				keys = []int{k}
+				keys = append(keys, k)
 			}
 		case bus.KindPatterns:
 			if g := parseGroupPattern(item); g >= 0 {
-				keys = groupKeys(g, m.t.keys)
+				keys = append(keys, groupKeys(g, m.t.keys)...)
 			}
 		}
-		for _, k := range keys {
-			covered := max(m.t.sentBy(k, origin, sent), m.t.issuedBy(k, sent))
-			l.appliedByLocked(k, covered, covered, at, msg.Kind == bus.KindPatterns)
-		}
 	}
-	return nil
+	return keys
 }
 
 // errNotYet: the message a delivery matches has not reached the monitor.

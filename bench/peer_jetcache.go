@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,13 @@ type jetcacheNode struct {
 	channel string
 	sub     *redis.PubSub
 	done    sync.WaitGroup
+
+	// carrying maps the key string of each Delete in flight, a copy made
+	// for that call, to the version it invalidates: the event jetcache
+	// emits holds that very string, so the event handler knows which write
+	// the event carries however late it runs.
+	mu       sync.Mutex
+	carrying map[*byte]uint64
 }
 
 var errJetNotFound = errors.New("not found")
@@ -87,12 +95,7 @@ func openJetcache(ne *nodeEnv) (cacheNode, error) {
 func (n *jetcacheNode) publish(e *jetcache.Event) {
 	m := jetSyncMessage{Event: e, Node: n.ne.idx}
 	if e.EventType == jetcache.EventTypeDelete {
-		m.Covered = make([]uint64, len(e.Keys))
-		for i, key := range e.Keys {
-			if k := parseKeyID(key); k >= 0 && k < n.ne.t.keys {
-				m.Covered[i] = n.ne.t.claimOldest(k, n.ne.idx)
-			}
-		}
+		m.Covered = n.carried(e.Keys)
 	}
 	b, _ := json.Marshal(m)
 	n.rdb.Publish(context.Background(), n.channel, b)
@@ -125,10 +128,58 @@ func (n *jetcacheNode) get(ctx context.Context, k int) (value, error) {
 	return v, err
 }
 
+// carried returns the version each key of a Delete event invalidates (0
+// if none): the one its Delete was called for, or, for a Delete the
+// harness did not name (none does in a run), the oldest write of this
+// node not yet carried, as when events leave in write order.
+func (n *jetcacheNode) carried(keys []string) []uint64 {
+	out := make([]uint64, len(keys))
+	for i, key := range keys {
+		if v, ok := n.untrack(key); ok {
+			out[i] = v
+		} else if k := parseKeyID(key); k >= 0 && k < n.ne.t.keys {
+			out[i] = n.ne.t.claimOldest(k, n.ne.idx)
+		}
+	}
+	return out
+}
+
+// track returns a copy of key to delete with, noted as invalidating
+// version v of k.
+func (n *jetcacheNode) track(key string, k int, v uint64) string {
+	key = strings.Clone(key)
+	n.ne.t.claim(k, v) // so that claimOldest never takes it for another event
+	n.mu.Lock()
+	if n.carrying == nil {
+		n.carrying = make(map[*byte]uint64)
+	}
+	n.carrying[unsafe.StringData(key)] = v
+	n.mu.Unlock()
+	return key
+}
+
+// untrack forgets key, returning the version track noted for it.
+func (n *jetcacheNode) untrack(key string) (uint64, bool) {
+	p := unsafe.StringData(key)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v, ok := n.carrying[p]
+	delete(n.carrying, p)
+	return v, ok
+}
+
 func (n *jetcacheNode) invalidate(ctx context.Context, keys []int) error {
 	var errs []error
 	for _, k := range keys {
-		errs = append(errs, n.c.Delete(ctx, n.ne.keys[k]))
+		key := n.ne.keys[k]
+		if v := writeOf(ctx, k); v > 0 {
+			key = n.track(key, k, v)
+		}
+		err := n.c.Delete(ctx, key)
+		if err != nil {
+			n.untrack(key) // jetcache sends no event for a failed Delete
+		}
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

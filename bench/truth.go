@@ -91,9 +91,14 @@ const (
 	kLoads    = 1
 	kLoadedHi = 2
 	kFirst    = 3 // relative ns when a load of the key first succeeded
-	ringSize  = 16
-	entryLen  = 4
-	keyWords  = 4 + ringSize*entryLen
+	// ringSize is the writes each key's log keeps: 2 KiB a key, 20 MiB for
+	// the zipf scenario's 10,000 keys. A bus message's coverage is read
+	// from it when the monitor receives the message, a few ms after the
+	// write at most, so a hot key rarely turns it over in between; when it
+	// has, the monitor says so rather than guess (see coverage).
+	ringSize = 64
+	entryLen = 4
+	keyWords = 4 + ringSize*entryLen
 
 	arenaMagic = 0x7469657263616368 // "tiercach"
 )
@@ -460,6 +465,28 @@ func (t *truth) sentBy(k, writer int, sent int64) uint64 {
 		}
 	}
 	return 0
+}
+
+// coverage returns what a message of node writer, sent at relative time
+// sent, covers of key k: the write it carries (sentBy) or, if newer, the
+// newest write whose invalidation had returned before it left (issuedBy).
+// ok is false if the log no longer reaches back to sent: a write that has
+// left the ring might be the answer. It does when the oldest write it
+// keeps had its invalidation return by sent, since every older write is
+// then covered too.
+func (t *truth) coverage(k, writer int, sent int64) (covered uint64, ok bool) {
+	covered = max(t.sentBy(k, writer, sent), t.issuedBy(k, sent))
+	// Checked after the lookups, so that writes that turned the ring over
+	// during them are seen.
+	if latest := t.version(k); latest > ringSize {
+		lo := latest - ringSize + 1
+		w, found := t.entry(k, lo)
+		if !found || w.issued == 0 || w.issued > sent {
+			return 0, false
+		}
+		covered = max(covered, lo)
+	}
+	return covered, true
 }
 
 // claimOldest claims the oldest unclaimed write of key k by node writer
