@@ -61,23 +61,22 @@ type suspect struct {
 type staleAge struct {
 	hist hist
 	max  time.Duration
-	// maxLow: max is a lower bound (the write log had lost the write
-	// that made that read's value stale).
+	// maxLow: some age is a lower bound (the write log had lost the write
+	// that made that read's value stale), so max is one too: that read may
+	// be older than every exact one.
 	maxLow bool
 }
 
 func (a *staleAge) record(d time.Duration, exact bool) {
 	a.hist.record(d)
-	if d > a.max || (d == a.max && !exact) {
-		a.max, a.maxLow = d, !exact
-	}
+	a.max = max(a.max, d)
+	a.maxLow = a.maxLow || !exact
 }
 
 func (a *staleAge) merge(o *staleAge) {
 	a.hist.merge(&o.hist)
-	if o.max > a.max || (o.max == a.max && o.maxLow) {
-		a.max, a.maxLow = o.max, o.maxLow
-	}
+	a.max = max(a.max, o.max)
+	a.maxLow = a.maxLow || o.maxLow
 }
 
 // nodeLog is one node's invalidation log and read verdicts.

@@ -45,7 +45,7 @@ func writeMarkdown(w io.Writer, rep *report) {
 		"cmds/op: Redis commands sent per operation (a go-redis hook on every node's client; counted by the adapter for rueidis).",
 		"lag: from a write's invalidation call starting to another node applying it (p50/p99); \"none\" for caches that never tell other nodes.",
 		"stale: reads that returned a value whose invalidation the node had already applied before the read began; late: another node had invalidated it, the message had not arrived. A cache that never tells other nodes has no message on its way, so its old values after the writer's call returned count as stale. Every read is checked against the source of truth's write log and the node's own invalidation log.",
-		"stale age: for each stale read, its start less the moment the call of the invalidation that made its value stale returned (the oldest such invalidation, if several newer writes preceded the read); the moment the checker starts counting a read of the old value as stale or late at all. max is the oldest stale read, p99 the 99th percentile of the ages; \"≥\" marks a max that is a lower bound (the source's log of the key's last 64 writes had lost that write). Late reads have no age here.",
+		"stale age: for each stale read, its start less the moment the call of the invalidation that made its value stale returned (the oldest such invalidation, if several newer writes preceded the read); the moment the checker starts counting a read of the old value as stale or late at all. max is the oldest stale read, p99 the 99th percentile of the ages; \"≥\" marks a max that is a lower bound (for some stale read, the source's log of the key's last 64 writes had lost the write that made it stale, so that read may be older). Late reads have no age here.",
 		"outage (that scenario only): per phase of the source of truth (before, failing: every load fails after the load latency; slow: every load takes 10x the latency; after), by the time a read began (one that began at a phase's end may load in the next): errors the callers saw, those on keys cached before the outage (a load of the key had succeeded before the failing phase began), p99 of every read of the phase, errors included, and of the reads of keys cached before; fail-safe fallbacks: reads tiercache served an expired value (GroupOptions.FailSafe).",
 	} {
 		fmt.Fprintf(w, "- %s\n", s)
@@ -117,7 +117,7 @@ func writeTable(w io.Writer, scenario string, rows []*result) {
 }
 
 // staleAgeCell is the age of the oldest stale read and the p99 of the
-// ages; "≥" marks an oldest age that is a lower bound.
+// ages; "≥" marks an oldest age that is a lower bound (some age is).
 func staleAgeCell(r *result) string {
 	if r.Stale == 0 {
 		return "-"

@@ -58,7 +58,8 @@ type result struct {
 	// StaleAgeMax is the age of the oldest stale read: its start less the
 	// return of the invalidation call that made its value stale;
 	// StaleAgeP99 the 99th percentile of those ages. StaleAgeLowerBound:
-	// the write log had lost that invalidation, and the age is at least
+	// the write log had lost the invalidation of some stale read, whose
+	// age is then a lower bound, and the oldest age is at least
 	// StaleAgeMax.
 	StaleAgeMax        time.Duration `json:"stale_age_max_ns"`
 	StaleAgeP99        time.Duration `json:"stale_age_p99_ns"`
