@@ -47,6 +47,7 @@ type hostedNode struct {
 	mu     sync.Mutex // protects acc
 	acc    partial
 	base   tierCounts // the tier counters when the run began (warm-up excluded)
+	cmds0  uint64     // cmds when the run began (warm-up excluded)
 	closed bool
 }
 
@@ -207,6 +208,7 @@ func (h *host) hello(ctx context.Context) error {
 func (h *host) run(ctx context.Context, start time.Time) error {
 	for _, hn := range h.nodes {
 		hn.base = hn.node.tiers()
+		hn.cmds0 = hn.cmds.Load()
 	}
 	if h.mon != nil {
 		h.stopSync = make(chan struct{})
@@ -282,7 +284,7 @@ func (h *host) finish() *partial {
 		if broken != "" {
 			p.Broken = append(p.Broken, broken)
 		}
-		p.Cmds += hn.cmds.Load()
+		p.Cmds += hn.cmds.Load() - hn.cmds0
 	}
 	return p
 }
