@@ -79,7 +79,7 @@ type result struct {
 	Outage *outageResult `json:"outage,omitempty"`
 
 	// With -rounds above 1: every figure above is the median over the
-	// Rounds that ran, Spread is each figure's lowest and highest value by
+	// Rounds that ran (the stale reads and their ages the highest), Spread is each figure's lowest and highest value by
 	// its JSON name, and Runs is every round's result.
 	Rounds int             `json:"rounds,omitempty"`
 	Spread map[string]span `json:"spread,omitempty"`

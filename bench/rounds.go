@@ -48,7 +48,8 @@ func median(xs []float64) (float64, span) {
 // combineRounds merges the rounds of one cache in one scenario into one
 // result: every figure is the median of that figure over the rounds that
 // ran (each figure on its own, so two figures of the result may come from
-// different rounds), and Spread gives each figure's lowest and highest
+// different rounds), except the stale reads and their ages, which are the
+// highest over the rounds, and Spread gives each figure's lowest and highest
 // value, by its JSON name. Flags are set if any round set them; errors and
 // checker troubles of every round are kept; the expiry timeline is that of
 // the round of median throughput. Runs keeps every round. One round is
@@ -85,6 +86,14 @@ func combineRounds(runs []*result) *result {
 	spread := map[string]span{}
 	combineValue(reflect.ValueOf(out).Elem(), srcs, reflect.ValueOf(mid).Elem(), "", spread)
 	out.Rounds, out.Runs, out.Spread = len(ran), runs, spread
+	// A stale read in one round is not outvoted by rounds without any: the
+	// stale count and ages are the highest over rounds.
+	out.Stale, out.StaleAgeMax, out.StaleAgeP99 = 0, 0, 0
+	for _, r := range ran {
+		out.Stale = max(out.Stale, r.Stale)
+		out.StaleAgeMax = max(out.StaleAgeMax, r.StaleAgeMax)
+		out.StaleAgeP99 = max(out.StaleAgeP99, r.StaleAgeP99)
+	}
 	if len(ran) < len(runs) {
 		out.Broken = append(out.Broken, fmt.Sprintf("%d of %d rounds did not run (first: %s)", len(runs)-len(ran), len(runs), firstSkip(runs)))
 	}
@@ -191,7 +200,7 @@ func combineValue(dst reflect.Value, srcs []reflect.Value, mid reflect.Value, pa
 }
 
 // spreadCell formats a figure with, over several rounds, its spread:
-// "median (min–max)".
+// "median (min–max)" ("max (min–max)" for the stale figures).
 func spreadCell(r *result, name string, format func(float64) string, median float64) string {
 	s := format(median)
 	if sp, ok := r.Spread[name]; ok && r.Rounds > 1 {

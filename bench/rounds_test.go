@@ -41,7 +41,7 @@ func TestMedian(t *testing.T) {
 }
 
 // TestCombineRounds: every figure of the combined result is that figure's
-// median over the rounds that ran, nested per-phase figures included, with
+// median over the rounds that ran (the stale ones their highest), nested per-phase figures included, with
 // its spread; flags and troubles of any round are kept.
 func TestCombineRounds(t *testing.T) {
 	mk := func(ops float64, p99 time.Duration, stale uint64, warmErr uint64) *result {
@@ -54,8 +54,8 @@ func TestCombineRounds(t *testing.T) {
 	c.Broken = []string{"round 3 trouble"}
 	skipped := &result{Scenario: "outage", Cache: "c", Skipped: "failed: boom"}
 	r := combineRounds([]*result{a, b, skipped, c})
-	if r.Throughput != 200 || r.P99 != 2*time.Millisecond || r.Stale != 5 {
-		t.Errorf("medians: %v ops/s, p99 %v, %d stale; want 200, 2ms, 5", r.Throughput, r.P99, r.Stale)
+	if r.Throughput != 200 || r.P99 != 2*time.Millisecond || r.Stale != 9 {
+		t.Errorf("medians: %v ops/s, p99 %v, %d stale (the highest); want 200, 2ms, 9", r.Throughput, r.P99, r.Stale)
 	}
 	if r.Outage == nil || r.Outage.WarmErrors[phaseFailing] != 4 || r.Outage.P99[phaseFailing] != 4*time.Millisecond {
 		t.Fatalf("per-phase medians: %+v; want 4 errors on keys cached before and p99 4ms in the failing phase", r.Outage)
@@ -106,5 +106,23 @@ func TestRoundsRun(t *testing.T) {
 	}
 	if !strings.Contains(md, "median of 2 interleaved rounds") {
 		t.Error("the Markdown does not say its figures are medians")
+	}
+}
+
+// One round's stale reads are not outvoted by rounds that had none: the
+// stale count and ages are the highest over rounds.
+func TestRoundsKeepStale(t *testing.T) {
+	mk := func(stale uint64, age time.Duration, low bool) *result {
+		return &result{Scenario: "zipf", Cache: "tiercache", Throughput: 1, Stale: stale, StaleAgeMax: age, StaleAgeP99: age / 2, StaleAgeLowerBound: low}
+	}
+	r := combineRounds([]*result{mk(0, 0, false), mk(0, 0, false), mk(7, 80*time.Millisecond, true)})
+	if r.Stale != 7 || r.StaleAgeMax != 80*time.Millisecond || r.StaleAgeP99 != 40*time.Millisecond || !r.StaleAgeLowerBound {
+		t.Errorf("combined: %d stale, age max %v p99 %v (bound %v); want 7, 80ms, 40ms, a bound", r.Stale, r.StaleAgeMax, r.StaleAgeP99, r.StaleAgeLowerBound)
+	}
+	if cell := staleAgeCell(r); !strings.HasPrefix(cell, "≥80ms") {
+		t.Errorf("age cell %q; want the 80ms of the round that had stale reads", cell)
+	}
+	if line := leadLine([]*result{r, {Scenario: "zipf", Cache: "peer", Throughput: 1}}); !strings.Contains(line, "7 stale reads") {
+		t.Errorf("lead line %q does not give the 7 stale reads", line)
 	}
 }
