@@ -107,17 +107,14 @@ func (x *expiredLoad[V]) run(ctx, rctx context.Context) (any, error) {
 // channel then, so that the first pause ends at once).
 func (x *expiredLoad[V]) listen(ctx context.Context, lockToken uint64) (woken chan wakeNote, stop func()) {
 	c := x.g.c
-	if c.store.Wake() == "" || c.noWakeWait {
+	if !c.wakeWaits() {
 		return nil, func() {}
 	}
-	rkeys := []string{c.store.RedisKey(x.lockKey())}
-	woken = make(chan wakeNote, 1)
-	c.wakes.add(rkeys, woken)
-	stop = func() { c.wakes.remove(rkeys, woken) }
+	woken, stop = c.listen([]string{c.store.RedisKey(x.lockKey())})
 	recs, err := c.store.MarkWaiting(ctx, []remote.Lease{{Key: x.lockKey(), Token: lockToken}})
 	if err == nil && (recs[0].Kind != remote.KindLease || recs[0].Token != lockToken) {
 		// The holder is done already: read at once.
-		c.wakes.remove(rkeys, woken)
+		stop()
 		ch := make(chan wakeNote)
 		close(ch)
 		return ch, func() {}

@@ -324,7 +324,7 @@ func (r *run[V]) pause(d time.Duration, deadline time.Time, timer **time.Timer, 
 // unregisters the wait.
 func (r *run[V]) listen(ids []string) (woken chan wakeNote, byKey map[string]string, stop func()) {
 	c := r.g.c
-	if c.store.Wake() == "" || c.noWakeWait {
+	if !c.wakeWaits() {
 		return nil, nil, func() {}
 	}
 	rkeys := make([]string, len(ids))
@@ -333,9 +333,21 @@ func (r *run[V]) listen(ids []string) (woken chan wakeNote, byKey map[string]str
 		rkeys[i] = c.store.RedisKey(r.g.Key(id))
 		byKey[rkeys[i]] = id
 	}
-	woken = make(chan wakeNote, min(len(ids), 64))
+	woken, stop = c.listen(rkeys)
+	return woken, byKey, stop
+}
+
+// wakeWaits reports whether waits listen for wake notices: the store has a
+// wake channel and they are not switched off.
+func (c *Cache) wakeWaits() bool { return c.store.Wake() != "" && !c.noWakeWait }
+
+// listen registers a wait for the Redis keys rkeys with the wake table:
+// woken receives their notices (never blocking the sender; see
+// wakeTable.wake) until stop.
+func (c *Cache) listen(rkeys []string) (woken chan wakeNote, stop func()) {
+	woken = make(chan wakeNote, min(len(rkeys), 64))
 	c.wakes.add(rkeys, woken)
-	return woken, byKey, func() { c.wakes.remove(rkeys, woken) }
+	return woken, func() { c.wakes.remove(rkeys, woken) }
 }
 
 // markWaiting is the first read of a wait with wake notices: it reads the
