@@ -28,21 +28,7 @@ func maxStaleWarmLoads(t *testing.T, rdb redis.UniversalClient) {
 		r.cached(id)
 		r.invalidate(id)
 	}
-	entered, release := make(chan struct{}, 2), make(chan struct{})
-	errA := errors.New("wa failed")
-	done := make(chan error, 1)
-	go func() {
-		done <- r.groups[1].Warm(context.Background(), []string{"wa", "wb"}, tiered.WarmOptions[string]{
-			Load: func(_ context.Context, id string) (string, error) {
-				entered <- struct{}{}
-				<-release
-				if id == "wa" {
-					return "", errA
-				}
-				return "v2", nil
-			},
-		})
-	}()
+	entered, release, done, errA := gatedWarm(r.groups[1])
 	<-entered
 	// Served stale, Warm would have returned by now, without wa's failure.
 	close(release)

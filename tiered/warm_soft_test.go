@@ -25,21 +25,7 @@ func failSafeWarmWaitsPastSoftTimeout(t *testing.T, rdb redis.UniversalClient) {
 	r := newSoftRig(t, rdb, tiered.GroupOptions{})
 	r.cached("wa")
 	r.cached("wb")
-	entered, release := make(chan struct{}, 2), make(chan struct{})
-	errA := errors.New("a failed")
-	done := make(chan error, 1)
-	go func() {
-		done <- r.groups[1].Warm(context.Background(), []string{"wa", "wb"}, tiered.WarmOptions[string]{
-			Load: func(ctx context.Context, id string) (string, error) {
-				entered <- struct{}{}
-				<-release
-				if id == "wa" {
-					return "", errA
-				}
-				return "v2", nil
-			},
-		})
-	}()
+	entered, release, done, errA := gatedWarm(r.groups[1])
 	<-entered
 	r.fire <- time.Now()
 	// A soft timeout would serve the fallbacks now and end Warm before its
@@ -54,4 +40,26 @@ func failSafeWarmWaitsPastSoftTimeout(t *testing.T, rdb redis.UniversalClient) {
 	if v, ok := r.groups[1].Peek("wb"); !ok || v != "v2" {
 		t.Fatalf("Peek(wb) after Warm = %q, %v; want the loaded v2", v, ok)
 	}
+}
+
+// gatedWarm starts a Warm of wa and wb on g whose loader signals entered,
+// waits for release to be closed, then fails wa with errA and loads wb as
+// v2; done receives Warm's result.
+func gatedWarm(g *tiered.Group[string]) (entered, release chan struct{}, done chan error, errA error) {
+	entered, release = make(chan struct{}, 2), make(chan struct{})
+	errA = errors.New("wa failed")
+	done = make(chan error, 1)
+	go func() {
+		done <- g.Warm(context.Background(), []string{"wa", "wb"}, tiered.WarmOptions[string]{
+			Load: func(_ context.Context, id string) (string, error) {
+				entered <- struct{}{}
+				<-release
+				if id == "wa" {
+					return "", errA
+				}
+				return "v2", nil
+			},
+		})
+	}()
+	return entered, release, done, errA
 }
