@@ -169,6 +169,34 @@ func (b *breaker) isOpen() bool {
 	return false
 }
 
+// BreakersOpen returns how many of the store's endpoints have a breaker
+// that refuses calls now: open and still cooling down, or probing. A
+// breaker whose cool-down ended counts as closed until a call probes it,
+// so that an endpoint no call goes to any more (a cluster master replaced
+// by a failover) stops counting one cool-down after it opened. It is 0
+// with the breakers off.
+func (s *Store) BreakersOpen() int {
+	if s.brk == nil {
+		return 0
+	}
+	bs := s.brk
+	if bs.one != nil {
+		return openCount(bs.one)
+	}
+	n := openCount(bs.fallback)
+	for _, b := range *bs.byAddr.Load() {
+		n += openCount(b)
+	}
+	return n
+}
+
+func openCount(b *breaker) int {
+	if b.isOpen() {
+		return 1
+	}
+	return 0
+}
+
 // classify tells what err, the error of a call made under ctx, says about
 // the endpoint. ctx is the caller's context or one derived from it by
 // Store.ctx.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tiercache/tiercache/internal/memsize"
 	"github.com/tiercache/tiercache/local"
@@ -161,14 +162,17 @@ type Group[V any] struct {
 }
 
 // NewGroup returns the group named name (the key prefix) of c. The name must
-// be non-empty and not used by another group of c; on a closed c it is
-// ErrClosed.
+// be non-empty, valid UTF-8 (it labels the group's metrics and log lines)
+// and not used by another group of c; on a closed c it is ErrClosed.
 func NewGroup[V any](c *Cache, name string, opts GroupOptions) (*Group[V], error) {
 	if err := c.checkOpen(); err != nil {
 		return nil, err
 	}
 	if name == "" {
 		return nil, errors.New("tiered: empty group name")
+	}
+	if !utf8.ValidString(name) {
+		return nil, fmt.Errorf("tiered: group name %q is not valid UTF-8", name)
 	}
 	if opts.TTL < 0 || opts.NegativeTTL < 0 || opts.MaxStale < 0 {
 		return nil, fmt.Errorf("tiered: group %q: negative TTL %v, NegativeTTL %v or MaxStale %v", name, opts.TTL, opts.NegativeTTL, opts.MaxStale)

@@ -133,3 +133,48 @@ func TestClosedCacheCalls(t *testing.T) {
 		t.Fatalf("NewGroup after Close: a group %v, %v; want none, ErrClosed", g != nil, err)
 	}
 }
+
+// TestGroupNameNotUTF8: a group name that is not valid UTF-8 is refused
+// with an error, since it labels metrics (an invalid label fails a whole
+// Prometheus scrape) and log lines; any valid UTF-8 name works, and the
+// refused name stays free.
+func TestGroupNameNotUTF8(t *testing.T) {
+	rdb, _ := newMini(t)
+	c := newCache(t, tiered.Options{Redis: rdb})
+	if _, err := tiered.NewGroup[User](c, "bad\xff", tiered.GroupOptions{}); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("NewGroup(%q) error = %v; want one saying it is not UTF-8", "bad\xff", err)
+	}
+	g, err := tiered.NewGroup[User](c, "usuários:ü", tiered.GroupOptions{})
+	if err != nil {
+		t.Fatalf("NewGroup of a UTF-8 name: %v", err)
+	}
+	if g.Name() != "usuários:ü" {
+		t.Fatalf("Name() = %q", g.Name())
+	}
+	if _, err := tiered.NewGroup[User](c, "bad", tiered.GroupOptions{}); err != nil {
+		t.Fatalf("NewGroup(\"bad\") after the refused name: %v", err)
+	}
+}
+
+// TestBreakersOpenGauge: Cache.BreakersOpen reports the breaker that a
+// dead server opened, and 0 without Redis.
+func TestBreakersOpenGauge(t *testing.T) {
+	rdb, m := newMini(t)
+	c := newCache(t, tiered.Options{Redis: rdb, BreakerFailures: 1, BreakerCooldown: time.Hour})
+	g, err := tiered.NewGroup[User](c, "u", tiered.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.BreakersOpen(); n != 0 {
+		t.Fatalf("BreakersOpen() before any failure = %d; want 0", n)
+	}
+	m.SetError("LOADING Redis is loading the dataset in memory")
+	_, _ = g.Fetch(context.Background(), "1", func(context.Context, string) (User, error) { return User{}, nil })
+	if n := c.BreakersOpen(); n != 1 {
+		t.Fatalf("BreakersOpen() after the server failed = %d; want 1", n)
+	}
+	local := newCache(t, tiered.Options{})
+	if n := local.BreakersOpen(); n != 0 {
+		t.Fatalf("BreakersOpen() without Redis = %d; want 0", n)
+	}
+}

@@ -58,3 +58,16 @@ func (c *Cache) L1State() L1State {
 		Degraded: c.l1.Degraded(),
 	}
 }
+
+// BreakersOpen returns how many Redis endpoints (the server, or each
+// master of a cluster) have a circuit breaker that refuses calls now: open
+// and within its [Options.BreakerCooldown], or probing. An endpoint that
+// no call reaches after it opened (a master replaced by a failover) stops
+// counting when its cool-down ends. It is 0 without Redis or with the
+// breakers off, and safe for concurrent use, Close included.
+func (c *Cache) BreakersOpen() int {
+	if c.store == nil {
+		return 0
+	}
+	return c.store.BreakersOpen()
+}
