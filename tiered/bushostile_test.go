@@ -136,6 +136,84 @@ func TestFlushDetachesLoads(t *testing.T) {
 	}
 }
 
+// TestTagStampAheadDetachesLoads: a tags message whose stamp is ahead of
+// the node's clock (Redis's clock runs ahead, or the stamp is forged) is
+// not applied but flushes L1, and that flush stands for an invalidation:
+// a read that begins after node a handled it must not join a's load that
+// read the value before. Here the stamp is real (set in Redis, as an
+// InvalidateTags on a server whose clock is a minute ahead would), so the
+// read loads v2. With loads in flight kept on a flush (SetNoForget) it
+// joins the old load, which shows the test catches it.
+func TestTagStampAheadDetachesLoads(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("forgetOff=%v", off), func(t *testing.T) {
+			srv := startRedis(t)
+			rdb := srv.Client(t)
+			ctx := context.Background()
+			a, b := newHardNode(t, srv.Addr(), tiered.Options{}), newHardNode(t, srv.Addr(), tiered.Options{})
+			tagged := tiered.GroupOptions{Tags: func(string, string) []string { return []string{"t1"} }}
+			ga, gb := newGroup[string](t, a.cache, "tg", tagged), newGroup[string](t, b.cache, "tg", tagged)
+			tiered.SetNoForget(a.cache, off)
+			if _, err := gb.Fetch(ctx, "k", constLoader("v1")); err != nil {
+				t.Fatal(err)
+			}
+			var held atomic.Bool
+			blocked, release := make(chan struct{}), make(chan struct{})
+			tiered.SetHook(a.cache, func(point string) {
+				if point == "read-done" && held.CompareAndSwap(false, true) {
+					close(blocked)
+					<-release
+				}
+			})
+			first := make(chan string, 1)
+			go func() { v, _ := ga.Fetch(ctx, "k", constLoader("x")); first <- v }()
+			<-blocked // a's read found v1 and waits
+			now, err := rdb.Time(ctx).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stamp := now.Add(time.Minute).UnixMicro()
+			if err := rdb.Set(ctx, "hard::tag:t:t1", stamp, time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+			msg := bus.Encode(bus.Message{Kind: bus.KindTags, Origin: bus.NewNodeID(), Items: []string{fmt.Sprintf("%d:t:t1", stamp)}})
+			if err := rdb.Publish(ctx, "hard:tiercache:bus", msg).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if !wait(a.received, 10*time.Second) {
+				t.Fatal("node a never handled the tags message")
+			}
+			collapsed := ga.Stats().Collapsed
+			got := make(chan string, 1)
+			go func() { v, _ := ga.Fetch(ctx, "k", constLoader("v2")); got <- v }()
+			var v string
+			for v == "" {
+				select {
+				case v = <-got:
+				default:
+					if ga.Stats().Collapsed != collapsed {
+						v = "joined" // the read joined a's old load
+					} else {
+						runtime.Gosched()
+					}
+				}
+			}
+			close(release)
+			<-first
+			if off {
+				if v != "joined" {
+					t.Fatalf("loads kept on a flush: the read got %q; want it to join the old load", v)
+				}
+				<-got
+				return
+			}
+			if v != "v2" {
+				t.Fatalf("a read begun after node a handled the tags message got %q; want v2 from its own load", v)
+			}
+		})
+	}
+}
+
 // TestStampOutlivesFallbacks: a tag's stamp stays in Redis as long as the
 // values it invalidated may: with FailSafe, an expired value stays TTL +
 // FailSafe as a fallback, and a node that learns the tag's stamp from

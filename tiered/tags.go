@@ -259,8 +259,11 @@ func (c *Cache) applyTagMessage(items []string) {
 		ids, stamps = append(ids, id), append(stamps, n)
 	}
 	if ahead {
+		// The flush stands for the invalidation the stamp may be: loads in
+		// flight may have read what it removes, so no later read joins them.
 		c.resetTags(true)
 		c.flushL1()
+		c.detachLoads()
 	}
 	c.flights.forgetMatching(carriersOf(ids))
 	c.applyTags(ids, stamps)
