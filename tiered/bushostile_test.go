@@ -360,6 +360,68 @@ func TestPatternQueueDelayFlushes(t *testing.T) {
 	}
 }
 
+// TestPatternLateWithinMessage: the delay bound holds for each pattern, not
+// only for each message: one message carries every pattern of a call (a
+// call may pass hundreds), and when the first ones take their whole budgets,
+// the rest are replaced by a flush once they have waited longer than a
+// Heartbeat. Without the delay (the clock not moved), the second pattern is
+// applied and nothing is flushed, which shows the flush is the delay's
+// doing.
+func TestPatternLateWithinMessage(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		t.Run(fmt.Sprintf("late=%v", late), func(t *testing.T) {
+			srv := startRedis(t)
+			ctx := context.Background()
+			clk := newManualClock(time.Now())
+			started, release := make(chan struct{}, 1), make(chan struct{})
+			o := tiered.WithPatternHook(tiered.Options{}, func(p string) {
+				if p == "g:p1*" {
+					started <- struct{}{}
+					<-release
+				}
+			})
+			a, b := newHardNode(t, srv.Addr(), tiered.WithClock(o, clk)), newHardNode(t, srv.Addr(), tiered.Options{})
+			for _, id := range []string{"p2x", "other"} {
+				if _, err := a.group.Fetch(ctx, id, constLoader("v1")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a.cache.WaitL1()
+			if err := b.cache.InvalidatePattern(ctx, "g:p1*", "g:p2*"); err != nil {
+				t.Fatal(err)
+			}
+			<-started // a applies p1, held; p2 waits in the same message
+			if late {
+				clk.Add(2 * tiered.DefaultHeartbeat)
+			}
+			close(release)
+			if !wait(a.received, 10*time.Second) {
+				t.Fatal("node a never applied the message")
+			}
+			if _, ok := a.group.Peek("p2x"); ok {
+				t.Fatal("node a still serves p2x from L1")
+			}
+			_, kept := a.group.Peek("other")
+			select {
+			case err := <-a.flushed:
+				if !late || !strings.Contains(fmt.Sprint(err), "Heartbeat") {
+					t.Fatalf("a flush (%v) with late=%v; want one only for the late pattern", err, late)
+				}
+				if kept {
+					t.Fatal("the flush left other in L1")
+				}
+			default:
+				if late {
+					t.Fatal("the late pattern was applied; want a flush in its place")
+				}
+				if !kept {
+					t.Fatal("applying p2 removed other from L1")
+				}
+			}
+		})
+	}
+}
+
 // TestPatternLateFlushKeepsNewer: the flush that stands in for late
 // patterns covers those queued before it, not one that arrives while it
 // runs: that one is applied as usual, and the value it invalidated leaves

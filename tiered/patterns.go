@@ -51,30 +51,40 @@ func (c *Cache) patternLoop() {
 		case <-c.closing.Done():
 			return
 		case q := <-c.patternQ:
-			if c.monoNow()-q.at > int64(c.opts.Heartbeat) {
-				c.patternsLate(q)
-				continue
-			}
-			c.applyLocal(nil, q.m.Items)
-			c.receivedApplied(q.n, q.m)
+			c.applyQueued(q)
 		}
 	}
 }
 
-// patternsLate stands in for q, a pattern that waited in the queue longer
-// than a Heartbeat (patterns before it took their whole budget, or many
-// came at once), and for every pattern queued behind it: it flushes the L1
-// and detaches every load, which covers them all, as they arrived before
-// the flush. Applying them one by one could keep L1 stale past the bound
-// a missed message has (3 x Heartbeat + DegradedL1TTL).
-func (c *Cache) patternsLate(q queuedPatterns) {
+// applyQueued applies the patterns of q one by one. The delay bound holds
+// for each of them: a message carries every pattern of a call, and when
+// those before one took their whole budgets, that one and the rest (of q
+// and of the queue) are covered by patternsLate instead.
+func (c *Cache) applyQueued(q queuedPatterns) {
+	for i, p := range q.m.Items {
+		if c.monoNow()-q.at > int64(c.opts.Heartbeat) {
+			c.patternsLate(q, q.m.Items[i:])
+			return
+		}
+		c.applyLocal(nil, []string{p})
+	}
+	c.receivedApplied(q.n, q.m)
+}
+
+// patternsLate stands in for rest, the patterns of q that waited longer
+// than a Heartbeat to be applied (patterns before them took their whole
+// budget, or many came at once), and for every pattern queued behind q: it
+// flushes the L1 and detaches every load, which covers them all, as they
+// arrived before the flush. Applying them one by one could keep L1 stale
+// past the bound a missed message has (3 x Heartbeat + DegradedL1TTL).
+func (c *Cache) patternsLate(q queuedPatterns, rest []string) {
 	// Those queued now, taken before the flush, which covers them; one that
 	// arrives after it is applied as usual.
 	late := []queuedPatterns{q}
 	for n := len(c.patternQ); n > 0; n-- {
 		late = append(late, <-c.patternQ)
 	}
-	c.patternFlush(fmt.Sprint(q.m.Items), errPatternLate)
+	c.patternFlush(fmt.Sprint(rest), errPatternLate)
 	for _, q := range late {
 		c.receivedApplied(q.n, q.m)
 	}
