@@ -164,8 +164,11 @@ type Event struct {
 type Bus struct {
 	opts Options
 
-	pubMu sync.Mutex // serializes publishing; protects seq and every pubReq's done and err
-	seq   uint64     // the last sequence number used
+	// turn serializes publishing (a send holds it: cap 1); it protects seq
+	// and every pubReq's done and err. A channel rather than a mutex, so
+	// that a caller waiting for it can give up (its ctx, or Close).
+	turn chan struct{}
+	seq  uint64 // the last sequence number used
 
 	qMu   sync.Mutex
 	queue []*pubReq // Publish calls not yet taken by a sender, in call order
@@ -234,7 +237,7 @@ func New(opts Options) (*Bus, error) {
 	if err := checkClient(opts.Client); err != nil {
 		return nil, err
 	}
-	b := &Bus{opts: opts, peers: make(map[NodeID]*peer), kicks: make(chan struct{}, 1)}
+	b := &Bus{opts: opts, peers: make(map[NodeID]*peer), kicks: make(chan struct{}, 1), turn: make(chan struct{}, 1)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.waiting.Store(true)
 	if !opts.compat.noKick {
@@ -363,19 +366,47 @@ func (b *Bus) heartbeatLoop() {
 		case <-b.ctx.Done():
 			return
 		case <-hb.C:
-			b.pubMu.Lock()
+			if !b.takeTurn(b.ctx) {
+				return // closed while a send held the turn
+			}
 			_ = b.send(b.ctx, Message{Kind: KindHeartbeat, Seq: b.seq})
-			b.pubMu.Unlock()
+			b.endTurn()
 		}
 	}
 }
 
+// takeTurn waits for the turn to publish, and reports whether it got it:
+// false when ctx or the bus was done first.
+func (b *Bus) takeTurn(ctx context.Context) bool {
+	select {
+	case b.turn <- struct{}{}:
+		return true
+	case <-ctx.Done():
+	case <-b.ctx.Done():
+	}
+	return false
+}
+
+// endTurn gives the turn up.
+func (b *Bus) endTurn() { <-b.turn }
+
+// sendContext bounds one send: by Options.Timeout, ctx, and Close, so that
+// Close never waits for a send to a server that hangs.
+func (b *Bus) sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+	stop := context.AfterFunc(b.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
 // send publishes m as this node's (its Origin and send time set here),
-// bounded by Options.Timeout; b.pubMu must be held, for sequence order.
+// bounded by sendContext; the turn must be held, for sequence order.
 func (b *Bus) send(ctx context.Context, m Message) error {
 	m.Origin = b.opts.Node
 	m.Sent = time.Now().UnixNano()
-	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+	ctx, cancel := b.sendContext(ctx)
 	defer cancel()
 	if err := b.opts.Publish(ctx, b.encode(m)); err != nil {
 		b.observe(Event{Kind: EventPublishError, Err: err})

@@ -19,7 +19,10 @@ import (
 // (a failed part's sequence number is still used up, so receivers see a gap
 // and flush). Publishes are serialized, so one node's sequence numbers
 // reach Redis, and every subscriber, in order; each PUBLISH is bounded by
-// Options.Timeout and by the ctx of the call that sends it (see below).
+// Options.Timeout, by Close, and by the ctx of the call that sends it (see
+// below). A call whose ctx ends while it waits for its turn returns ctx's
+// error, and its items are not sent, unless another call's send already
+// carries them (then it waits for that send).
 //
 // Calls that arrive while another call's PUBLISH is in flight are sent
 // together when it ends (a group commit): the next caller to take the
@@ -31,16 +34,21 @@ import (
 // values, and without its cancellation when it carries others' items);
 // a failed message fails every call it carried.
 func (b *Bus) Publish(ctx context.Context, kind Kind, items ...string) error {
-	if err := checkKind(kind); err != nil {
+	if err := checkKind(kind, items); err != nil {
 		return err
 	}
 	return b.publish(ctx, &pubReq{kind: kind, items: items, ctx: ctx})
 }
 
-// checkKind refuses a kind that Publish and PublishAfter do not send.
-func checkKind(kind Kind) error {
+// checkKind refuses a kind that Publish and PublishAfter do not send, and
+// items with KindFlush (a flush carries none: receivers would drop it as
+// malformed).
+func checkKind(kind Kind, items []string) error {
 	if kind != KindKeys && kind != KindPatterns && kind != KindFlush && kind != KindTags {
 		return fmt.Errorf("bus: cannot publish kind %d", kind)
+	}
+	if kind == KindFlush && len(items) > 0 {
+		return errors.New("bus: a flush carries no items")
 	}
 	return nil
 }
@@ -70,7 +78,7 @@ func (b *Bus) Pipelines() bool {
 // ErrNoPipeline, running nothing, when Pipelines is false, and ErrClosed,
 // running nothing, after Close.
 func (b *Bus) PublishAfter(ctx context.Context, before func(ctx context.Context, p redis.Pipeliner) (after func()), kind Kind, items ...string) error {
-	if err := checkKind(kind); err != nil {
+	if err := checkKind(kind, items); err != nil {
 		return err
 	}
 	if !b.Pipelines() {
@@ -81,7 +89,10 @@ func (b *Bus) PublishAfter(ctx context.Context, before func(ctx context.Context,
 
 // publish queues req and waits for it to be sent, sending it (and every
 // call queued with it) when its turn comes first; after Close it returns
-// ErrClosed and queues nothing.
+// ErrClosed and queues nothing. A caller whose ctx ends, or whose bus
+// closes, while req waits in the queue takes req back and returns ctx's
+// error (ErrClosed); once a sender took req, the caller waits for that
+// send, which Options.Timeout and Close bound.
 func (b *Bus) publish(ctx context.Context, req *pubReq) error {
 	if b.ctx.Err() != nil {
 		return ErrClosed
@@ -89,8 +100,16 @@ func (b *Bus) publish(ctx context.Context, req *pubReq) error {
 	b.qMu.Lock()
 	b.queue = append(b.queue, req)
 	b.qMu.Unlock()
-	b.pubMu.Lock()
-	defer b.pubMu.Unlock()
+	if !b.takeTurn(ctx) {
+		if b.withdraw(req) {
+			if b.ctx.Err() != nil {
+				return ErrClosed
+			}
+			return ctx.Err()
+		}
+		b.turn <- struct{}{} // a sender has req: wait for its send to end
+	}
+	defer b.endTurn()
 	for !req.done {
 		// Every call queued before this one took the turn is sent now,
 		// this one included (it was queued before the lock was taken).
@@ -108,6 +127,20 @@ func (b *Bus) publish(ctx context.Context, req *pubReq) error {
 	return req.err
 }
 
+// withdraw takes req out of the queue if no sender took it yet, and
+// reports whether it did.
+func (b *Bus) withdraw(req *pubReq) bool {
+	b.qMu.Lock()
+	defer b.qMu.Unlock()
+	for i, r := range b.queue {
+		if r == req {
+			b.queue = append(b.queue[:i], b.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
 // errSendPanicked is the error of the calls a send carried when a
 // PublishAfter's before panicked during it.
 var errSendPanicked = errors.New("bus: a publish with these items panicked")
@@ -118,15 +151,16 @@ type pubReq struct {
 	items  []string
 	ctx    context.Context
 	before func(ctx context.Context, p redis.Pipeliner) func() // PublishAfter's
-	done   bool                                                // set, under pubMu, once it was sent
+	done   bool                                                // set, under the turn, once it was sent
 	err    error
 }
 
-// sendQueued sends reqs, taken from the queue in call order, under pubMu:
+// sendQueued sends reqs, taken from the queue in call order, under the turn:
 // each run of consecutive calls of one kind as the messages of their
 // items together. ctx is the sending caller's; a run that carries other
 // calls is sent without its cancellation (each PUBLISH is still bounded by
-// Options.Timeout), so that one caller giving up does not fail the others.
+// Options.Timeout and Close), so that one caller giving up does not fail
+// the others.
 func (b *Bus) sendQueued(ctx context.Context, reqs []*pubReq) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -166,9 +200,11 @@ func (b *Bus) sendQueued(ctx context.Context, reqs []*pubReq) {
 	}
 }
 
-// sendItems publishes the messages of one kind's items, under pubMu, and
-// returns the first error. With befores, the messages go in one pipeline
-// after the commands they add.
+// sendItems publishes the messages of one kind's items, under the turn,
+// and returns the first error, sending nothing after it: the numbers of
+// the messages not sent are used up all the same, so receivers see a gap
+// and flush. With befores, the messages go in one pipeline after the
+// commands they add.
 func (b *Bus) sendItems(ctx context.Context, kind Kind, items []string, befores []func(context.Context, redis.Pipeliner) func()) error {
 	batches := split(items, b.opts.MaxMessageBytes)
 	if len(batches) == 0 {
@@ -189,20 +225,19 @@ func (b *Bus) sendItems(ctx context.Context, kind Kind, items []string, befores 
 	if len(befores) > 0 {
 		return b.sendPipelined(ctx, msgs, befores)
 	}
-	var firstErr error
 	for _, m := range msgs {
-		if err := b.send(ctx, m); err != nil && firstErr == nil {
-			firstErr = err
+		if err := b.send(ctx, m); err != nil {
+			return err
 		}
 	}
-	return firstErr
+	return nil
 }
 
 // sendPipelined sends msgs as PUBLISHes on Client in one pipeline, after
 // the commands befores add, calls what they return once it ran, and
 // returns the first PUBLISH's error.
 func (b *Bus) sendPipelined(ctx context.Context, msgs []Message, befores []func(context.Context, redis.Pipeliner) func()) error {
-	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+	ctx, cancel := b.sendContext(ctx)
 	defer cancel()
 	p := b.opts.Client.Pipeline()
 	var afters []func()
