@@ -76,7 +76,7 @@ func (c *Cache) applyQueued(q queuedPatterns) {
 // budget, or many came at once), and for every pattern queued behind q: it
 // flushes the L1 and detaches every load, which covers them all, as they
 // arrived before the flush. Applying them one by one could keep L1 stale
-// past the bound a missed message has (3 x Heartbeat + DegradedL1TTL).
+// past the bound a missed message has (docs/invalidation.md).
 func (c *Cache) patternsLate(q queuedPatterns, rest []string) {
 	// Those queued now, taken before the flush, which covers them; one that
 	// arrives after it is applied as usual.

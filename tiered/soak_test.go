@@ -30,7 +30,7 @@ import (
 //     had returned nil before the read began, returning a version older
 //     than that write made current: there must be none;
 //   - late: the same on another node: it must begin within the documented
-//     bound, min(L1TTL, 3 x Heartbeat + DegradedL1TTL), of the write's
+//     bound, min(L1TTL, 3 x Heartbeat + max(Heartbeat/2, DegradedL1TTL)), of the write's
 //     return. The largest such lag is reported.
 //
 // A write whose call failed is retried by the cache in the background (the
@@ -46,7 +46,7 @@ func TestSoak(t *testing.T) {
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
 	defer admin.Close()
 	o := tiered.Options{Namespace: "soak"} // the defaults the bound is documented for
-	bound := min(tiered.DefaultL1TTL, 3*tiered.DefaultHeartbeat+tiered.DefaultDegradedL1TTL)
+	bound := min(tiered.DefaultL1TTL, 3*tiered.DefaultHeartbeat+max(tiered.DefaultHeartbeat/2, tiered.DefaultDegradedL1TTL))
 
 	s := &soak{db: map[string]int{}, writes: map[string][]soakWrite{}}
 	for i := range 20 {
