@@ -317,9 +317,24 @@ func (b *Bus) WaitHealthy(ctx context.Context) error {
 	case <-ch:
 		return nil
 	case <-ctx.Done():
+		b.forgetWaiter(ch)
 		return ctx.Err()
 	case <-b.ctx.Done():
 		return ErrClosed
+	}
+}
+
+// forgetWaiter removes ch, the channel of a WaitHealthy that gave up, so
+// that calls that time out while the subscription stays down do not pile
+// up.
+func (b *Bus) forgetWaiter(ch chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, w := range b.waiters {
+		if w == ch {
+			b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+			return
+		}
 	}
 }
 

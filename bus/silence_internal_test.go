@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -46,4 +47,21 @@ func TestSilentAfterThreeBeats(t *testing.T) {
 			t.Error("silent right after an own heartbeat")
 		}
 	})
+}
+
+// TestWaitHealthyGivesUpCleanly: a WaitHealthy whose ctx ends takes its
+// channel back, so that calls timing out while the subscription is down
+// do not pile up until it comes back.
+func TestWaitHealthyGivesUpCleanly(t *testing.T) {
+	b := &Bus{ctx: t.Context()}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 100 {
+		if err := b.WaitHealthy(ctx); err != context.Canceled {
+			t.Fatalf("WaitHealthy(cancelled) = %v", err)
+		}
+	}
+	if n := len(b.waiters); n != 0 {
+		t.Fatalf("%d waiters kept after their calls gave up; want 0", n)
+	}
 }
