@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
@@ -68,5 +69,36 @@ func benchL1Hit(b *testing.B, rec tiered.Recorder) {
 	b.StopTimer()
 	if s := g.Stats(); s.Loads != keys {
 		b.Fatalf("the benchmark loaded: %+v", s)
+	}
+}
+
+// BenchmarkRecord measures Record of the events that reach a histogram: a
+// load of a group (whose attribute set is built once, at its first event)
+// and a received invalidation. Neither may allocate.
+func BenchmarkRecord(b *testing.B) {
+	for _, e := range recordedEvents() {
+		b.Run(e.Kind.String(), func(b *testing.B) {
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			defer mp.Shutdown(context.Background())
+			m, err := tcotel.NewMetrics(mp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			m.Record(e)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				m.Record(e)
+			}
+		})
+	}
+}
+
+// recordedEvents are events that Record writes to a histogram.
+func recordedEvents() []tiered.Event {
+	return []tiered.Event{
+		{Kind: tiered.EventLoad, Group: "user_profile", Duration: 3 * time.Millisecond},
+		{Kind: tiered.EventInvalidationReceived, Duration: 400 * time.Microsecond},
 	}
 }
