@@ -23,9 +23,8 @@ const ScopeName = "github.com/tiercache/tiercache/otel"
 // through observable instruments when the SDK collects. It is safe for
 // concurrent use.
 type Metrics struct {
-	cache       atomic.Pointer[tiered.Cache]
-	breakerOpen atomic.Int64 // endpoints whose breaker is open
-	groups      sync.Map     // group name → metric.MeasurementOption: its attribute set, built once
+	cache  atomic.Pointer[tiered.Cache]
+	groups sync.Map // group name → metric.MeasurementOption: its attribute set, built once
 
 	load, leaseWait, refresh, lag metric.Float64Histogram
 
@@ -50,8 +49,9 @@ type int64Counter struct {
 
 // NewMetrics creates the instruments with a meter of mp (scope
 // [ScopeName]) and registers the callback that observes them. Until
-// [Metrics.Attach], only the histograms and the breaker state are
-// reported. Close unregisters the callback. It fails if mp is nil or the
+// [Metrics.Attach], only the histograms are reported: the counters and
+// gauges, the breaker gauge included, are read from the attached cache.
+// Close unregisters the callback. It fails if mp is nil or the
 // SDK refuses an instrument.
 func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	if mp == nil {
@@ -80,7 +80,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	g.l1MaxBytes = b.gauge("tiercache.l1.capacity", "Capacity of the L1 in heap bytes (L1MaxBytes).", "By")
 	g.l1Degraded = b.gauge("tiercache.l1.degraded", "1 while the bus subscription is not confirmed and L1 serves only young entries.", "1")
 	g.pending = b.gauge("tiercache.invalidations.pending", "Failed invalidations waiting for a background retry.", "{invalidation}")
-	g.breaker = b.gauge("tiercache.redis.breaker.open", "Redis endpoints (a server, or each master of a cluster) whose circuit breaker is open.", "1")
+	g.breaker = b.gauge("tiercache.redis.breaker.open", "Redis endpoints (a server, or each master of a cluster) whose circuit breaker refuses calls now: open within its cool-down, or probing.", "1")
 	if b.err != nil {
 		return nil, fmt.Errorf("otel: %w", b.err)
 	}
@@ -143,18 +143,19 @@ func (b *builder) gauge(name, desc, unit string) metric.Int64ObservableGauge {
 	return g
 }
 
-// Attach makes the Metrics report cache's counters and L1 state; the
-// Metrics must be cache's [tiered.Options.Recorder] for the histograms and
-// the breaker state. A later call replaces the cache; nil detaches it.
+// Attach makes the Metrics report cache's counters, L1 state and breaker
+// state; the Metrics must be cache's [tiered.Options.Recorder] for the
+// histograms. A later call replaces the cache; nil detaches it.
 func (m *Metrics) Attach(cache *tiered.Cache) { m.cache.Store(cache) }
 
 // Close unregisters the callback: the observable instruments report
 // nothing from then on. It is idempotent.
 func (m *Metrics) Close() error { return m.reg.Unregister() }
 
-// Record keeps the latency histograms and the breaker state; the cache
-// calls it for every event. Hits, misses and the other counted events
-// return at once: their counters are read from the cache when collected.
+// Record keeps the latency histograms; the cache calls it for every
+// event. Hits, misses, breaker changes and the other counted events return
+// at once: their counters and the breaker state are read from the cache
+// when collected.
 func (m *Metrics) Record(e tiered.Event) {
 	switch e.Kind {
 	case tiered.EventLoad:
@@ -165,10 +166,6 @@ func (m *Metrics) Record(e tiered.Event) {
 		m.record(m.refresh, e.Group, e.Duration)
 	case tiered.EventInvalidationReceived:
 		m.lag.Record(context.Background(), max(e.Duration, 0).Seconds()) // clocks of two machines: never negative
-	case tiered.EventBreakerOpen:
-		m.breakerOpen.Add(1)
-	case tiered.EventBreakerClose:
-		m.breakerOpen.Add(-1)
 	}
 }
 
@@ -186,13 +183,13 @@ func (m *Metrics) groupAttrs(group string) metric.MeasurementOption {
 }
 
 // observe is the callback: it reports the counters of every group and of
-// the cache, and the gauges.
+// the cache, and the gauges, all read from the attached cache now.
 func (m *Metrics) observe(_ context.Context, o metric.Observer) error {
-	o.ObserveInt64(m.gauges.breaker, max(m.breakerOpen.Load(), 0))
 	c := m.cache.Load()
 	if c == nil {
 		return nil
 	}
+	o.ObserveInt64(m.gauges.breaker, int64(c.BreakersOpen()))
 	by := c.StatsByGroup()
 	for group, s := range by {
 		m.observeGroup(o, group, &s)

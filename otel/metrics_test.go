@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"sort"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -238,15 +241,57 @@ func TestCollectAfterWorkload(t *testing.T) {
 	}
 }
 
-// TestBreakerState: the breaker gauge follows the breaker's events.
+// TestBreakerState: the breaker gauge is the attached cache's
+// BreakersOpen as of the collection, not a tally of the breaker's events.
+// An open that no close follows (the breaker of a master that a failover
+// replaced, which no call probes again) does not hold it above 0; a
+// breaker that refuses calls shows. Before Attach there is no gauge.
 func TestBreakerState(t *testing.T) {
 	m, r := newMetrics(t)
-	for _, step := range []struct {
-		kind tiered.EventKind
-		want float64
-	}{{tiered.EventBreakerOpen, 1}, {tiered.EventBreakerClose, 0}} {
-		m.Record(tiered.Event{Kind: step.kind})
-		collect(t, r).check(t, []want{{"tiercache.redis.breaker.open", "[]", gauge, step.want}})
+	if _, ok := collect(t, r)["tiercache.redis.breaker.open"]; ok {
+		t.Error("a breaker gauge is reported before Attach")
+	}
+	c, openBreaker := breakerCache(t, m)
+	m.Attach(c)
+	m.Record(tiered.Event{Kind: tiered.EventBreakerOpen}) // no close will follow
+	collect(t, r).check(t, []want{{"tiercache.redis.breaker.open", "[]", gauge, 0}})
+	openBreaker()
+	collect(t, r).check(t, []want{{"tiercache.redis.breaker.open", "[]", gauge, 1}})
+}
+
+// breakerCache returns a cache on a real redis-server, reached through a
+// proxy, whose breaker opens at the first failed call and stays open for
+// an hour; rec is its Recorder. openBreaker cuts the proxy and fails a
+// read, which opens the breaker.
+func breakerCache(t *testing.T, rec tiered.Recorder) (c *tiered.Cache, openBreaker func()) {
+	t.Helper()
+	proxy := redistest.NewProxy(t, redistest.Start(t).Addr())
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	c, err := tiered.New(tiered.Options{
+		Redis: rdb, Namespace: "br", Recorder: rec, Heartbeat: time.Hour,
+		BreakerFailures: 1, BreakerCooldown: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.WaitBus(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g, err := tiered.NewGroup[string](c, "user", tiered.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, func() {
+		t.Helper()
+		proxy.Cut()
+		if _, err := g.Fetch(context.Background(), "1", loadProfile); err != nil {
+			t.Fatalf("Fetch with Redis cut: %v", err)
+		}
+		if n := c.BreakersOpen(); n != 1 {
+			t.Fatalf("BreakersOpen() after a failed read = %d; want 1", n)
+		}
 	}
 }
 
@@ -254,14 +299,20 @@ func TestBreakerState(t *testing.T) {
 // nothing.
 func TestCloseUnregisters(t *testing.T) {
 	m, r := newMetrics(t)
-	if _, ok := collect(t, r)["tiercache.redis.breaker.open"]; !ok {
-		t.Fatal("no breaker gauge before Close")
+	c, err := tiered.New(tiered.Options{Recorder: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m.Attach(c)
+	if _, ok := collect(t, r)["tiercache.l1.capacity"]; !ok {
+		t.Fatal("no L1 capacity gauge before Close")
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := collect(t, r)["tiercache.redis.breaker.open"]; ok {
-		t.Fatal("the breaker gauge is still reported after Close")
+	if _, ok := collect(t, r)["tiercache.l1.capacity"]; ok {
+		t.Fatal("the L1 capacity gauge is still reported after Close")
 	}
 }
 

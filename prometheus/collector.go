@@ -35,7 +35,6 @@ type Collector struct {
 
 	load, leaseWait, refresh *prometheus.HistogramVec // by group
 	lag                      prometheus.Histogram
-	breakerOpen              atomic.Int64 // endpoints whose breaker is open
 
 	groupCounters []groupCounter
 	cacheCounters []cacheCounter
@@ -121,7 +120,7 @@ func newCollector(opts Options) *Collector {
 		l1Fills:    desc("l1_fills_total", "Fills handed to the L1; each is admitted or rejected (tiercache_l1_rejected_total)."),
 		l1Degraded: desc("l1_degraded", "1 while the bus subscription is not confirmed and L1 serves only young entries."),
 		pending:    desc("invalidations_pending", "Failed invalidations waiting for a background retry."),
-		breaker:    desc("redis_breaker_open", "Redis endpoints (a server, or each master of a cluster) whose circuit breaker is open."),
+		breaker:    desc("redis_breaker_open", "Redis endpoints (a server, or each master of a cluster) whose circuit breaker refuses calls now: open within its cool-down, or probing."),
 	}
 	for _, s := range groupStats() {
 		c.groupCounters = append(c.groupCounters, groupCounter{desc(s.name, s.help, "group"), s.value})
@@ -132,15 +131,16 @@ func newCollector(opts Options) *Collector {
 	return c
 }
 
-// Attach makes the Collector report cache's counters and L1 state when
-// scraped; until then it reports only what it recorded. The Collector
-// must be cache's [tiered.Options.Recorder] for the histograms and the
-// breaker state. A later call replaces the cache; nil detaches it.
+// Attach makes the Collector report cache's counters, L1 state and
+// breaker state when scraped; until then it reports only the histograms.
+// The Collector must be cache's [tiered.Options.Recorder] for the
+// histograms. A later call replaces the cache; nil detaches it.
 func (c *Collector) Attach(cache *tiered.Cache) { c.cache.Store(cache) }
 
-// Record keeps the latency histograms and the breaker state; the cache
-// calls it for every event. Hits, misses and the other counted events
-// return at once: their counters are read from the cache when scraped.
+// Record keeps the latency histograms; the cache calls it for every
+// event. Hits, misses, breaker changes and the other counted events return
+// at once: their counters and the breaker state are read from the cache
+// when scraped.
 func (c *Collector) Record(e tiered.Event) {
 	switch e.Kind {
 	case tiered.EventLoad:
@@ -151,10 +151,6 @@ func (c *Collector) Record(e tiered.Event) {
 		observe(c.refresh, e.Group, e.Duration)
 	case tiered.EventInvalidationReceived:
 		c.lag.Observe(max(e.Duration, 0).Seconds()) // clocks of two machines: never negative
-	case tiered.EventBreakerOpen:
-		c.breakerOpen.Add(1)
-	case tiered.EventBreakerClose:
-		c.breakerOpen.Add(-1)
 	}
 }
 
@@ -182,17 +178,17 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect sends the histograms, then, with a cache attached, its counters
-// and gauges as of now.
+// and gauges as of now, the breaker gauge included ([tiered.Cache.BreakersOpen]).
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.load.Collect(ch)
 	c.leaseWait.Collect(ch)
 	c.refresh.Collect(ch)
 	c.lag.Collect(ch)
-	ch <- constMetric(c.breaker, prometheus.GaugeValue, float64(max(c.breakerOpen.Load(), 0)))
 	cache := c.cache.Load()
 	if cache == nil {
 		return
 	}
+	ch <- constMetric(c.breaker, prometheus.GaugeValue, float64(cache.BreakersOpen()))
 	by := cache.StatsByGroup()
 	for group, s := range by {
 		c.collectGroup(ch, group, &s)

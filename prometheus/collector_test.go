@@ -1,12 +1,15 @@
 package prometheus_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/tiercache/tiercache/internal/metricstest"
@@ -235,7 +238,12 @@ func TestScrapeAfterWorkload(t *testing.T) {
 	}
 }
 
-// TestBreakerState: the breaker gauge follows the breaker's events.
+// TestBreakerState: the breaker gauge is the attached cache's
+// BreakersOpen as of the scrape, not a tally of the breaker's events. An
+// open that no close follows (the breaker of a master that a failover
+// replaced, which no call probes again) does not hold it above 0; a
+// breaker that refuses calls shows; a cache attached in its place starts
+// from its own state. Before Attach there is no gauge.
 func TestBreakerState(t *testing.T) {
 	col, err := tcprom.New(tcprom.Options{})
 	if err != nil {
@@ -243,12 +251,58 @@ func TestBreakerState(t *testing.T) {
 	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(col)
-	for _, step := range []struct {
-		kind tiered.EventKind
-		want float64
-	}{{tiered.EventBreakerOpen, 1}, {tiered.EventBreakerClose, 0}} {
-		col.Record(tiered.Event{Kind: step.kind})
-		gather(t, reg).check(t, []want{{"tiercache_redis_breaker_open", nil, gauge, step.want}})
+	if _, _, ok := gather(t, reg).get("tiercache_redis_breaker_open"); ok {
+		t.Error("a breaker gauge is scraped before Attach")
+	}
+	c, openBreaker := breakerCache(t, col)
+	col.Attach(c)
+	col.Record(tiered.Event{Kind: tiered.EventBreakerOpen}) // no close will follow
+	gather(t, reg).check(t, []want{{"tiercache_redis_breaker_open", nil, gauge, 0}})
+	openBreaker()
+	gather(t, reg).check(t, []want{{"tiercache_redis_breaker_open", nil, gauge, 1}})
+
+	next, err := tiered.New(tiered.Options{Recorder: col})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	col.Attach(next)
+	gather(t, reg).check(t, []want{{"tiercache_redis_breaker_open", nil, gauge, 0}})
+}
+
+// breakerCache returns a cache on a real redis-server, reached through a
+// proxy, whose breaker opens at the first failed call and stays open for
+// an hour; rec is its Recorder. openBreaker cuts the proxy and fails a
+// read, which opens the breaker.
+func breakerCache(t *testing.T, rec tiered.Recorder) (c *tiered.Cache, openBreaker func()) {
+	t.Helper()
+	proxy := redistest.NewProxy(t, redistest.Start(t).Addr())
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	c, err := tiered.New(tiered.Options{
+		Redis: rdb, Namespace: "br", Recorder: rec, Heartbeat: time.Hour,
+		BreakerFailures: 1, BreakerCooldown: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.WaitBus(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g, err := tiered.NewGroup[string](c, "user", tiered.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, func() {
+		t.Helper()
+		proxy.Cut()
+		if _, err := g.Fetch(context.Background(), "1", loadProfile); err != nil {
+			t.Fatalf("Fetch with Redis cut: %v", err)
+		}
+		if n := c.BreakersOpen(); n != 1 {
+			t.Fatalf("BreakersOpen() after a failed read = %d; want 1", n)
+		}
 	}
 }
 
