@@ -12,12 +12,13 @@
 //
 //	m, err := tcotel.NewMetrics(meterProvider)
 //	c, err := tiered.New(tiered.Options{Redis: rdb, Recorder: m})
-//	m.Attach(c)
+//	err = m.Attach(c) // binds m to c: one Metrics per cache
 //	defer m.Close()
 //
 // The instruments are named tiercache.*; per-group ones carry a group
 // attribute ("" for the cache's own events), hits and misses a tier
-// attribute too. One Metrics serves one Cache.
+// attribute too. One Metrics serves one Cache: [Metrics.Attach] binds it
+// for good, and a second cache needs a Metrics of its own.
 //
 // Traces: [TraceLoader] and [TraceBatchLoader] wrap a loader in a span, a
 // child of the caller's; [InstrumentClient] (or [RedisHook]) adds a

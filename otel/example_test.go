@@ -37,7 +37,10 @@ func ExampleNewMetrics() {
 		return
 	}
 	defer c.Close()
-	m.Attach(c)
+	if err := m.Attach(c); err != nil { // binds m to c for good
+		fmt.Println(err)
+		return
+	}
 
 	profiles, _ := tiered.NewGroup[string](c, "user_profile", tiered.GroupOptions{})
 	ctx := context.Background()
@@ -63,6 +66,34 @@ func ExampleNewMetrics() {
 	// tiercache.hits group=user_profile,tier=l1 1
 	// tiercache.loads group=user_profile 1
 	// tiercache.load.duration count 1
+}
+
+// Attach binds a Metrics to one cache for good: the same cache again is a
+// no-op, and another cache (or nil) is an error that changes nothing. A
+// second cache gets a Metrics of its own.
+func ExampleMetrics_Attach() {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer mp.Shutdown(context.Background())
+	m, err := tcotel.NewMetrics(mp)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+	a, _ := tiered.New(tiered.Options{Recorder: m})
+	defer a.Close()
+	b, _ := tiered.New(tiered.Options{})
+	defer b.Close()
+
+	fmt.Println(m.Attach(a))
+	fmt.Println(m.Attach(a))
+	fmt.Println(m.Attach(b))
+	fmt.Println(m.Attach(nil))
+	// Output:
+	// <nil>
+	// <nil>
+	// otel: Metrics is bound to another cache; create one Metrics per cache
+	// otel: Attach(nil): a Metrics stays bound to its cache; Close stops it
 }
 
 // TraceLoader wraps a loader once, at start-up; each load is then a span

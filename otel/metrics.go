@@ -143,10 +143,27 @@ func (b *builder) gauge(name, desc, unit string) metric.Int64ObservableGauge {
 	return g
 }
 
-// Attach makes the Metrics report cache's counters, L1 state and breaker
-// state; the Metrics must be cache's [tiered.Options.Recorder] for the
-// histograms. A later call replaces the cache; nil detaches it.
-func (m *Metrics) Attach(cache *tiered.Cache) { m.cache.Store(cache) }
+// Attach binds the Metrics to cache: from then on it reports cache's
+// counters, L1 state and breaker state when the SDK collects. The Metrics
+// must also be cache's [tiered.Options.Recorder] for the histograms.
+//
+// A Metrics binds to one cache for its life, because the counters it
+// reports are the cache's running totals: the first non-nil cache binds
+// it, and attaching that cache again does nothing. Attaching another cache
+// or nil returns an error and changes nothing, before the binding as after
+// it: a counter switched to another cache's total would go backwards, and
+// one detached and attached again would be exported twice over with delta
+// temporality. To stop reporting, [Metrics.Close] it; to report another
+// cache, create another Metrics. It is safe for concurrent use.
+func (m *Metrics) Attach(cache *tiered.Cache) error {
+	if cache == nil {
+		return errors.New("otel: Attach(nil): a Metrics stays bound to its cache; Close stops it")
+	}
+	if m.cache.CompareAndSwap(nil, cache) || m.cache.Load() == cache {
+		return nil
+	}
+	return errors.New("otel: Metrics is bound to another cache; create one Metrics per cache")
+}
 
 // Close unregisters the callback: the observable instruments report
 // nothing from then on. It is idempotent.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,7 +146,9 @@ func newMetrics(t *testing.T) (*tcotel.Metrics, *sdkmetric.ManualReader) {
 func TestCollectAfterWorkload(t *testing.T) {
 	m, r := newMetrics(t)
 	w := metricstest.Start(t, m)
-	m.Attach(w.A)
+	if err := m.Attach(w.A); err != nil {
+		t.Fatal(err)
+	}
 
 	w.Run(t, func() {
 		collect(t, r).check(t, []want{
@@ -252,7 +255,9 @@ func TestBreakerState(t *testing.T) {
 		t.Error("a breaker gauge is reported before Attach")
 	}
 	c, openBreaker := breakerCache(t, m)
-	m.Attach(c)
+	if err := m.Attach(c); err != nil {
+		t.Fatal(err)
+	}
 	m.Record(tiered.Event{Kind: tiered.EventBreakerOpen}) // no close will follow
 	collect(t, r).check(t, []want{{"tiercache.redis.breaker.open", "[]", gauge, 0}})
 	openBreaker()
@@ -304,7 +309,9 @@ func TestCloseUnregisters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m.Attach(c)
+	if err := m.Attach(c); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := collect(t, r)["tiercache.l1.capacity"]; !ok {
 		t.Fatal("no L1 capacity gauge before Close")
 	}
@@ -320,4 +327,72 @@ func TestNewMetricsNil(t *testing.T) {
 	if _, err := tcotel.NewMetrics(nil); err == nil {
 		t.Fatal("NewMetrics(nil) returned no error")
 	}
+}
+
+// TestAttachBindsOnce: a Metrics stays bound to the first cache it is
+// attached to. Attaching another cache or nil is an error and changes
+// nothing, before the binding as after it; the same cache again is a
+// no-op. Read with delta temporality, the loads counter never goes
+// backwards and never counts a total twice.
+func TestAttachBindsOnce(t *testing.T) {
+	r := sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(
+		func(sdkmetric.InstrumentKind) metricdata.Temporality { return metricdata.DeltaTemporality }))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	m, err := tcotel.NewMetrics(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	a, b := loadedCache(t, m, 3), loadedCache(t, m, 1)
+	if err := m.Attach(nil); err == nil {
+		t.Error("Attach(nil) before any cache returned no error")
+	}
+	if _, ok := collect(t, r)["tiercache.loads"]; ok {
+		t.Error("loads reported with no cache bound")
+	}
+	steps := []struct {
+		name    string
+		attach  *tiered.Cache
+		wantErr bool
+		delta   float64 // of tiercache.loads for group "user"
+	}{
+		{"Attach(a)", a, false, 3},
+		{"Attach(a) again", a, false, 0},
+		{"Attach(b)", b, true, 0},
+		{"Attach(nil)", nil, true, 0},
+		{"Attach(a) after the errors", a, false, 0},
+	}
+	for _, s := range steps {
+		if err := m.Attach(s.attach); (err != nil) != s.wantErr {
+			t.Errorf("%s = %v; want an error: %v", s.name, err, s.wantErr)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "otel: ") {
+			t.Errorf("%s = %q; want the prefix \"otel: \"", s.name, err)
+		}
+		if p, ok := collect(t, r)["tiercache.loads"]["[group=user]"]; !ok || p.value != s.delta {
+			t.Errorf("after %s: tiercache.loads delta %v (reported: %v); want %v", s.name, p.value, ok, s.delta)
+		}
+	}
+}
+
+// loadedCache returns an L1-only cache whose group "user" has loaded n
+// times, with rec as its Recorder.
+func loadedCache(t *testing.T, rec tiered.Recorder, n int) *tiered.Cache {
+	t.Helper()
+	c, err := tiered.New(tiered.Options{Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	g, err := tiered.NewGroup[string](c, "user", tiered.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := g.Fetch(context.Background(), fmt.Sprint(i), loadProfile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
 }

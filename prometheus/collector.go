@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,10 +33,12 @@ type Options struct {
 // package documentation. It is safe for concurrent use.
 type Collector struct {
 	cache atomic.Pointer[tiered.Cache]
+	hists atomic.Pointer[histograms] // of the cache last attached; replaced with it
 
-	load, leaseWait, refresh *prometheus.HistogramVec // by group
-	lag                      prometheus.Histogram
+	mu   sync.Mutex    // protects last, and serializes Attach
+	last *tiered.Cache // the last non-nil cache attached
 
+	newHistograms func() *histograms
 	groupCounters []groupCounter
 	cacheCounters []cacheCounter
 	hits, misses  *prometheus.Desc
@@ -46,6 +49,12 @@ type Collector struct {
 	l1Degraded    *prometheus.Desc
 	pending       *prometheus.Desc
 	breaker       *prometheus.Desc
+}
+
+// histograms are the metrics a Collector keeps from the events it records.
+type histograms struct {
+	load, leaseWait, refresh *prometheus.HistogramVec // by group
+	lag                      prometheus.Histogram
 }
 
 var (
@@ -105,13 +114,17 @@ func newCollector(opts Options) *Collector {
 		return prometheus.NewDesc("tiercache_"+name, help, labels, cl)
 	}
 	c := &Collector{
-		load:      hist("load_duration_seconds", "Time taken by loader calls, failed ones included.", opts.LoadBuckets),
-		leaseWait: hist("lease_wait_duration_seconds", "Time misses waited for another node's lease.", opts.LoadBuckets),
-		refresh:   hist("refresh_duration_seconds", "Time taken by early refreshes.", opts.LoadBuckets),
-		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "tiercache_invalidation_lag_seconds", ConstLabels: cl, Buckets: opts.LagBuckets,
-			Help: "Time from another node's publish of an invalidation to its application here (clocks of two machines).",
-		}),
+		newHistograms: func() *histograms {
+			return &histograms{
+				load:      hist("load_duration_seconds", "Time taken by loader calls, failed ones included.", opts.LoadBuckets),
+				leaseWait: hist("lease_wait_duration_seconds", "Time misses waited for another node's lease.", opts.LoadBuckets),
+				refresh:   hist("refresh_duration_seconds", "Time taken by early refreshes.", opts.LoadBuckets),
+				lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+					Name: "tiercache_invalidation_lag_seconds", ConstLabels: cl, Buckets: opts.LagBuckets,
+					Help: "Time from another node's publish of an invalidation to its application here (clocks of two machines).",
+				}),
+			}
+		},
 		hits:       desc("hits_total", "Reads that found a value, by tier.", "group", "tier"),
 		misses:     desc("misses_total", "Reads that found no value, by tier.", "group", "tier"),
 		l1Entries:  desc("l1_entries", "Entries in the L1 key index."),
@@ -128,14 +141,34 @@ func newCollector(opts Options) *Collector {
 	for _, s := range cacheStats() {
 		c.cacheCounters = append(c.cacheCounters, cacheCounter{desc(s.name, s.help), s.value})
 	}
+	c.hists.Store(c.newHistograms())
 	return c
 }
 
 // Attach makes the Collector report cache's counters, L1 state and
 // breaker state when scraped; until then it reports only the histograms.
 // The Collector must be cache's [tiered.Options.Recorder] for the
-// histograms. A later call replaces the cache; nil detaches it.
-func (c *Collector) Attach(cache *tiered.Cache) { c.cache.Store(cache) }
+// histograms.
+//
+// A later call replaces the cache, and nil detaches it (the Collector then
+// reports the histograms only). Attaching a cache other than the last one
+// attached starts the histograms afresh, so that nothing of the previous
+// cache is reported with the new one: its counters drop to the new
+// cache's totals, which Prometheus takes for a counter reset, and the
+// histograms reset with them. Events the new cache recorded before its
+// Attach are dropped with the old histograms, so attach a cache before
+// using it. It is safe for concurrent use.
+func (c *Collector) Attach(cache *tiered.Cache) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cache != nil && c.last != nil && cache != c.last {
+		c.hists.Store(c.newHistograms())
+	}
+	if cache != nil {
+		c.last = cache
+	}
+	c.cache.Store(cache)
+}
 
 // Record keeps the latency histograms; the cache calls it for every
 // event. Hits, misses, breaker changes and the other counted events return
@@ -144,13 +177,13 @@ func (c *Collector) Attach(cache *tiered.Cache) { c.cache.Store(cache) }
 func (c *Collector) Record(e tiered.Event) {
 	switch e.Kind {
 	case tiered.EventLoad:
-		observe(c.load, e.Group, e.Duration)
+		observe(c.hists.Load().load, e.Group, e.Duration)
 	case tiered.EventLeaseWaited:
-		observe(c.leaseWait, e.Group, e.Duration)
+		observe(c.hists.Load().leaseWait, e.Group, e.Duration)
 	case tiered.EventRefresh:
-		observe(c.refresh, e.Group, e.Duration)
+		observe(c.hists.Load().refresh, e.Group, e.Duration)
 	case tiered.EventInvalidationReceived:
-		c.lag.Observe(max(e.Duration, 0).Seconds()) // clocks of two machines: never negative
+		c.hists.Load().lag.Observe(max(e.Duration, 0).Seconds()) // clocks of two machines: never negative
 	}
 }
 
@@ -162,10 +195,11 @@ func observe(h *prometheus.HistogramVec, group string, d time.Duration) {
 
 // Describe sends the descriptors of every metric.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	c.load.Describe(ch)
-	c.leaseWait.Describe(ch)
-	c.refresh.Describe(ch)
-	c.lag.Describe(ch)
+	h := c.hists.Load() // every set has the same descriptors
+	h.load.Describe(ch)
+	h.leaseWait.Describe(ch)
+	h.refresh.Describe(ch)
+	h.lag.Describe(ch)
 	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.l1Entries, c.l1Bytes, c.l1MaxBytes, c.l1Fills, c.l1Degraded, c.pending, c.breaker} {
 		ch <- d
 	}
@@ -180,10 +214,11 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect sends the histograms, then, with a cache attached, its counters
 // and gauges as of now, the breaker gauge included ([tiered.Cache.BreakersOpen]).
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	c.load.Collect(ch)
-	c.leaseWait.Collect(ch)
-	c.refresh.Collect(ch)
-	c.lag.Collect(ch)
+	h := c.hists.Load()
+	h.load.Collect(ch)
+	h.leaseWait.Collect(ch)
+	h.refresh.Collect(ch)
+	h.lag.Collect(ch)
 	cache := c.cache.Load()
 	if cache == nil {
 		return

@@ -306,6 +306,76 @@ func breakerCache(t *testing.T, rec tiered.Recorder) (c *tiered.Cache, openBreak
 	}
 }
 
+// TestAttachAnotherCache: attaching another cache leaves nothing of the
+// first one in a scrape: counters are the new cache's, and the histograms
+// start afresh. Detaching (nil) and attaching the same cache again keeps
+// them.
+func TestAttachAnotherCache(t *testing.T) {
+	col, err := tcprom.New(tcprom.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	user := []string{"group", "user"}
+
+	a, fetchA := userCache(t, col)
+	col.Attach(a)
+	fetchA("1", "2", "3")
+	gather(t, reg).check(t, []want{
+		{"tiercache_loads_total", user, counter, 3},
+		{"tiercache_load_duration_seconds", user, histogram, 3},
+	})
+
+	b, fetchB := userCache(t, col)
+	col.Attach(b)
+	s := gather(t, reg)
+	s.check(t, []want{{"tiercache_loads_total", user, counter, 0}})
+	if _, _, ok := s.get("tiercache_load_duration_seconds", user...); ok {
+		t.Error("the load histogram of the first cache is still scraped with the second")
+	}
+	fetchB("1")
+	gather(t, reg).check(t, []want{
+		{"tiercache_loads_total", user, counter, 1},
+		{"tiercache_load_duration_seconds", user, histogram, 1},
+	})
+
+	col.Attach(nil)
+	s = gather(t, reg)
+	s.check(t, []want{{"tiercache_load_duration_seconds", user, histogram, 1}})
+	if _, _, ok := s.get("tiercache_loads_total", user...); ok {
+		t.Error("counters scraped with no cache attached")
+	}
+	col.Attach(b)
+	gather(t, reg).check(t, []want{
+		{"tiercache_loads_total", user, counter, 1},
+		{"tiercache_load_duration_seconds", user, histogram, 1},
+	})
+}
+
+// userCache returns an L1-only cache with rec as its Recorder, and a
+// function that fetches ids from its group "user" (each a load).
+func userCache(t *testing.T, rec tiered.Recorder) (*tiered.Cache, func(ids ...string)) {
+	t.Helper()
+	c, err := tiered.New(tiered.Options{Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	g, err := tiered.NewGroup[string](c, "user", tiered.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, func(ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			if _, err := g.Fetch(context.Background(), id, loadProfile); err != nil {
+				t.Fatalf("Fetch(%q): %v", id, err)
+			}
+		}
+	}
+}
+
 // TestNewRejectsBadOptions: invalid buckets and labels are errors from
 // New, not panics at the first observation or at registration.
 func TestNewRejectsBadOptions(t *testing.T) {
