@@ -17,8 +17,10 @@
 //
 // The instruments are named tiercache.*; per-group ones carry a group
 // attribute ("" for the cache's own events), hits and misses a tier
-// attribute too. One Metrics serves one Cache: [Metrics.Attach] binds it
-// for good, and a second cache needs a Metrics of its own.
+// attribute too; [WithAttributes] adds attributes to every data point. One
+// Metrics serves one Cache: [Metrics.Attach] binds it for good, and a
+// second cache needs a Metrics of its own, told apart by its attributes
+// when both share a MeterProvider.
 //
 // Traces: [TraceLoader] and [TraceBatchLoader] wrap a loader in a span, a
 // child of the caller's; [InstrumentClient] (or [RedisHook]) adds a

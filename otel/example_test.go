@@ -96,6 +96,47 @@ func ExampleMetrics_Attach() {
 	// otel: Attach(nil): a Metrics stays bound to its cache; Close stops it
 }
 
+// WithAttributes tells apart two caches whose Metrics share one
+// MeterProvider: each data point carries its cache's attributes.
+func ExampleWithAttributes() {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	ctx := context.Background()
+	for _, name := range []string{"sessions", "profiles"} {
+		m, err := tcotel.NewMetrics(mp, tcotel.WithAttributes(attribute.String("cache", name)))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer m.Close()
+		c, _ := tiered.New(tiered.Options{Recorder: m})
+		defer c.Close()
+		if err := m.Attach(c); err != nil {
+			fmt.Println(err)
+			return
+		}
+		g, _ := tiered.NewGroup[string](c, "user", tiered.GroupOptions{})
+		g.Fetch(ctx, "42", loadProfile)
+	}
+
+	var rm metricdata.ResourceMetrics
+	reader.Collect(ctx, &rm)
+	for _, metric := range rm.ScopeMetrics[0].Metrics {
+		if metric.Name == "tiercache.loads" {
+			for _, p := range metric.Data.(metricdata.Sum[int64]).DataPoints {
+				fmt.Println(metric.Name, p.Attributes.Encoded(attribute.DefaultEncoder()), p.Value)
+			}
+		}
+	}
+	_, err := tcotel.NewMetrics(mp, tcotel.WithAttributes(attribute.String("group", "x")))
+	fmt.Println(err)
+	// Unordered output:
+	// tiercache.loads cache=sessions,group=user 1
+	// tiercache.loads cache=profiles,group=user 1
+	// otel: attribute "group" is reserved
+}
+
 // TraceLoader wraps a loader once, at start-up; each load is then a span
 // under the request's.
 func ExampleTraceLoader() {

@@ -19,12 +19,18 @@ import (
 const ScopeName = "github.com/tiercache/tiercache/otel"
 
 // Metrics is a [tiered.Recorder] that records a cache's latencies as
-// OpenTelemetry histograms, and reports the cache's counters and L1 state
-// through observable instruments when the SDK collects. It is safe for
-// concurrent use.
+// OpenTelemetry histograms, and reports the cache's counters, L1 state and
+// breaker state through observable instruments when the SDK collects. It
+// is safe for concurrent use.
 type Metrics struct {
 	cache  atomic.Pointer[tiered.Cache]
-	groups sync.Map // group name → metric.MeasurementOption: its attribute set, built once
+	attrs  []attribute.KeyValue // WithAttributes: on every data point
+	groups sync.Map             // group name → *groupAttrs, built once
+
+	// cacheRecord and cacheObserve hold the set of attrs alone, for the
+	// data points that have no group.
+	cacheRecord  []metric.RecordOption
+	cacheObserve []metric.ObserveOption
 
 	load, leaseWait, refresh, lag metric.Float64Histogram
 
@@ -51,14 +57,24 @@ type int64Counter struct {
 // [ScopeName]) and registers the callback that observes them. Until
 // [Metrics.Attach], only the histograms are reported: the counters and
 // gauges, the breaker gauge included, are read from the attached cache.
-// Close unregisters the callback. It fails if mp is nil or the
-// SDK refuses an instrument.
-func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
+// Close unregisters the callback. opts add attributes to every data
+// point ([WithAttributes]). It fails, with an error prefixed "otel: ", if
+// mp is nil, an option is invalid, or the SDK refuses an instrument.
+func NewMetrics(mp metric.MeterProvider, opts ...Option) (*Metrics, error) {
 	if mp == nil {
 		return nil, errors.New("otel: nil MeterProvider")
 	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	meter := mp.Meter(ScopeName)
-	m := &Metrics{}
+	all := metric.WithAttributeSet(attribute.NewSet(cfg.attrs...))
+	m := &Metrics{
+		attrs:        cfg.attrs,
+		cacheRecord:  []metric.RecordOption{all},
+		cacheObserve: []metric.ObserveOption{all},
+	}
 	b := builder{meter: meter}
 	m.load = b.histogram("tiercache.load.duration", "Time taken by loader calls, failed ones included.", loadBuckets())
 	m.leaseWait = b.histogram("tiercache.lease.wait.duration", "Time misses waited for another node's lease.", loadBuckets())
@@ -84,7 +100,6 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	if b.err != nil {
 		return nil, fmt.Errorf("otel: %w", b.err)
 	}
-	var err error
 	if m.reg, err = meter.RegisterCallback(m.observe, b.observables...); err != nil {
 		return nil, fmt.Errorf("otel: %w", err)
 	}
@@ -182,21 +197,12 @@ func (m *Metrics) Record(e tiered.Event) {
 	case tiered.EventRefresh:
 		m.record(m.refresh, e.Group, e.Duration)
 	case tiered.EventInvalidationReceived:
-		m.lag.Record(context.Background(), max(e.Duration, 0).Seconds()) // clocks of two machines: never negative
+		m.lag.Record(context.Background(), max(e.Duration, 0).Seconds(), m.cacheRecord...) // clocks of two machines: never negative
 	}
 }
 
 func (m *Metrics) record(h metric.Float64Histogram, group string, d time.Duration) {
-	h.Record(context.Background(), d.Seconds(), m.groupAttrs(group))
-}
-
-// groupAttrs returns the attribute set {group: name}, built once per group.
-func (m *Metrics) groupAttrs(group string) metric.MeasurementOption {
-	if o, ok := m.groups.Load(group); ok {
-		return o.(metric.MeasurementOption)
-	}
-	o, _ := m.groups.LoadOrStore(group, metric.WithAttributeSet(attribute.NewSet(attribute.String("group", group))))
-	return o.(metric.MeasurementOption)
+	h.Record(context.Background(), d.Seconds(), m.groupAttrs(group).record...)
 }
 
 // observe is the callback: it reports the counters of every group and of
@@ -206,7 +212,8 @@ func (m *Metrics) observe(_ context.Context, o metric.Observer) error {
 	if c == nil {
 		return nil
 	}
-	o.ObserveInt64(m.gauges.breaker, int64(c.BreakersOpen()))
+	attrs := m.cacheObserve
+	o.ObserveInt64(m.gauges.breaker, int64(c.BreakersOpen()), attrs...)
 	by := c.StatsByGroup()
 	for group, s := range by {
 		m.observeGroup(o, group, &s)
@@ -216,20 +223,20 @@ func (m *Metrics) observe(_ context.Context, o metric.Observer) error {
 		for _, s := range by {
 			v += k.value(&s)
 		}
-		o.ObserveInt64(k.inst, int64(v))
+		o.ObserveInt64(k.inst, int64(v), attrs...)
 	}
 	var down time.Duration
 	for _, s := range by {
 		down += s.BusDowntime
 	}
-	o.ObserveFloat64(m.downtime, down.Seconds())
+	o.ObserveFloat64(m.downtime, down.Seconds(), attrs...)
 	l1 := c.L1State()
-	o.ObserveInt64(m.l1Fills, int64(l1.Stored))
-	o.ObserveInt64(m.gauges.l1Entries, int64(l1.Entries))
-	o.ObserveInt64(m.gauges.l1Bytes, l1.Bytes)
-	o.ObserveInt64(m.gauges.l1MaxBytes, l1.MaxBytes)
-	o.ObserveInt64(m.gauges.l1Degraded, boolValue(l1.Degraded))
-	o.ObserveInt64(m.gauges.pending, int64(c.PendingInvalidations()))
+	o.ObserveInt64(m.l1Fills, int64(l1.Stored), attrs...)
+	o.ObserveInt64(m.gauges.l1Entries, int64(l1.Entries), attrs...)
+	o.ObserveInt64(m.gauges.l1Bytes, l1.Bytes, attrs...)
+	o.ObserveInt64(m.gauges.l1MaxBytes, l1.MaxBytes, attrs...)
+	o.ObserveInt64(m.gauges.l1Degraded, boolValue(l1.Degraded), attrs...)
+	o.ObserveInt64(m.gauges.pending, int64(c.PendingInvalidations()), attrs...)
 	return nil
 }
 
@@ -237,24 +244,22 @@ func (m *Metrics) observe(_ context.Context, o metric.Observer) error {
 // own row (group "") is reported only where it is not zero.
 func (m *Metrics) observeGroup(o metric.Observer, group string, s *tiered.Stats) {
 	own := group == ""
-	set := attribute.String("group", group)
+	a := m.groupAttrs(group)
 	tiers := [...]struct {
-		name         string
+		attrs        []metric.ObserveOption
 		hits, misses uint64
-	}{{"l1", s.L1Hits, s.L1Misses}, {"l2", s.L2Hits, s.L2Misses}}
+	}{{a.l1, s.L1Hits, s.L1Misses}, {a.l2, s.L2Hits, s.L2Misses}}
 	for _, t := range tiers {
-		attrs := metric.WithAttributes(set, attribute.String("tier", t.name))
 		if !own || t.hits != 0 {
-			o.ObserveInt64(m.hits, int64(t.hits), attrs)
+			o.ObserveInt64(m.hits, int64(t.hits), t.attrs...)
 		}
 		if !own || t.misses != 0 {
-			o.ObserveInt64(m.misses, int64(t.misses), attrs)
+			o.ObserveInt64(m.misses, int64(t.misses), t.attrs...)
 		}
 	}
-	attrs := m.groupAttrs(group)
 	for _, k := range m.groupCounters {
 		if v := k.value(s); !own || v != 0 {
-			o.ObserveInt64(k.inst, int64(v), attrs)
+			o.ObserveInt64(k.inst, int64(v), a.observe...)
 		}
 	}
 }

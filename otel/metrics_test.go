@@ -396,3 +396,83 @@ func loadedCache(t *testing.T, rec tiered.Recorder, n int) *tiered.Cache {
 	}
 	return c
 }
+
+// TestRecordAllocatesNothing: recording a latency costs no allocation once
+// the group's attribute set exists, with attributes of WithAttributes too.
+func TestRecordAllocatesNothing(t *testing.T) {
+	if raceOn {
+		t.Skip("the race detector allocates on its own; run without -race")
+	}
+	for _, opts := range [][]tcotel.Option{nil, {tcotel.WithAttributes(attribute.String("cache", "a"))}} {
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		t.Cleanup(func() { mp.Shutdown(context.Background()) })
+		m, err := tcotel.NewMetrics(mp, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		for _, e := range recordedEvents() {
+			m.Record(e)
+			if n := testing.AllocsPerRun(1000, func() { m.Record(e) }); n != 0 {
+				t.Errorf("Record(%v) with %d options allocates %v times; want 0", e.Kind, len(opts), n)
+			}
+		}
+	}
+}
+
+// TestWithAttributes: two caches whose Metrics share a MeterProvider, told
+// apart by WithAttributes, give two series of every instrument, counters,
+// gauges and histograms alike.
+func TestWithAttributes(t *testing.T) {
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	for _, c := range []struct {
+		name  string
+		loads int
+	}{{"a", 3}, {"b", 1}} {
+		m, err := tcotel.NewMetrics(mp, tcotel.WithAttributes(attribute.String("cache", c.name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		if err := m.Attach(loadedCache(t, m, c.loads)); err != nil {
+			t.Fatal(err)
+		}
+		m.Record(tiered.Event{Kind: tiered.EventInvalidationReceived})
+	}
+	collect(t, r).check(t, []want{
+		{"tiercache.loads", "[cache=a group=user]", sum, 3},
+		{"tiercache.loads", "[cache=b group=user]", sum, 1},
+		{"tiercache.misses", "[cache=a group=user tier=l1]", sum, 3},
+		{"tiercache.misses", "[cache=b group=user tier=l1]", sum, 1},
+		{"tiercache.load.duration", "[cache=a group=user]", histogram, 3},
+		{"tiercache.load.duration", "[cache=b group=user]", histogram, 1},
+		{"tiercache.invalidation.lag", "[cache=a]", histogram, 1},
+		{"tiercache.invalidation.lag", "[cache=b]", histogram, 1},
+		{"tiercache.l1.fills", "[cache=a]", sum, 3},
+		{"tiercache.l1.fills", "[cache=b]", sum, 1},
+		{"tiercache.redis.breaker.open", "[cache=a]", gauge, 0},
+		{"tiercache.redis.breaker.open", "[cache=b]", gauge, 0},
+	})
+}
+
+// TestWithAttributesRejected: the keys the Metrics sets itself, and an
+// empty key, are errors from NewMetrics.
+func TestWithAttributesRejected(t *testing.T) {
+	mp := sdkmetric.NewMeterProvider()
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	for _, kv := range []attribute.KeyValue{
+		attribute.String("group", "x"),
+		attribute.String("tier", "l1"),
+		attribute.String("", "x"),
+	} {
+		m, err := tcotel.NewMetrics(mp, tcotel.WithAttributes(attribute.String("cache", "a"), kv))
+		if err == nil || !strings.HasPrefix(err.Error(), "otel: ") {
+			t.Errorf("NewMetrics(WithAttributes(%q=%v)) = %v; want an error prefixed \"otel: \"", kv.Key, kv.Value.Emit(), err)
+		}
+		if m != nil {
+			m.Close()
+		}
+	}
+}
