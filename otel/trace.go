@@ -17,9 +17,15 @@ import (
 // TraceLoader returns load wrapped in a span "tiercache.load" of tp's
 // tracer, a child of the span in the loader's ctx (the caller's: a load
 // keeps the values of the ctx of the Fetch that started it), with the
-// attributes tiercache.group (g's name) and tiercache.id. A loader error
-// sets the span's status to Error; a panic does too, and goes on. With a
-// nil tp it returns load unchanged.
+// attributes tiercache.group (g's name) and tiercache.id.
+//
+// A loader error sets the span's status to Error and is recorded on it,
+// except an error wrapping [tiered.ErrNotFound]: that is an answer, not a
+// failure (the cache does not count it in [tiered.Stats] LoadErrors), so
+// the span keeps an unset status and gets the attribute
+// tiercache.not_found=true. A panic
+// sets the status to Error and goes on. With a nil tp it returns load
+// unchanged.
 //
 // Build the wrapped loader once, not per Fetch: like any closure, one made
 // per call allocates on every call, hits included.
@@ -32,14 +38,16 @@ func TraceLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load tiered
 	return func(ctx context.Context, id string) (v V, err error) {
 		ctx, span := tracer.Start(ctx, "tiercache.load",
 			trace.WithAttributes(group, attribute.String("tiercache.id", id)))
-		defer func() { endSpan(span, err, recover()) }()
+		defer func() { endSpan(span, loadFailure(span, err), recover()) }()
 		return load(ctx, id)
 	}
 }
 
 // TraceBatchLoader is [TraceLoader] for a batch loader: its span,
 // "tiercache.load_many", carries tiercache.group and tiercache.ids (how many
-// ids were asked for).
+// ids were asked for). Errors and panics set its status as TraceLoader's
+// do; an error wrapping [tiered.ErrNotFound], which FetchMany takes for
+// "none of these ids exists", is no failure either.
 func TraceBatchLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load tiered.BatchLoaderFunc[V]) tiered.BatchLoaderFunc[V] {
 	if tp == nil || load == nil {
 		return load
@@ -49,9 +57,22 @@ func TraceBatchLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load t
 	return func(ctx context.Context, ids []string) (m map[string]V, err error) {
 		ctx, span := tracer.Start(ctx, "tiercache.load_many",
 			trace.WithAttributes(group, attribute.Int("tiercache.ids", len(ids))))
-		defer func() { endSpan(span, err, recover()) }()
+		defer func() { endSpan(span, loadFailure(span, err), recover()) }()
 		return load(ctx, ids)
 	}
+}
+
+// notFound marks a load whose answer was tiered.ErrNotFound.
+var notFound = attribute.Bool("tiercache.not_found", true)
+
+// loadFailure returns a loader's err unless it is nil or wraps
+// tiered.ErrNotFound, a normal answer, which it marks on span instead.
+func loadFailure(span trace.Span, err error) error {
+	if errors.Is(err, tiered.ErrNotFound) {
+		span.SetAttributes(notFound)
+		return nil
+	}
+	return err
 }
 
 // endSpan ends span with err's status, or p's when the traced call

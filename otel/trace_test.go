@@ -3,6 +3,7 @@ package otel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -194,4 +195,57 @@ func TestNilTracerProvider(t *testing.T) {
 		t.Error("TraceLoader(nil, g, nil) is not nil")
 	}
 	tcotel.InstrumentClient(nil, nil) // no panic
+}
+
+// TestTraceNotFound: a loader's "not found" answer (an error wrapping
+// tiered.ErrNotFound) is a normal outcome, as the cache counts it: the
+// span keeps an unset status, records no error, and says
+// tiercache.not_found. Another error still sets the status.
+func TestTraceNotFound(t *testing.T) {
+	tp, rec := newTracer(t)
+	g := lone(t)
+	notFound := fmt.Errorf("user 7: %w", tiered.ErrNotFound)
+	load := tcotel.TraceLoader(tp, g, func(context.Context, string) (string, error) { return "", notFound })
+	batch := tcotel.TraceBatchLoader(tp, g, func(context.Context, []string) (map[string]string, error) { return nil, notFound })
+	failed := tcotel.TraceLoader(tp, g, func(context.Context, string) (string, error) { return "", errors.New("db down") })
+	ctx := context.Background()
+	if _, err := load(ctx, "7"); err != notFound {
+		t.Fatalf("load(7) = %v; want the loader's error", err)
+	}
+	if _, err := batch(ctx, []string{"7"}); err != notFound {
+		t.Fatalf("batch(7) = %v; want the loader's error", err)
+	}
+	failed(ctx, "8")
+	spans := rec.Ended()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans; want 3", len(spans))
+	}
+	for _, s := range spans[:2] {
+		if s.Status().Code != codes.Unset || len(s.Events()) != 0 {
+			t.Errorf("%s of a not-found answer: status %v, %d events; want Unset and none", s.Name(), s.Status().Code, len(s.Events()))
+		}
+		if v, ok := attr(s, "tiercache.not_found"); !ok || !v.AsBool() {
+			t.Errorf("%s of a not-found answer: tiercache.not_found = %v (set: %v); want true", s.Name(), v.AsBool(), ok)
+		}
+	}
+	if s := spans[2]; s.Status().Code != codes.Error {
+		t.Errorf("span of a failed load: status %v; want Error", s.Status().Code)
+	} else if _, ok := attr(s, "tiercache.not_found"); ok {
+		t.Error("a failed load's span says tiercache.not_found")
+	}
+}
+
+// lone returns a group "user" of an L1-only cache.
+func lone(t *testing.T) *tiered.Group[string] {
+	t.Helper()
+	c, err := tiered.New(tiered.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	g, err := tiered.NewGroup[string](c, "user", tiered.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
