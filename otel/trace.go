@@ -17,15 +17,15 @@ import (
 // TraceLoader returns load wrapped in a span "tiercache.load" of tp's
 // tracer, a child of the span in the loader's ctx (the caller's: a load
 // keeps the values of the ctx of the Fetch that started it), with the
-// attributes tiercache.group (g's name) and tiercache.id.
+// attributes tiercache.group (g's name; "" for a nil g) and tiercache.id.
 //
 // A loader error sets the span's status to Error and is recorded on it,
 // except an error wrapping [tiered.ErrNotFound]: that is an answer, not a
 // failure (the cache does not count it in [tiered.Stats] LoadErrors), so
 // the span keeps an unset status and gets the attribute
 // tiercache.not_found=true. A panic
-// sets the status to Error and goes on. With a nil tp it returns load
-// unchanged.
+// sets the status to Error and goes on. With a nil tp or a nil load it
+// returns load unchanged.
 //
 // Build the wrapped loader once, not per Fetch: like any closure, one made
 // per call allocates on every call, hits included.
@@ -34,7 +34,7 @@ func TraceLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load tiered
 		return load
 	}
 	tracer := tp.Tracer(ScopeName)
-	group := attribute.String("tiercache.group", g.Name())
+	group := groupAttr(g)
 	return func(ctx context.Context, id string) (v V, err error) {
 		ctx, span := tracer.Start(ctx, "tiercache.load",
 			trace.WithAttributes(group, attribute.String("tiercache.id", id)))
@@ -53,13 +53,22 @@ func TraceBatchLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load t
 		return load
 	}
 	tracer := tp.Tracer(ScopeName)
-	group := attribute.String("tiercache.group", g.Name())
+	group := groupAttr(g)
 	return func(ctx context.Context, ids []string) (m map[string]V, err error) {
 		ctx, span := tracer.Start(ctx, "tiercache.load_many",
 			trace.WithAttributes(group, attribute.Int("tiercache.ids", len(ids))))
 		defer func() { endSpan(span, loadFailure(span, err), recover()) }()
 		return load(ctx, ids)
 	}
+}
+
+// groupAttr is the attribute tiercache.group of g: its name, "" if g is nil.
+func groupAttr[V any](g *tiered.Group[V]) attribute.KeyValue {
+	name := ""
+	if g != nil {
+		name = g.Name()
+	}
+	return attribute.String("tiercache.group", name)
 }
 
 // notFound marks a load whose answer was tiered.ErrNotFound.
@@ -104,7 +113,7 @@ func InstrumentClient(rdb redis.UniversalClient, tp trace.TracerProvider) {
 // db.operation.batch.size), with db.system.name "redis" and
 // db.operation.name. Key names and arguments are not recorded. A failed
 // command sets the span's status to Error; redis.Nil (a miss) is no
-// failure.
+// failure. With a nil tp the hook passes every call through untraced.
 //
 // Only commands whose ctx carries a span are traced: those of a Fetch,
 // Set or Invalidate made inside a trace. The cache's background calls (the
@@ -112,14 +121,22 @@ func InstrumentClient(rdb redis.UniversalClient, tp trace.TracerProvider) {
 // start a new trace every heartbeat. Pub/sub receives are not commands and
 // are never traced.
 func RedisHook(tp trace.TracerProvider) redis.Hook {
+	if tp == nil {
+		return redisHook{}
+	}
 	return redisHook{tracer: tp.Tracer(ScopeName)}
 }
 
+// redisHook traces commands with tracer; with a nil tracer it passes them
+// through.
 type redisHook struct{ tracer trace.Tracer }
 
 func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	if h.tracer == nil {
+		return next
+	}
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if !trace.SpanContextFromContext(ctx).IsValid() {
 			return next(ctx, cmd)
@@ -134,6 +151,9 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	if h.tracer == nil {
+		return next
+	}
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if !trace.SpanContextFromContext(ctx).IsValid() {
 			return next(ctx, cmds)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -248,4 +249,53 @@ func lone(t *testing.T) *tiered.Group[string] {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// TestNilGroup: a nil group gives an empty group attribute, not a panic.
+func TestNilGroup(t *testing.T) {
+	tp, rec := newTracer(t)
+	ctx := context.Background()
+	load := tcotel.TraceLoader[string](tp, nil, func(context.Context, string) (string, error) { return "v", nil })
+	batch := tcotel.TraceBatchLoader[string](tp, nil, func(context.Context, []string) (map[string]string, error) { return nil, nil })
+	if v, err := load(ctx, "1"); v != "v" || err != nil {
+		t.Errorf("load(1) = %q, %v; want v, nil", v, err)
+	}
+	if _, err := batch(ctx, []string{"1"}); err != nil {
+		t.Errorf("batch(1) = %v", err)
+	}
+	for _, s := range rec.Ended() {
+		if g, ok := attr(s, "tiercache.group"); !ok || g.AsString() != "" {
+			t.Errorf("%s with a nil group: tiercache.group = %q (set: %v); want \"\"", s.Name(), g.AsString(), ok)
+		}
+	}
+	if n := len(rec.Ended()); n != 2 {
+		t.Errorf("%d spans; want 2", n)
+	}
+}
+
+// TestRedisHookNil: RedisHook(nil) passes every call through untraced,
+// with no panic.
+func TestRedisHookNil(t *testing.T) {
+	tp, rec := newTracer(t)
+	ctx := context.Background()
+	h := tcotel.RedisHook(nil)
+	traced, request := tp.Tracer("test").Start(ctx, "request")
+	defer request.End()
+	calls := 0
+	cmd := redis.NewStringCmd(traced, "get", "k")
+	if err := h.ProcessHook(func(context.Context, redis.Cmder) error { calls++; return nil })(traced, cmd); err != nil {
+		t.Errorf("ProcessHook = %v", err)
+	}
+	if err := h.ProcessPipelineHook(func(context.Context, []redis.Cmder) error { calls++; return nil })(traced, []redis.Cmder{cmd}); err != nil {
+		t.Errorf("ProcessPipelineHook = %v", err)
+	}
+	if _, err := h.DialHook(func(context.Context, string, string) (net.Conn, error) { calls++; return nil, nil })(ctx, "tcp", "x"); err != nil {
+		t.Errorf("DialHook = %v", err)
+	}
+	if calls != 3 {
+		t.Errorf("RedisHook(nil) made %d of 3 calls", calls)
+	}
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("RedisHook(nil) made %d spans; want none", n)
+	}
 }
