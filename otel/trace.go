@@ -23,9 +23,10 @@ import (
 // except an error wrapping [tiered.ErrNotFound]: that is an answer, not a
 // failure (the cache does not count it in [tiered.Stats] LoadErrors), so
 // the span keeps an unset status and gets the attribute
-// tiercache.not_found=true. A panic
-// sets the status to Error and goes on. With a nil tp or a nil load it
-// returns load unchanged.
+// tiercache.not_found=true. A panic sets the status to Error and goes on;
+// a loader that does not return (it called runtime.Goexit) ends its span
+// with status Error too. With a nil tp or a nil load it returns load
+// unchanged.
 //
 // Build the wrapped loader once, not per Fetch: like any closure, one made
 // per call allocates on every call, hits included.
@@ -38,16 +39,19 @@ func TraceLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load tiered
 	return func(ctx context.Context, id string) (v V, err error) {
 		ctx, span := tracer.Start(ctx, "tiercache.load",
 			trace.WithAttributes(group, attribute.String("tiercache.id", id)))
-		defer func() { endSpan(span, loadFailure(span, err), recover()) }()
-		return load(ctx, id)
+		returned := false
+		defer func() { endSpan(span, loadFailure(span, err), returned, recover()) }()
+		v, err = load(ctx, id)
+		returned = true
+		return v, err
 	}
 }
 
 // TraceBatchLoader is [TraceLoader] for a batch loader: its span,
 // "tiercache.load_many", carries tiercache.group and tiercache.ids (how many
-// ids were asked for). Errors and panics set its status as TraceLoader's
-// do; an error wrapping [tiered.ErrNotFound], which FetchMany takes for
-// "none of these ids exists", is no failure either.
+// ids were asked for). Errors, panics and runtime.Goexit set its status as
+// TraceLoader's do; an error wrapping [tiered.ErrNotFound], which
+// FetchMany takes for "none of these ids exists", is no failure either.
 func TraceBatchLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load tiered.BatchLoaderFunc[V]) tiered.BatchLoaderFunc[V] {
 	if tp == nil || load == nil {
 		return load
@@ -57,8 +61,11 @@ func TraceBatchLoader[V any](tp trace.TracerProvider, g *tiered.Group[V], load t
 	return func(ctx context.Context, ids []string) (m map[string]V, err error) {
 		ctx, span := tracer.Start(ctx, "tiercache.load_many",
 			trace.WithAttributes(group, attribute.Int("tiercache.ids", len(ids))))
-		defer func() { endSpan(span, loadFailure(span, err), recover()) }()
-		return load(ctx, ids)
+		returned := false
+		defer func() { endSpan(span, loadFailure(span, err), returned, recover()) }()
+		m, err = load(ctx, ids)
+		returned = true
+		return m, err
 	}
 }
 
@@ -84,17 +91,21 @@ func loadFailure(span trace.Span, err error) error {
 	return err
 }
 
-// endSpan ends span with err's status, or p's when the traced call
-// panicked, and then panics again with p.
-func endSpan(span trace.Span, err error, p any) {
-	if p != nil {
+// endSpan ends span after the traced call: with status Error when it
+// panicked with p (and then panics again with p) or did not return
+// (runtime.Goexit), or when it failed; unset otherwise. Call it deferred,
+// with recover() as p.
+func endSpan(span trace.Span, failed error, returned bool, p any) {
+	switch {
+	case p != nil:
 		span.SetStatus(codes.Error, fmt.Sprint("panic: ", p))
 		span.End()
 		panic(p)
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+	case !returned:
+		span.SetStatus(codes.Error, "did not return (runtime.Goexit)")
+	case failed != nil:
+		span.RecordError(failed)
+		span.SetStatus(codes.Error, failed.Error())
 	}
 	span.End()
 }
@@ -113,7 +124,8 @@ func InstrumentClient(rdb redis.UniversalClient, tp trace.TracerProvider) {
 // db.operation.batch.size), with db.system.name "redis" and
 // db.operation.name. Key names and arguments are not recorded. A failed
 // command sets the span's status to Error; redis.Nil (a miss) is no
-// failure. With a nil tp the hook passes every call through untraced.
+// failure. A panic in the command ends its span with status Error and goes
+// on. With a nil tp the hook passes every call through untraced.
 //
 // Only commands whose ctx carries a span are traced: those of a Fetch,
 // Set or Invalidate made inside a trace. The cache's background calls (the
@@ -137,15 +149,17 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	if h.tracer == nil {
 		return next
 	}
-	return func(ctx context.Context, cmd redis.Cmder) error {
+	return func(ctx context.Context, cmd redis.Cmder) (err error) {
 		if !trace.SpanContextFromContext(ctx).IsValid() {
 			return next(ctx, cmd)
 		}
 		name := strings.ToUpper(cmd.Name())
 		ctx, span := h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", name)))
-		err := next(ctx, cmd)
-		endSpan(span, failure(err), nil)
+		returned := false
+		defer func() { endSpan(span, failure(err), returned, recover()) }()
+		err = next(ctx, cmd)
+		returned = true
 		return err
 	}
 }
@@ -154,24 +168,33 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	if h.tracer == nil {
 		return next
 	}
-	return func(ctx context.Context, cmds []redis.Cmder) error {
+	return func(ctx context.Context, cmds []redis.Cmder) (err error) {
 		if !trace.SpanContextFromContext(ctx).IsValid() {
 			return next(ctx, cmds)
 		}
 		ctx, span := h.tracer.Start(ctx, "PIPELINE", trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", "PIPELINE"),
 				attribute.Int("db.operation.batch.size", len(cmds))))
-		err := next(ctx, cmds)
-		failed := failure(err)
-		for _, c := range cmds { // or the first command that failed
-			if failed != nil {
-				break
-			}
-			failed = failure(c.Err())
-		}
-		endSpan(span, failed, nil)
+		returned := false
+		defer func() { endSpan(span, pipelineFailure(err, cmds), returned, recover()) }()
+		err = next(ctx, cmds)
+		returned = true
 		return err
 	}
+}
+
+// pipelineFailure returns failure(err), or else the first failure of the
+// pipeline's commands.
+func pipelineFailure(err error, cmds []redis.Cmder) error {
+	if f := failure(err); f != nil {
+		return f
+	}
+	for _, c := range cmds {
+		if f := failure(c.Err()); f != nil {
+			return f
+		}
+	}
+	return nil
 }
 
 // failure returns err unless it is nil or redis.Nil, a miss.

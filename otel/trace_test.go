@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -297,5 +299,65 @@ func TestRedisHookNil(t *testing.T) {
 	}
 	if n := len(rec.Ended()); n != 0 {
 		t.Errorf("RedisHook(nil) made %d spans; want none", n)
+	}
+}
+
+// TestRedisHookPanic: a command or pipeline that panics ends its span with
+// status Error, and the panic goes on.
+func TestRedisHookPanic(t *testing.T) {
+	tp, rec := newTracer(t)
+	h := tcotel.RedisHook(tp)
+	ctx, request := tp.Tracer("test").Start(context.Background(), "request")
+	defer request.End()
+	cmd := redis.NewStringCmd(ctx, "get", "k")
+	calls := []func(){
+		func() { h.ProcessHook(func(context.Context, redis.Cmder) error { panic("conn bug") })(ctx, cmd) },
+		func() {
+			h.ProcessPipelineHook(func(context.Context, []redis.Cmder) error { panic("conn bug") })(ctx, []redis.Cmder{cmd})
+		},
+	}
+	for i, call := range calls {
+		func() {
+			defer func() {
+				if p := recover(); p != "conn bug" {
+					t.Errorf("call %d: recovered %v; want the panic to go on", i, p)
+				}
+			}()
+			call()
+		}()
+	}
+	spans := rec.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d ended spans; want 2 (GET, PIPELINE)", len(spans))
+	}
+	for _, s := range spans {
+		if s.Status().Code != codes.Error || s.Status().Description != "panic: conn bug" {
+			t.Errorf("%s: status %v %q; want Error \"panic: conn bug\"", s.Name(), s.Status().Code, s.Status().Description)
+		}
+	}
+}
+
+// TestTraceLoaderGoexit: a loader that calls runtime.Goexit never returns;
+// its span ends with status Error, not OK.
+func TestTraceLoaderGoexit(t *testing.T) {
+	tp, rec := newTracer(t)
+	g := lone(t)
+	load := tcotel.TraceLoader(tp, g, func(context.Context, string) (string, error) { runtime.Goexit(); return "", nil })
+	batch := tcotel.TraceBatchLoader(tp, g, func(context.Context, []string) (map[string]string, error) {
+		runtime.Goexit()
+		return nil, nil
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() { load(context.Background(), "1") })
+	wg.Go(func() { batch(context.Background(), []string{"1"}) })
+	wg.Wait()
+	spans := rec.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d ended spans; want 2", len(spans))
+	}
+	for _, s := range spans {
+		if s.Status().Code != codes.Error || !strings.Contains(s.Status().Description, "did not return") {
+			t.Errorf("%s of a loader that called Goexit: status %v %q; want Error, \"did not return\"", s.Name(), s.Status().Code, s.Status().Description)
+		}
 	}
 }
