@@ -188,7 +188,7 @@ func (c *Collector) Record(e tiered.Event) {
 }
 
 func observe(h *prometheus.HistogramVec, group string, d time.Duration) {
-	if o, err := h.GetMetricWithLabelValues(group); err == nil { // a group name that is not UTF-8 is not observed
+	if o, err := h.GetMetricWithLabelValues(group); err == nil { // a group name that is not UTF-8 (an event made by hand: NewGroup refuses it) is dropped
 		o.Observe(d.Seconds())
 	}
 }
@@ -268,9 +268,10 @@ func (c *Collector) collectGroup(ch chan<- prometheus.Metric, group string, s *t
 	}
 }
 
-// constMetric is prometheus.MustNewConstMetric without the panic: a label
-// value that is not valid UTF-8 (a group name) fails that metric of the
-// scrape, with the reason, and nothing else.
+// constMetric is prometheus.MustNewConstMetric without the panic: should a
+// label value ever be invalid, that metric of the scrape fails, with the
+// reason, and nothing else. Group names cannot be: NewGroup refuses one
+// that is not valid UTF-8.
 func constMetric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
 	m, err := prometheus.NewConstMetric(d, t, v, labels...)
 	if err != nil {

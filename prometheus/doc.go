@@ -18,6 +18,7 @@
 // Every metric is named tiercache_*; the per-group ones carry a group label
 // (the group's name; "" for the events of the cache itself). One Collector
 // serves one Cache at a time ([Collector.Attach] may replace it): to export
-// several caches, give each Collector distinct [Options.ConstLabels]. The README's Metrics section lists every metric,
-// its type and what to alert on.
+// several caches, give each Collector distinct [Options.ConstLabels].
+// docs/metrics.md, in the repository, lists every metric, its type and what
+// to alert on.
 package prometheus
