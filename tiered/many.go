@@ -8,7 +8,9 @@ import (
 // BatchLoaderFunc loads the values of many ids in one call. An id missing
 // from the returned map does not exist: it is left out of FetchMany's
 // result (and, with the group's NegativeTTL, cached as absent). Returning
-// an error caches nothing.
+// an error caches nothing; an error wrapping [ErrNotFound] says that none
+// of the ids exists: they are left out of the result, FetchMany returns no
+// error for them, and the load is not counted as failed.
 type BatchLoaderFunc[V any] func(ctx context.Context, ids []string) (map[string]V, error)
 
 // FetchMany returns the values of ids (duplicates are read once): from L1,

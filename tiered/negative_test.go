@@ -100,6 +100,38 @@ func TestFetchManyNegative(t *testing.T) {
 	}
 }
 
+// TestBatchNotFoundIsNoLoadError: a batch loader that returns an error
+// wrapping ErrNotFound says none of its ids exists: FetchMany returns them
+// absent and no error, as it always did, and the load is not counted as
+// failed (LoadErrors, EventLoad's Err), as a Fetch's loader's ErrNotFound
+// is not. Nothing is cached: the answer is an error, not a map.
+func TestBatchNotFoundIsNoLoadError(t *testing.T) {
+	var loadErrs atomic.Int64
+	c := newCache(t, tiered.Options{Redis: newReal(t), Namespace: "negnf", Recorder: tiered.RecorderFunc(func(e tiered.Event) {
+		if e.Kind == tiered.EventLoad && e.Err != nil {
+			loadErrs.Add(1)
+		}
+	})})
+	g := newGroup[string](t, c, "u", tiered.GroupOptions{NegativeTTL: time.Minute})
+	calls := 0
+	load := func(context.Context, []string) (map[string]string, error) {
+		calls++
+		return nil, fmt.Errorf("rows 1, 2: %w", tiered.ErrNotFound)
+	}
+	for range 2 {
+		got, err := g.FetchMany(context.Background(), []string{"1", "2"}, load)
+		if err != nil || len(got) != 0 {
+			t.Fatalf("FetchMany = %v, %v; want nothing and no error", got, err)
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("batch loader calls = %d; want 2 (an error caches nothing)", calls)
+	}
+	if s := g.Stats(); s.Loads != 2 || s.LoadErrors != 0 || loadErrs.Load() != 0 {
+		t.Fatalf("Loads %d, LoadErrors %d, failed EventLoads %d; want 2 loads and no error", s.Loads, s.LoadErrors, loadErrs.Load())
+	}
+}
+
 // TestFetchManyJoinsFetch: an id that a Fetch is loading is not loaded again
 // by a FetchMany in the same process, and the reverse.
 func TestFetchManyJoinsFetch(t *testing.T) {

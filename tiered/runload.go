@@ -108,7 +108,8 @@ func leaseList(m map[string]remote.Lease) []remote.Lease {
 
 // call runs the loader once for ids, bounded by LoadTimeout, and records
 // it. Values for ids that were not asked for are dropped. A *notFound
-// error (the one id of a Fetch does not exist) is not a load error.
+// error (the one id of a Fetch does not exist), or a batch loader's error
+// wrapping ErrNotFound (none of its ids exists), is not a load error.
 func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 	g := r.g
 	ctx, cancel := context.WithTimeout(r.ctx, g.c.opts.LoadTimeout)
@@ -123,7 +124,7 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 			g.loadAborted(took, recover())
 			return
 		}
-		if isNotFound(err) {
+		if isNotFound(err) || errors.Is(err, ErrNotFound) {
 			g.record(Event{Kind: EventLoad, Duration: took})
 			return
 		}
