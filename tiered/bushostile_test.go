@@ -108,31 +108,45 @@ func TestFlushDetachesLoads(t *testing.T) {
 			collapsed := a.group.Stats().Collapsed
 			got := make(chan string, 1)
 			go func() { v, _ := a.group.Fetch(ctx, id, constLoader("v2")); got <- v }()
-			var v string
-			for v == "" {
-				select {
-				case v = <-got:
-				default:
-					if a.group.Stats().Collapsed != collapsed {
-						v = "joined" // the read joined a's old load
-					} else {
-						runtime.Gosched()
-					}
-				}
-			}
+			v := readOrJoin(a.group, collapsed, got)
 			close(release)
 			<-first
-			if off {
-				if v != "joined" {
-					t.Fatalf("loads kept on a flush: the read got %q; want it to join the old load", v)
-				}
-				<-got
-				return
-			}
-			if v != "v2" {
-				t.Fatalf("a read begun after node a applied the flush got %q; want v2 from its own load", v)
-			}
+			checkDetached(t, off, v, got)
 		})
+	}
+}
+
+// readOrJoin returns what a read begun on g delivers on got, or "joined"
+// as soon as g counts one more collapsed read than collapsed: the read
+// joined a load in flight.
+func readOrJoin(g *tiered.Group[string], collapsed uint64, got <-chan string) string {
+	for {
+		select {
+		case v := <-got:
+			return v
+		default:
+			if g.Stats().Collapsed != collapsed {
+				return "joined"
+			}
+			runtime.Gosched()
+		}
+	}
+}
+
+// checkDetached checks v, what a read begun after a flush got (readOrJoin):
+// v2 from its own load; with loads kept on a flush (off), the old load
+// joined, and then what that read delivers is drained from got.
+func checkDetached(t *testing.T, off bool, v string, got <-chan string) {
+	t.Helper()
+	if off {
+		if v != "joined" {
+			t.Fatalf("loads kept on a flush: the read got %q; want it to join the old load", v)
+		}
+		<-got
+		return
+	}
+	if v != "v2" {
+		t.Fatalf("a read begun after the flush got %q; want v2 from its own load", v)
 	}
 }
 
@@ -186,30 +200,10 @@ func TestTagStampAheadDetachesLoads(t *testing.T) {
 			collapsed := ga.Stats().Collapsed
 			got := make(chan string, 1)
 			go func() { v, _ := ga.Fetch(ctx, "k", constLoader("v2")); got <- v }()
-			var v string
-			for v == "" {
-				select {
-				case v = <-got:
-				default:
-					if ga.Stats().Collapsed != collapsed {
-						v = "joined" // the read joined a's old load
-					} else {
-						runtime.Gosched()
-					}
-				}
-			}
+			v := readOrJoin(ga, collapsed, got)
 			close(release)
 			<-first
-			if off {
-				if v != "joined" {
-					t.Fatalf("loads kept on a flush: the read got %q; want it to join the old load", v)
-				}
-				<-got
-				return
-			}
-			if v != "v2" {
-				t.Fatalf("a read begun after node a handled the tags message got %q; want v2 from its own load", v)
-			}
+			checkDetached(t, off, v, got)
 		})
 	}
 }
@@ -336,27 +330,35 @@ func TestPatternQueueDelayFlushes(t *testing.T) {
 					t.Fatal("node a never applied both patterns")
 				}
 			}
-			if _, ok := a.group.Peek("p2x"); ok {
-				t.Fatal("node a still serves p2x from L1")
-			}
-			_, kept := a.group.Peek("other")
-			select {
-			case err := <-a.flushed:
-				if !late || !strings.Contains(fmt.Sprint(err), "Heartbeat") {
-					t.Fatalf("a flush (%v) with late=%v; want one only for the late pattern", err, late)
-				}
-				if kept {
-					t.Fatal("the flush left other in L1")
-				}
-			default:
-				if late {
-					t.Fatal("the late pattern was applied; want a flush in its place")
-				}
-				if !kept {
-					t.Fatal("applying p2 removed other from L1")
-				}
-			}
+			checkLatePattern(t, a, late)
 		})
+	}
+}
+
+// checkLatePattern checks node a once it applied g:p2*, which removes
+// p2x: when the pattern was late, a flush stood in for it (other went too);
+// else it was applied (other stayed) and nothing was flushed.
+func checkLatePattern(t *testing.T, a *hardNode, late bool) {
+	t.Helper()
+	if _, ok := a.group.Peek("p2x"); ok {
+		t.Fatal("node a still serves p2x from L1")
+	}
+	_, kept := a.group.Peek("other")
+	select {
+	case err := <-a.flushed:
+		if !late || !strings.Contains(fmt.Sprint(err), "Heartbeat") {
+			t.Fatalf("a flush (%v) with late=%v; want one only for the late pattern", err, late)
+		}
+		if kept {
+			t.Fatal("the flush left other in L1")
+		}
+	default:
+		if late {
+			t.Fatal("the late pattern was applied; want a flush in its place")
+		}
+		if !kept {
+			t.Fatal("applying p2 removed other from L1")
+		}
 	}
 }
 
@@ -398,26 +400,7 @@ func TestPatternLateWithinMessage(t *testing.T) {
 			if !wait(a.received, 10*time.Second) {
 				t.Fatal("node a never applied the message")
 			}
-			if _, ok := a.group.Peek("p2x"); ok {
-				t.Fatal("node a still serves p2x from L1")
-			}
-			_, kept := a.group.Peek("other")
-			select {
-			case err := <-a.flushed:
-				if !late || !strings.Contains(fmt.Sprint(err), "Heartbeat") {
-					t.Fatalf("a flush (%v) with late=%v; want one only for the late pattern", err, late)
-				}
-				if kept {
-					t.Fatal("the flush left other in L1")
-				}
-			default:
-				if late {
-					t.Fatal("the late pattern was applied; want a flush in its place")
-				}
-				if !kept {
-					t.Fatal("applying p2 removed other from L1")
-				}
-			}
+			checkLatePattern(t, a, late)
 		})
 	}
 }
