@@ -216,3 +216,7 @@ func PipesInvalidations(c *Cache) bool { return c.pipeInvalidations }
 // SetNoStaleAtRead makes a Fetch that finds another node's lease carrying a
 // stale value serve it through a run, not at its read.
 func SetNoStaleAtRead(c *Cache, off bool) { c.noStaleAtRead = off }
+
+// WaitLoads waits until no load of c runs, without ending any (Close
+// would cancel them first). Call it only once nothing starts new loads.
+func WaitLoads(c *Cache) { c.flights.running.Wait() }

@@ -3,14 +3,15 @@ package tiered
 import (
 	"context"
 	"errors"
+	"maps"
 )
 
 // BatchLoaderFunc loads the values of many ids in one call. An id missing
 // from the returned map does not exist: it is left out of FetchMany's
-// result (and, with the group's NegativeTTL, cached as absent). Returning
-// an error caches nothing; an error wrapping [ErrNotFound] says that none
-// of the ids exists: they are left out of the result, FetchMany returns no
-// error for them, and the load is not counted as failed.
+// result (and, with the group's NegativeTTL, cached as absent). An error
+// wrapping [ErrNotFound] is the same answer as an empty map: none of the
+// ids exists (it is no load error, and no fail-safe fallback is served for
+// it). Any other error caches nothing.
 type BatchLoaderFunc[V any] func(ctx context.Context, ids []string) (map[string]V, error)
 
 // FetchMany returns the values of ids (duplicates are read once): from L1,
@@ -38,9 +39,23 @@ func (g *Group[V]) FetchMany(ctx context.Context, ids []string, load BatchLoader
 }
 
 // fetchMany is FetchMany; with waitLoads, the batch this call leads waits for
-// its load whatever LoadSoftTimeout and MaxStale say (Warm: it exists to
-// load, and reads what its loader wrote once this returns).
+// its load whatever LoadSoftTimeout and MaxStale say, serves no fail-safe
+// fallback, and an id that joined another call's load that ended early
+// (a fallback or a stale value, while that load goes on) is fetched again
+// once (Warm: it exists to load, and reads what its loader wrote once this
+// returns).
 func (g *Group[V]) fetchMany(ctx context.Context, ids []string, load BatchLoaderFunc[V], waitLoads bool) (map[string]V, error) {
+	return g.fetchManyTries(ctx, ids, load, waitLoads, 2)
+}
+
+// errJoinedEarly is the error of a Warm's id that joined, twice, another
+// call's load that ended before it loaded (at its soft timeout, or with a
+// stale value): nothing was loaded for it.
+var errJoinedEarly = errors.New("tiered: the load this id joined ended before loading it (a fallback or a stale value was served); not warmed")
+
+// fetchManyTries is fetchMany with tries: how many times, with waitLoads,
+// an id that joined a load that ended early is fetched.
+func (g *Group[V]) fetchManyTries(ctx context.Context, ids []string, load BatchLoaderFunc[V], waitLoads bool, tries int) (map[string]V, error) {
 	out := make(map[string]V, len(ids))
 	miss, err := g.lookupMany(ids, out)
 	if err != nil || len(miss) == 0 {
@@ -68,9 +83,12 @@ func (g *Group[V]) fetchMany(ctx context.Context, ids []string, load BatchLoader
 		g.startBatch(ctx, miss, fls, led, load, waitLoads)
 	}
 	var first error
+	var early []string // with waitLoads: joined loads that ended before loading
 	for i, fl := range fls {
 		v, err := g.c.flights.wait(ctx, fl)
 		switch {
+		case err == nil && waitLoads && endedEarly[V](v):
+			early = append(early, miss[i])
 		case err == nil:
 			out[miss[i]] = flightValue[V](v)
 		case errors.Is(err, ErrNotFound):
@@ -80,7 +98,30 @@ func (g *Group[V]) fetchMany(ctx context.Context, ids []string, load BatchLoader
 			first = err
 		}
 	}
+	if len(early) > 0 {
+		if tries <= 1 {
+			if first == nil {
+				first = errJoinedEarly
+			}
+			return out, first
+		}
+		more, err := g.fetchManyTries(ctx, early, load, waitLoads, tries-1)
+		maps.Copy(out, more)
+		if first == nil {
+			first = err
+		}
+	}
 	return out, first
+}
+
+// endedEarly reports whether v, the outcome of a flight, is a value served
+// before its load ended: a fail-safe fallback or a MaxStale stale value.
+func endedEarly[V any](v any) bool {
+	switch v.(type) {
+	case fallback[V], staleValue[V]:
+		return true
+	}
+	return false
 }
 
 // startBatch loads the ids of miss at the indexes led, whose flights this
@@ -104,10 +145,10 @@ func (g *Group[V]) startBatch(ctx context.Context, miss []string, fls []*flight,
 				finish(at[id], v, nil)
 			}
 		})
-		if g.fs.window > 0 {
+		if g.fs.window > 0 && !waitLoads { // Warm serves no fallback: it loads, or reports the failure
 			r.onFallback = func(id string, v V) { finish(at[id], fallback[V]{v}, nil) }
 		}
-		r.waitLoads = waitLoads
+		r.waitLoads, r.batch = waitLoads, true
 		if g.maxStale > 0 {
 			r.onStale = func(id string, v V) { finish(at[id], staleValue[V]{v}, nil) }
 		}

@@ -70,7 +70,11 @@ type run[V any] struct {
 	// and MaxStale say: no fallback or stale value ends a wait early (set
 	// for Warm's batches).
 	waitLoads bool
-	bg        bool
+	// batch is set for the runs of FetchMany and Warm, whose loader is the
+	// caller's batch loader: it gets its own copy of the ids (it may
+	// rewrite them), where a Fetch's adapter only reads its one id.
+	batch bool
+	bg    bool
 }
 
 func (g *Group[V]) newRun(ctx context.Context, tok local.Token, load BatchLoaderFunc[V], done func(string, V, error)) *run[V] {

@@ -79,13 +79,15 @@ func (r *run[V]) giveUp(leases map[string]remote.Lease) {
 	r.release(ls)
 }
 
-// isNotFound reports whether err is the "not found" of a Fetch's loader.
+// isNotFound reports whether err is a loader's "not found": a Fetch's
+// (its *notFound), or a batch loader's error wrapping ErrNotFound, which
+// says that none of its ids exists: the same answer as an empty map.
 func isNotFound(err error) bool {
 	if err == nil {
 		return false // errors.As would allocate its target all the same
 	}
 	var nf *notFound
-	return errors.As(err, &nf)
+	return errors.As(err, &nf) || errors.Is(err, ErrNotFound)
 }
 
 // absentErr is the error delivered for an id the loader did not find: the
@@ -94,6 +96,9 @@ func absentErr(err error) error {
 	var nf *notFound
 	if errors.As(err, &nf) {
 		return nf.err
+	}
+	if errors.Is(err, ErrNotFound) {
+		return err // a batch loader's: none of its ids exists
 	}
 	return ErrNotFound
 }
@@ -107,9 +112,8 @@ func leaseList(m map[string]remote.Lease) []remote.Lease {
 }
 
 // call runs the loader once for ids, bounded by LoadTimeout, and records
-// it. Values for ids that were not asked for are dropped. A *notFound
-// error (the one id of a Fetch does not exist), or a batch loader's error
-// wrapping ErrNotFound (none of its ids exists), is not a load error.
+// it. Values for ids that were not asked for are dropped. A "not found"
+// (isNotFound) is not a load error.
 func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 	g := r.g
 	ctx, cancel := context.WithTimeout(r.ctx, g.c.opts.LoadTimeout)
@@ -124,13 +128,17 @@ func (r *run[V]) call(ids []string) (map[string]V, time.Duration, error) {
 			g.loadAborted(took, recover())
 			return
 		}
-		if isNotFound(err) || errors.Is(err, ErrNotFound) {
+		if isNotFound(err) {
 			g.record(Event{Kind: EventLoad, Duration: took})
 			return
 		}
 		g.record(Event{Kind: EventLoad, Duration: took, Err: err})
 	}()
-	vals, err = r.load(ctx, ids)
+	loaderIDs := ids
+	if r.batch {
+		loaderIDs = slices.Clone(ids)
+	}
+	vals, err = r.load(ctx, loaderIDs)
 	returned = true
 	took := start()
 	g.loads.add(took)

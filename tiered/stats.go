@@ -117,8 +117,8 @@ func (f RecorderFunc) Record(e Event) { f(e) }
 type Stats struct {
 	L1Hits, L1Misses uint64 // reads served by L1, reads L1 could not serve
 	L2Hits, L2Misses uint64 // L2 reads that found a value, L2 reads that found none (a lease counts as none)
-	Loads            uint64 // loader calls (a batch loader call counts once)
-	LoadErrors       uint64 // loader calls that returned an error or panicked
+	Loads            uint64 // loader calls (a batch loader call counts once, as do the Load calls of one Warm batch)
+	LoadErrors       uint64 // loader calls that returned an error (not ErrNotFound) or panicked
 	Collapsed        uint64 // callers that joined a load already in flight instead of starting one
 	LeasesWon        uint64 // leases taken
 	LeasesBusy       uint64 // misses that found another node's lease

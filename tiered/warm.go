@@ -25,7 +25,9 @@ const (
 type WarmOptions[V any] struct {
 	// Load loads one id. The ids of a batch are loaded one after the
 	// other, so BatchSize loads must fit in the cache's LoadTimeout; an
-	// error fails that id only.
+	// error fails that id only. In Stats and events, a batch's Load calls
+	// count as one loader call, as a LoadMany call would: an id whose Load
+	// failed is reported in the WarmError, not in LoadErrors.
 	Load LoaderFunc[V]
 	// LoadMany loads a batch of ids in one call, as for
 	// [Group.FetchMany]; an error fails the whole batch, and an id left
@@ -173,13 +175,22 @@ func (w *warm[V]) run(ctx context.Context) {
 			w.finish(chunk, err)
 			continue
 		}
+		w.g.c.at(hookWarmQueued)
 		eg.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				w.finish(chunk, err) // cancelled while it waited for a slot
+				return nil
+			}
 			w.batch(ctx, chunk)
 			return nil
 		})
 	}
 	_ = eg.Wait()
 }
+
+// hookWarmQueued is the point (Cache.at) where Warm hands a batch to its
+// pool, which may make it wait for a slot.
+const hookWarmQueued = "warm-batch-queued"
 
 // batch warms one chunk of ids, turning a loader panic into w.panic.
 func (w *warm[V]) batch(ctx context.Context, ids []string) {
