@@ -151,6 +151,7 @@ type recorder struct {
 	header http.Header
 	status int // 0 until WriteHeader or Write
 	body   []byte
+	wrote  bool // the handler called WriteHeader or Write (finish sets status 200 without)
 }
 
 func newRecorder() *recorder { return &recorder{header: make(http.Header)} }
@@ -158,6 +159,7 @@ func newRecorder() *recorder { return &recorder{header: make(http.Header)} }
 func (r *recorder) Header() http.Header { return r.header }
 
 func (r *recorder) WriteHeader(status int) {
+	r.wrote = true
 	if r.status == 0 && status >= 200 { // 1xx informational headers are not kept
 		r.status = status
 	}

@@ -56,6 +56,9 @@ func (rt *route) cacheID(r *http.Request) (string, bool) {
 	if o.Caller == nil && carriesCredentials(r) {
 		return "", false
 	}
+	if requestNoStore(r) {
+		return "", false // RFC 9111 5.2.1.5: nothing of it, or of its response, is stored
+	}
 	id, ok := rt.resourceID(r)
 	if !ok {
 		return "", false
@@ -130,4 +133,19 @@ func (rt *route) varyAllowed(h http.Header) bool {
 		}
 	}
 	return true
+}
+
+// requestNoStore reports whether r's Cache-Control carries no-store. (A
+// request's no-cache and max-age=0 are not honoured: any client could
+// otherwise make every request of a resource a load of the database.)
+func requestNoStore(r *http.Request) bool {
+	for _, v := range r.Header.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			d, _, _ = strings.Cut(strings.TrimSpace(d), "=")
+			if strings.EqualFold(d, "no-store") {
+				return true
+			}
+		}
+	}
+	return false
 }

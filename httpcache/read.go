@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -80,16 +81,33 @@ func (rt *route) serveRead(w http.ResponseWriter, r *http.Request) {
 // cache's lease), and keeps its response if it is cacheable.
 func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 	// The response of the handler run by this request, if it ran (and
-	// finished: with RevalidateTimeout it may finish in the background).
+	// finished: with RevalidateTimeout it may finish in the background),
+	// or the value it panicked with.
 	var ran atomic.Pointer[recorder]
+	var panicked atomic.Pointer[any]
 	e, served, err := rt.group.FetchInfo(r.Context(), id, func(ctx context.Context, _ string) (entry, error) {
-		rec := rt.record(r, ctx)
+		rec, p := rt.recordSafe(r, ctx)
+		if p != nil {
+			// Not the waiters' panic: they run the handler themselves, and
+			// this request panics with the value, unwrapped (net/http must
+			// still recognise http.ErrAbortHandler).
+			panicked.Store(&p)
+			return entry{}, errUncacheable
+		}
 		ran.Store(rec)
+		if err := ctx.Err(); err != nil {
+			// The handler outlived its LoadTimeout (or the cache closed):
+			// what it wrote may be a response it gave up on.
+			return entry{}, fmt.Errorf("httpcache: the handler ran out of time: %w", err)
+		}
 		if !rt.cacheable(rec) {
 			return entry{}, rt.opts.refillError(rec)
 		}
 		return rt.entryOf(r, rec), nil
 	})
+	if p := panicked.Load(); p != nil {
+		panic(*p)
+	}
 	mine := ran.Load()
 	switch {
 	case errors.Is(r.Context().Err(), context.Canceled): // the client left; a load in flight goes on for the others
@@ -101,6 +119,10 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 		http.Error(w, http.StatusText(http.StatusGatewayTimeout), http.StatusGatewayTimeout)
 	case err == nil && served.Fallback: // the refill failed or is slow: the stale response
 		rt.serveEntry(w, r, e, stale)
+	case mine != nil && !mine.wrote && errors.Is(err, context.DeadlineExceeded):
+		// This request's own run gave up at LoadTimeout without an answer.
+		w.Header().Set(headerXCache, miss)
+		http.Error(w, http.StatusText(http.StatusGatewayTimeout), http.StatusGatewayTimeout)
 	case mine != nil && err != nil: // this request's own run, not kept
 		rt.m.st.uncacheable.Add(1)
 		w.Header().Set(headerXCache, bypass)
@@ -131,6 +153,17 @@ func (rt *route) record(r *http.Request, ctx context.Context) *recorder {
 	rt.h.ServeHTTP(rec, r)
 	rec.finish()
 	return rec
+}
+
+// recordSafe is record that returns the value the handler panicked with,
+// if it did, instead of panicking.
+func (rt *route) recordSafe(r *http.Request, ctx context.Context) (rec *recorder, p any) {
+	defer func() {
+		if v := recover(); v != nil {
+			rec, p = nil, v
+		}
+	}()
+	return rt.record(r, ctx), nil
 }
 
 // cacheable reports whether a recorded response may be kept and served to

@@ -62,6 +62,9 @@ func (m *Middleware) Warm(ctx context.Context, prefix string, ids []string, opts
 		BatchSize: opts.BatchSize, Concurrency: opts.Concurrency, Progress: opts.Progress,
 		Load: func(ctx context.Context, key string) (entry, error) {
 			rec := rt.record(reqs[key], ctx)
+			if err := ctx.Err(); err != nil {
+				return entry{}, fmt.Errorf("httpcache: the handler ran out of time: %w", err)
+			}
 			if !rt.cacheable(rec) {
 				return entry{}, fmt.Errorf("%w: status %d", errUncacheable, rec.status)
 			}

@@ -1,0 +1,131 @@
+package httpcache_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/httpcache"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// TestGaveUpAtLoadTimeoutNotCached: a handler that returns when its
+// context ends (the load's LoadTimeout), writing nothing, is no response:
+// its request gets a 504, nothing is cached, and the next request runs the
+// handler again. With StaleIfError, the refill that gives up serves the
+// stale response instead of replacing it.
+func TestGaveUpAtLoadTimeoutNotCached(t *testing.T) {
+	t.Run("fresh", func(t *testing.T) {
+		rdb, _ := newMiniClient(t)
+		n := newNode(t, tiered.Options{Redis: rdb, LoadTimeout: 50 * time.Millisecond})
+		var slow atomic.Bool
+		slow.Store(true)
+		n.handle(t, "GET /p/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if slow.Load() {
+				<-r.Context().Done() // gives up: writes nothing
+				return
+			}
+			fmt.Fprint(w, "full body")
+		}), httpcache.Options{Prefix: "p", ID: "id"})
+		if w := n.do("GET", "/p/1", nil); w.Code != http.StatusGatewayTimeout {
+			t.Fatalf("a run that gave up at LoadTimeout answered %d %q; want 504", w.Code, w.Body)
+		}
+		slow.Store(false)
+		if w := n.do("GET", "/p/1", nil); w.Header().Get("X-Cache") != "MISS" || w.Body.String() != "full body" {
+			t.Fatalf("the next GET: %q %q; want a MISS with the full body (nothing cached before)", w.Header().Get("X-Cache"), w.Body)
+		}
+	})
+	t.Run("stale", func(t *testing.T) {
+		rdb, _ := newMiniClient(t)
+		n := newNode(t, tiered.Options{Redis: rdb, LoadTimeout: 50 * time.Millisecond})
+		var slow atomic.Bool
+		n.handle(t, "GET /p/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if slow.Load() {
+				<-r.Context().Done()
+				return
+			}
+			fmt.Fprint(w, "full body")
+		}), httpcache.Options{Prefix: "p", ID: "id", TTL: 30 * time.Millisecond, StaleIfError: time.Hour})
+		n.do("GET", "/p/1", nil)
+		slow.Store(true)
+		if w := pastL1(t, n, "/p/1"); w.Header().Get("X-Cache") != "STALE" || w.Body.String() != "full body" {
+			t.Fatalf("a refill that gave up at LoadTimeout: %q %q; want STALE with the old body", w.Header().Get("X-Cache"), w.Body)
+		}
+	})
+}
+
+// TestRequestNoStore: a request with Cache-Control: no-store bypasses the
+// cache (RFC 9111 5.2.1.5: nothing of it or its response is stored); a
+// request's no-cache is not honoured (any client could otherwise make
+// every request a load of the database), as docs/http.md says.
+func TestRequestNoStore(t *testing.T) {
+	n := newNode(t, tiered.Options{})
+	var calls atomic.Int64
+	n.handle(t, "GET /p/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "call %d", calls.Add(1))
+	}), httpcache.Options{Prefix: "p", ID: "id"})
+	if w := n.do("GET", "/p/1", withHeader("Cache-Control", "max-age=0, No-Store")); w.Header().Get("X-Cache") != "BYPASS" {
+		t.Fatalf("a no-store request: X-Cache %q; want BYPASS", w.Header().Get("X-Cache"))
+	}
+	if w := n.do("GET", "/p/1", nil); w.Header().Get("X-Cache") != "MISS" || w.Body.String() != "call 2" {
+		t.Fatalf("the GET after a no-store request: %q %q; want a MISS (nothing stored)", w.Header().Get("X-Cache"), w.Body)
+	}
+	n.cache.WaitL1()
+	if w := n.do("GET", "/p/1", withHeader("Cache-Control", "no-cache")); w.Header().Get("X-Cache") != "HIT-L1" || w.Body.String() != "call 2" {
+		t.Fatalf("a no-cache request: %q %q; want the cached response", w.Header().Get("X-Cache"), w.Body)
+	}
+}
+
+// TestPanicDuringFillIsTheRequestsOwn: a handler that panics while filling
+// (http.ErrAbortHandler, as httputil.ReverseProxy does) panics its own
+// request with that very value, so that net/http recognises the abort;
+// the requests that waited for it run the handler themselves instead of
+// panicking with another request's panic.
+func TestPanicDuringFillIsTheRequestsOwn(t *testing.T) {
+	rdb, _ := newMiniClient(t)
+	n := newNode(t, tiered.Options{Redis: rdb})
+	started, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int64
+	n.handle(t, "GET /p/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			close(started)
+			<-release
+			panic(http.ErrAbortHandler)
+		}
+		fmt.Fprint(w, "ok")
+	}), httpcache.Options{Prefix: "p", ID: "id"})
+	const count = 4
+	type outcome struct {
+		panicked any
+		body     string
+	}
+	out := make(chan outcome, count)
+	for range count {
+		go func() {
+			w := httptest.NewRecorder()
+			defer func() { out <- outcome{recover(), w.Body.String()} }()
+			n.mux.ServeHTTP(w, httptest.NewRequest("GET", "/p/1", nil))
+		}()
+	}
+	<-started
+	waitFor(t, func() bool { return n.cache.Stats().Collapsed == count-1 })
+	close(release)
+	aborted, served := 0, 0
+	for range count {
+		o := <-out
+		switch {
+		case o.panicked == http.ErrAbortHandler:
+			aborted++
+		case o.panicked == nil && o.body == "ok":
+			served++
+		default:
+			t.Errorf("a request panicked with %T %v (body %q); want http.ErrAbortHandler for the filler's, none for the others", o.panicked, o.panicked, o.body)
+		}
+	}
+	if aborted != 1 || served != count-1 {
+		t.Fatalf("%d requests aborted, %d served; want the filler's aborted and the %d others served", aborted, served, count-1)
+	}
+}
