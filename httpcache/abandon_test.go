@@ -129,3 +129,31 @@ func TestPanicDuringFillIsTheRequestsOwn(t *testing.T) {
 		t.Fatalf("%d requests aborted, %d served; want the filler's aborted and the %d others served", aborted, served, count-1)
 	}
 }
+
+// TestStatusHeadersKept: a route that caches statuses besides 200 keeps
+// the headers they need: a 405's Allow, a 503's Retry-After, a 401's
+// WWW-Authenticate.
+func TestStatusHeadersKept(t *testing.T) {
+	n := newNode(t, tiered.Options{})
+	answers := map[string]struct {
+		status       int
+		header, want string
+	}{
+		"1": {http.StatusMethodNotAllowed, "Allow", "GET"},
+		"2": {http.StatusServiceUnavailable, "Retry-After", "120"},
+		"3": {http.StatusUnauthorized, "Www-Authenticate", `Basic realm="x"`},
+	}
+	n.handle(t, "GET /p/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := answers[r.PathValue("id")]
+		w.Header().Set(a.header, a.want)
+		w.WriteHeader(a.status)
+	}), httpcache.Options{Prefix: "p", ID: "id", Statuses: []int{200, 401, 405, 503}})
+	for id, a := range answers {
+		n.do("GET", "/p/"+id, nil)
+		n.cache.WaitL1()
+		w := n.do("GET", "/p/"+id, nil)
+		if w.Header().Get("X-Cache") != "HIT-L1" || w.Code != a.status || w.Header().Get(a.header) != a.want {
+			t.Errorf("a cached %d: X-Cache %q, status %d, %s %q; want a hit with %q", a.status, w.Header().Get("X-Cache"), w.Code, a.header, w.Header().Get(a.header), a.want)
+		}
+	}
+}

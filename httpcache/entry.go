@@ -38,9 +38,10 @@ func (e entry) age(now time.Time) (int64, bool) {
 // storedHeaders are the response headers an entry keeps: those that
 // describe the content, never per-request or per-connection ones.
 var storedHeaders = []string{
-	"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language",
+	"Allow", "Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language",
 	"Content-Location", "Content-Security-Policy", "Content-Type", "Etag", "Expires",
-	"Last-Modified", "Link", "Location", "Vary", "X-Content-Type-Options",
+	"Last-Modified", "Link", "Location", "Retry-After", "Vary", "Www-Authenticate",
+	"X-Content-Type-Options",
 }
 
 // entryCodec encodes entries compactly: a version byte, the time the

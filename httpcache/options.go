@@ -81,9 +81,12 @@ type Options struct {
 	// the content headers (Content-Type, Content-Encoding,
 	// Content-Language, Content-Disposition, Content-Location,
 	// Content-Security-Policy, Cache-Control, ETag, Expires, Last-Modified,
-	// Link, Location, Vary, X-Content-Type-Options), such as
-	// "X-Total-Count". Never Set-Cookie; never Age, which a hit computes
-	// (the handler's Age is counted in it).
+	// Link, Location, Vary, X-Content-Type-Options) and those a status
+	// needs (Allow, Retry-After, WWW-Authenticate), such as
+	// "X-Total-Count". Never Set-Cookie or Set-Cookie2, a hop-by-hop
+	// header (Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
+	// Transfer-Encoding, Upgrade) or Date, which belong to one response;
+	// never Age, which a hit computes (the handler's Age is counted in it).
 	StoreHeaders []string
 	// KeepCacheControl sends the Cache-Control header of a response the
 	// cache stores as the handler wrote it. Default (false): such a
@@ -188,7 +191,7 @@ func (o Options) validate(p pattern) (Options, error) {
 	store := make([]string, len(o.StoreHeaders))
 	for i, h := range o.StoreHeaders {
 		store[i] = http.CanonicalHeaderKey(h)
-		if h == "" || store[i] == "Set-Cookie" {
+		if h == "" || slices.Contains(unstorable, store[i]) {
 			return o, fmt.Errorf("StoreHeaders: %q cannot be stored", h)
 		}
 	}
@@ -206,4 +209,11 @@ func (o Options) validate(p pattern) (Options, error) {
 // path too keeps several whatever o says (route.pathKeyed).
 func (o Options) variants() bool {
 	return len(o.Query) > 0 || o.Caller != nil || len(o.VaryHeaders) > 0
+}
+
+// unstorable are the response headers StoreHeaders refuses: they belong to
+// one response (cookies, the connection's own headers, its Date).
+var unstorable = []string{
+	"Set-Cookie", "Set-Cookie2", "Connection", "Keep-Alive", "Proxy-Connection",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Date",
 }

@@ -34,6 +34,8 @@ func TestRegistrationErrors(t *testing.T) {
 		{"supplied name shadows a wildcard", "PUT /posts/{id}", httpcache.Options{Supplied: []string{"id"}}, "wildcard"},
 		{"star with other query names", "GET /posts/{id}", httpcache.Options{Prefix: "p", ID: "id", Query: []string{"*", "a"}}, "Query"},
 		{"Set-Cookie stored", "GET /posts/{id}", httpcache.Options{Prefix: "p", ID: "id", StoreHeaders: []string{"set-cookie"}}, "cannot be stored"},
+		{"hop-by-hop header stored", "GET /posts/{id}", httpcache.Options{Prefix: "p", ID: "id", StoreHeaders: []string{"transfer-encoding"}}, "cannot be stored"},
+		{"Date stored", "GET /posts/{id}", httpcache.Options{Prefix: "p", ID: "id", StoreHeaders: []string{"Date"}}, "cannot be stored"},
 		{"negative TTL", "GET /posts/{id}", httpcache.Options{Prefix: "p", ID: "id", TTL: -1}, "negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
