@@ -75,8 +75,9 @@ func (b *Bus) Pipelines() bool {
 // to read the outcome of the commands before added. Calls sent together
 // share the pipeline, plain Publish calls among them: their messages too
 // go out as PUBLISH on Client, never through Options.Publish. It returns
-// ErrNoPipeline, running nothing, when Pipelines is false, and ErrClosed,
-// running nothing, after Close.
+// ErrNoPipeline, running nothing, when Pipelines is false; ErrClosed,
+// running nothing, after Close; and ctx's error, running nothing, when ctx
+// ends before the call's turn to publish comes (see Publish).
 func (b *Bus) PublishAfter(ctx context.Context, before func(ctx context.Context, p redis.Pipeliner) (after func()), kind Kind, items ...string) error {
 	if err := checkKind(kind, items); err != nil {
 		return err
@@ -96,6 +97,9 @@ func (b *Bus) PublishAfter(ctx context.Context, before func(ctx context.Context,
 func (b *Bus) publish(ctx context.Context, req *pubReq) error {
 	if b.ctx.Err() != nil {
 		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	b.qMu.Lock()
 	b.queue = append(b.queue, req)

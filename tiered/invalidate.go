@@ -186,7 +186,8 @@ func (c *Cache) invalidateKeysPiped(ctx context.Context, inv invalidation) error
 		return func() { delErr = written() }
 	}, bus.KindKeys, keys...)
 	if !ran {
-		// The bus ran nothing (it closed meanwhile): write alone.
+		// The bus ran nothing (it closed meanwhile, or ctx ended before the
+		// turn to publish came): write alone; a failure queues the retry.
 		delErr = c.deleteRemote(ctx, invalidation{keys: keys, at: inv.at})
 	}
 	return errors.Join(delErr, pubErr)

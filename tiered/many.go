@@ -57,7 +57,7 @@ var errJoinedEarly = errors.New("tiered: the load this id joined ended before lo
 // an id that joined a load that ended early is fetched.
 func (g *Group[V]) fetchManyTries(ctx context.Context, ids []string, load BatchLoaderFunc[V], waitLoads bool, tries int) (map[string]V, error) {
 	out := make(map[string]V, len(ids))
-	miss, err := g.lookupMany(ids, out)
+	miss, err := g.lookupMany(ids, out, waitLoads)
 	if err != nil || len(miss) == 0 {
 		return out, err
 	}
@@ -167,8 +167,10 @@ func (g *Group[V]) finishAll(miss []string, fls []*flight, led []int, err error)
 }
 
 // lookupMany serves what it can of ids from L1 into out and returns the
-// other ids, each once. An id cached as absent is left out of both.
-func (g *Group[V]) lookupMany(ids []string, out map[string]V) ([]string, error) {
+// other ids, each once. An id cached as absent is left out of both. With
+// noFallbacks (Warm), an L1 copy kept as a fail-safe fallback is no hit:
+// the id is returned, to be loaded.
+func (g *Group[V]) lookupMany(ids []string, out map[string]V, noFallbacks bool) ([]string, error) {
 	var miss []string
 	seen := make(map[string]struct{}, len(ids))
 	for _, id := range ids {
@@ -180,7 +182,7 @@ func (g *Group[V]) lookupMany(ids []string, out map[string]V) ([]string, error) 
 		}
 		seen[id] = struct{}{}
 		if g.c.l1 != nil {
-			if e, ok := g.c.l1.LookupPrefix(g.pfx, id); ok {
+			if e, ok := g.c.l1.LookupPrefix(g.pfx, id); ok && !(noFallbacks && e.Fallback != 0) {
 				g.l1Hit()
 				if !e.Absent {
 					out[id], _ = e.Value.(V)

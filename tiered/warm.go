@@ -25,13 +25,15 @@ const (
 type WarmOptions[V any] struct {
 	// Load loads one id. The ids of a batch are loaded one after the
 	// other, so BatchSize loads must fit in the cache's LoadTimeout; an
-	// error fails that id only. In Stats and events, a batch's Load calls
+	// error fails that id only, but for one wrapping ErrNotFound: that id
+	// does not exist, and counts as done. In Stats and events, a batch's Load calls
 	// count as one loader call, as a LoadMany call would: an id whose Load
 	// failed is reported in the WarmError, not in LoadErrors.
 	Load LoaderFunc[V]
 	// LoadMany loads a batch of ids in one call, as for
 	// [Group.FetchMany]; an error fails the whole batch, and an id left
-	// out of the result does not exist (it counts as done, not failed).
+	// out of the result does not exist (it counts as done, not failed), as
+	// do all of them when the error wraps ErrNotFound.
 	LoadMany BatchLoaderFunc[V]
 	// BatchSize is how many ids go to one pipeline of Redis calls and one
 	// LoadMany call. Default: 100.
@@ -217,7 +219,9 @@ func (w *warm[V]) batch(ctx context.Context, ids []string) {
 			for _, id := range ids {
 				v, err := w.opts.Load(ctx, id)
 				if err != nil {
-					perID[id] = err
+					if !errors.Is(err, ErrNotFound) { // not found: it does not exist, as LoadMany leaving it out says
+						perID[id] = err
+					}
 					continue
 				}
 				out[id] = v

@@ -181,3 +181,88 @@ func TestBatchLoaderOwnsItsIDs(t *testing.T) {
 		t.Fatalf("FetchMany with a loader that rewrites its ids = %v, %v", got, err)
 	}
 }
+
+// TestWarmLoadsOverL1Fallback: a fail-safe fallback that this node keeps in
+// L1 for the throttle is no warmed value: Warm loads the id, whether the
+// fallback was served before Warm began or by the failed load Warm joined.
+func TestWarmLoadsOverL1Fallback(t *testing.T) {
+	warmV2 := func(calls *int) tiered.WarmOptions[string] {
+		return tiered.WarmOptions[string]{LoadMany: func(context.Context, []string) (map[string]string, error) {
+			*calls++
+			return map[string]string{"a": "v2"}, nil
+		}}
+	}
+	check := func(t *testing.T, r *fsRig, err error, calls int) {
+		t.Helper()
+		if err != nil || calls != 1 {
+			t.Fatalf("Warm = %v after %d loader calls; want the id loaded", err, calls)
+		}
+		r.caches[0].WaitL1()
+		if v, s, ok := r.groups[0].PeekInfo("a"); !ok || v != "v2" || s.Fallback {
+			t.Fatalf("L1 after Warm: %q %+v %v; want v2, no fallback", v, s, ok)
+		}
+	}
+	t.Run("ServedBefore", func(t *testing.T) {
+		r := newFSRig(t, newReal(t), 1, tiered.GroupOptions{})
+		r.cached("a")
+		if got, err := r.groups[0].FetchMany(context.Background(), []string{"a"}, r.deadMany); err != nil || got["a"] != "v1" {
+			t.Fatalf("FetchMany with the loader down = %v, %v; want the fallback v1", got, err)
+		}
+		r.caches[0].WaitL1()
+		calls := 0
+		err := r.groups[0].Warm(context.Background(), []string{"a"}, warmV2(&calls))
+		check(t, r, err, calls)
+	})
+	t.Run("JoinedFailedLoad", func(t *testing.T) {
+		r := newFSRig(t, newReal(t), 1, tiered.GroupOptions{})
+		r.cached("a")
+		for len(r.joined) > 0 {
+			<-r.joined
+		}
+		entered, release := make(chan struct{}), make(chan struct{})
+		unblock := sync.OnceFunc(func() { close(release) })
+		defer unblock()
+		fetched := make(chan error, 1)
+		go func() {
+			_, _, err := r.fetch(0, "a", func(context.Context, string) (string, error) {
+				close(entered)
+				<-release
+				return "", errDown
+			})
+			fetched <- err
+		}()
+		<-entered
+		warmed := make(chan error, 1)
+		calls := 0
+		go func() { warmed <- r.groups[0].Warm(context.Background(), []string{"a"}, warmV2(&calls)) }()
+		<-r.joined // Warm joined the Fetch's load, which now fails
+		unblock()
+		<-fetched
+		check(t, r, <-warmed, calls)
+	})
+}
+
+// TestWarmNotFoundIsDone: a loader's ErrNotFound says the id does not
+// exist, with Load as with LoadMany: Warm counts it done, not failed.
+func TestWarmNotFoundIsDone(t *testing.T) {
+	c := newCache(t, tiered.Options{Redis: newReal(t), Namespace: "wnf"})
+	g := newGroup[string](t, c, "g", tiered.GroupOptions{})
+	ctx := context.Background()
+	gone := fmt.Errorf("no row: %w", tiered.ErrNotFound)
+	load := func(_ context.Context, id string) (string, error) {
+		if id == "z" {
+			return "", gone
+		}
+		return "v" + id, nil
+	}
+	if err := g.Warm(ctx, []string{"a", "z"}, tiered.WarmOptions[string]{Load: load}); err != nil {
+		t.Fatalf("Warm with Load answering ErrNotFound for z = %v; want nil", err)
+	}
+	loadMany := func(context.Context, []string) (map[string]string, error) { return nil, gone }
+	if err := g.Warm(ctx, []string{"x", "y"}, tiered.WarmOptions[string]{LoadMany: loadMany}); err != nil {
+		t.Fatalf("Warm with LoadMany answering ErrNotFound = %v; want nil", err)
+	}
+	if v, err := g.Get(ctx, "a"); err != nil || v != "va" {
+		t.Fatalf("Get(a) after Warm = %q, %v", v, err)
+	}
+}
