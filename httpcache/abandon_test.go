@@ -1,9 +1,14 @@
 package httpcache_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,4 +161,58 @@ func TestStatusHeadersKept(t *testing.T) {
 			t.Errorf("a cached %d: X-Cache %q, status %d, %s %q; want a hit with %q", a.status, w.Header().Get("X-Cache"), w.Code, a.header, w.Header().Get(a.header), a.want)
 		}
 	}
+}
+
+// TestPanicAfterRequestLeftIsLogged: a fill goes on when its request stops
+// waiting (its client left); a panic of the handler after that reaches no
+// request, and is logged with its stack instead of vanishing.
+func TestPanicAfterRequestLeftIsLogged(t *testing.T) {
+	var logs syncBuffer
+	rdb, _ := newMiniClient(t)
+	n := newNode(t, tiered.Options{Redis: rdb})
+	mw, err := httpcache.New(n.cache, httpcache.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.mw = mw
+	started, release := make(chan struct{}), make(chan struct{})
+	n.handle(t, "GET /p/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		panic("handler bug")
+	}), httpcache.Options{Prefix: "p", ID: "id"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan any, 1)
+	go func() {
+		defer func() { done <- recover() }()
+		n.mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/p/1", nil).WithContext(ctx))
+	}()
+	<-started
+	cancel()
+	if p := <-done; p != nil {
+		t.Fatalf("the request that left panicked with %v", p)
+	}
+	close(release)
+	n.cache.Close() // waits for the run, which has logged by then
+	if s := logs.String(); !strings.Contains(s, "handler bug") || !strings.Contains(s, "goroutine") {
+		t.Fatalf("the handler's panic after its request left was not logged with its stack: %q", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

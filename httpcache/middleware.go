@@ -17,8 +17,10 @@ import (
 // Config configures a [Middleware]. The zero value of every field is its
 // documented default.
 type Config struct {
-	// Logger receives failed invalidations and templates that could not be
-	// filled. Default: discard.
+	// Logger receives failed invalidations, templates that could not be
+	// filled, and the panics of handlers that filled the cache after their
+	// request stopped waiting (no request could carry them), with their
+	// stacks. Default: discard.
 	Logger *slog.Logger
 }
 

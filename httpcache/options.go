@@ -84,8 +84,9 @@ type Options struct {
 	// Link, Location, Vary, X-Content-Type-Options) and those a status
 	// needs (Allow, Retry-After, WWW-Authenticate), such as
 	// "X-Total-Count". Never Set-Cookie or Set-Cookie2, a hop-by-hop
-	// header (Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
-	// Transfer-Encoding, Upgrade) or Date, which belong to one response;
+	// header (Connection, Keep-Alive, Proxy-Connection, Proxy-Authenticate,
+	// Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade) or
+	// Date, which belong to one response;
 	// never Age, which a hit computes (the handler's Age is counted in it).
 	StoreHeaders []string
 	// KeepCacheControl sends the Cache-Control header of a response the
@@ -215,5 +216,6 @@ func (o Options) variants() bool {
 // one response (cookies, the connection's own headers, its Date).
 var unstorable = []string{
 	"Set-Cookie", "Set-Cookie2", "Connection", "Keep-Alive", "Proxy-Connection",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Date",
+	"Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding",
+	"Upgrade", "Date",
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -84,14 +85,17 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 	// finished: with RevalidateTimeout it may finish in the background),
 	// or the value it panicked with.
 	var ran atomic.Pointer[recorder]
-	var panicked atomic.Pointer[any]
+	var hand panicHandOver
 	e, served, err := rt.group.FetchInfo(r.Context(), id, func(ctx context.Context, _ string) (entry, error) {
 		rec, p := rt.recordSafe(r, ctx)
 		if p != nil {
 			// Not the waiters' panic: they run the handler themselves, and
 			// this request panics with the value, unwrapped (net/http must
-			// still recognise http.ErrAbortHandler).
-			panicked.Store(&p)
+			// still recognise http.ErrAbortHandler), or, if it no longer
+			// waits, the panic is logged.
+			if !hand.give(p) && p.value != http.ErrAbortHandler {
+				rt.m.log.Error("httpcache: handler panicked while filling the cache", "prefix", rt.opts.Prefix, "panic", p.value, "stack", string(p.stack))
+			}
 			return entry{}, errUncacheable
 		}
 		ran.Store(rec)
@@ -105,8 +109,8 @@ func (rt *route) fill(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		return rt.entryOf(r, rec), nil
 	})
-	if p := panicked.Load(); p != nil {
-		panic(*p)
+	if p := hand.take(); p != nil {
+		panic(p.value)
 	}
 	mine := ran.Load()
 	switch {
@@ -155,15 +159,43 @@ func (rt *route) record(r *http.Request, ctx context.Context) *recorder {
 	return rec
 }
 
-// recordSafe is record that returns the value the handler panicked with,
-// if it did, instead of panicking.
-func (rt *route) recordSafe(r *http.Request, ctx context.Context) (rec *recorder, p any) {
+// handlerPanic is what a handler panicked with, and where.
+type handlerPanic struct {
+	value any
+	stack []byte
+}
+
+// recordSafe is record that returns what the handler panicked with, if it
+// did, instead of panicking.
+func (rt *route) recordSafe(r *http.Request, ctx context.Context) (rec *recorder, p *handlerPanic) {
 	defer func() {
 		if v := recover(); v != nil {
-			rec, p = nil, v
+			rec, p = nil, &handlerPanic{v, debug.Stack()}
 		}
 	}()
 	return rt.record(r, ctx), nil
+}
+
+// panicHandOver hands the panic of a fill's handler run to the request that
+// started it, if that request still waits for the run (with
+// RevalidateTimeout, or once its client left, the run goes on without it).
+type panicHandOver struct {
+	state atomic.Int32 // 0: the request waits; 1: it stopped waiting; 2: p is handed over
+	p     *handlerPanic
+}
+
+// give hands p over and reports whether the request will panic with it.
+func (h *panicHandOver) give(p *handlerPanic) bool {
+	h.p = p
+	return h.state.CompareAndSwap(0, 2)
+}
+
+// take ends the request's wait and returns the panic handed over, if any.
+func (h *panicHandOver) take() *handlerPanic {
+	if h.state.CompareAndSwap(0, 1) {
+		return nil
+	}
+	return h.p
 }
 
 // cacheable reports whether a recorded response may be kept and served to
