@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,11 +331,8 @@ func (b *Bus) WaitHealthy(ctx context.Context) error {
 func (b *Bus) forgetWaiter(ch chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, w := range b.waiters {
-		if w == ch {
-			b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
-			return
-		}
+	if i := slices.Index(b.waiters, ch); i >= 0 {
+		b.waiters = slices.Delete(b.waiters, i, i+1)
 	}
 }
 

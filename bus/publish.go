@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -136,13 +137,12 @@ func (b *Bus) publish(ctx context.Context, req *pubReq) error {
 func (b *Bus) withdraw(req *pubReq) bool {
 	b.qMu.Lock()
 	defer b.qMu.Unlock()
-	for i, r := range b.queue {
-		if r == req {
-			b.queue = append(b.queue[:i], b.queue[i+1:]...)
-			return true
-		}
+	i := slices.Index(b.queue, req)
+	if i < 0 {
+		return false
 	}
-	return false
+	b.queue = slices.Delete(b.queue, i, i+1)
+	return true
 }
 
 // errSendPanicked is the error of the calls a send carried when a

@@ -234,11 +234,16 @@ func headerAge(h http.Header) int64 {
 // forbidsStore reports whether h's Cache-Control forbids a shared cache to
 // keep the response.
 func forbidsStore(h http.Header) bool {
+	return cacheControlHas(h, "no-store", "private", "no-cache")
+}
+
+// cacheControlHas reports whether h's Cache-Control carries one of
+// directives (lower case), with or without an argument.
+func cacheControlHas(h http.Header, directives ...string) bool {
 	for _, v := range h.Values("Cache-Control") {
 		for _, d := range strings.Split(v, ",") {
 			d, _, _ = strings.Cut(strings.TrimSpace(d), "=")
-			switch strings.ToLower(d) {
-			case "no-store", "private", "no-cache":
+			if slices.Contains(directives, strings.ToLower(d)) {
 				return true
 			}
 		}

@@ -138,14 +138,4 @@ func (rt *route) varyAllowed(h http.Header) bool {
 // requestNoStore reports whether r's Cache-Control carries no-store. (A
 // request's no-cache and max-age=0 are not honoured: any client could
 // otherwise make every request of a resource a load of the database.)
-func requestNoStore(r *http.Request) bool {
-	for _, v := range r.Header.Values("Cache-Control") {
-		for _, d := range strings.Split(v, ",") {
-			d, _, _ = strings.Cut(strings.TrimSpace(d), "=")
-			if strings.EqualFold(d, "no-store") {
-				return true
-			}
-		}
-	}
-	return false
-}
+func requestNoStore(r *http.Request) bool { return cacheControlHas(r.Header, "no-store") }

@@ -3,7 +3,6 @@ package tiered
 import (
 	"context"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/tiercache/tiercache/remote"
@@ -154,7 +153,6 @@ func (r *run[V]) callSoft(ids []string) (map[string]V, time.Duration, error) {
 		goexit bool
 	}
 	out := make(chan outcome, 1)
-	asked := slices.Clone(ids) // the loader's own: it may reorder them while serveSoft reads ids
 	go func() {
 		returned := false
 		defer func() {
@@ -166,7 +164,7 @@ func (r *run[V]) callSoft(ids []string) (map[string]V, time.Duration, error) {
 				out <- outcome{panic: pe, goexit: pe == nil}
 			}
 		}()
-		vals, took, err := r.call(asked)
+		vals, took, err := r.call(ids) // the loader gets its own copy of ids (run.batch)
 		returned = true
 		out <- outcome{vals: vals, took: took, err: err}
 	}()
